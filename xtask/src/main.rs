@@ -1,0 +1,383 @@
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! `cargo xtask ci` is exactly what `.ci/run` runs after installing targets and tools.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// The shared crates that must stay `no_std` and build for the ESP32-C3's instruction set.
+const NO_STD_CRATES: &[(&str, &str)] = &[
+    ("certdef", "keystamp-certdef"),
+    ("wire", "keystamp-wire"),
+    ("atecc", "keystamp-atecc"),
+    ("agent", "keystamp-agent"),
+];
+
+/// The ESP32-C3 target; the C6 uses `riscv32imac-unknown-none-elf`.
+const DEVICE_TARGET: &str = "riscv32imc-unknown-none-elf";
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci                         everything CI checks: fmt, clippy -D warnings, tests (workspace and
+                             each no_std crate alone), no_std cross builds, firmware, fuzz smoke run
+  fuzz <target> [--seconds N]
+                             run one cargo-fuzz target (stable, no sanitizer, unless nightly exists)
+  fuzz --all [--seconds N]   run every fuzz target for N seconds each (default 10)
+  bench [NAME...]            run the criterion benches (all, or the named bench targets)
+  firmware [--chip esp32c3|esp32c6]
+                             build the release firmware, write a flashable image if espflash exists,
+                             print flash and static RAM use
+  size                       flash size of the device-side certificate rebuild path
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    let result = match cmd.as_str() {
+        "ci" => ci(),
+        "fuzz" => fuzz(rest),
+        "bench" => bench(rest),
+        "firmware" => firmware(rest),
+        "size" => size(),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    // xtask/ sits directly under the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
+    run_env(dir, program, args, &[])
+}
+
+fn run_env(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let shown = format!("{program} {}", args.join(" "));
+    eprintln!("\n==> [{}] {shown}", dir.display());
+    let started = Instant::now();
+    let mut c = Command::new(program);
+    c.args(args).current_dir(dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let status = c
+        .status()
+        .map_err(|e| format!("cannot start `{shown}`: {e}"))?;
+    eprintln!(
+        "<== {shown}: {status} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{shown}` failed ({status})"))
+    }
+}
+
+fn existing_no_std_crates() -> Vec<&'static str> {
+    NO_STD_CRATES
+        .iter()
+        .filter(|(dir, _)| root().join("crates").join(dir).join("Cargo.toml").exists())
+        .map(|(_, pkg)| *pkg)
+        .collect()
+}
+
+fn have(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn ci() -> Result<(), String> {
+    let root = root();
+    let started = Instant::now();
+    run(&root, "cargo", &["fmt", "--all", "--", "--check"])?;
+    run(
+        &root,
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    // The README's test command.
+    run(&root, "cargo", &["test", "--workspace"])?;
+    // Each no_std crate alone: a workspace build unifies features and can hide a missing `std`.
+    for pkg in existing_no_std_crates() {
+        run(&root, "cargo", &["test", "-p", pkg])?;
+        run(
+            &root,
+            "cargo",
+            &["build", "-p", pkg, "--release", "--target", DEVICE_TARGET],
+        )?;
+    }
+    if root.join("crates/firmware/Cargo.toml").exists() {
+        firmware(&["--chip".into(), "esp32c3".into()])?;
+        firmware(&["--chip".into(), "esp32c6".into()])?;
+    }
+    if fuzz_targets()?.is_empty() {
+        eprintln!("\nfuzz: no targets yet, smoke run skipped");
+    } else {
+        fuzz(&["--all".into(), "--seconds".into(), "5".into()])?;
+    }
+    eprintln!(
+        "\nci: all checks passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Names of the `[[bin]]` targets in fuzz/Cargo.toml.
+fn fuzz_targets() -> Result<Vec<String>, String> {
+    let manifest = root().join("fuzz/Cargo.toml");
+    let Ok(text) = std::fs::read_to_string(&manifest) else {
+        return Ok(Vec::new());
+    };
+    let mut names = Vec::new();
+    let mut in_bin = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin && let Some(v) = line.strip_prefix("name") {
+            let v = v
+                .trim_start()
+                .trim_start_matches('=')
+                .trim()
+                .trim_matches('"');
+            names.push(v.to_string());
+        }
+    }
+    Ok(names)
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let mut seconds = 10u32;
+    let mut target = None;
+    let mut all = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => {
+                seconds = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--seconds needs a whole number")?;
+            }
+            "--all" => all = true,
+            t if !t.starts_with('-') => target = Some(t.to_string()),
+            other => return Err(format!("fuzz: unknown option `{other}`")),
+        }
+    }
+    let known = fuzz_targets()?;
+    let targets: Vec<String> = if all {
+        known.clone()
+    } else {
+        let t = target.ok_or_else(|| {
+            format!(
+                "fuzz: name a target or --all; targets: {}",
+                known.join(", ")
+            )
+        })?;
+        if !known.contains(&t) {
+            return Err(format!(
+                "fuzz: unknown target `{t}`; targets: {}",
+                known.join(", ")
+            ));
+        }
+        vec![t]
+    };
+    if !have_cargo_fuzz() {
+        return Err("cargo-fuzz is not installed: run `cargo install cargo-fuzz --locked`".into());
+    }
+    // Nightly gives AddressSanitizer; stable with `-s none` still finds panics and is always there.
+    let nightly = nightly_present();
+    let fuzz_dir = root().join("fuzz");
+    let max_time = format!("-max_total_time={seconds}");
+    for t in &targets {
+        let corpus = fuzz_dir.join("corpus").join(t);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        let corpus = corpus.to_string_lossy().to_string();
+        if nightly {
+            run(
+                &fuzz_dir,
+                "cargo",
+                &["+nightly", "fuzz", "run", t, &corpus, "--", &max_time],
+            )?;
+        } else {
+            run(
+                &fuzz_dir,
+                "cargo",
+                &["fuzz", "run", "-s", "none", t, &corpus, "--", &max_time],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn have_cargo_fuzz() -> bool {
+    Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn nightly_present() -> bool {
+    if std::env::var_os("KEYSTAMP_FUZZ_STABLE").is_some() {
+        return false;
+    }
+    Command::new("rustc")
+        .args(["+nightly", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let root = root();
+    if !root.join("benches/Cargo.toml").exists() {
+        return Err("no benches yet (benches/ has no crate)".into());
+    }
+    let mut cargo_args = vec!["bench", "-p", "keystamp-benches"];
+    for a in args {
+        cargo_args.push("--bench");
+        cargo_args.push(a);
+    }
+    run(&root, "cargo", &cargo_args)
+}
+
+fn firmware(args: &[String]) -> Result<(), String> {
+    let dir = root().join("crates/firmware");
+    if !dir.join("Cargo.toml").exists() {
+        return Err("crates/firmware does not exist yet".into());
+    }
+    let chip = match args {
+        [] => "esp32c3",
+        [flag, chip] if flag == "--chip" => chip.as_str(),
+        _ => return Err("usage: cargo xtask firmware [--chip esp32c3|esp32c6]".into()),
+    };
+    let target = match chip {
+        "esp32c3" => "riscv32imc-unknown-none-elf",
+        "esp32c6" => "riscv32imac-unknown-none-elf",
+        other => return Err(format!("unknown chip `{other}` (esp32c3 or esp32c6)")),
+    };
+    let features = format!("{chip},println");
+    // cargo reads .cargo/config.toml from the current directory, so build from inside the crate.
+    run(
+        &dir,
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--no-default-features",
+            "--features",
+            &features,
+            "--target",
+            target,
+        ],
+    )?;
+    let elf = dir.join(format!("target/{target}/release/keystamp-firmware"));
+    report_elf_size(&elf)?;
+    if have("espflash", "--version") {
+        let image = dir.join(format!(
+            "target/{target}/release/keystamp-firmware-{chip}.bin"
+        ));
+        let elf_s = elf.to_string_lossy().to_string();
+        let image_s = image.to_string_lossy().to_string();
+        run(
+            &dir,
+            "espflash",
+            &["save-image", "--chip", chip, &elf_s, &image_s],
+        )?;
+        let len = std::fs::metadata(&image).map_err(|e| e.to_string())?.len();
+        println!("firmware image ({chip}): {} ({len} bytes)", image.display());
+        if len > FIRMWARE_IMAGE_BUDGET {
+            return Err(format!(
+                "firmware image is {len} bytes, over the {FIRMWARE_IMAGE_BUDGET}-byte budget"
+            ));
+        }
+    } else {
+        eprintln!("espflash not installed: image not written (`cargo install espflash --locked`)");
+    }
+    Ok(())
+}
+
+/// The flashable application image must stay at or below this (docs/firmware.md).
+const FIRMWARE_IMAGE_BUDGET: u64 = 150 * 1024;
+
+/// Prints flash (.text + .rodata + initialised .data) and static RAM (.data + .bss) of an ELF.
+fn report_elf_size(elf: &Path) -> Result<(), String> {
+    let out = Command::new("llvm-size")
+        .arg("-A")
+        .arg(elf)
+        .output()
+        .map_err(|e| format!("llvm-size: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("llvm-size failed on {}", elf.display()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mut flash, mut ram) = (0u64, 0u64);
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(name), Some(size)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(size) = size.parse::<u64>() else {
+            continue;
+        };
+        if name.starts_with(".text") || name.starts_with(".rodata") || name.starts_with(".rwtext") {
+            flash += size;
+        }
+        if name == ".data" || name.starts_with(".data") {
+            flash += size;
+            ram += size;
+        }
+        if name.starts_with(".bss") {
+            ram += size;
+        }
+    }
+    println!(
+        "{}: flash {flash} bytes (code + read-only data + .data image), static RAM {ram} bytes",
+        elf.display()
+    );
+    Ok(())
+}
+
+fn size() -> Result<(), String> {
+    let dir = root().join("crates/size-probe");
+    if !dir.join("Cargo.toml").exists() {
+        return Err("crates/size-probe does not exist yet".into());
+    }
+    run(&dir, "cargo", &["build", "--release"])?;
+    let elf = dir.join(format!("target/{DEVICE_TARGET}/release/size-probe"));
+    report_elf_size(&elf)
+}
