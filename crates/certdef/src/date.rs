@@ -1,0 +1,359 @@
+//! Dates: the five element formats and the compressed-certificate date bits.
+//!
+//! Unlike cryptoauthlib every encoder and decoder range-checks with real month lengths
+//! (docs/certdef-format.md §"Deviations"): no Feb 31, no month 13, the last day of each month
+//! and 2106-02-07 06:28:15 encode in the POSIX formats.
+
+use crate::{DateFormat, Error};
+
+/// A calendar date and time (UTC). `month` is 1–12 (not `tm_mon`'s 0–11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DateTime {
+    /// Full year (0–9999).
+    pub year: u16,
+    /// Month 1–12.
+    pub month: u8,
+    /// Day of month 1–31.
+    pub day: u8,
+    /// Hour 0–23.
+    pub hour: u8,
+    /// Minute 0–59.
+    pub minute: u8,
+    /// Second 0–59.
+    pub second: u8,
+}
+
+/// Largest encoded date size over all formats (`DATEFMT_MAX_SIZE`).
+pub const DATE_MAX_SIZE: usize = 20;
+
+/// Encoded size of `fmt`.
+pub const fn format_size(fmt: DateFormat) -> usize {
+    match fmt {
+        DateFormat::Iso8601Sep => 20,
+        DateFormat::Rfc5280Utc => 13,
+        DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => 4,
+        DateFormat::Rfc5280Gen => 15,
+    }
+}
+
+const fn is_leap(year: u32) -> bool {
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
+}
+
+/// Days in `month` (1–12) of `year`; 0 for an invalid month.
+pub const fn days_in_month(year: u16, month: u8) -> u8 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year as u32) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+impl DateTime {
+    /// Builds a date without checking it (see [`DateTime::check`]).
+    pub const fn new(year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Self {
+        DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        }
+    }
+
+    /// True when every field is in range with the real month length.
+    pub const fn is_valid(&self) -> bool {
+        self.year <= 9999
+            && self.month >= 1
+            && self.month <= 12
+            && self.day >= 1
+            && self.day <= days_in_month(self.year, self.month)
+            && self.hour <= 23
+            && self.minute <= 59
+            && self.second <= 59
+    }
+
+    /// `Ok(self)` when valid, else [`Error::InvalidDate`].
+    pub const fn check(self) -> Result<Self, Error> {
+        if self.is_valid() {
+            Ok(self)
+        } else {
+            Err(Error::InvalidDate)
+        }
+    }
+
+    /// The same instant `years` later (day 29 Feb → 29 Feb only in leap years: an expire date on
+    /// a non-existent day is an [`Error::InvalidDate`]).
+    pub fn add_years(self, years: u16) -> Result<Self, Error> {
+        let year = self.year.checked_add(years).ok_or(Error::InvalidDate)?;
+        DateTime { year, ..self }.check()
+    }
+
+    /// Seconds since 1970-01-01 00:00:00 (valid dates from 1970 on).
+    pub fn to_posix(&self) -> Result<u64, Error> {
+        self.check()?;
+        if self.year < 1970 {
+            return Err(Error::InvalidDate);
+        }
+        let y = self.year as i64 - if self.month <= 2 { 1 } else { 0 };
+        // Days from civil (H. Hinnant), exact for the proleptic Gregorian calendar.
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let m = self.month as i64;
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + self.day as i64 - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        let secs =
+            days * 86_400 + self.hour as i64 * 3600 + self.minute as i64 * 60 + self.second as i64;
+        u64::try_from(secs).map_err(|_| Error::InvalidDate)
+    }
+
+    /// The date `secs` seconds after 1970-01-01 00:00:00.
+    pub fn from_posix(secs: u32) -> Self {
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+        let year = (yoe + era * 400 + if month <= 2 { 1 } else { 0 }) as u16;
+        DateTime {
+            year,
+            month,
+            day,
+            hour: (rem / 3600) as u8,
+            minute: (rem / 60 % 60) as u8,
+            second: (rem % 60) as u8,
+        }
+    }
+
+    /// The "no expiration" date of `fmt` (`atcacert_date_get_max_date`).
+    pub const fn max_for(fmt: DateFormat) -> Self {
+        match fmt {
+            DateFormat::Iso8601Sep | DateFormat::Rfc5280Gen => {
+                DateTime::new(9999, 12, 31, 23, 59, 59)
+            }
+            DateFormat::Rfc5280Utc => DateTime::new(2049, 12, 31, 23, 59, 59),
+            DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
+                DateTime::new(2106, 2, 7, 6, 28, 15)
+            }
+        }
+    }
+}
+
+fn put_dec(out: &mut [u8], mut v: u32) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+fn get_dec(s: &[u8]) -> Result<u32, Error> {
+    let mut v = 0u32;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return Err(Error::Decoding);
+        }
+        v = v * 10 + (c - b'0') as u32;
+    }
+    Ok(v)
+}
+
+/// Encodes `date` in `fmt` into `out`, returning the size written.
+pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize, Error> {
+    let size = format_size(fmt);
+    let out = out
+        .get_mut(..size)
+        .ok_or(Error::BufferTooSmall { needed: size })?;
+    date.check()?;
+    match fmt {
+        DateFormat::Iso8601Sep => {
+            put_dec(&mut out[0..4], date.year as u32);
+            out[4] = b'-';
+            put_dec(&mut out[5..7], date.month as u32);
+            out[7] = b'-';
+            put_dec(&mut out[8..10], date.day as u32);
+            out[10] = b'T';
+            put_dec(&mut out[11..13], date.hour as u32);
+            out[13] = b':';
+            put_dec(&mut out[14..16], date.minute as u32);
+            out[16] = b':';
+            put_dec(&mut out[17..19], date.second as u32);
+            out[19] = b'Z';
+        }
+        DateFormat::Rfc5280Utc | DateFormat::Rfc5280Gen => {
+            let rest = if fmt == DateFormat::Rfc5280Utc {
+                if !(1950..=2049).contains(&date.year) {
+                    return Err(Error::InvalidDate);
+                }
+                put_dec(&mut out[0..2], date.year as u32 % 100);
+                &mut out[2..]
+            } else {
+                put_dec(&mut out[0..4], date.year as u32);
+                &mut out[4..]
+            };
+            put_dec(&mut rest[0..2], date.month as u32);
+            put_dec(&mut rest[2..4], date.day as u32);
+            put_dec(&mut rest[4..6], date.hour as u32);
+            put_dec(&mut rest[6..8], date.minute as u32);
+            put_dec(&mut rest[8..10], date.second as u32);
+            rest[10] = b'Z';
+        }
+        DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
+            let t = u32::try_from(date.to_posix()?).map_err(|_| Error::InvalidDate)?;
+            let b = if fmt == DateFormat::PosixUint32Be {
+                t.to_be_bytes()
+            } else {
+                t.to_le_bytes()
+            };
+            out.copy_from_slice(&b);
+        }
+    }
+    Ok(size)
+}
+
+/// Decodes a date in `fmt` from the first bytes of `data` (range-checked).
+pub fn decode(fmt: DateFormat, data: &[u8]) -> Result<DateTime, Error> {
+    let size = format_size(fmt);
+    let s = data.get(..size).ok_or(Error::Decoding)?;
+    let d = match fmt {
+        DateFormat::Iso8601Sep => {
+            if s[4] != b'-'
+                || s[7] != b'-'
+                || s[10] != b'T'
+                || s[13] != b':'
+                || s[16] != b':'
+                || s[19] != b'Z'
+            {
+                return Err(Error::Decoding);
+            }
+            DateTime {
+                year: get_dec(&s[0..4])? as u16,
+                month: get_dec(&s[5..7])? as u8,
+                day: get_dec(&s[8..10])? as u8,
+                hour: get_dec(&s[11..13])? as u8,
+                minute: get_dec(&s[14..16])? as u8,
+                second: get_dec(&s[17..19])? as u8,
+            }
+        }
+        DateFormat::Rfc5280Utc | DateFormat::Rfc5280Gen => {
+            let (year, rest) = if fmt == DateFormat::Rfc5280Utc {
+                let yy = get_dec(&s[0..2])? as u16;
+                (if yy < 50 { 2000 + yy } else { 1900 + yy }, &s[2..])
+            } else {
+                (get_dec(&s[0..4])? as u16, &s[4..])
+            };
+            if rest[10] != b'Z' {
+                return Err(Error::Decoding);
+            }
+            DateTime {
+                year,
+                month: get_dec(&rest[0..2])? as u8,
+                day: get_dec(&rest[2..4])? as u8,
+                hour: get_dec(&rest[4..6])? as u8,
+                minute: get_dec(&rest[6..8])? as u8,
+                second: get_dec(&rest[8..10])? as u8,
+            }
+        }
+        DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
+            let b = [s[0], s[1], s[2], s[3]];
+            let t = if fmt == DateFormat::PosixUint32Be {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            };
+            return Ok(DateTime::from_posix(t));
+        }
+    };
+    d.check()
+}
+
+/// Highest issue year and expire-years value of each compressed format version.
+pub(crate) const fn comp_limits(version: u8) -> (u16, u8) {
+    if version == 0 {
+        (2031, 31)
+    } else {
+        (2127, 127)
+    }
+}
+
+/// The compressed-certificate format version needed for these dates (cryptoauthlib's rule:
+/// 1 when the issue year is after 2031 or expire years exceed 31, else 0).
+pub const fn comp_version_for(issue_year: u16, expire_years: u8) -> u8 {
+    if issue_year > 2031 || expire_years > 31 {
+        1
+    } else {
+        0
+    }
+}
+
+/// Encodes issue date + expire years into compressed-cert bytes 64–66 and the extension bits of
+/// byte 71 (its low nibble is preserved), for format `version` (0 or 1).
+pub fn encode_comp_dates(
+    version: u8,
+    issue: &DateTime,
+    expire_years: u8,
+    comp: &mut [u8; 72],
+) -> Result<(), Error> {
+    if version > 1 {
+        return Err(Error::UnsupportedFormatVersion(version));
+    }
+    let (max_year, max_expire) = comp_limits(version);
+    if issue.year < 2000 || issue.year > max_year || expire_years > max_expire {
+        return Err(Error::InvalidDate);
+    }
+    if issue.month < 1
+        || issue.month > 12
+        || issue.day < 1
+        || issue.day > days_in_month(issue.year, issue.month)
+        || issue.hour > 23
+    {
+        return Err(Error::InvalidDate);
+    }
+    let y = (issue.year - 2000) as u8;
+    let m = issue.month;
+    comp[64] = ((y & 0x1F) << 3) | (m >> 1);
+    comp[65] = ((m & 1) << 7) | ((issue.day & 0x1F) << 2) | ((issue.hour & 0x1F) >> 3);
+    comp[66] = ((issue.hour & 7) << 5) | (expire_years & 0x1F);
+    comp[71] = (comp[71] & 0x0F) | ((y & 0x60) << 1) | ((expire_years & 0x60) >> 1);
+    Ok(())
+}
+
+/// Decodes issue date (minutes and seconds 0) and expire years from a compressed cert of format
+/// `version` (0 or 1), range-checking every field.
+pub fn decode_comp_dates(version: u8, comp: &[u8; 72]) -> Result<(DateTime, u8), Error> {
+    let (y, expire_years) = match version {
+        0 => (comp[64] >> 3, comp[66] & 0x1F),
+        1 => (
+            ((comp[71] & 0xC0) >> 1) | (comp[64] >> 3),
+            (comp[66] & 0x1F) | ((comp[71] & 0x30) << 1),
+        ),
+        v => return Err(Error::UnsupportedFormatVersion(v)),
+    };
+    let issue = DateTime {
+        year: 2000 + y as u16,
+        month: ((comp[64] & 7) << 1) | (comp[65] >> 7),
+        day: (comp[65] >> 2) & 0x1F,
+        hour: ((comp[65] & 3) << 3) | (comp[66] >> 5),
+        minute: 0,
+        second: 0,
+    };
+    Ok((issue.check()?, expire_years))
+}
+
+/// The expire date for `issue` + `expire_years` in `fmt` (0 years = the format's max date).
+pub fn expire_date(issue: &DateTime, expire_years: u8, fmt: DateFormat) -> Result<DateTime, Error> {
+    if expire_years == 0 {
+        Ok(DateTime::max_for(fmt))
+    } else {
+        issue.add_years(expire_years as u16)
+    }
+}

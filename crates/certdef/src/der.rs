@@ -1,0 +1,194 @@
+//! The little DER the codec needs: lengths, INTEGERs and the ECDSA signatureValue BIT STRING.
+
+use crate::Error;
+
+/// Smallest P-256 signatureValue (`03 08 00 30 06 02 01 r 02 01 s`).
+pub const MIN_DER_SIG_LEN: usize = 11;
+
+/// Bytes needed to encode `len` as a DER length.
+pub const fn length_size(len: usize) -> usize {
+    if len < 0x80 {
+        1
+    } else {
+        let mut n = 1;
+        let mut v = len;
+        while v > 0 {
+            n += 1;
+            v >>= 8;
+        }
+        n
+    }
+}
+
+/// Encodes `len` as a minimal DER length into `out`, returning the size written.
+pub fn encode_length(len: usize, out: &mut [u8]) -> Result<usize, Error> {
+    let size = length_size(len);
+    let out = out
+        .get_mut(..size)
+        .ok_or(Error::BufferTooSmall { needed: size })?;
+    if size == 1 {
+        out[0] = len as u8;
+    } else {
+        out[0] = 0x80 | (size - 1) as u8;
+        for (i, b) in out[1..].iter_mut().enumerate() {
+            *b = (len >> (8 * (size - 2 - i))) as u8;
+        }
+    }
+    Ok(size)
+}
+
+/// Decodes a DER length at the start of `data`: `(length, bytes used)`. Indefinite lengths and
+/// lengths that do not fit a `usize` are [`Error::Decoding`] (non-minimal forms are accepted, as
+/// cryptoauthlib does).
+pub fn decode_length(data: &[u8]) -> Result<(usize, usize), Error> {
+    let first = *data.first().ok_or(Error::Decoding)?;
+    if first & 0x80 == 0 {
+        return Ok((first as usize, 1));
+    }
+    let n = (first & 0x7F) as usize;
+    if n == 0 || n > core::mem::size_of::<usize>() {
+        return Err(Error::Decoding);
+    }
+    let bytes = data.get(1..1 + n).ok_or(Error::Decoding)?;
+    let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+    Ok((len, 1 + n))
+}
+
+/// Adds `delta` to the DER length encoded at the start of `data`, in place. The length-of-length
+/// may not change ([`Error::LengthOfLengthChange`]): headers are never resized.
+pub fn adjust_length(data: &mut [u8], delta: isize) -> Result<usize, Error> {
+    let (old, size) = decode_length(data)?;
+    let new = old.checked_add_signed(delta).ok_or(Error::BadCert)?;
+    if length_size(new) != size {
+        return Err(Error::LengthOfLengthChange);
+    }
+    encode_length(new, data)?;
+    Ok(new)
+}
+
+/// The significant bytes of a big-endian integer as DER INTEGER content: `(pad, start)` where
+/// `pad` says a 0x00 must be prepended and `start` is the first byte kept.
+fn integer_shape(value: &[u8], is_unsigned: bool) -> (bool, usize) {
+    if is_unsigned && value.first().is_some_and(|&b| b & 0x80 != 0) {
+        return (true, 0);
+    }
+    let mut start = 0;
+    while start + 1 < value.len() {
+        let (a, b) = (value[start], value[start + 1]);
+        if (a == 0x00 && b & 0x80 == 0) || (a == 0xFF && b & 0x80 != 0) {
+            start += 1;
+        } else {
+            break;
+        }
+    }
+    (false, start)
+}
+
+/// Encodes `value` (big endian) as a DER INTEGER TLV into `out` (`atcacert_der_enc_integer`):
+/// unsigned values with the top bit set get a 0x00 prefix; redundant leading bytes are trimmed.
+pub fn encode_integer(value: &[u8], is_unsigned: bool, out: &mut [u8]) -> Result<usize, Error> {
+    if value.is_empty() {
+        return Err(Error::Decoding);
+    }
+    let (pad, start) = integer_shape(value, is_unsigned);
+    let content = value.len() - start + pad as usize;
+    let hdr = 1 + length_size(content);
+    let total = hdr + content;
+    let out = out
+        .get_mut(..total)
+        .ok_or(Error::BufferTooSmall { needed: total })?;
+    out[0] = 0x02;
+    encode_length(content, &mut out[1..])?;
+    let mut at = hdr;
+    if pad {
+        out[at] = 0;
+        at += 1;
+    }
+    out[at..].copy_from_slice(&value[start..]);
+    Ok(total)
+}
+
+/// Decodes a DER INTEGER TLV at the start of `data`: `(content, bytes used)`.
+pub fn decode_integer(data: &[u8]) -> Result<(&[u8], usize), Error> {
+    if data.first() != Some(&0x02) {
+        return Err(Error::Decoding);
+    }
+    let (len, lsize) = decode_length(data.get(1..).ok_or(Error::Decoding)?)?;
+    if len == 0 {
+        return Err(Error::Decoding);
+    }
+    let start = 1 + lsize;
+    let end = start.checked_add(len).ok_or(Error::Decoding)?;
+    Ok((data.get(start..end).ok_or(Error::Decoding)?, end))
+}
+
+/// DER size of the signatureValue BIT STRING for raw signature `sig` (R‖S).
+pub fn ecdsa_sig_size(sig: &[u8; 64]) -> usize {
+    let int_len = |half: &[u8]| {
+        let (pad, start) = integer_shape(half, true);
+        2 + half.len() - start + pad as usize
+    };
+    let seq = int_len(&sig[..32]) + int_len(&sig[32..]);
+    // BIT STRING content = unused-bits byte + SEQUENCE TLV (short form: at most 70 bytes).
+    2 + 1 + 2 + seq
+}
+
+/// Encodes R‖S as the X.509 signatureValue BIT STRING (`atcacert_der_enc_ecdsa_sig_value`):
+/// `03 L 00 30 L2 (02 lr R) (02 ls S)`.
+pub fn encode_ecdsa_sig(sig: &[u8; 64], out: &mut [u8]) -> Result<usize, Error> {
+    let total = ecdsa_sig_size(sig);
+    let out = out
+        .get_mut(..total)
+        .ok_or(Error::BufferTooSmall { needed: total })?;
+    out[0] = 0x03;
+    out[1] = (total - 2) as u8;
+    out[2] = 0x00;
+    out[3] = 0x30;
+    out[4] = (total - 5) as u8;
+    let r = encode_integer(&sig[..32], true, &mut out[5..])?;
+    encode_integer(&sig[32..], true, &mut out[5 + r..])?;
+    Ok(total)
+}
+
+fn sig_int(data: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    let (content, used) = decode_integer(data)?;
+    // At most 32 bytes, or 33 with a leading 0x00 pad.
+    let content = match content {
+        [0, rest @ ..] if content.len() == 33 => rest,
+        c if c.len() <= 32 => c,
+        _ => return Err(Error::Decoding),
+    };
+    let pad = 32 - content.len();
+    out[..pad].fill(0);
+    out[pad..].copy_from_slice(content);
+    Ok(used)
+}
+
+/// Decodes a signatureValue BIT STRING at the start of `data` into R‖S (each left-padded to 32
+/// bytes), strictly as `atcacert_der_dec_ecdsa_sig_value` does: `(signature, bytes used)`.
+pub fn decode_ecdsa_sig(data: &[u8]) -> Result<([u8; 64], usize), Error> {
+    if data.first() != Some(&0x03) {
+        return Err(Error::Decoding);
+    }
+    let (bs_len, bs_lsize) = decode_length(data.get(1..).ok_or(Error::Decoding)?)?;
+    let bs_start = 1 + bs_lsize;
+    let bs_end = bs_start.checked_add(bs_len).ok_or(Error::Decoding)?;
+    let bs = data.get(bs_start..bs_end).ok_or(Error::Decoding)?;
+    // Unused-bits byte must be 0, followed by the SEQUENCE.
+    if bs.first() != Some(&0x00) || bs.get(1) != Some(&0x30) {
+        return Err(Error::Decoding);
+    }
+    let (seq_len, seq_lsize) = decode_length(bs.get(2..).ok_or(Error::Decoding)?)?;
+    let seq_start = 2 + seq_lsize;
+    if seq_start.checked_add(seq_len) != Some(bs.len()) {
+        return Err(Error::Decoding);
+    }
+    let seq = &bs[seq_start..];
+    let mut sig = [0u8; 64];
+    let r = sig_int(seq, &mut sig[..32])?;
+    let s = sig_int(seq.get(r..).ok_or(Error::Decoding)?, &mut sig[32..])?;
+    if r + s != seq_len {
+        return Err(Error::Decoding);
+    }
+    Ok((sig, bs_end))
+}

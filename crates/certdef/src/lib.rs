@@ -1,0 +1,47 @@
+//! keystamp-certdef: Microchip cryptoauthlib's compressed-certificate codec (`atcacert`) for
+//! P-256, bit-exact where cryptoauthlib is right and fixed where it is not
+//! (see `docs/certdef-format.md`).
+//!
+//! * [`CertDef`] — a certificate definition (template + element locations), zero-copy.
+//! * [`DefBlob`] / [`write_blob`] — the versioned, integrity-checked binary form a device stores.
+//! * [`CompressedCert`] — the 72-byte compressed certificate.
+//! * [`read_plan`] / [`rebuild`] — what to read from the chip, and the full DER certificate
+//!   rebuilt from it into a caller buffer.
+//! * [`Cert`] / [`CertView`] — element setters and getters to issue or inspect a certificate.
+//! * [`split`] — a full certificate → what the chip must hold.
+//!
+//! `no_std`, no allocation, no panics on any input. The `std` feature adds [`CertDefBuf`] and
+//! the cryptoauthlib-shaped JSON.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+
+pub mod blob;
+pub mod cert;
+pub mod comp;
+pub mod date;
+pub mod def;
+pub mod der;
+mod error;
+#[cfg(feature = "std")]
+pub mod json;
+pub mod rebuild;
+pub mod split;
+pub mod transform;
+
+pub use blob::{DefBlob, Role, write_blob};
+pub use cert::{Cert, CertView, generate_sn, key_id, pad_public_key, unpad_public_key};
+pub use comp::{COMP_CERT_LEN, CompressedCert};
+pub use date::DateTime;
+pub use def::{
+    CertDef, CertElement, CertElements, CertLoc, CertType, DateFormat, DeviceLoc, DeviceZone,
+    MAX_DER_SIG_LEN, SnSource, StdElement, Transform,
+};
+pub use error::Error;
+#[cfg(feature = "std")]
+pub use json::{CertDefBuf, parse_defs_json};
+pub use rebuild::{DeviceData, ReadPlan, device_sn_from_config, read_plan, rebuild};
+pub use split::{DeviceImage, split, write_plan};
+
+/// Compresses a full certificate (`atcacert_get_comp_cert`, strict): its 72 bytes.
+pub fn compress(def: &CertDef<'_>, der: &[u8]) -> Result<[u8; COMP_CERT_LEN], Error> {
+    CertView::new(def, der).compressed()?.to_bytes()
+}
