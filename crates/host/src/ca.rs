@@ -1,0 +1,678 @@
+//! The project's certificate authority: a P-256 root and a P-256 signer.
+//!
+//! The root is self-signed; the signer is signed by the root and signs device certificates.
+//! Both keys live in the CA directory as PKCS#8 PEM, encrypted (PBES2: scrypt + AES-256-CBC,
+//! parameters OpenSSL 3 reads) with the CA passphrase unless the project was created with
+//! `--insecure-no-passphrase`.
+//!
+//! The signer certificate follows cryptoauthlib's conventions so that a signer certificate
+//! definition can compress it into the 72 bytes a chip holds: a 4-hex-digit signer id at the end
+//! of its CN, serial number `0x40 ‖ signer id` (`SNSRC_SIGNER_ID`), dates on a whole hour and an
+//! expiry a whole number of years after issue, SHA-1 key identifiers (RFC 5280 method 1).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use der::asn1::{GeneralizedTime, ObjectIdentifier};
+use der::pem::LineEnding;
+use der::{Any, DateTime, Decode, DecodePem, Encode, EncodePem, Tag};
+use p256::ecdsa::signature::hazmat::PrehashSigner;
+use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p256::elliptic_curve::Generate;
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+};
+use x509_cert::ext::{Extension, ToExtension};
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
+use x509_cert::time::{Time, Validity};
+use zeroize::Zeroizing;
+
+use crate::project::CaSection;
+
+/// Environment variable that supplies the CA passphrase.
+pub const PASSPHRASE_ENV: &str = "KEYSTAMP_CA_PASSPHRASE";
+
+const ROOT_KEY: &str = "root.key";
+const ROOT_CERT: &str = "root.pem";
+const SIGNER_KEY: &str = "signer.key";
+const SIGNER_CERT: &str = "signer.pem";
+
+const ENCRYPTED_LABEL: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+
+const OID_ORGANIZATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
+const OID_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+
+/// How the CA keys are (to be) protected at rest.
+pub enum KeyProtection {
+    /// Encrypted PKCS#8 with this passphrase.
+    Passphrase(Zeroizing<String>),
+    /// Plain PKCS#8: only on explicit request (`--insecure-no-passphrase`).
+    Unencrypted,
+}
+
+/// A CA error. Display is one line saying what to do.
+#[derive(Debug)]
+pub enum CaError {
+    /// Reading or writing a CA file failed.
+    Io(PathBuf, std::io::Error),
+    /// A CA file exists where `init` would create one.
+    Exists(PathBuf),
+    /// The passphrase does not decrypt the key.
+    WrongPassphrase(PathBuf),
+    /// The key is encrypted and no passphrase was available.
+    PassphraseRequired(PathBuf),
+    /// A file is not the PEM object expected.
+    Malformed(PathBuf, String),
+    /// The key and certificate on disk do not belong together.
+    Mismatch(String),
+    /// Building or signing a certificate failed.
+    Build(String),
+    /// The system clock is before 1970 or after 9999.
+    Clock,
+}
+
+impl fmt::Display for CaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            Self::Exists(p) => write!(
+                f,
+                "{} already exists: refusing to replace a CA (move it away to start over)",
+                p.display()
+            ),
+            Self::WrongPassphrase(p) => write!(
+                f,
+                "wrong CA passphrase for {}: check {PASSPHRASE_ENV} or retype it",
+                p.display()
+            ),
+            Self::PassphraseRequired(p) => write!(
+                f,
+                "{} is encrypted: set {PASSPHRASE_ENV} or run in a terminal to be prompted",
+                p.display()
+            ),
+            Self::Malformed(p, m) => write!(
+                f,
+                "{} is not a valid CA file ({m}): restore it from your backup",
+                p.display()
+            ),
+            Self::Mismatch(m) => write!(f, "CA files do not match: {m}; restore them from backup"),
+            Self::Build(m) => write!(f, "building a CA certificate failed: {m}"),
+            Self::Clock => write!(f, "the system clock is out of range; set the date"),
+        }
+    }
+}
+
+impl std::error::Error for CaError {}
+
+fn malformed(path: &Path, e: impl fmt::Display) -> CaError {
+    CaError::Malformed(path.to_path_buf(), e.to_string())
+}
+
+fn build_err(e: impl fmt::Display) -> CaError {
+    CaError::Build(e.to_string())
+}
+
+/// Paths of the CA files in a CA directory.
+#[derive(Debug, Clone)]
+pub struct CaPaths {
+    /// Root private key (PKCS#8 PEM).
+    pub root_key: PathBuf,
+    /// Root certificate (PEM).
+    pub root_cert: PathBuf,
+    /// Signer private key (PKCS#8 PEM).
+    pub signer_key: PathBuf,
+    /// Signer certificate (PEM).
+    pub signer_cert: PathBuf,
+}
+
+impl CaPaths {
+    /// The CA files under `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            root_key: dir.join(ROOT_KEY),
+            root_cert: dir.join(ROOT_CERT),
+            signer_key: dir.join(SIGNER_KEY),
+            signer_cert: dir.join(SIGNER_CERT),
+        }
+    }
+
+    fn all(&self) -> [&PathBuf; 4] {
+        [
+            &self.root_key,
+            &self.root_cert,
+            &self.signer_key,
+            &self.signer_cert,
+        ]
+    }
+}
+
+/// One CA certificate with its DER encoding.
+#[derive(Debug, Clone)]
+pub struct CaCert {
+    /// Parsed certificate.
+    pub cert: Certificate,
+    /// DER encoding (exactly as stored).
+    pub der: Vec<u8>,
+}
+
+impl CaCert {
+    fn from_der(der: Vec<u8>) -> Result<Self, der::Error> {
+        Ok(Self {
+            cert: Certificate::from_der(&der)?,
+            der,
+        })
+    }
+
+    fn read(path: &Path) -> Result<Self, CaError> {
+        let pem = std::fs::read_to_string(path).map_err(|e| CaError::Io(path.into(), e))?;
+        let cert = Certificate::from_pem(pem.as_bytes()).map_err(|e| malformed(path, e))?;
+        let der = cert.to_der().map_err(|e| malformed(path, e))?;
+        Ok(Self { cert, der })
+    }
+
+    /// PEM text of the certificate.
+    pub fn to_pem(&self) -> String {
+        der_to_pem(&self.der)
+    }
+
+    /// The subject public key as 64 bytes X‖Y (the form the chip and certdef use).
+    pub fn public_key(&self) -> Result<[u8; 64], CaError> {
+        public_key_xy(
+            &self
+                .cert
+                .tbs_certificate()
+                .subject_public_key_info()
+                .to_owned(),
+        )
+    }
+
+    /// SHA-256 fingerprint of the DER.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        sha256(&self.der)
+    }
+
+    /// The certificate serial number bytes.
+    pub fn serial(&self) -> Vec<u8> {
+        self.cert
+            .tbs_certificate()
+            .serial_number()
+            .as_bytes()
+            .to_vec()
+    }
+}
+
+/// PEM text for a certificate DER.
+pub fn der_to_pem(der: &[u8]) -> String {
+    der::pem::encode_string("CERTIFICATE", LineEnding::LF, der)
+        .unwrap_or_else(|_| String::from("(unencodable)"))
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Formats bytes as colon-separated upper-case hex (the way OpenSSL prints fingerprints).
+pub fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn public_key_xy(spki: &SubjectPublicKeyInfoOwned) -> Result<[u8; 64], CaError> {
+    let raw = spki.subject_public_key.raw_bytes();
+    match raw {
+        [0x04, rest @ ..] if rest.len() == 64 => {
+            let mut xy = [0u8; 64];
+            xy.copy_from_slice(rest);
+            Ok(xy)
+        }
+        _ => Err(CaError::Mismatch(
+            "public key is not an uncompressed P-256 point".into(),
+        )),
+    }
+}
+
+/// The CA's certificates (public; no passphrase needed).
+#[derive(Debug, Clone)]
+pub struct CaCerts {
+    /// The self-signed root.
+    pub root: CaCert,
+    /// The signer, issued by the root.
+    pub signer: CaCert,
+    /// Whether the private keys on disk are encrypted.
+    pub keys_encrypted: bool,
+}
+
+impl CaCerts {
+    /// Loads the root and signer certificates from `dir`.
+    pub fn load(dir: &Path) -> Result<Self, CaError> {
+        let paths = CaPaths::new(dir);
+        let root = CaCert::read(&paths.root_cert)?;
+        let signer = CaCert::read(&paths.signer_cert)?;
+        let keys_encrypted = is_encrypted(&paths.signer_key)?;
+        Ok(Self {
+            root,
+            signer,
+            keys_encrypted,
+        })
+    }
+
+    /// The root public key as 64 bytes X‖Y (what the certificate-definition blob carries).
+    pub fn root_public_key(&self) -> Result<[u8; 64], CaError> {
+        self.root.public_key()
+    }
+
+    /// The signer public key as 64 bytes X‖Y.
+    pub fn signer_public_key(&self) -> Result<[u8; 64], CaError> {
+        self.signer.public_key()
+    }
+
+    /// The 2-byte signer id, from the last four characters of the signer CN.
+    pub fn signer_id(&self) -> Result<[u8; 2], CaError> {
+        let cn = common_name(self.signer.cert.tbs_certificate().subject())
+            .ok_or_else(|| CaError::Mismatch("signer certificate has no CN".into()))?;
+        parse_signer_id(&cn)
+            .ok_or_else(|| CaError::Mismatch(format!("signer CN {cn:?} has no 4-hex-digit id")))
+    }
+}
+
+/// The last four characters of a CN as a signer id (cryptoauthlib reads either case).
+pub fn parse_signer_id(cn: &str) -> Option<[u8; 2]> {
+    let tail = cn.get(cn.len().checked_sub(4)?..)?;
+    let mut id = [0u8; 2];
+    hex::decode_to_slice(tail, &mut id).ok()?;
+    Some(id)
+}
+
+/// The first CN of a name, as text.
+pub fn common_name(name: &Name) -> Option<String> {
+    name.common_name().ok().flatten().map(String::from)
+}
+
+fn is_encrypted(path: &Path) -> Result<bool, CaError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CaError::Io(path.into(), e))?;
+    Ok(text.trim_start().starts_with(ENCRYPTED_LABEL))
+}
+
+/// Whether the CA keys in `dir` are encrypted (so a passphrase is needed to unlock them).
+pub fn keys_encrypted(dir: &Path) -> Result<bool, CaError> {
+    is_encrypted(&CaPaths::new(dir).signer_key)
+}
+
+fn read_key(path: &Path, passphrase: Option<&str>) -> Result<SigningKey, CaError> {
+    let text =
+        Zeroizing::new(std::fs::read_to_string(path).map_err(|e| CaError::Io(path.into(), e))?);
+    if text.trim_start().starts_with(ENCRYPTED_LABEL) {
+        let pass = passphrase.ok_or_else(|| CaError::PassphraseRequired(path.into()))?;
+        // A wrong passphrase shows up as bad CBC padding or as undecodable plaintext; both
+        // mean the same thing to the operator.
+        SigningKey::from_pkcs8_encrypted_pem(&text, pass)
+            .map_err(|_| CaError::WrongPassphrase(path.into()))
+    } else {
+        SigningKey::from_pkcs8_pem(&text).map_err(|e| malformed(path, e))
+    }
+}
+
+fn write_key(path: &Path, key: &SigningKey, protection: &KeyProtection) -> Result<(), CaError> {
+    let pem = match protection {
+        KeyProtection::Passphrase(pass) => key
+            .to_pkcs8_encrypted_pem(pass.as_bytes(), LineEnding::LF)
+            .map_err(|e| CaError::Build(format!("encrypting key: {e}")))?,
+        KeyProtection::Unencrypted => key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| CaError::Build(format!("encoding key: {e}")))?,
+    };
+    write_private(path, pem.as_bytes())
+}
+
+/// Writes a file readable by the owner only (private keys).
+fn write_private(path: &Path, data: &[u8]) -> Result<(), CaError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| CaError::Io(path.into(), e))?;
+    file.write_all(data)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| CaError::Io(path.into(), e))
+}
+
+/// The signer, unlocked: signs device certificates.
+pub struct Signer {
+    key: SigningKey,
+    certs: CaCerts,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("certs", &self.certs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// Loads the CA certificates and decrypts the signer key (`passphrase` is ignored for an
+    /// unencrypted key). Checks that the key belongs to the signer certificate.
+    pub fn unlock(dir: &Path, passphrase: Option<&str>) -> Result<Self, CaError> {
+        let certs = CaCerts::load(dir)?;
+        let key = read_key(&CaPaths::new(dir).signer_key, passphrase)?;
+        let ours = verifying_key_xy(key.verifying_key());
+        if ours != certs.signer_public_key()? {
+            return Err(CaError::Mismatch(
+                "signer.key does not belong to signer.pem".into(),
+            ));
+        }
+        Ok(Self { key, certs })
+    }
+
+    /// The CA certificates.
+    pub fn certs(&self) -> &CaCerts {
+        &self.certs
+    }
+
+    /// Signs a SHA-256 digest (e.g. a device certificate's TBS digest) and returns the raw
+    /// signature R‖S, 32 bytes each — the form a compressed certificate stores.
+    pub fn sign_digest(&self, digest: &[u8; 32]) -> Result<[u8; 64], CaError> {
+        let sig: Signature = self.key.sign_prehash(digest).map_err(build_err)?;
+        // Low-S form: some verifiers (and the chip's own Verify) accept either, none rejects it.
+        let sig = sig.normalize_s();
+        let mut out = [0u8; 64];
+        out.copy_from_slice(&sig.to_bytes());
+        Ok(out)
+    }
+}
+
+fn verifying_key_xy(key: &VerifyingKey) -> [u8; 64] {
+    let point = key.to_sec1_point(false);
+    let mut xy = [0u8; 64];
+    // An uncompressed SEC1 point is 0x04 ‖ X ‖ Y.
+    xy.copy_from_slice(&point.as_bytes()[1..]);
+    xy
+}
+
+/// Builds a subject name `O=organization, CN=cn` with UTF8String values.
+pub fn ca_name(organization: &str, cn: &str) -> Result<Name, CaError> {
+    let mut seq = RdnSequence::default();
+    for (oid, value) in [(OID_ORGANIZATION, organization), (OID_COMMON_NAME, cn)] {
+        let mut rdn = RelativeDistinguishedName::default();
+        rdn.insert(x509_cert::attr::AttributeTypeAndValue {
+            oid,
+            value: Any::new(Tag::Utf8String, value.as_bytes()).map_err(build_err)?,
+        })
+        .map_err(build_err)?;
+        seq.push(rdn);
+    }
+    Name::from_der(&seq.to_der().map_err(build_err)?).map_err(build_err)
+}
+
+/// Validity from `now` rounded down to the hour, to the same moment `years` later.
+///
+/// Whole hours and whole years are what a compressed certificate can express (it stores the
+/// issue date to the hour and the validity in years). On 29 February the start moves back to
+/// 28 February 23:00 so that the end date exists.
+pub fn whole_year_validity(now: SystemTime, years: u8) -> Result<(DateTime, DateTime), CaError> {
+    let now = DateTime::from_system_time(now).map_err(|_| CaError::Clock)?;
+    let (mut day, mut hour) = (now.day(), now.hour());
+    if now.month() == 2 && day == 29 {
+        day = 28;
+        hour = 23;
+    }
+    let start =
+        DateTime::new(now.year(), now.month(), day, hour, 0, 0).map_err(|_| CaError::Clock)?;
+    let end = DateTime::new(now.year() + u16::from(years), now.month(), day, hour, 0, 0)
+        .map_err(|_| CaError::Clock)?;
+    Ok((start, end))
+}
+
+/// Validity as X.509 times; the builder turns years before 2050 into UTCTime (RFC 5280).
+fn validity(start: DateTime, end: DateTime) -> Validity {
+    Validity::new(
+        Time::GeneralTime(GeneralizedTime::from_date_time(start)),
+        Time::GeneralTime(GeneralizedTime::from_date_time(end)),
+    )
+}
+
+/// The extensions of a CA certificate: basicConstraints and keyUsage (critical), SKI, AKI.
+struct CaProfile {
+    subject: Name,
+    issuer: Option<Name>,
+    path_len: Option<u8>,
+}
+
+impl BuilderProfile for CaProfile {
+    fn get_issuer(&self, subject: &Name) -> Name {
+        self.issuer.clone().unwrap_or_else(|| subject.clone())
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        issuer_spk: SubjectPublicKeyInfoRef<'_>,
+        tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let subject = tbs.subject();
+        let mut ext = Vec::new();
+        let bc = BasicConstraints {
+            ca: true,
+            path_len_constraint: self.path_len,
+        };
+        ext.push(bc.to_extension(subject, &ext)?);
+        let ku = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
+        ext.push(ku.to_extension(subject, &ext)?);
+        // RFC 5280 method 1: SHA-1 of the subjectPublicKey bits — what cryptoauthlib computes
+        // for the SKI/AKI elements of a certificate definition.
+        let ski = SubjectKeyIdentifier::try_from(spk)?;
+        ext.push(ski.to_extension(subject, &ext)?);
+        let issuer_ski = SubjectKeyIdentifier::try_from(issuer_spk)?;
+        let aki = AuthorityKeyIdentifier {
+            key_identifier: Some(issuer_ski.0),
+            ..Default::default()
+        };
+        ext.push(aki.to_extension(subject, &ext)?);
+        Ok(ext)
+    }
+}
+
+fn build_cert(
+    profile: CaProfile,
+    serial: &[u8],
+    validity: Validity,
+    subject_key: &VerifyingKey,
+    issuer_key: &SigningKey,
+) -> Result<CaCert, CaError> {
+    let spki = SubjectPublicKeyInfoOwned::from_key(subject_key).map_err(build_err)?;
+    let serial = SerialNumber::new(serial).map_err(build_err)?;
+    let builder = CertificateBuilder::new(profile, serial, validity, spki).map_err(build_err)?;
+    let cert = builder
+        .build::<_, p256::ecdsa::DerSignature>(issuer_key)
+        .map_err(build_err)?;
+    CaCert::from_der(cert.to_der().map_err(build_err)?).map_err(build_err)
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], CaError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| CaError::Build(format!("random source: {e}")))?;
+    Ok(b)
+}
+
+/// Creates a new CA in `dir` (root and signer keys and certificates) per `settings`.
+///
+/// Refuses to touch an existing CA file. Keys are written owner-readable only.
+pub fn create(
+    dir: &Path,
+    settings: &CaSection,
+    protection: &KeyProtection,
+    now: SystemTime,
+) -> Result<CaCerts, CaError> {
+    let paths = CaPaths::new(dir);
+    if let Some(existing) = paths.all().into_iter().find(|p| p.exists()) {
+        return Err(CaError::Exists(existing.clone()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| CaError::Io(dir.into(), e))?;
+
+    let root_key = SigningKey::try_generate().map_err(build_err)?;
+    let signer_key = SigningKey::try_generate().map_err(build_err)?;
+    let signer_id: [u8; 2] = random_bytes()?;
+
+    let (root_start, root_end) = whole_year_validity(now, settings.root_validity_years)?;
+    let root_name = ca_name(&settings.organization, &settings.root_cn)?;
+    // 16 random bytes, forced positive without a leading zero byte.
+    let mut root_serial: [u8; 16] = random_bytes()?;
+    root_serial[0] = (root_serial[0] & 0x7F) | 0x40;
+    let root = build_cert(
+        CaProfile {
+            subject: root_name.clone(),
+            issuer: None,
+            path_len: None,
+        },
+        &root_serial,
+        validity(root_start, root_end),
+        root_key.verifying_key(),
+        &root_key,
+    )?;
+
+    let (signer_start, signer_end) = whole_year_validity(now, settings.signer_validity_years)?;
+    let signer_cn = format!(
+        "{} {}",
+        settings.signer_cn_prefix,
+        hex::encode_upper(signer_id)
+    );
+    let signer = build_cert(
+        CaProfile {
+            subject: ca_name(&settings.organization, &signer_cn)?,
+            issuer: Some(root_name),
+            path_len: Some(0),
+        },
+        // cryptoauthlib SNSRC_SIGNER_ID: 0x40 ‖ signer id.
+        &[0x40, signer_id[0], signer_id[1]],
+        validity(signer_start, signer_end),
+        signer_key.verifying_key(),
+        &root_key,
+    )?;
+
+    write_key(&paths.root_key, &root_key, protection)?;
+    write_key(&paths.signer_key, &signer_key, protection)?;
+    for (path, cert) in [(&paths.root_cert, &root), (&paths.signer_cert, &signer)] {
+        let pem = cert.cert.to_pem(LineEnding::LF).map_err(build_err)?;
+        std::fs::write(path, pem).map_err(|e| CaError::Io(path.clone(), e))?;
+    }
+    Ok(CaCerts {
+        root,
+        signer,
+        keys_encrypted: matches!(protection, KeyProtection::Passphrase(_)),
+    })
+}
+
+/// Decrypts the root key (only needed to check a passphrase or to issue a new signer).
+pub fn unlock_root(dir: &Path, passphrase: Option<&str>) -> Result<SigningKey, CaError> {
+    read_key(&CaPaths::new(dir).root_key, passphrase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn settings() -> CaSection {
+        CaSection::default()
+    }
+
+    #[test]
+    fn validity_is_whole_hours_and_years() {
+        // 2024-02-29 13:45:10 UTC
+        let t = UNIX_EPOCH + Duration::from_secs(1_709_214_310);
+        let (s, e) = whole_year_validity(t, 5).expect("validity");
+        assert_eq!(
+            (s.year(), s.month(), s.day(), s.hour(), s.minutes()),
+            (2024, 2, 28, 23, 0)
+        );
+        assert_eq!((e.year(), e.month(), e.day(), e.hour()), (2029, 2, 28, 23));
+        // 2026-11-26 01:34:12 UTC
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_656_852);
+        let (s, e) = whole_year_validity(t, 30).expect("validity");
+        assert_eq!(
+            (s.year(), s.month(), s.day(), s.hour(), s.seconds()),
+            (2026, 11, 26, 1, 0)
+        );
+        assert_eq!(e.year(), 2056);
+    }
+
+    #[test]
+    fn signer_id_parsing() {
+        assert_eq!(
+            parse_signer_id("Example ATECC508A Signer C48B"),
+            Some([0xC4, 0x8B])
+        );
+        assert_eq!(parse_signer_id("x 0a1b"), Some([0x0A, 0x1B]));
+        assert_eq!(parse_signer_id("x 0G1B"), None);
+        assert_eq!(parse_signer_id("AB"), None);
+    }
+
+    #[test]
+    fn created_ca_unlocks_signs_and_rejects_wrong_passphrase() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pass = KeyProtection::Passphrase(Zeroizing::new("correct horse".into()));
+        let certs = create(dir.path(), &settings(), &pass, SystemTime::now()).expect("create");
+        assert!(certs.keys_encrypted);
+        let id = certs.signer_id().expect("id");
+        assert_eq!(certs.signer.serial(), vec![0x40, id[0], id[1]]);
+
+        let e = Signer::unlock(dir.path(), Some("wrong")).expect_err("wrong passphrase");
+        assert!(matches!(e, CaError::WrongPassphrase(_)), "{e}");
+        let e = Signer::unlock(dir.path(), None).expect_err("no passphrase");
+        assert!(matches!(e, CaError::PassphraseRequired(_)), "{e}");
+
+        let signer = Signer::unlock(dir.path(), Some("correct horse")).expect("unlock");
+        let digest = sha256(b"tbs");
+        let sig = signer.sign_digest(&digest).expect("sign");
+        let xy = certs.signer_public_key().expect("pk");
+        let mut sec1 = vec![4u8];
+        sec1.extend_from_slice(&xy);
+        let vk = VerifyingKey::from_sec1_bytes(&sec1).expect("vk");
+        let sig = Signature::from_slice(&sig).expect("sig");
+        vk.verify_prehash(&digest, &sig).expect("verifies");
+
+        let e = create(dir.path(), &settings(), &pass, SystemTime::now()).expect_err("exists");
+        assert!(matches!(e, CaError::Exists(_)));
+        unlock_root(dir.path(), Some("correct horse")).expect("root unlocks");
+    }
+
+    #[test]
+    fn unencrypted_ca_needs_no_passphrase() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = create(
+            dir.path(),
+            &settings(),
+            &KeyProtection::Unencrypted,
+            SystemTime::now(),
+        )
+        .expect("create");
+        assert!(!certs.keys_encrypted);
+        assert!(!keys_encrypted(dir.path()).expect("read"));
+        Signer::unlock(dir.path(), None).expect("unlock");
+    }
+}

@@ -1,0 +1,10 @@
+//! keystamp host library: the factory side of provisioning ATECC608 secure elements.
+//!
+//! One module per concern; add a module with one line here.
+
+pub mod ca;
+pub mod cli;
+pub mod outputs;
+pub mod passphrase;
+pub mod project;
+pub mod registry;

@@ -1,0 +1,783 @@
+//! The project: a directory holding `keystamp.toml` (the [`Profile`]), the CA, the registry and
+//! the per-device outputs.
+//!
+//! Every path in the profile is relative to the project directory unless it is absolute. The
+//! profile is validated as a whole when it is loaded, so a mistake is reported once, naming the
+//! key and what to do, before anything touches a device.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the profile inside a project directory.
+pub const PROFILE_FILE: &str = "keystamp.toml";
+
+/// Size of the ATECC608 configuration zone in bytes.
+pub const CONFIG_ZONE_LEN: usize = 128;
+
+/// Length of an ATECC608 chip serial number in bytes (config bytes 0–3 and 8–12).
+pub const CHIP_SERIAL_LEN: usize = 9;
+
+/// Largest validity a compressed certificate can express (format version 1: 7 bits of years).
+pub const MAX_VALIDITY_YEARS: u8 = 127;
+
+/// Upper bound of an X.520 common name (RFC 5280 `ub-common-name`).
+pub const MAX_CN_LEN: usize = 64;
+
+/// The project profile, as stored in `keystamp.toml`.
+///
+/// Every section and key has a default, so a minimal file is valid; [`Profile::validate`] checks
+/// the values that types alone cannot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Profile {
+    /// Chip configuration: which config-zone template to program.
+    pub chip: ChipSection,
+    /// Certificate definitions, device subject CN and validity.
+    pub certificates: CertificatesSection,
+    /// What gets locked, and when.
+    pub locks: LockPolicy,
+    /// The CA's files and names.
+    pub ca: CaSection,
+    /// Where the registry database lives.
+    pub registry: RegistrySection,
+    /// Where per-device outputs (PEM files) go.
+    pub output: OutputSection,
+}
+
+/// `[chip]`: the config-zone template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChipSection {
+    /// `"default"` for the built-in secure default (modelled on Microchip's TLS layout), a path to
+    /// a 128-byte binary file, or 256 hex digits (the 128 config bytes).
+    pub config_zone: String,
+}
+
+/// `[certificates]`: definitions and the device certificate's variable parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertificatesSection {
+    /// Path of the device certificate definition (cryptoauthlib-shaped JSON); optional.
+    pub device_def: Option<PathBuf>,
+    /// Path of the signer certificate definition (cryptoauthlib-shaped JSON); optional.
+    pub signer_def: Option<PathBuf>,
+    /// Device subject CN scheme. `{sn}` expands to the chip serial number as 18 upper-case hex
+    /// digits, `{sn_lower}` to the same in lower case. Azure DPS uses the CN as registration id.
+    pub cn: String,
+    /// Device certificate validity in whole years; 0 means "no expiration" (RFC 5280 99991231235959Z).
+    pub validity_years: u8,
+}
+
+/// `[locks]`: the lock policy. Locks are irreversible; each is applied only after the bytes it
+/// freezes were verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockPolicy {
+    /// Lock the configuration zone (with the CRC of the verified config bytes).
+    pub lock_config: bool,
+    /// Lock the data and OTP zones.
+    pub lock_data: bool,
+    /// Lock the certificate slots individually after the chain was verified on the device.
+    pub lock_cert_slots: bool,
+}
+
+/// `[ca]`: the project's certificate authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaSection {
+    /// Directory holding `root.key`, `root.pem`, `signer.key`, `signer.pem`.
+    pub dir: PathBuf,
+    /// Organization (O) in the root and signer subjects.
+    pub organization: String,
+    /// Common name of the root certificate.
+    pub root_cn: String,
+    /// Common name of the signer certificate, before the 4-hex-digit signer id that `init` appends.
+    pub signer_cn_prefix: String,
+    /// Root certificate validity in whole years.
+    pub root_validity_years: u8,
+    /// Signer certificate validity in whole years.
+    pub signer_validity_years: u8,
+}
+
+/// `[registry]`: the SQLite registry file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySection {
+    /// Path of the SQLite database.
+    pub path: PathBuf,
+}
+
+/// `[output]`: per-device outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Directory under which `<chip serial>/{device,signer,chain}.pem` are written.
+    pub dir: PathBuf,
+}
+
+impl Default for ChipSection {
+    fn default() -> Self {
+        Self {
+            config_zone: "default".into(),
+        }
+    }
+}
+
+impl Default for CertificatesSection {
+    fn default() -> Self {
+        Self {
+            device_def: None,
+            signer_def: None,
+            cn: "{sn}".into(),
+            validity_years: 20,
+        }
+    }
+}
+
+impl Default for LockPolicy {
+    fn default() -> Self {
+        Self {
+            lock_config: true,
+            lock_data: true,
+            lock_cert_slots: false,
+        }
+    }
+}
+
+impl Default for CaSection {
+    fn default() -> Self {
+        Self {
+            dir: "ca".into(),
+            organization: "keystamp".into(),
+            root_cn: "keystamp Root CA".into(),
+            signer_cn_prefix: "keystamp Signer".into(),
+            root_validity_years: 40,
+            signer_validity_years: 30,
+        }
+    }
+}
+
+impl Default for RegistrySection {
+    fn default() -> Self {
+        Self {
+            path: "registry.sqlite".into(),
+        }
+    }
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        Self {
+            dir: "devices".into(),
+        }
+    }
+}
+
+/// Where the config-zone bytes come from, as resolved from `chip.config_zone`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigZoneSource {
+    /// The built-in secure default.
+    Default,
+    /// Bytes read from a file (path as resolved against the project directory).
+    File(PathBuf, Box<[u8; CONFIG_ZONE_LEN]>),
+    /// Bytes given inline as hex.
+    Inline(Box<[u8; CONFIG_ZONE_LEN]>),
+}
+
+impl ConfigZoneSource {
+    /// The template bytes, or `None` for the built-in default (owned by the chip driver crate).
+    pub fn bytes(&self) -> Option<&[u8; CONFIG_ZONE_LEN]> {
+        match self {
+            Self::Default => None,
+            Self::File(_, b) | Self::Inline(b) => Some(b),
+        }
+    }
+}
+
+/// A problem with the project or its profile. Display is one line saying what to do.
+#[derive(Debug)]
+pub enum ProjectError {
+    /// No `keystamp.toml` in the directory.
+    NotAProject(PathBuf),
+    /// `keystamp.toml` exists where `init` would write one.
+    AlreadyAProject(PathBuf),
+    /// Reading or writing a project file failed.
+    Io(PathBuf, std::io::Error),
+    /// `keystamp.toml` is not valid TOML or has an unknown key / wrong type.
+    Parse(PathBuf, String),
+    /// A key has a value the profile does not accept.
+    Invalid {
+        /// Dotted key, e.g. `certificates.cn`.
+        key: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl fmt::Display for ProjectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAProject(dir) => write!(
+                f,
+                "{} has no {PROFILE_FILE}: run `keystamp init {}` first or pass --project DIR",
+                dir.display(),
+                dir.display()
+            ),
+            Self::AlreadyAProject(path) => write!(
+                f,
+                "{} already exists: this directory is already a keystamp project (nothing changed)",
+                path.display()
+            ),
+            Self::Io(path, e) => write!(f, "{}: {e}", path.display()),
+            Self::Parse(path, msg) => {
+                write!(
+                    f,
+                    "{}: {msg} (fix the file; see docs/factory-guide.md)",
+                    path.display()
+                )
+            }
+            Self::Invalid { key, message } => write!(f, "{PROFILE_FILE}: `{key}`: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ProjectError {}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ProjectError {
+    ProjectError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Profile {
+    /// Parses a profile from TOML text (does not validate; see [`Profile::validate`]).
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        // toml's messages span several lines (with a source excerpt); keep the first line plus
+        // the line/column so the error stays a single line.
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().to_string();
+            match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: {msg}")
+                }
+                None => msg,
+            }
+        })
+    }
+
+    /// Checks every value that the types do not constrain. `dir` resolves relative paths (a
+    /// config-zone file must exist and hold exactly 128 bytes).
+    pub fn validate(&self, dir: &Path) -> Result<ConfigZoneSource, ProjectError> {
+        let config = self.config_zone_source(dir)?;
+        check_cn_scheme(&self.certificates.cn)?;
+        if self.certificates.validity_years > MAX_VALIDITY_YEARS {
+            return Err(invalid(
+                "certificates.validity_years",
+                format!(
+                    "{} is more than a compressed certificate can hold; use 0 (no expiration) \
+                     or 1..={MAX_VALIDITY_YEARS}",
+                    self.certificates.validity_years
+                ),
+            ));
+        }
+        for (key, path) in [
+            ("certificates.device_def", &self.certificates.device_def),
+            ("certificates.signer_def", &self.certificates.signer_def),
+        ] {
+            if let Some(p) = path
+                && !self.resolve(dir, p).is_file()
+            {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{} does not exist; fix the path or remove the key",
+                        p.display()
+                    ),
+                ));
+            }
+        }
+        let locks = self.locks;
+        if locks.lock_data && !locks.lock_config {
+            return Err(invalid(
+                "locks.lock_data",
+                "the data zone can only be locked after the config zone: set \
+                 locks.lock_config = true or locks.lock_data = false",
+            ));
+        }
+        if locks.lock_cert_slots && !locks.lock_data {
+            return Err(invalid(
+                "locks.lock_cert_slots",
+                "a slot can only be locked after the data zone: set locks.lock_data = true \
+                 or locks.lock_cert_slots = false",
+            ));
+        }
+        for (key, years) in [
+            ("ca.root_validity_years", self.ca.root_validity_years),
+            ("ca.signer_validity_years", self.ca.signer_validity_years),
+        ] {
+            if years == 0 || years > MAX_VALIDITY_YEARS {
+                return Err(invalid(
+                    key,
+                    format!("{years}: use 1..={MAX_VALIDITY_YEARS}"),
+                ));
+            }
+        }
+        if self.ca.signer_validity_years > self.ca.root_validity_years {
+            return Err(invalid(
+                "ca.signer_validity_years",
+                "must not exceed ca.root_validity_years (a signer cannot outlive its root)",
+            ));
+        }
+        for (key, value) in [
+            ("ca.organization", &self.ca.organization),
+            ("ca.root_cn", &self.ca.root_cn),
+            ("ca.signer_cn_prefix", &self.ca.signer_cn_prefix),
+        ] {
+            check_name_value(key, value)?;
+        }
+        // The signer id (" XXXX") is appended to the prefix.
+        if self.ca.signer_cn_prefix.len() + 5 > MAX_CN_LEN {
+            return Err(invalid(
+                "ca.signer_cn_prefix",
+                format!("too long: at most {} characters", MAX_CN_LEN - 5),
+            ));
+        }
+        for (key, path) in [
+            ("ca.dir", &self.ca.dir),
+            ("registry.path", &self.registry.path),
+            ("output.dir", &self.output.dir),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(invalid(
+                    key,
+                    "is empty; give a path (relative to the project)",
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    /// Resolves `chip.config_zone`.
+    pub fn config_zone_source(&self, dir: &Path) -> Result<ConfigZoneSource, ProjectError> {
+        let value = self.chip.config_zone.trim();
+        if value == "default" {
+            return Ok(ConfigZoneSource::Default);
+        }
+        let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+        let looks_hex =
+            compact.len() == 2 * CONFIG_ZONE_LEN && compact.bytes().all(|b| b.is_ascii_hexdigit());
+        if looks_hex {
+            let mut bytes = Box::new([0u8; CONFIG_ZONE_LEN]);
+            hex::decode_to_slice(&compact, &mut bytes[..])
+                .map_err(|e| invalid("chip.config_zone", e.to_string()))?;
+            return Ok(ConfigZoneSource::Inline(bytes));
+        }
+        let path = self.resolve(dir, Path::new(value));
+        let data = std::fs::read(&path).map_err(|e| {
+            invalid(
+                "chip.config_zone",
+                format!(
+                    "cannot read {} ({e}); use \"default\", a path to a 128-byte file, \
+                     or 256 hex digits",
+                    path.display()
+                ),
+            )
+        })?;
+        let bytes: [u8; CONFIG_ZONE_LEN] = data.as_slice().try_into().map_err(|_| {
+            invalid(
+                "chip.config_zone",
+                format!(
+                    "{} holds {} bytes; a config-zone template is exactly 128 bytes",
+                    path.display(),
+                    data.len()
+                ),
+            )
+        })?;
+        Ok(ConfigZoneSource::File(path, Box::new(bytes)))
+    }
+
+    /// `path` made absolute against the project directory.
+    pub fn resolve(&self, dir: &Path, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            dir.join(path)
+        }
+    }
+
+    /// The device subject CN for a chip serial number, per `certificates.cn`.
+    pub fn device_cn(&self, chip_serial: &[u8; CHIP_SERIAL_LEN]) -> String {
+        expand_cn(&self.certificates.cn, chip_serial)
+    }
+
+    /// The profile as a commented TOML document (what `init` writes).
+    pub fn to_commented_toml(&self) -> String {
+        let q = |s: &str| toml_string(s);
+        let p = |p: &Path| toml_string(&p.to_string_lossy());
+        let opt = |key: &str, v: &Option<PathBuf>, example: &str| match v {
+            Some(path) => format!("{key} = {}\n", p(path)),
+            None => format!("# {key} = \"{example}\"\n"),
+        };
+        let c = &self.certificates;
+        format!(
+            "# keystamp project profile. Paths are relative to this directory.\n\
+             # Reference: docs/factory-guide.md\n\
+             \n\
+             [chip]\n\
+             # Config-zone template programmed before the config lock: \"default\" (the built-in\n\
+             # secure default, modelled on Microchip's TLS layout), a path to a 128-byte file,\n\
+             # or 256 hex digits.\n\
+             config_zone = {config_zone}\n\
+             \n\
+             [certificates]\n\
+             # Certificate definitions (cryptoauthlib-shaped JSON).\n\
+             {device_def}{signer_def}\
+             # Device subject CN: {{sn}} = chip serial as 18 upper-case hex digits,\n\
+             # {{sn_lower}} = the same in lower case (Azure DPS uses the CN as registration id).\n\
+             cn = {cn}\n\
+             # Device certificate validity in whole years (0 = no expiration, max 127).\n\
+             validity_years = {validity}\n\
+             \n\
+             [locks]\n\
+             # Locks are permanent. Each one is applied only after the bytes it freezes were\n\
+             # read back and verified. lock_data needs lock_config; lock_cert_slots needs lock_data.\n\
+             lock_config = {lock_config}\n\
+             lock_data = {lock_data}\n\
+             lock_cert_slots = {lock_cert_slots}\n\
+             \n\
+             [ca]\n\
+             # root.key/root.pem/signer.key/signer.pem live here. Keys are encrypted with the CA\n\
+             # passphrase (KEYSTAMP_CA_PASSPHRASE or a prompt) unless created with\n\
+             # --insecure-no-passphrase.\n\
+             dir = {ca_dir}\n\
+             organization = {org}\n\
+             root_cn = {root_cn}\n\
+             # The 4-hex-digit signer id is appended: \"<prefix> 0A1B\".\n\
+             signer_cn_prefix = {signer_prefix}\n\
+             root_validity_years = {root_years}\n\
+             signer_validity_years = {signer_years}\n\
+             \n\
+             [registry]\n\
+             # SQLite database: devices, certificates, stations, audit log.\n\
+             path = {registry}\n\
+             \n\
+             [output]\n\
+             # Per device: <dir>/<chip serial>/{{device,signer,chain}}.pem\n\
+             dir = {output}\n",
+            config_zone = q(&self.chip.config_zone),
+            device_def = opt("device_def", &c.device_def, "certdefs/device.json"),
+            signer_def = opt("signer_def", &c.signer_def, "certdefs/signer.json"),
+            cn = q(&c.cn),
+            validity = c.validity_years,
+            lock_config = self.locks.lock_config,
+            lock_data = self.locks.lock_data,
+            lock_cert_slots = self.locks.lock_cert_slots,
+            ca_dir = p(&self.ca.dir),
+            org = q(&self.ca.organization),
+            root_cn = q(&self.ca.root_cn),
+            signer_prefix = q(&self.ca.signer_cn_prefix),
+            root_years = self.ca.root_validity_years,
+            signer_years = self.ca.signer_validity_years,
+            registry = p(&self.registry.path),
+            output = p(&self.output.dir),
+        )
+    }
+}
+
+/// A TOML basic string literal.
+fn toml_string(s: &str) -> String {
+    // serde_json's string escaping is a subset of TOML basic-string escaping.
+    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+}
+
+fn expand_cn(scheme: &str, chip_serial: &[u8; CHIP_SERIAL_LEN]) -> String {
+    let upper = hex::encode_upper(chip_serial);
+    scheme
+        .replace("{sn_lower}", &upper.to_ascii_lowercase())
+        .replace("{sn}", &upper)
+}
+
+fn check_cn_scheme(scheme: &str) -> Result<(), ProjectError> {
+    const KEY: &str = "certificates.cn";
+    let stripped = scheme.replace("{sn_lower}", "").replace("{sn}", "");
+    if stripped.contains('{') || stripped.contains('}') {
+        return Err(invalid(
+            KEY,
+            "unknown placeholder; the scheme may use {sn} and {sn_lower}",
+        ));
+    }
+    if !scheme.contains("{sn}") && !scheme.contains("{sn_lower}") {
+        return Err(invalid(
+            KEY,
+            "must contain {sn} or {sn_lower} so that every device gets a unique CN",
+        ));
+    }
+    check_name_value(KEY, scheme)?;
+    let expanded = expand_cn(scheme, &[0; CHIP_SERIAL_LEN]);
+    if expanded.len() > MAX_CN_LEN {
+        return Err(invalid(
+            KEY,
+            format!(
+                "expands to {} characters; a CN holds at most {MAX_CN_LEN}",
+                expanded.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Subject attribute values are written as UTF8String; keep them printable and non-empty so the
+/// certificate definitions and Azure/AWS registration ids behave.
+fn check_name_value(key: &'static str, value: &str) -> Result<(), ProjectError> {
+    if value.trim().is_empty() {
+        return Err(invalid(key, "is empty; give a name"));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(invalid(
+            key,
+            "contains control characters; use printable text",
+        ));
+    }
+    if value.len() > MAX_CN_LEN {
+        return Err(invalid(
+            key,
+            format!("too long: at most {MAX_CN_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// An opened project: its directory and validated profile.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project directory.
+    pub dir: PathBuf,
+    /// The validated profile.
+    pub profile: Profile,
+    /// The resolved config-zone template.
+    pub config_zone: ConfigZoneSource,
+}
+
+impl Project {
+    /// Opens the project in `dir`: reads and validates `keystamp.toml`.
+    pub fn open(dir: &Path) -> Result<Self, ProjectError> {
+        let path = dir.join(PROFILE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ProjectError::NotAProject(dir.to_path_buf()));
+            }
+            Err(e) => return Err(ProjectError::Io(path, e)),
+        };
+        let profile = Profile::from_toml(&text).map_err(|m| ProjectError::Parse(path, m))?;
+        let config_zone = profile.validate(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            profile,
+            config_zone,
+        })
+    }
+
+    /// Writes `profile` as `dir/keystamp.toml`, refusing to overwrite an existing one.
+    pub fn write_profile(dir: &Path, profile: &Profile) -> Result<PathBuf, ProjectError> {
+        let path = dir.join(PROFILE_FILE);
+        if path.exists() {
+            return Err(ProjectError::AlreadyAProject(path));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| ProjectError::Io(dir.to_path_buf(), e))?;
+        std::fs::write(&path, profile.to_commented_toml())
+            .map_err(|e| ProjectError::Io(path.clone(), e))?;
+        Ok(path)
+    }
+
+    /// The CA directory.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.profile.resolve(&self.dir, &self.profile.ca.dir)
+    }
+
+    /// The registry database path.
+    pub fn registry_path(&self) -> PathBuf {
+        self.profile.resolve(&self.dir, &self.profile.registry.path)
+    }
+
+    /// The per-device output directory.
+    pub fn output_dir(&self) -> PathBuf {
+        self.profile.resolve(&self.dir, &self.profile.output.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> tempfile::TempDir {
+        tempfile::tempdir().expect("tempdir")
+    }
+
+    #[test]
+    fn commented_toml_round_trips_to_the_same_profile() {
+        let p = Profile::default();
+        let back = Profile::from_toml(&p.to_commented_toml()).expect("parse");
+        assert_eq!(back, p);
+        let mut q = Profile::default();
+        q.certificates.device_def = Some("defs/d \"x\".json".into());
+        q.ca.organization = "Acme \"Widgets\" \\ Co".into();
+        assert_eq!(
+            Profile::from_toml(&q.to_commented_toml()).expect("parse"),
+            q
+        );
+    }
+
+    #[test]
+    fn empty_file_is_the_default_profile() {
+        assert_eq!(Profile::from_toml("").expect("parse"), Profile::default());
+        Profile::default()
+            .validate(tmp().path())
+            .expect("default validates");
+    }
+
+    #[test]
+    fn unknown_key_is_a_one_line_error_with_the_line() {
+        let err = Profile::from_toml("[locks]\nlock_config = true\nlock_everything = true\n")
+            .expect_err("unknown key");
+        assert!(err.starts_with("line 3:"), "{err}");
+        assert!(err.contains("lock_everything"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn lock_policy_order_is_enforced() {
+        let dir = tmp();
+        let mut p = Profile {
+            locks: LockPolicy {
+                lock_config: false,
+                lock_data: true,
+                lock_cert_slots: false,
+            },
+            ..Profile::default()
+        };
+        let e = p.validate(dir.path()).expect_err("data without config");
+        assert!(
+            matches!(
+                e,
+                ProjectError::Invalid {
+                    key: "locks.lock_data",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        p.locks = LockPolicy {
+            lock_config: true,
+            lock_data: false,
+            lock_cert_slots: true,
+        };
+        let e = p.validate(dir.path()).expect_err("slots without data");
+        assert!(
+            matches!(
+                e,
+                ProjectError::Invalid {
+                    key: "locks.lock_cert_slots",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        p.locks = LockPolicy {
+            lock_config: false,
+            lock_data: false,
+            lock_cert_slots: false,
+        };
+        p.validate(dir.path()).expect("nothing locked is allowed");
+    }
+
+    #[test]
+    fn cn_scheme_expands_and_is_checked() {
+        let mut p = Profile::default();
+        let sn = [0x01, 0x23, 0x83, 0x32, 0xd9, 0x2c, 0xa5, 0x71, 0xee];
+        assert_eq!(p.device_cn(&sn), "01238332D92CA571EE");
+        p.certificates.cn = "dev-{sn_lower}".into();
+        assert_eq!(p.device_cn(&sn), "dev-01238332d92ca571ee");
+        let dir = tmp();
+        for bad in [
+            "fixed-name",
+            "{serial}",
+            "{sn}}",
+            &format!("{}{{sn}}", "x".repeat(50)),
+        ] {
+            p.certificates.cn = bad.to_string();
+            let e = p.validate(dir.path()).expect_err(bad);
+            assert!(
+                matches!(
+                    e,
+                    ProjectError::Invalid {
+                        key: "certificates.cn",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_zone_sources() {
+        let dir = tmp();
+        let mut p = Profile::default();
+        assert_eq!(
+            p.config_zone_source(dir.path()).expect("default"),
+            ConfigZoneSource::Default
+        );
+        let bytes: Vec<u8> = (0..128u8).collect();
+        p.chip.config_zone = hex::encode(&bytes);
+        let src = p.config_zone_source(dir.path()).expect("hex");
+        assert_eq!(src.bytes().map(|b| b.to_vec()), Some(bytes.clone()));
+        std::fs::write(dir.path().join("cfg.bin"), &bytes).expect("write");
+        p.chip.config_zone = "cfg.bin".into();
+        let src = p.config_zone_source(dir.path()).expect("file");
+        assert_eq!(src.bytes().map(|b| b.to_vec()), Some(bytes));
+        std::fs::write(dir.path().join("short.bin"), [0u8; 100]).expect("write");
+        p.chip.config_zone = "short.bin".into();
+        let e = p.config_zone_source(dir.path()).expect_err("short");
+        assert!(e.to_string().contains("100 bytes"), "{e}");
+        p.chip.config_zone = "abcd".into();
+        let e = p.config_zone_source(dir.path()).expect_err("neither");
+        assert!(e.to_string().contains("chip.config_zone"), "{e}");
+    }
+
+    #[test]
+    fn validity_limits() {
+        let dir = tmp();
+        let mut p = Profile::default();
+        p.certificates.validity_years = 128;
+        assert!(p.validate(dir.path()).is_err());
+        p.certificates.validity_years = 0;
+        p.validate(dir.path()).expect("0 = no expiration");
+        p.ca.signer_validity_years = 50;
+        p.ca.root_validity_years = 40;
+        let e = p.validate(dir.path()).expect_err("signer outlives root");
+        assert!(matches!(
+            e,
+            ProjectError::Invalid {
+                key: "ca.signer_validity_years",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn open_reports_missing_and_existing_projects() {
+        let dir = tmp();
+        let e = Project::open(dir.path()).expect_err("no project");
+        assert!(matches!(e, ProjectError::NotAProject(_)));
+        Project::write_profile(dir.path(), &Profile::default()).expect("write");
+        let project = Project::open(dir.path()).expect("open");
+        assert_eq!(project.registry_path(), dir.path().join("registry.sqlite"));
+        let e = Project::write_profile(dir.path(), &Profile::default()).expect_err("exists");
+        assert!(matches!(e, ProjectError::AlreadyAProject(_)));
+    }
+}

@@ -1,0 +1,940 @@
+//! The registry: every device, certificate, station and provisioning step, in SQLite.
+//!
+//! Issuance is write-ahead: [`Registry::begin_issue`] records a certificate as `pending` in the
+//! same transaction that checks for one to reuse, *before* the certificate is sent to a device.
+//! A rerun on the same chip with the same public key gets that record back instead of a second
+//! identity ([`IssueOutcome::Reused`]). [`Registry::mark_written`] and
+//! [`Registry::mark_verified`] move it forward once the device holds it and has proven it.
+
+use std::fmt;
+use std::path::Path;
+use std::time::SystemTime;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use crate::project::CHIP_SERIAL_LEN;
+
+/// Current schema version (SQLite `user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE devices (
+    chip_serial TEXT PRIMARY KEY,          -- 18 upper-case hex digits
+    state       TEXT NOT NULL,
+    cn          TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE certificates (
+    id          INTEGER PRIMARY KEY,
+    serial      TEXT NOT NULL UNIQUE,      -- certificate serial number, upper-case hex
+    chip_serial TEXT REFERENCES devices(chip_serial),
+    kind        TEXT NOT NULL CHECK (kind IN ('device', 'signer')),
+    public_key  TEXT NOT NULL,             -- 64 bytes X||Y, upper-case hex
+    subject_cn  TEXT NOT NULL,
+    der         BLOB NOT NULL,
+    not_before  TEXT NOT NULL,
+    not_after   TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'issued', 'verified', 'superseded')),
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX certificates_chip ON certificates(chip_serial);
+CREATE TABLE stations (
+    name        TEXT PRIMARY KEY,
+    port        TEXT,
+    first_seen  TEXT NOT NULL,
+    last_seen   TEXT NOT NULL
+);
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY,
+    time        TEXT NOT NULL,
+    station     TEXT,
+    chip_serial TEXT,
+    step        TEXT NOT NULL,
+    outcome     TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'skipped')),
+    detail      TEXT NOT NULL
+);
+CREATE INDEX audit_chip ON audit(chip_serial);
+";
+
+/// A chip serial number (9 bytes); displayed and stored as 18 upper-case hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChipSerial(pub [u8; CHIP_SERIAL_LEN]);
+
+impl fmt::Display for ChipSerial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode_upper(self.0))
+    }
+}
+
+impl std::str::FromStr for ChipSerial {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut b = [0u8; CHIP_SERIAL_LEN];
+        hex::decode_to_slice(s.trim(), &mut b)
+            .map_err(|_| format!("{s:?} is not a chip serial (18 hex digits)"))?;
+        Ok(Self(b))
+    }
+}
+
+impl Serialize for ChipSerial {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $v),* }
+
+        impl $name {
+            /// The text stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+
+            fn parse(s: &str) -> rusqlite::Result<Self> {
+                match s {
+                    $($s => Ok(Self::$v),)*
+                    other => Err(rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Text,
+                        format!("unknown {} {other:?}", stringify!($name)).into(),
+                    )),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where a device is in provisioning, as far as the registry knows.
+    DeviceState {
+        /// Seen (probed) but no certificate issued yet.
+        New = "new",
+        /// A certificate is recorded (write-ahead) but not yet confirmed on the device.
+        Issuing = "issuing",
+        /// The device holds its certificate; not yet verified.
+        Written = "written",
+        /// Chain rebuilt on the device, compared and proof of possession checked.
+        Provisioned = "provisioned",
+    }
+}
+
+text_enum! {
+    /// Certificate kind.
+    CertKind {
+        /// A device certificate (its key lives in a chip).
+        Device = "device",
+        /// A signer certificate (issued by the root).
+        Signer = "signer",
+    }
+}
+
+text_enum! {
+    /// Certificate status.
+    CertStatus {
+        /// Recorded before being sent to a device (write-ahead).
+        Pending = "pending",
+        /// Written to the device.
+        Issued = "issued",
+        /// Verified on the device (rebuilt, compared, proof of possession).
+        Verified = "verified",
+        /// Replaced by a newer certificate for the same chip; never again handed out.
+        Superseded = "superseded",
+    }
+}
+
+text_enum! {
+    /// Outcome of an audited step.
+    Outcome {
+        /// The step succeeded.
+        Ok = "ok",
+        /// The step failed.
+        Failed = "failed",
+        /// The step was not needed (already done).
+        Skipped = "skipped",
+    }
+}
+
+/// A registry error. Display is one line saying what to do.
+#[derive(Debug)]
+pub enum RegistryError {
+    /// SQLite failed.
+    Sqlite(rusqlite::Error),
+    /// The database was written by a newer keystamp.
+    NewerSchema(i64),
+    /// A certificate with this serial number is already recorded.
+    DuplicateSerial(String),
+    /// The chip already has a verified certificate for a different public key.
+    AlreadyProvisioned {
+        /// The chip.
+        chip_serial: ChipSerial,
+        /// Serial of its verified certificate.
+        cert_serial: String,
+    },
+    /// No certificate with that serial (or an illegal status change).
+    UnknownCertificate(String),
+    /// A status change that would go backwards (e.g. verified → pending).
+    BadTransition {
+        /// Certificate serial.
+        serial: String,
+        /// Current status.
+        from: CertStatus,
+        /// Requested status.
+        to: CertStatus,
+    },
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(e) => write!(f, "registry database: {e}"),
+            Self::NewerSchema(v) => write!(
+                f,
+                "registry schema version {v} is newer than this keystamp ({SCHEMA_VERSION}): \
+                 upgrade keystamp"
+            ),
+            Self::DuplicateSerial(s) => write!(
+                f,
+                "certificate serial {s} is already in the registry: serials must be unique \
+                 (use a serial-number source that differs per issuance)"
+            ),
+            Self::AlreadyProvisioned {
+                chip_serial,
+                cert_serial,
+            } => write!(
+                f,
+                "chip {chip_serial} already has verified certificate {cert_serial} for another \
+                 key: not issuing a second identity (investigate the device)"
+            ),
+            Self::UnknownCertificate(s) => write!(f, "no certificate with serial {s}"),
+            Self::BadTransition { serial, from, to } => {
+                write!(f, "certificate {serial} is {from}; it cannot become {to}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+impl From<rusqlite::Error> for RegistryError {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(err, Some(msg)) = &e
+            && err.code == rusqlite::ErrorCode::ConstraintViolation
+            && msg.contains("certificates.serial")
+        {
+            return Self::DuplicateSerial(msg.clone());
+        }
+        Self::Sqlite(e)
+    }
+}
+
+/// One certificate row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertRecord {
+    /// Row id.
+    pub id: i64,
+    /// Certificate serial number, upper-case hex.
+    pub serial: String,
+    /// The chip it was issued for (device certificates).
+    pub chip_serial: Option<ChipSerial>,
+    /// Device or signer.
+    pub kind: CertKind,
+    /// Subject public key, 64 bytes X‖Y.
+    #[serde(serialize_with = "ser_hex")]
+    pub public_key: [u8; 64],
+    /// Subject CN.
+    pub subject_cn: String,
+    /// The certificate DER.
+    #[serde(skip)]
+    pub der: Vec<u8>,
+    /// notBefore, RFC 3339.
+    pub not_before: String,
+    /// notAfter, RFC 3339.
+    pub not_after: String,
+    /// Status.
+    pub status: CertStatus,
+    /// When recorded.
+    pub created_at: String,
+    /// Last status change.
+    pub updated_at: String,
+}
+
+fn ser_hex<S: serde::Serializer>(b: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode_upper(b))
+}
+
+/// One device row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceRecord {
+    /// Chip serial number.
+    pub chip_serial: ChipSerial,
+    /// State.
+    pub state: DeviceState,
+    /// Subject CN of its certificate, once known.
+    pub cn: Option<String>,
+    /// First seen.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+/// One audit-log row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    /// Row id (monotonic).
+    pub id: i64,
+    /// When, RFC 3339.
+    pub time: String,
+    /// Station name.
+    pub station: Option<String>,
+    /// Chip serial.
+    pub chip_serial: Option<ChipSerial>,
+    /// Step name (the provisioning engine's words, e.g. `probe`, `lock_config`).
+    pub step: String,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Free-form detail.
+    pub detail: String,
+}
+
+/// A station row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StationRecord {
+    /// Station name.
+    pub name: String,
+    /// Port path.
+    pub port: Option<String>,
+    /// First seen.
+    pub first_seen: String,
+    /// Last seen.
+    pub last_seen: String,
+}
+
+/// What to record before a certificate goes to a device.
+#[derive(Debug, Clone)]
+pub struct IssueRequest<'a> {
+    /// Device or signer.
+    pub kind: CertKind,
+    /// The chip (required for device certificates).
+    pub chip_serial: Option<ChipSerial>,
+    /// Certificate serial number bytes.
+    pub serial: &'a [u8],
+    /// Subject public key X‖Y.
+    pub public_key: &'a [u8; 64],
+    /// Subject CN.
+    pub subject_cn: &'a str,
+    /// Full certificate DER.
+    pub der: &'a [u8],
+    /// notBefore, RFC 3339.
+    pub not_before: &'a str,
+    /// notAfter, RFC 3339.
+    pub not_after: &'a str,
+}
+
+/// The result of [`Registry::begin_issue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// A new pending record was written; send this certificate to the device.
+    New(CertRecord),
+    /// The chip already has a live certificate for this public key: send *this* one (the new
+    /// certificate was not recorded and must be discarded).
+    Reused(CertRecord),
+}
+
+impl IssueOutcome {
+    /// The record to use either way.
+    pub fn record(&self) -> &CertRecord {
+        match self {
+            Self::New(r) | Self::Reused(r) => r,
+        }
+    }
+}
+
+/// Current time as RFC 3339 UTC with seconds (`2026-11-26T01:34:12Z`).
+pub fn now_rfc3339() -> String {
+    der::DateTime::from_system_time(SystemTime::now())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// The SQLite registry.
+pub struct Registry {
+    conn: Connection,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+const CERT_COLUMNS: &str = "id, serial, chip_serial, kind, public_key, subject_cn, der, \
+                            not_before, not_after, status, created_at, updated_at";
+
+fn chip_from_sql(s: Option<String>) -> rusqlite::Result<Option<ChipSerial>> {
+    s.map(|s| {
+        s.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })
+    })
+    .transpose()
+}
+
+fn cert_from_row(row: &Row<'_>) -> rusqlite::Result<CertRecord> {
+    let pk: String = row.get(4)?;
+    let mut public_key = [0u8; 64];
+    hex::decode_to_slice(&pk, &mut public_key).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
+    })?;
+    Ok(CertRecord {
+        id: row.get(0)?,
+        serial: row.get(1)?,
+        chip_serial: chip_from_sql(row.get(2)?)?,
+        kind: CertKind::parse(&row.get::<_, String>(3)?)?,
+        public_key,
+        subject_cn: row.get(5)?,
+        der: row.get(6)?,
+        not_before: row.get(7)?,
+        not_after: row.get(8)?,
+        status: CertStatus::parse(&row.get::<_, String>(9)?)?,
+        created_at: row.get(10)?,
+        updated_at: row.get(11)?,
+    })
+}
+
+fn device_from_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
+    let chip: String = row.get(0)?;
+    Ok(DeviceRecord {
+        chip_serial: chip_from_sql(Some(chip))?.unwrap_or(ChipSerial([0; CHIP_SERIAL_LEN])),
+        state: DeviceState::parse(&row.get::<_, String>(1)?)?,
+        cn: row.get(2)?,
+        created_at: row.get(3)?,
+        updated_at: row.get(4)?,
+    })
+}
+
+impl Registry {
+    /// Opens (creating if needed) the registry at `path` and migrates it to [`SCHEMA_VERSION`].
+    pub fn open(path: &Path) -> Result<Self, RegistryError> {
+        Self::from_connection(Connection::open(path)?)
+    }
+
+    /// An in-memory registry (tests, dry runs).
+    pub fn open_in_memory() -> Result<Self, RegistryError> {
+        Self::from_connection(Connection::open_in_memory()?)
+    }
+
+    fn from_connection(conn: Connection) -> Result<Self, RegistryError> {
+        // Several stations share one file: wait for the lock instead of failing, and use WAL so
+        // readers (`registry list`) never block writers.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mut reg = Self { conn };
+        reg.migrate()?;
+        Ok(reg)
+    }
+
+    fn migrate(&mut self) -> Result<(), RegistryError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(RegistryError::NewerSchema(version));
+        }
+        if version < 1 {
+            tx.execute_batch(SCHEMA_V1)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, RegistryError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Records a device as seen (state `new` if it was unknown); returns its record.
+    pub fn upsert_device(&self, chip: ChipSerial) -> Result<DeviceRecord, RegistryError> {
+        let now = now_rfc3339();
+        self.conn.execute(
+            "INSERT INTO devices (chip_serial, state, created_at, updated_at)
+             VALUES (?1, 'new', ?2, ?2) ON CONFLICT(chip_serial) DO NOTHING",
+            params![chip.to_string(), now],
+        )?;
+        self.device(chip)?
+            .ok_or_else(|| RegistryError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// The device record for a chip.
+    pub fn device(&self, chip: ChipSerial) -> Result<Option<DeviceRecord>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT chip_serial, state, cn, created_at, updated_at FROM devices
+                 WHERE chip_serial = ?1",
+                [chip.to_string()],
+                device_from_row,
+            )
+            .optional()?)
+    }
+
+    /// All devices, oldest first.
+    pub fn devices(&self) -> Result<Vec<DeviceRecord>, RegistryError> {
+        let mut st = self.conn.prepare(
+            "SELECT chip_serial, state, cn, created_at, updated_at FROM devices
+             ORDER BY created_at, chip_serial",
+        )?;
+        let rows = st.query_map([], device_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Write-ahead issuance: records `req` as `pending` unless the chip already has a live
+    /// (pending, issued or verified) device certificate for the same public key, which is
+    /// returned instead. Live pending/issued certificates of the chip for *another* key are
+    /// marked superseded (the chip's key changed before they were verified); a verified one for
+    /// another key is an error. All in one transaction.
+    pub fn begin_issue(&mut self, req: &IssueRequest<'_>) -> Result<IssueOutcome, RegistryError> {
+        let now = now_rfc3339();
+        let serial = hex::encode_upper(req.serial);
+        let pk_hex = hex::encode_upper(req.public_key);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let chip = req.chip_serial.map(|c| c.to_string());
+        if let (CertKind::Device, Some(chip)) = (req.kind, &chip) {
+            let live: Vec<CertRecord> = {
+                let mut st = tx.prepare(&format!(
+                    "SELECT {CERT_COLUMNS} FROM certificates
+                     WHERE chip_serial = ?1 AND kind = 'device' AND status != 'superseded'
+                     ORDER BY id"
+                ))?;
+                st.query_map([chip], cert_from_row)?
+                    .collect::<Result<_, _>>()?
+            };
+            if let Some(same) = live.iter().find(|c| c.public_key == *req.public_key) {
+                return Ok(IssueOutcome::Reused(same.clone()));
+            }
+            if let Some(v) = live.iter().find(|c| c.status == CertStatus::Verified) {
+                return Err(RegistryError::AlreadyProvisioned {
+                    chip_serial: req.chip_serial.unwrap_or(ChipSerial([0; CHIP_SERIAL_LEN])),
+                    cert_serial: v.serial.clone(),
+                });
+            }
+            tx.execute(
+                "UPDATE certificates SET status = 'superseded', updated_at = ?2
+                 WHERE chip_serial = ?1 AND kind = 'device' AND status IN ('pending', 'issued')",
+                params![chip, now],
+            )?;
+            tx.execute(
+                "INSERT INTO devices (chip_serial, state, cn, created_at, updated_at)
+                 VALUES (?1, 'issuing', ?2, ?3, ?3)
+                 ON CONFLICT(chip_serial) DO UPDATE SET state = 'issuing', cn = ?2,
+                 updated_at = ?3",
+                params![chip, req.subject_cn, now],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO certificates (serial, chip_serial, kind, public_key, subject_cn, der,
+             not_before, not_after, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?9)",
+            params![
+                serial,
+                chip,
+                req.kind.as_str(),
+                pk_hex,
+                req.subject_cn,
+                req.der,
+                req.not_before,
+                req.not_after,
+                now
+            ],
+        )?;
+        let record = tx.query_row(
+            &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = ?1"),
+            [&serial],
+            cert_from_row,
+        )?;
+        tx.commit()?;
+        Ok(IssueOutcome::New(record))
+    }
+
+    fn advance(&mut self, serial: &str, to: CertStatus) -> Result<CertRecord, RegistryError> {
+        let now = now_rfc3339();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current = tx
+            .query_row(
+                &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = ?1"),
+                [serial],
+                cert_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| RegistryError::UnknownCertificate(serial.to_string()))?;
+        let allowed = matches!(
+            (current.status, to),
+            (CertStatus::Pending, CertStatus::Issued)
+                | (
+                    CertStatus::Pending | CertStatus::Issued,
+                    CertStatus::Verified
+                )
+        ) || current.status == to;
+        if !allowed {
+            return Err(RegistryError::BadTransition {
+                serial: serial.to_string(),
+                from: current.status,
+                to,
+            });
+        }
+        if current.status != to {
+            tx.execute(
+                "UPDATE certificates SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![current.id, to.as_str(), now],
+            )?;
+            if let (CertKind::Device, Some(chip)) = (current.kind, current.chip_serial) {
+                let state = match to {
+                    CertStatus::Verified => DeviceState::Provisioned,
+                    _ => DeviceState::Written,
+                };
+                tx.execute(
+                    "UPDATE devices SET state = ?2, updated_at = ?3 WHERE chip_serial = ?1",
+                    params![chip.to_string(), state.as_str(), now],
+                )?;
+            }
+        }
+        let record = tx.query_row(
+            &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE id = ?1"),
+            [current.id],
+            cert_from_row,
+        )?;
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// The certificate reached the device (pending → issued). Idempotent.
+    pub fn mark_written(&mut self, serial: &str) -> Result<CertRecord, RegistryError> {
+        self.advance(serial, CertStatus::Issued)
+    }
+
+    /// The device rebuilt, matched and proved the certificate (→ verified). Idempotent.
+    pub fn mark_verified(&mut self, serial: &str) -> Result<CertRecord, RegistryError> {
+        self.advance(serial, CertStatus::Verified)
+    }
+
+    /// The live (not superseded) device certificate of a chip, for resuming.
+    pub fn live_certificate(&self, chip: ChipSerial) -> Result<Option<CertRecord>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {CERT_COLUMNS} FROM certificates
+                     WHERE chip_serial = ?1 AND kind = 'device' AND status != 'superseded'
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                [chip.to_string()],
+                cert_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Every certificate recorded for a chip, oldest first.
+    pub fn certificates_for(&self, chip: ChipSerial) -> Result<Vec<CertRecord>, RegistryError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CERT_COLUMNS} FROM certificates WHERE chip_serial = ?1 ORDER BY id"
+        ))?;
+        let rows = st.query_map([chip.to_string()], cert_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A certificate by serial (upper- or lower-case hex).
+    pub fn certificate(&self, serial: &str) -> Result<Option<CertRecord>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = ?1"),
+                [serial.to_ascii_uppercase()],
+                cert_from_row,
+            )
+            .optional()?)
+    }
+
+    /// All certificates, oldest first.
+    pub fn certificates(&self) -> Result<Vec<CertRecord>, RegistryError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CERT_COLUMNS} FROM certificates ORDER BY id"
+        ))?;
+        let rows = st.query_map([], cert_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records (or refreshes) a station.
+    pub fn register_station(&self, name: &str, port: Option<&str>) -> Result<(), RegistryError> {
+        let now = now_rfc3339();
+        self.conn.execute(
+            "INSERT INTO stations (name, port, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT(name) DO UPDATE SET port = ?2, last_seen = ?3",
+            params![name, port, now],
+        )?;
+        Ok(())
+    }
+
+    /// All stations.
+    pub fn stations(&self) -> Result<Vec<StationRecord>, RegistryError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, port, first_seen, last_seen FROM stations ORDER BY name")?;
+        let rows = st.query_map([], |r| {
+            Ok(StationRecord {
+                name: r.get(0)?,
+                port: r.get(1)?,
+                first_seen: r.get(2)?,
+                last_seen: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Appends one step to the audit log.
+    pub fn audit(
+        &self,
+        station: Option<&str>,
+        chip: Option<ChipSerial>,
+        step: &str,
+        outcome: Outcome,
+        detail: &str,
+    ) -> Result<(), RegistryError> {
+        self.conn.execute(
+            "INSERT INTO audit (time, station, chip_serial, step, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                now_rfc3339(),
+                station,
+                chip.map(|c| c.to_string()),
+                step,
+                outcome.as_str(),
+                detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The audit log of one chip (or, with `None`, everything), in order.
+    pub fn audit_log(&self, chip: Option<ChipSerial>) -> Result<Vec<AuditRecord>, RegistryError> {
+        let map = |r: &Row<'_>| {
+            Ok(AuditRecord {
+                id: r.get(0)?,
+                time: r.get(1)?,
+                station: r.get(2)?,
+                chip_serial: chip_from_sql(r.get(3)?)?,
+                step: r.get(4)?,
+                outcome: Outcome::parse(&r.get::<_, String>(5)?)?,
+                detail: r.get(6)?,
+            })
+        };
+        let sql = "SELECT id, time, station, chip_serial, step, outcome, detail FROM audit";
+        let rows: Vec<AuditRecord> = match chip {
+            Some(c) => {
+                let mut st = self
+                    .conn
+                    .prepare(&format!("{sql} WHERE chip_serial = ?1 ORDER BY id"))?;
+                st.query_map([c.to_string()], map)?
+                    .collect::<Result<_, _>>()?
+            }
+            None => {
+                let mut st = self.conn.prepare(&format!("{sql} ORDER BY id"))?;
+                st.query_map([], map)?.collect::<Result<_, _>>()?
+            }
+        };
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHIP: ChipSerial = ChipSerial([0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE]);
+
+    fn req<'a>(serial: &'a [u8], pk: &'a [u8; 64], chip: ChipSerial) -> IssueRequest<'a> {
+        IssueRequest {
+            kind: CertKind::Device,
+            chip_serial: Some(chip),
+            serial,
+            public_key: pk,
+            subject_cn: "dev",
+            der: b"\x30\x00",
+            not_before: "2026-01-01T00:00:00Z",
+            not_after: "2046-01-01T00:00:00Z",
+        }
+    }
+
+    #[test]
+    fn write_ahead_then_written_then_verified() {
+        let mut reg = Registry::open_in_memory().expect("open");
+        assert_eq!(reg.schema_version().expect("v"), SCHEMA_VERSION);
+        let pk = [7u8; 64];
+        let out = reg.begin_issue(&req(&[0x40, 1], &pk, CHIP)).expect("issue");
+        let IssueOutcome::New(rec) = out else {
+            panic!("expected a new record")
+        };
+        assert_eq!(rec.status, CertStatus::Pending);
+        assert_eq!(rec.serial, "4001");
+        assert_eq!(
+            reg.device(CHIP).expect("q").expect("device").state,
+            DeviceState::Issuing
+        );
+
+        let rec = reg.mark_written("4001").expect("written");
+        assert_eq!(rec.status, CertStatus::Issued);
+        assert_eq!(
+            reg.device(CHIP).expect("q").expect("d").state,
+            DeviceState::Written
+        );
+        let rec = reg.mark_verified("4001").expect("verified");
+        assert_eq!(rec.status, CertStatus::Verified);
+        assert_eq!(
+            reg.device(CHIP).expect("q").expect("d").state,
+            DeviceState::Provisioned
+        );
+        // Idempotent, never backwards.
+        reg.mark_verified("4001").expect("again");
+        let e = reg.mark_written("4001").expect_err("backwards");
+        assert!(matches!(e, RegistryError::BadTransition { .. }), "{e}");
+        assert!(matches!(
+            reg.mark_written("FFFF").expect_err("unknown"),
+            RegistryError::UnknownCertificate(_)
+        ));
+    }
+
+    #[test]
+    fn rerun_with_same_key_reuses_instead_of_issuing_again() {
+        let mut reg = Registry::open_in_memory().expect("open");
+        let pk = [7u8; 64];
+        let first = reg.begin_issue(&req(&[0x40, 1], &pk, CHIP)).expect("issue");
+        // Interrupted after write-ahead; the rerun builds a fresh cert (new serial) for the
+        // same chip and key and must get the first one back.
+        let second = reg.begin_issue(&req(&[0x40, 2], &pk, CHIP)).expect("rerun");
+        assert!(matches!(second, IssueOutcome::Reused(_)));
+        assert_eq!(second.record(), first.record());
+        assert_eq!(reg.certificates().expect("all").len(), 1);
+        assert!(reg.certificate("4002").expect("q").is_none());
+        // Still reused after it was written and verified.
+        reg.mark_written("4001").expect("w");
+        reg.mark_verified("4001").expect("v");
+        let third = reg.begin_issue(&req(&[0x40, 3], &pk, CHIP)).expect("rerun");
+        assert_eq!(third.record().serial, "4001");
+        assert_eq!(third.record().status, CertStatus::Verified);
+    }
+
+    #[test]
+    fn new_key_supersedes_unverified_but_not_verified() {
+        let mut reg = Registry::open_in_memory().expect("open");
+        reg.begin_issue(&req(&[0x40, 1], &[1u8; 64], CHIP))
+            .expect("issue");
+        reg.mark_written("4001").expect("w");
+        let out = reg
+            .begin_issue(&req(&[0x40, 2], &[2u8; 64], CHIP))
+            .expect("new key");
+        assert!(matches!(out, IssueOutcome::New(_)));
+        let all = reg.certificates_for(CHIP).expect("all");
+        let statuses: Vec<_> = all.iter().map(|c| c.status).collect();
+        assert_eq!(statuses, [CertStatus::Superseded, CertStatus::Pending]);
+        assert_eq!(
+            reg.live_certificate(CHIP).expect("q").expect("live").serial,
+            "4002"
+        );
+        // A superseded certificate can never come back.
+        assert!(matches!(
+            reg.mark_written("4001").expect_err("superseded"),
+            RegistryError::BadTransition { .. }
+        ));
+        reg.mark_verified("4002").expect("v");
+        let e = reg
+            .begin_issue(&req(&[0x40, 3], &[3u8; 64], CHIP))
+            .expect_err("verified");
+        assert!(matches!(e, RegistryError::AlreadyProvisioned { .. }), "{e}");
+        assert_eq!(reg.certificates().expect("all").len(), 2);
+    }
+
+    #[test]
+    fn certificate_serials_are_unique_across_chips() {
+        let mut reg = Registry::open_in_memory().expect("open");
+        reg.begin_issue(&req(&[0x40, 1], &[1u8; 64], CHIP))
+            .expect("issue");
+        let other = ChipSerial([9; 9]);
+        let e = reg
+            .begin_issue(&req(&[0x40, 1], &[2u8; 64], other))
+            .expect_err("dup");
+        assert!(matches!(e, RegistryError::DuplicateSerial(_)), "{e}");
+        // The failed transaction left nothing behind for the other chip.
+        assert!(reg.device(other).expect("q").is_none());
+    }
+
+    #[test]
+    fn audit_and_stations() {
+        let reg = Registry::open_in_memory().expect("open");
+        reg.register_station("st1", Some("/dev/ttyUSB0"))
+            .expect("station");
+        reg.register_station("st1", Some("/dev/ttyUSB1"))
+            .expect("station again");
+        let st = reg.stations().expect("stations");
+        assert_eq!(st.len(), 1);
+        assert_eq!(st[0].port.as_deref(), Some("/dev/ttyUSB1"));
+        reg.audit(Some("st1"), Some(CHIP), "probe", Outcome::Ok, "hello")
+            .expect("a");
+        reg.audit(Some("st1"), None, "open_port", Outcome::Failed, "busy")
+            .expect("a");
+        let log = reg.audit_log(Some(CHIP)).expect("log");
+        assert_eq!(log.len(), 1);
+        assert_eq!(
+            (log[0].step.as_str(), log[0].outcome),
+            ("probe", Outcome::Ok)
+        );
+        assert_eq!(reg.audit_log(None).expect("all").len(), 2);
+    }
+
+    #[test]
+    fn reopen_keeps_data_and_refuses_newer_schema() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.sqlite");
+        {
+            let mut reg = Registry::open(&path).expect("open");
+            reg.begin_issue(&req(&[0x40, 1], &[1u8; 64], CHIP))
+                .expect("issue");
+        }
+        let reg = Registry::open(&path).expect("reopen");
+        assert_eq!(reg.certificates().expect("all").len(), 1);
+        reg.conn
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        drop(reg);
+        let e = Registry::open(&path).expect_err("newer");
+        assert!(matches!(e, RegistryError::NewerSchema(_)), "{e}");
+    }
+
+    #[test]
+    fn chip_serial_parses_and_prints() {
+        let c: ChipSerial = "0123010203040506ee".parse().expect("parse");
+        assert_eq!(c, ChipSerial([0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE]));
+        assert_eq!(c.to_string(), "0123010203040506EE");
+        assert!("0123".parse::<ChipSerial>().is_err());
+    }
+}
