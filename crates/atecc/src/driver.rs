@@ -191,6 +191,8 @@ pub struct Atecc<I2C, D> {
     /// Time since the last wake as far as the driver can tell (delays it issued plus estimated
     /// bus time); `None` when the chip is believed asleep or idle.
     awake_us: Option<u32>,
+    /// A command was sent since the last wake (a fresh wake is never repeated).
+    used_since_wake: bool,
 }
 
 fn is_nack<E: embedded_hal::i2c::Error>(e: &E) -> bool {
@@ -207,6 +209,7 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
             timing: Timing::default(),
             clock: ClockDivider::M0,
             awake_us: None,
+            used_since_wake: false,
         }
     }
 
@@ -277,6 +280,7 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
                 Ok(()) => match classify_wake(&reply) {
                     WakeReply::Awake => {
                         self.awake_us = Some(self.timing.wake_delay_us);
+                        self.used_since_wake = false;
                         self.account_bus(4);
                         return Ok(());
                     }
@@ -320,6 +324,8 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
     fn ensure_awake(&mut self, need_us: u32) -> Result<(), Error<I2C::Error>> {
         match self.awake_us {
             Some(t) if t.saturating_add(need_us) <= self.timing.watchdog_budget_us => Ok(()),
+            // Just woken: waking again cannot buy more time.
+            Some(_) if !self.used_since_wake => Ok(()),
             Some(_) => {
                 // Idle keeps TempKey, so a multi-command sequence survives the re-wake.
                 self.idle()?;
@@ -366,7 +372,10 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
         loop {
             self.ensure_awake(timeout_us)?;
             match self.i2c.write(self.address, packet) {
-                Ok(()) => self.account_bus(packet.len()),
+                Ok(()) => {
+                    self.used_since_wake = true;
+                    self.account_bus(packet.len());
+                }
                 Err(e) if is_nack(&e) => {
                     // The chip went to sleep behind our back (watchdog while the caller was
                     // busy elsewhere): wake it and send again.

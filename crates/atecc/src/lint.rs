@@ -141,6 +141,8 @@ impl Rule {
             | Rule::CertSlotNeverUpdatable
             | Rule::CertSlotNotLockable
             | Rule::IoProtection
+            | Rule::UnsupportedUsageLimit
+            | Rule::UnsupportedSecureBoot
             | Rule::WatchdogLong
             | Rule::UnsupportedX509Format => Severity::Warning,
             _ => Severity::Error,
