@@ -466,6 +466,8 @@ pub(crate) const PUBKEY_LEN: usize = 64;
 pub(crate) const PADDED_PUBKEY_LEN: usize = 72;
 pub(crate) const RAW_SIG_LEN: usize = 64;
 pub(crate) const KEY_ID_LEN: usize = 20;
+/// Smallest usual DER signatureValue for P-256 (R and S of 31 bytes).
+pub const TYPICAL_MIN_DER_SIG_LEN: usize = 71;
 /// Largest DER signatureValue for P-256 (`03 49 00 30 46 02 21 00 R 02 21 00 S`).
 pub const MAX_DER_SIG_LEN: usize = 75;
 
@@ -514,7 +516,9 @@ impl<'a> CertDef<'a> {
             ));
         }
         for (i, loc) in self.std_cert_elements.iter().enumerate() {
-            if loc.is_present() && loc.end() > tlen {
+            // The X.509 signature count is informational (the signature runs to the end).
+            let x509_sig = i == StdElement::Signature as usize && self.cert_type == CertType::X509;
+            if loc.is_present() && !x509_sig && loc.end() > tlen {
                 return Err(Error::InvalidDefinition(
                     "standard element outside the template",
                 ));
@@ -606,9 +610,10 @@ impl<'a> CertDef<'a> {
         Ok(())
     }
 
-    /// X.509: the template's signature must be a parseable BIT STRING at the end, and every P-256
-    /// signature size must keep the outer length's length-of-length (checked once here so a
-    /// rebuild can never hit `LengthOfLengthChange`).
+    /// X.509: the template must be one DER SEQUENCE, and the usual P-256 signature sizes
+    /// (R and S of 31–33 significant bytes: 71–75 DER bytes) must keep the outer length's
+    /// length-of-length. Rarer sizes (probability below 2^-15) that would change it are caught at
+    /// run time as [`Error::LengthOfLengthChange`].
     fn validate_x509_signature(&self) -> Result<(), Error> {
         let sig = self.std_loc(StdElement::Signature);
         let tlen = self.template.len();
@@ -625,7 +630,7 @@ impl<'a> CertDef<'a> {
             ));
         }
         let base = sig.offset as usize - 1 - hdr;
-        for sig_len in [crate::der::MIN_DER_SIG_LEN, MAX_DER_SIG_LEN] {
+        for sig_len in [TYPICAL_MIN_DER_SIG_LEN, MAX_DER_SIG_LEN] {
             if crate::der::length_size(base + sig_len) != hdr {
                 return Err(Error::InvalidDefinition(
                     "signature size changes would change the certificate's length-of-length",

@@ -214,8 +214,9 @@ pub fn check_template(def: &CertDef<'_>, der: &[u8]) -> Result<(), Error> {
 /// key (padded when the location is 72 bytes; GenKey locations into `public_keys`) and custom
 /// elements (transforms inverted) into `image`, then rebuilds into `scratch` and compares with
 /// `der` byte for byte. `device_sn` is required for `DeviceSnHash*` sources and checked for
-/// `DeviceSn` (otherwise taken from the certificate's serial number); `ca_public_key` must be
-/// the issuer's key unless the template's authority key id is already right.
+/// `DeviceSn` (otherwise taken from the certificate's serial number). With `ca_public_key` the
+/// authority key id must be that key's id; without it the certificate's AKI is accepted as is
+/// (a device rebuild then needs the CA key or keeps the template's AKI).
 pub fn split(
     def: &CertDef<'_>,
     der: &[u8],
@@ -290,6 +291,19 @@ pub fn split(
         image.set_device_sn(&sn);
     }
     let n = rebuild::rebuild(def, &*image, ca_public_key, scratch)?;
+    if ca_public_key.is_none() {
+        // Without the CA key the authority key id is taken as it is (it is not device data).
+        let aki = def.std_loc(StdElement::AuthKeyId);
+        if aki.is_present() {
+            let mut cert = crate::Cert::from_existing(def, scratch, n)?;
+            if let Some(dst) = cert.element_mut(aki)? {
+                let src = view.auth_key_id()?;
+                if src.len() == dst.len() {
+                    dst.copy_from_slice(src);
+                }
+            }
+        }
+    }
     let rebuilt = scratch.get(..n).ok_or(Error::BadCert)?;
     if rebuilt != der {
         return Err(first_difference(def, rebuilt, der));
