@@ -1,6 +1,7 @@
 //! Shared test data: one or more samples of every message variant, including the largest.
 #![allow(dead_code)]
 
+pub mod fake;
 use heapless::Vec;
 use keystamp_wire::*;
 
