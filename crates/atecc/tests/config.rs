@@ -408,9 +408,9 @@ fn data_lock_crc_skips_private_slots_then_adds_otp() {
     let slots: [&[u8]; 16] = std::array::from_fn(|i| contents[i].as_slice());
     let otp = [0x77u8; 64];
     let mut expected = Vec::new();
-    for s in 0..16 {
-        if !cfg.key_config[s].private() {
-            expected.extend_from_slice(&contents[s]);
+    for (content, key) in contents.iter().zip(cfg.key_config.iter()) {
+        if !key.private() {
+            expected.extend_from_slice(content);
         }
     }
     expected.extend_from_slice(&otp);

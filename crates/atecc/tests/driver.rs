@@ -1,0 +1,783 @@
+//! Driver behaviour against embedded-hal-mock transcripts built from the reference
+//! (`shared/reference/atecc608.md` §1.2–§1.5, §2, §4): wake, busy polling, CRC re-read,
+//! resend on 0xFF, watchdog status and budget, sleep/idle, and the typed operations.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use embedded_hal::delay::DelayNs;
+use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource};
+use embedded_hal_mock::eh1::i2c::{Mock, Transaction as T};
+use keystamp_atecc::command::CounterId;
+use keystamp_atecc::driver::{Atecc, Error, Timing, WakeError};
+use keystamp_atecc::{Direction, ResponseError, Status, TracingI2c};
+
+const ADDR: u8 = 0x60;
+
+const INDEPENDENT: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::Algorithm {
+    width: 16,
+    poly: 0x8005,
+    init: 0x0000,
+    refin: true,
+    refout: false,
+    xorout: 0x0000,
+    check: 0xBCDD,
+    residue: 0x0000,
+});
+
+/// Append the CRC (independent implementation) to count‖payload.
+fn group(body: &[u8]) -> Vec<u8> {
+    let mut v = body.to_vec();
+    v.extend(INDEPENDENT.checksum(body).to_le_bytes());
+    v
+}
+
+/// A command group: count opcode p1 p2 data crc.
+fn packet(opcode: u8, p1: u8, p2: u16, data: &[u8]) -> Vec<u8> {
+    let mut v = vec![(7 + data.len()) as u8, opcode, p1];
+    v.extend(p2.to_le_bytes());
+    v.extend(data);
+    group(&v)
+}
+
+/// A data response group.
+fn data_reply(payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![(3 + payload.len()) as u8];
+    v.extend(payload);
+    group(&v)
+}
+
+fn status_reply(code: u8) -> Vec<u8> {
+    group(&[0x04, code])
+}
+
+fn nack() -> ErrorKind {
+    ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address)
+}
+
+fn wake() -> Vec<T> {
+    vec![
+        T::write(0x00, vec![0x01]).with_error(nack()),
+        T::read(ADDR, vec![0x04, 0x11, 0x33, 0x43]),
+    ]
+}
+
+fn send(p: &[u8]) -> T {
+    let mut v = vec![0x03];
+    v.extend(p);
+    T::write(ADDR, v)
+}
+
+fn busy(n: usize) -> Vec<T> {
+    (0..n)
+        .map(|_| T::read(ADDR, vec![0]).with_error(nack()))
+        .collect()
+}
+
+fn reply(g: &[u8]) -> Vec<T> {
+    vec![T::read(ADDR, vec![g[0]]), T::read(ADDR, g[1..].to_vec())]
+}
+
+fn idle() -> T {
+    T::write(ADDR, vec![0x02])
+}
+
+/// A delay that records every wait in microseconds.
+#[derive(Clone, Default)]
+struct Clock(Rc<RefCell<Vec<u32>>>);
+
+impl DelayNs for Clock {
+    fn delay_ns(&mut self, ns: u32) {
+        self.0.borrow_mut().push(ns.div_ceil(1000));
+    }
+    fn delay_us(&mut self, us: u32) {
+        self.0.borrow_mut().push(us);
+    }
+    fn delay_ms(&mut self, ms: u32) {
+        self.0.borrow_mut().push(ms * 1000);
+    }
+}
+
+impl Clock {
+    fn waits(&self) -> Vec<u32> {
+        self.0.borrow().clone()
+    }
+    fn total(&self) -> u32 {
+        self.0.borrow().iter().sum()
+    }
+}
+
+struct Script(Vec<T>);
+
+impl Script {
+    fn new() -> Self {
+        Script(Vec::new())
+    }
+    fn add(mut self, t: impl IntoIterator<Item = T>) -> Self {
+        self.0.extend(t);
+        self
+    }
+    fn one(mut self, t: T) -> Self {
+        self.0.push(t);
+        self
+    }
+    fn driver(&self) -> (Atecc<Mock, Clock>, Clock) {
+        let clock = Clock::default();
+        (Atecc::new(Mock::new(&self.0), clock.clone()), clock)
+    }
+}
+
+fn finish(d: Atecc<Mock, Clock>) {
+    let (mut i2c, _) = d.release();
+    i2c.done();
+}
+
+// Reference §2.3 packets.
+const INFO_REV: [u8; 7] = [0x07, 0x30, 0x00, 0x00, 0x00, 0x03, 0x5D];
+const RANDOM: [u8; 7] = [0x07, 0x1B, 0x00, 0x00, 0x00, 0x24, 0xCD];
+const SHA_START: [u8; 7] = [0x07, 0x47, 0x00, 0x00, 0x00, 0x2E, 0x85];
+const SIGN_EXT_TEMPKEY_0: [u8; 7] = [0x07, 0x41, 0x80, 0x00, 0x00, 0x28, 0x05];
+const GENKEY_PRIVATE_0: [u8; 7] = [0x07, 0x40, 0x04, 0x00, 0x00, 0x83, 0x87];
+const GENKEY_PUBLIC_0: [u8; 7] = [0x07, 0x40, 0x00, 0x00, 0x00, 0x00, 0x05];
+const INFO_REPLY_608A: [u8; 7] = [0x07, 0x00, 0x00, 0x60, 0x02, 0x80, 0x38];
+
+#[test]
+fn info_wakes_polls_and_idles() {
+    let s = Script::new()
+        .add(wake())
+        .one(send(&INFO_REV))
+        .add(busy(2))
+        .add(reply(&INFO_REPLY_608A))
+        .one(idle());
+    let (mut d, clock) = s.driver();
+    assert_eq!(d.info().unwrap(), [0x00, 0x00, 0x60, 0x02]);
+    // tWHI 1500 µs after the pulse; first poll after 1 ms, then every 1 ms.
+    assert_eq!(clock.waits(), [1500, 1000, 1000, 1000]);
+    assert_eq!(d.awake_for_us(), None);
+    finish(d);
+}
+
+#[test]
+fn polling_gives_up_at_the_commands_max_time() {
+    // Info: 5 ms max (§4.3) + 50% margin = 7.5 ms: polls at 1, 2, ... 7, 7.5 ms.
+    let s = Script::new()
+        .add(wake())
+        .one(send(&INFO_REV))
+        .add(busy(8))
+        .one(idle());
+    let (mut d, clock) = s.driver();
+    assert_eq!(d.info(), Err(Error::Timeout));
+    let waits = clock.waits();
+    assert_eq!(waits[0], 1500);
+    assert_eq!(waits[1..].iter().sum::<u32>(), 7500);
+    finish(d);
+}
+
+#[test]
+fn slow_command_is_polled_until_ready() {
+    // GenKey private: 115 ms max. The key arrives after 80 polls.
+    let pubkey: Vec<u8> = (0..64).collect();
+    let s = Script::new()
+        .add(wake())
+        .one(send(&GENKEY_PRIVATE_0))
+        .add(busy(80))
+        .add(reply(&data_reply(&pubkey)))
+        .one(idle());
+    let (mut d, clock) = s.driver();
+    assert_eq!(d.genkey(0).unwrap().to_vec(), pubkey);
+    assert_eq!(clock.total(), 1500 + 81 * 1000);
+    finish(d);
+}
+
+#[test]
+fn bad_response_crc_is_reread_not_resent() {
+    // Counter increment must not run twice: the response is read again after resetting the
+    // read pointer (word address 0x00).
+    let inc = packet(0x24, 0x01, 0x0000, &[]);
+    let good = data_reply(&[5, 0, 0, 0]);
+    let mut bad = good.clone();
+    bad[5] ^= 0xFF;
+    let s = Script::new()
+        .add(wake())
+        .one(send(&inc))
+        .add(reply(&bad))
+        .one(T::write(ADDR, vec![0x00]))
+        .add(reply(&good))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.counter_increment(CounterId::Zero).unwrap(), 5);
+    finish(d);
+}
+
+#[test]
+fn persistent_bad_crc_gives_up_after_bounded_rereads() {
+    let good = data_reply(&[5, 0, 0, 0]);
+    let mut bad = good.clone();
+    bad[6] ^= 0x01;
+    let inc = packet(0x24, 0x00, 0x0001, &[]);
+    let mut s = Script::new().add(wake()).one(send(&inc)).add(reply(&bad));
+    for _ in 0..2 {
+        s = s.one(T::write(ADDR, vec![0x00])).add(reply(&bad));
+    }
+    let s = s.one(idle());
+    let (mut d, _) = s.driver();
+    match d.counter_read(CounterId::One) {
+        Err(Error::Response(ResponseError::Crc { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    finish(d);
+}
+
+#[test]
+fn chip_crc_error_status_resends_the_command() {
+    // 0xFF: "not parsed or executed, resend" (§2.5).
+    let s = Script::new()
+        .add(wake())
+        .one(send(&INFO_REV))
+        .add(reply(&[0x04, 0xFF, 0x01, 0x42]))
+        .one(send(&INFO_REV))
+        .add(reply(&INFO_REPLY_608A))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.info().unwrap(), [0, 0, 0x60, 0x02]);
+    finish(d);
+}
+
+#[test]
+fn resends_are_bounded() {
+    let mut s = Script::new().add(wake());
+    for _ in 0..3 {
+        s = s.one(send(&INFO_REV)).add(reply(&[0x04, 0xFF, 0x01, 0x42]));
+    }
+    let (mut d, _) = s.one(idle()).driver();
+    assert_eq!(d.info(), Err(Error::Status(Status::CommunicationError)));
+    finish(d);
+}
+
+#[test]
+fn watchdog_status_idles_wakes_and_resends() {
+    // 0xEE: not executed; only Idle/Sleep then wake restart the watchdog (§1.5). Idle keeps
+    // TempKey, so the Nonce → Sign pair survives.
+    let digest = [0xD1u8; 32];
+    let nonce = packet(0x16, 0x03, 0, &digest);
+    let sig: Vec<u8> = (100..164).collect();
+    let s = Script::new()
+        .add(wake())
+        .one(send(&nonce))
+        .add(reply(&[0x04, 0xEE, 0x31, 0x41]))
+        .one(idle())
+        .add(wake())
+        .one(send(&nonce))
+        .add(reply(&status_reply(0x00)))
+        .one(send(&SIGN_EXT_TEMPKEY_0))
+        .add(reply(&data_reply(&sig)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.sign_digest(0, &digest).unwrap().to_vec(), sig);
+    finish(d);
+}
+
+#[test]
+fn watchdog_budget_rewakes_before_a_command_that_would_cross_it() {
+    // With a 150 ms budget, Sign (115 ms + 50%) after Nonce would cross it: idle + wake first.
+    let digest = [0x42u8; 32];
+    let nonce = packet(0x16, 0x03, 0, &digest);
+    let sig = [0x5Au8; 64];
+    let s = Script::new()
+        .add(wake())
+        .one(send(&nonce))
+        .add(reply(&status_reply(0x00)))
+        .one(idle())
+        .add(wake())
+        .one(send(&SIGN_EXT_TEMPKEY_0))
+        .add(busy(3))
+        .add(reply(&data_reply(&sig)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    d.set_timing(Timing {
+        watchdog_budget_us: 150_000,
+        ..Timing::default()
+    });
+    assert_eq!(d.sign_digest(0, &digest).unwrap(), sig);
+    finish(d);
+}
+
+#[test]
+fn default_budget_keeps_a_short_sequence_in_one_wake() {
+    let digest = [0x42u8; 32];
+    let nonce = packet(0x16, 0x03, 0, &digest);
+    let sig = [0x5Au8; 64];
+    let s = Script::new()
+        .add(wake())
+        .one(send(&nonce))
+        .add(reply(&status_reply(0x00)))
+        .one(send(&SIGN_EXT_TEMPKEY_0))
+        .add(busy(50))
+        .add(reply(&data_reply(&sig)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.sign_digest(0, &digest).unwrap(), sig);
+    finish(d);
+}
+
+#[test]
+fn long_polling_accumulates_towards_the_watchdog() {
+    // Without idling between operations, awake time adds up across commands; once the next
+    // command could cross the 1 s budget the driver idles and wakes first.
+    let pubkey = [0x11u8; 64];
+    let mut s = Script::new().add(wake());
+    // Each GenKey: 160 ms of polling plus ~7 ms of bus time at 100 kHz. After 5 (~840 ms), the
+    // next one (115 ms + 50%) could cross 1 s.
+    for _ in 0..5 {
+        s = s
+            .one(send(&GENKEY_PUBLIC_0))
+            .add(busy(159))
+            .add(reply(&data_reply(&pubkey)));
+    }
+    let s = s
+        .one(idle())
+        .add(wake())
+        .one(send(&GENKEY_PUBLIC_0))
+        .add(reply(&data_reply(&pubkey)));
+    let (mut d, _) = s.driver();
+    d.set_timing(Timing {
+        idle_after_op: false,
+        ..Timing::default()
+    });
+    for _ in 0..6 {
+        assert_eq!(d.get_public_key(0).unwrap(), pubkey);
+    }
+    assert!(d.awake_for_us().unwrap() < 10_000);
+    finish(d);
+}
+
+#[test]
+fn command_nack_means_asleep_so_wake_and_resend() {
+    let s = Script::new()
+        .add(wake())
+        .one(send(&INFO_REV))
+        .add(reply(&INFO_REPLY_608A))
+        // The caller was away for seconds; the watchdog put the chip to sleep.
+        .one(send(&INFO_REV).with_error(nack()))
+        .add(wake())
+        .one(send(&INFO_REV))
+        .add(reply(&INFO_REPLY_608A));
+    let (mut d, _) = s.driver();
+    d.set_timing(Timing {
+        idle_after_op: false,
+        ..Timing::default()
+    });
+    d.info().unwrap();
+    d.info().unwrap();
+    finish(d);
+}
+
+#[test]
+fn wake_self_test_failure_is_recognised() {
+    let s = Script::new()
+        .one(T::write(0x00, vec![0x01]).with_error(nack()))
+        .one(T::read(ADDR, vec![0x04, 0x07, 0x40, 0xC2]));
+    let (mut d, clock) = s.driver();
+    assert_eq!(d.wake(), Err(Error::Wake(WakeError::SelfTestFailure)));
+    assert_eq!(clock.waits(), [1500]);
+    finish(d);
+}
+
+#[test]
+fn wake_with_cryptoauthlibs_wrong_selftest_constant_is_unexpected() {
+    // `04 07 C4 40` has a bad CRC (§1.2): not a self-test reply, just garbage.
+    let mut s = Script::new();
+    for _ in 0..3 {
+        s = s
+            .one(T::write(0x00, vec![0x01]).with_error(nack()))
+            .one(T::read(ADDR, vec![0x04, 0x07, 0xC4, 0x40]))
+            .one(idle());
+    }
+    let (mut d, _) = s.driver();
+    assert_eq!(
+        d.wake(),
+        Err(Error::Wake(WakeError::Unexpected([0x04, 0x07, 0xC4, 0x40])))
+    );
+    finish(d);
+}
+
+#[test]
+fn wake_while_already_awake_idles_and_wakes_again() {
+    // An awake chip ignores the pulse and returns stale output; idle it, then wake cleanly.
+    let s = Script::new()
+        .one(T::write(0x00, vec![0x01]).with_error(nack()))
+        .one(T::read(ADDR, vec![0x07, 0x00, 0x00, 0x60]))
+        .one(idle())
+        .add(wake());
+    let (mut d, _) = s.driver();
+    d.wake().unwrap();
+    assert!(d.awake_for_us().is_some());
+    finish(d);
+}
+
+#[test]
+fn wake_without_answer_is_no_response() {
+    let mut s = Script::new();
+    for _ in 0..3 {
+        s = s
+            .one(T::write(0x00, vec![0x01]).with_error(nack()))
+            .one(T::read(ADDR, vec![0; 4]).with_error(nack()));
+    }
+    let (mut d, _) = s.driver();
+    assert_eq!(d.wake(), Err(Error::Wake(WakeError::NoResponse)));
+    finish(d);
+}
+
+#[test]
+fn bus_errors_other_than_nack_are_reported() {
+    let s = Script::new()
+        .add(wake())
+        .one(send(&INFO_REV).with_error(ErrorKind::ArbitrationLoss))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.info(), Err(Error::I2c(ErrorKind::ArbitrationLoss)));
+    finish(d);
+}
+
+#[test]
+fn sleep_and_idle_word_addresses() {
+    let s = Script::new()
+        .add(wake())
+        .one(T::write(ADDR, vec![0x01]))
+        .one(T::write(ADDR, vec![0x02]));
+    let (mut d, _) = s.driver();
+    d.wake().unwrap();
+    d.sleep().unwrap();
+    assert_eq!(d.awake_for_us(), None);
+    d.idle().unwrap();
+    finish(d);
+}
+
+#[test]
+fn sleep_when_already_asleep_is_fine() {
+    let s = Script::new().one(T::write(ADDR, vec![0x01]).with_error(nack()));
+    let (mut d, _) = s.driver();
+    d.sleep().unwrap();
+    finish(d);
+}
+
+fn verify_script(code_twice: Option<u8>, code: u8) -> Script {
+    let digest = [0xABu8; 32];
+    let sig = [0x01u8; 64];
+    let key = [0x02u8; 64];
+    let nonce = packet(0x16, 0x03, 0, &digest);
+    let mut data = sig.to_vec();
+    data.extend(key);
+    let verify = packet(0x45, 0x02, 0x0004, &data);
+    let mut s = Script::new()
+        .add(wake())
+        .one(send(&nonce))
+        .add(reply(&status_reply(0)));
+    if let Some(first) = code_twice {
+        s = s
+            .one(send(&verify))
+            .add(reply(&status_reply(first)))
+            .one(send(&nonce))
+            .add(reply(&status_reply(0)));
+    }
+    s.one(send(&verify))
+        .add(busy(20))
+        .add(reply(&status_reply(code)))
+        .one(idle())
+}
+
+#[test]
+fn verify_extern_true_false_and_errors() {
+    let (digest, sig, key) = ([0xABu8; 32], [0x01u8; 64], [0x02u8; 64]);
+    let (mut d, _) = verify_script(None, 0x00).driver();
+    assert_eq!(d.verify_extern(&digest, &sig, &key), Ok(true));
+    finish(d);
+    let (mut d, _) = verify_script(None, 0x01).driver();
+    assert_eq!(d.verify_extern(&digest, &sig, &key), Ok(false));
+    finish(d);
+    // An ECC fault is an error, never "false".
+    let (mut d, _) = verify_script(None, 0x05).driver();
+    assert_eq!(
+        d.verify_extern(&digest, &sig, &key),
+        Err(Error::Status(Status::EccFault))
+    );
+    finish(d);
+    // Execution error (TempKey lost): the Nonce+Verify pair is retried once.
+    let (mut d, _) = verify_script(Some(0x0F), 0x00).driver();
+    assert_eq!(d.verify_extern(&digest, &sig, &key), Ok(true));
+    finish(d);
+    let (mut d, _) = verify_script(Some(0x0F), 0x0F).driver();
+    assert_eq!(
+        d.verify_extern(&digest, &sig, &key),
+        Err(Error::Status(Status::ExecutionError))
+    );
+    finish(d);
+}
+
+#[test]
+fn self_test_results() {
+    let st = packet(0x77, 0x3B, 0, &[]);
+    let run = |code: u8| {
+        let s = Script::new()
+            .add(wake())
+            .one(send(&st))
+            .add(reply(&status_reply(code)))
+            .one(idle());
+        let (mut d, _) = s.driver();
+        let r = d.self_test(0x3B);
+        finish(d);
+        r
+    };
+    assert_eq!(run(0x00), Ok(0));
+    // Bits inside the requested set are failed tests (here ECDSA and SHA).
+    assert_eq!(run(0x22), Ok(0x22));
+    // 0x0F has bit 0x04, which was not requested: a real status.
+    assert_eq!(run(0x0F), Err(Error::Status(Status::ExecutionError)));
+}
+
+#[test]
+fn random_rejects_the_prelock_test_pattern() {
+    let mut pattern = Vec::new();
+    for _ in 0..8 {
+        pattern.extend([0xFF, 0xFF, 0x00, 0x00]);
+    }
+    let s = Script::new()
+        .add(wake())
+        .one(send(&RANDOM))
+        .add(reply(&data_reply(&pattern)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.random(), Err(Error::RandomTestPattern));
+    finish(d);
+    let rnd: Vec<u8> = (0..32).map(|i| i * 7).collect();
+    let s = Script::new()
+        .add(wake())
+        .one(send(&RANDOM))
+        .add(reply(&data_reply(&rnd)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.random().unwrap().to_vec(), rnd);
+    finish(d);
+}
+
+#[test]
+fn sha256_start_update_end() {
+    let data: Vec<u8> = (0..70).collect();
+    let digest = [0x99u8; 32];
+    let s = Script::new()
+        .add(wake())
+        .one(send(&SHA_START))
+        .add(reply(&status_reply(0)))
+        .one(send(&packet(0x47, 0x01, 64, &data[..64])))
+        .add(reply(&status_reply(0)))
+        .one(send(&packet(0x47, 0x02, 6, &data[64..])))
+        .add(reply(&data_reply(&digest)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.sha256(&data).unwrap(), digest);
+    finish(d);
+    // Exactly one block: the end carries no data.
+    let s = Script::new()
+        .add(wake())
+        .one(send(&SHA_START))
+        .add(reply(&status_reply(0)))
+        .one(send(&packet(0x47, 0x01, 64, &data[..64])))
+        .add(reply(&status_reply(0)))
+        .one(send(&packet(0x47, 0x02, 0, &[])))
+        .add(reply(&data_reply(&digest)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.sha256(&data[..64]).unwrap(), digest);
+    finish(d);
+}
+
+#[test]
+fn read_config_zone_and_serial_number() {
+    let cfg: Vec<u8> = (0..128).map(|i| i as u8).collect();
+    let mut s = Script::new().add(wake());
+    for block in 0..4u16 {
+        s = s
+            .one(send(&packet(0x02, 0x80, block << 3, &[])))
+            .add(reply(&data_reply(&cfg[block as usize * 32..][..32])));
+    }
+    let s = s
+        .one(idle())
+        .add(wake())
+        .one(send(&[0x07, 0x02, 0x80, 0x00, 0x00, 0x09, 0xAD]))
+        .add(reply(&data_reply(&cfg[..32])))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.read_config_zone().unwrap().to_vec(), cfg);
+    assert_eq!(d.serial_number().unwrap(), [0, 1, 2, 3, 8, 9, 10, 11, 12]);
+    finish(d);
+}
+
+#[test]
+fn lock_status_reads_word_0x15() {
+    let s = Script::new()
+        .add(wake())
+        .one(send(&[0x07, 0x02, 0x00, 0x15, 0x00, 0x17, 0x5D]))
+        .add(reply(&[0x07, 0x00, 0x00, 0x55, 0x55, 0xF5, 0x52]))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.lock_status().unwrap(), (false, false));
+    finish(d);
+}
+
+#[test]
+fn locks_carry_their_crc_little_endian() {
+    let s = Script::new()
+        .add(wake())
+        .one(send(&packet(0x17, 0x00, 0xA1B2, &[])))
+        .add(reply(&status_reply(0)))
+        .one(idle())
+        .add(wake())
+        .one(send(&[0x07, 0x17, 0x81, 0x00, 0x00, 0x3A, 0x07]))
+        .add(reply(&status_reply(0)))
+        .one(idle())
+        .add(wake())
+        .one(send(&packet(0x17, 0x2A, 0, &[])))
+        .add(reply(&status_reply(0x0F)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    d.lock_config(Some(0xA1B2)).unwrap();
+    d.lock_data(None).unwrap();
+    assert_eq!(d.lock_slot(10), Err(Error::Status(Status::ExecutionError)));
+    assert!(matches!(d.lock_slot(16), Err(Error::Address(_))));
+    finish(d);
+}
+
+#[test]
+fn write_slot_uses_only_32_byte_writes() {
+    // 72-byte compressed cert into slot 10: blocks 0, 1 and a padded block 2 (§3).
+    let cert: Vec<u8> = (0..72).map(|i| (i * 3) as u8).collect();
+    let mut s = Script::new().add(wake());
+    for block in 0..3u16 {
+        let mut data = [0u8; 32];
+        let chunk = &cert[block as usize * 32..(block as usize * 32 + 32).min(72)];
+        data[..chunk.len()].copy_from_slice(chunk);
+        s = s
+            .one(send(&packet(0x12, 0x82, (block << 8) | (10 << 3), &data)))
+            .add(reply(&status_reply(0)));
+    }
+    let (mut d, _) = s.one(idle()).driver();
+    d.write_slot(10, &cert).unwrap();
+    finish(d);
+}
+
+#[test]
+fn ecdh_clear_or_stored() {
+    let key = [0x07u8; 64];
+    let p = packet(0x43, 0x00, 2, &key);
+    let secret = [0x33u8; 32];
+    let s = Script::new()
+        .add(wake())
+        .one(send(&p))
+        .add(reply(&data_reply(&secret)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.ecdh(2, &key).unwrap(), Some(secret));
+    finish(d);
+    let s = Script::new()
+        .add(wake())
+        .one(send(&p))
+        .add(reply(&status_reply(0)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.ecdh(2, &key).unwrap(), None);
+    finish(d);
+}
+
+#[test]
+fn priv_write_and_update_extra_packets() {
+    let k = [0x44u8; 32];
+    let mut data = vec![0u8; 4];
+    data.extend(k);
+    data.extend([0u8; 32]);
+    let s = Script::new()
+        .add(wake())
+        .one(send(&packet(0x46, 0x00, 3, &data)))
+        .add(reply(&status_reply(0)))
+        .one(idle())
+        .add(wake())
+        .one(send(&packet(0x20, 0x01, 0x6A, &[])))
+        .add(reply(&status_reply(0x0F)))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    d.priv_write(3, &k).unwrap();
+    assert_eq!(
+        d.update_extra(keystamp_atecc::command::UpdateExtra::UserExtraAdd(0x6A)),
+        Err(Error::Status(Status::ExecutionError))
+    );
+    finish(d);
+}
+
+#[test]
+fn unexpected_response_length_is_an_error() {
+    // A 35-byte reply to Info (7 expected).
+    let s = Script::new()
+        .add(wake())
+        .one(send(&INFO_REV))
+        .add(reply(&data_reply(&[0; 32])))
+        .one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(
+        d.info(),
+        Err(Error::UnexpectedLength {
+            expected: 7,
+            got: 35
+        })
+    );
+    finish(d);
+}
+
+#[test]
+fn tracing_adapter_reports_every_transfer() {
+    let s = Script::new()
+        .add(wake())
+        .one(send(&INFO_REV))
+        .add(busy(1))
+        .add(reply(&INFO_REPLY_608A))
+        .one(idle());
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let sink = events.clone();
+    let traced = TracingI2c::new(Mock::new(&s.0), move |e: keystamp_atecc::TraceEvent<'_>| {
+        sink.borrow_mut()
+            .push((e.direction, e.address, e.bytes.to_vec(), e.error))
+    });
+    let mut d = Atecc::new(traced, Clock::default());
+    d.info().unwrap();
+    let (traced, _) = d.release();
+    traced.into_inner().done();
+    let ev = events.borrow();
+    assert_eq!(ev.len(), 7);
+    assert_eq!(ev[0], (Direction::Write, 0x00, vec![0x01], Some(nack())));
+    assert_eq!(
+        ev[1],
+        (Direction::Read, ADDR, vec![0x04, 0x11, 0x33, 0x43], None)
+    );
+    let mut cmd = vec![0x03];
+    cmd.extend(INFO_REV);
+    assert_eq!(ev[2], (Direction::Write, ADDR, cmd, None));
+    assert_eq!(ev[3].3, Some(nack()));
+    assert_eq!(ev[4], (Direction::Read, ADDR, vec![0x07], None));
+    assert_eq!(
+        ev[5],
+        (Direction::Read, ADDR, INFO_REPLY_608A[1..].to_vec(), None)
+    );
+    assert_eq!(ev[6], (Direction::Write, ADDR, vec![0x02], None));
+}
+
+#[test]
+fn address_setter_targets_tng_parts() {
+    let s = Script::new()
+        .one(T::write(0x00, vec![0x01]).with_error(nack()))
+        .one(T::read(0x35, vec![0x04, 0x11, 0x33, 0x43]))
+        .one(T::write(0x35, vec![0x01]));
+    let (mut d, _) = s.driver();
+    d.set_address(0x35);
+    assert_eq!(d.address(), 0x35);
+    d.wake().unwrap();
+    d.sleep().unwrap();
+    finish(d);
+}
