@@ -570,6 +570,11 @@ impl<'a> Cert<'a> {
             self.len = off + new;
         }
         der::encode_ecdsa_sig(sig, &mut self.buf[off..off + new])?;
+        // The outer SEQUENCE must cover exactly the certificate.
+        let (outer, hdr) = der::decode_length(&self.buf[1..self.len])?;
+        if 1 + hdr + outer != self.len {
+            return Err(Error::BadCert);
+        }
         Ok(())
     }
 

@@ -28,14 +28,16 @@ pub const fn slot_size(slot: u16) -> usize {
 
 /// Everything a device holds that a certificate rebuild can use: config and OTP zones, the
 /// data slots and the public keys of private-key slots (what GenKey returns). Missing bytes are
-/// zero. About 7 KB — meant for the host and tests, not a device stack.
+/// zero. Every slot is modelled with `MAX_SLOT_LEN` bytes (definitions for other chips place
+/// data beyond an ATECC608 slot's real size, see [`slot_size`]). About 7 KB — meant for the
+/// host and tests, not a device stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceImage {
     /// Config zone (device serial number in bytes 0–3 and 8–12).
     pub config: [u8; CONFIG_LEN],
     /// OTP zone.
     pub otp: [u8; OTP_LEN],
-    /// Data slots, each `MAX_SLOT_LEN` bytes of which [`slot_size`] are real.
+    /// Data slots, `MAX_SLOT_LEN` bytes each.
     pub slots: [[u8; MAX_SLOT_LEN]; SLOT_COUNT],
     /// Public key X‖Y of each private-key slot, when known.
     pub public_keys: [Option<[u8; 64]>; SLOT_COUNT],
@@ -63,10 +65,7 @@ impl DeviceImage {
                 .get(loc.slot as usize)?
                 .as_ref()
                 .map(|k| &k[..]),
-            DeviceZone::Data => {
-                let s = self.slots.get(loc.slot as usize)?;
-                s.get(..slot_size(loc.slot))
-            }
+            DeviceZone::Data => self.slots.get(loc.slot as usize).map(|s| &s[..]),
             _ => None,
         }
     }
@@ -79,21 +78,17 @@ impl DeviceImage {
                 let k = self.public_keys.get_mut(loc.slot as usize)?;
                 Some(&mut k.get_or_insert([0; 64])[..])
             }
-            DeviceZone::Data => {
-                let size = slot_size(loc.slot);
-                self.slots.get_mut(loc.slot as usize)?.get_mut(..size)
-            }
+            DeviceZone::Data => self.slots.get_mut(loc.slot as usize).map(|s| &mut s[..]),
             _ => None,
         }
     }
 
-    /// Bytes of `loc` clamped to the zone's size (how a block-aligned plan entry is read:
-    /// a 96-byte read of a 72-byte slot returns 72 bytes).
+    /// Bytes of `loc` clamped to the modelled zone size (config 128, OTP 64, slot 416): how a
+    /// block-aligned plan entry reaching past the end of a zone is read.
     pub fn read_clamped(&self, loc: &DeviceLoc) -> Option<&[u8]> {
         let area = self.area(loc)?;
-        let start = loc.offset as usize;
         let end = loc.end().min(area.len());
-        area.get(start..end)
+        area.get(loc.offset as usize..end)
     }
 
     /// Writes `data` at `loc` (the data length must equal `loc.count`).
