@@ -694,11 +694,26 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
     /// [`config_write_ops`] whose bytes differ (UpdateExtra only while the byte is still 0),
     /// read the zone back and check every setting. Returns the read-back zone, whose
     /// [`ConfigZone::lock_crc`] is the CRC to pass to [`Atecc::lock_config`].
+    ///
+    /// On a chip whose config zone is already locked nothing is written: the result is the
+    /// current zone if its settings equal the target's (check
+    /// [`ConfigZone::config_locked`] before locking), else [`Error::ConfigMismatch`].
     pub fn write_config_zone(
         &mut self,
         target: &ConfigZone,
     ) -> Result<ConfigZone, Error<I2C::Error>> {
         let current = self.read_config_zone()?;
+        if ConfigZone::from_bytes(&current).config_locked() {
+            // Nothing can be written any more; a rerun on a chip already programmed and locked
+            // with this target succeeds, anything else names the first differing byte.
+            let current = ConfigZone::from_bytes(&current);
+            return match current.first_setting_difference(target) {
+                Some(offset) => Err(Error::ConfigMismatch {
+                    offset: offset as u8,
+                }),
+                None => Ok(current),
+            };
+        }
         self.op(|d| {
             for op in config_write_ops(target) {
                 match op {

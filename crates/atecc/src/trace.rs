@@ -15,7 +15,6 @@ pub enum Direction {
 
 /// One transfer as seen on the bus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TraceEvent<'a> {
     /// Direction.
     pub direction: Direction,
@@ -25,6 +24,32 @@ pub struct TraceEvent<'a> {
     pub bytes: &'a [u8],
     /// `None` on success, else the error kind of the whole transaction.
     pub error: Option<ErrorKind>,
+}
+
+/// A short name for an I2C error kind.
+pub fn error_kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Bus => "bus error",
+        ErrorKind::ArbitrationLoss => "arbitration loss",
+        ErrorKind::NoAcknowledge(_) => "NACK",
+        ErrorKind::Overrun => "overrun",
+        _ => "other",
+    }
+}
+
+// `embedded_hal::i2c::ErrorKind` has no defmt 1 `Format` impl, so format the event by hand.
+#[cfg(feature = "defmt")]
+impl defmt::Format for TraceEvent<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "i2c {} 0x{:02X} {=[u8]:02X} {}",
+            self.direction,
+            self.address,
+            self.bytes,
+            self.error.map(error_kind_name).unwrap_or("ok")
+        )
+    }
 }
 
 /// Wraps an `I2c` and calls `F` after each transfer.

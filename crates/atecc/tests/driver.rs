@@ -781,3 +781,92 @@ fn address_setter_targets_tng_parts() {
     d.sleep().unwrap();
     finish(d);
 }
+
+mod common;
+
+fn config_reads(s: Script, image: &[u8; 128]) -> Script {
+    let mut s = s.add(wake());
+    for block in 0..4u16 {
+        s = s
+            .one(send(&packet(0x02, 0x80, block << 3, &[])))
+            .add(reply(&data_reply(&image[block as usize * 32..][..32])));
+    }
+    s.one(idle())
+}
+
+#[test]
+fn write_config_zone_programs_a_blank_chip_and_verifies() {
+    let Some(text) = common::reference() else {
+        return;
+    };
+    let blank = common::config_dump(&text, "### 7.1 ");
+    let target = keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES;
+    // What the chip holds afterwards: factory bytes 0-15 and 84-87, the rest from the target.
+    let mut programmed = blank;
+    programmed[16..84].copy_from_slice(&target[16..84]);
+    programmed[88..].copy_from_slice(&target[88..]);
+    let mut s = config_reads(Script::new(), &blank).add(wake());
+    // §5.1 plan: block 0 words 4-7 (bytes 16-19 already equal, so skipped), block 1, block 2
+    // words (all already equal on a blank chip), block 3.
+    for (offset, len) in [(20usize, 4usize), (24, 4), (28, 4), (32, 32), (96, 32)] {
+        let p1 = if len == 32 { 0x80 } else { 0x00 };
+        s = s
+            .one(send(&packet(
+                0x12,
+                p1,
+                (offset / 4) as u16,
+                &target[offset..offset + len],
+            )))
+            .add(reply(&status_reply(0)));
+    }
+    let s = config_reads(s.one(idle()), &programmed);
+    let (mut d, _) = s.driver();
+    let back = d
+        .write_config_zone(&keystamp_atecc::DEFAULT_CONFIG)
+        .unwrap();
+    assert_eq!(back.to_bytes(), programmed);
+    assert_eq!(back.lock_crc(), INDEPENDENT.checksum(&programmed));
+    finish(d);
+
+    // A chip that ignored the writes: the read-back check names the first differing byte.
+    let mut s = config_reads(Script::new(), &blank).add(wake());
+    for (offset, len) in [(20usize, 4usize), (24, 4), (28, 4), (32, 32), (96, 32)] {
+        let p1 = if len == 32 { 0x80 } else { 0x00 };
+        s = s
+            .one(send(&packet(
+                0x12,
+                p1,
+                (offset / 4) as u16,
+                &target[offset..offset + len],
+            )))
+            .add(reply(&status_reply(0)));
+    }
+    let s = config_reads(s.one(idle()), &blank);
+    let (mut d, _) = s.driver();
+    assert_eq!(
+        d.write_config_zone(&keystamp_atecc::DEFAULT_CONFIG),
+        Err(Error::ConfigMismatch { offset: 20 })
+    );
+    finish(d);
+}
+
+#[test]
+fn write_config_zone_on_a_locked_chip_writes_nothing() {
+    let Some(text) = common::reference() else {
+        return;
+    };
+    let tng = common::config_dump(&text, "### 7.2 ");
+    // §6.3: config writes after the config lock fail; the driver does not try. TNGTLS's
+    // address byte (0x6A) is the first setting that differs from the default target.
+    let (mut d, _) = config_reads(Script::new(), &tng).driver();
+    assert_eq!(
+        d.write_config_zone(&keystamp_atecc::DEFAULT_CONFIG),
+        Err(Error::ConfigMismatch { offset: 16 })
+    );
+    finish(d);
+    // A rerun against the same target on a locked chip succeeds without writes.
+    let tng_cfg = keystamp_atecc::ConfigZone::from_bytes(&tng);
+    let (mut d, _) = config_reads(Script::new(), &tng).driver();
+    assert_eq!(d.write_config_zone(&tng_cfg), Ok(tng_cfg));
+    finish(d);
+}
