@@ -27,7 +27,8 @@ use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectKeyIdentifier,
 };
 use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
@@ -401,6 +402,65 @@ impl Signer {
     }
 }
 
+/// What goes into a device certificate issued directly (not through a certificate definition).
+#[derive(Debug, Clone)]
+pub struct DeviceCertRequest<'a> {
+    /// Chip serial number; the certificate serial is `0x40 ‖ chip serial` (cryptoauthlib's
+    /// `SNSRC_DEVICE_SN`).
+    pub chip_serial: [u8; 9],
+    /// The device public key, X‖Y.
+    pub public_key: [u8; 64],
+    /// Organization (O) of the subject.
+    pub organization: &'a str,
+    /// Subject CN.
+    pub cn: &'a str,
+    /// Validity in whole years; 0 means no expiration (9999-12-31 23:59:59).
+    pub validity_years: u8,
+    /// Issue time (rounded down to the hour).
+    pub now: SystemTime,
+}
+
+impl Signer {
+    /// Issues a device certificate signed by the signer: issuer = signer subject, whole-hour
+    /// dates, keyUsage digitalSignature, extKeyUsage clientAuth, SKI and AKI. This is the shape
+    /// a device certificate definition is generated from (a sample certificate), and what a
+    /// definition-driven issue reproduces byte for byte apart from the variable elements.
+    pub fn issue_device_certificate(
+        &self,
+        req: &DeviceCertRequest<'_>,
+    ) -> Result<Vec<u8>, CaError> {
+        let mut sec1 = [0u8; 65];
+        sec1[0] = 0x04;
+        sec1[1..].copy_from_slice(&req.public_key);
+        let device_key = VerifyingKey::from_sec1_bytes(&sec1)
+            .map_err(|_| CaError::Build("device public key is not a P-256 point".into()))?;
+        let (start, end) = if req.validity_years == 0 {
+            let (start, _) = whole_year_validity(req.now, 0)?;
+            (
+                start,
+                DateTime::new(9999, 12, 31, 23, 59, 59).map_err(|_| CaError::Clock)?,
+            )
+        } else {
+            whole_year_validity(req.now, req.validity_years)?
+        };
+        let mut serial = [0x40u8; 10];
+        serial[1..].copy_from_slice(&req.chip_serial);
+        let profile = IssueProfile {
+            subject: ca_name(req.organization, req.cn)?,
+            issuer: Some(self.certs.signer.cert.tbs_certificate().subject().clone()),
+            role: Role::Device,
+        };
+        let cert = build_cert(
+            profile,
+            &serial,
+            validity(start, end),
+            &device_key,
+            &self.key,
+        )?;
+        Ok(cert.der)
+    }
+}
+
 fn verifying_key_xy(key: &VerifyingKey) -> [u8; 64] {
     let point = key.to_sec1_point(false);
     let mut xy = [0u8; 64];
@@ -451,14 +511,25 @@ fn validity(start: DateTime, end: DateTime) -> Validity {
     )
 }
 
-/// The extensions of a CA certificate: basicConstraints and keyUsage (critical), SKI, AKI.
-struct CaProfile {
-    subject: Name,
-    issuer: Option<Name>,
-    path_len: Option<u8>,
+/// What a certificate is for; decides its extensions.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// A CA: basicConstraints CA (critical) with this path length, keyUsage keyCertSign|cRLSign.
+    Ca { path_len: Option<u8> },
+    /// A device: keyUsage digitalSignature (critical), extKeyUsage clientAuth (TLS client).
+    Device,
 }
 
-impl BuilderProfile for CaProfile {
+/// Subject, issuer and extensions of a certificate we issue. Every certificate gets SKI and AKI.
+struct IssueProfile {
+    subject: Name,
+    issuer: Option<Name>,
+    role: Role,
+}
+
+const OID_KP_CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+
+impl BuilderProfile for IssueProfile {
     fn get_issuer(&self, subject: &Name) -> Name {
         self.issuer.clone().unwrap_or_else(|| subject.clone())
     }
@@ -475,13 +546,23 @@ impl BuilderProfile for CaProfile {
     ) -> x509_cert::builder::Result<Vec<Extension>> {
         let subject = tbs.subject();
         let mut ext = Vec::new();
-        let bc = BasicConstraints {
-            ca: true,
-            path_len_constraint: self.path_len,
-        };
-        ext.push(bc.to_extension(subject, &ext)?);
-        let ku = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
-        ext.push(ku.to_extension(subject, &ext)?);
+        match self.role {
+            Role::Ca { path_len } => {
+                let bc = BasicConstraints {
+                    ca: true,
+                    path_len_constraint: path_len,
+                };
+                ext.push(bc.to_extension(subject, &ext)?);
+                let ku = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
+                ext.push(ku.to_extension(subject, &ext)?);
+            }
+            Role::Device => {
+                let ku = KeyUsage(KeyUsages::DigitalSignature.into());
+                ext.push(ku.to_extension(subject, &ext)?);
+                let eku = ExtendedKeyUsage(vec![OID_KP_CLIENT_AUTH]);
+                ext.push(eku.to_extension(subject, &ext)?);
+            }
+        }
         // RFC 5280 method 1: SHA-1 of the subjectPublicKey bits — what cryptoauthlib computes
         // for the SKI/AKI elements of a certificate definition.
         let ski = SubjectKeyIdentifier::try_from(spk)?;
@@ -497,7 +578,7 @@ impl BuilderProfile for CaProfile {
 }
 
 fn build_cert(
-    profile: CaProfile,
+    profile: IssueProfile,
     serial: &[u8],
     validity: Validity,
     subject_key: &VerifyingKey,
@@ -543,10 +624,10 @@ pub fn create(
     let mut root_serial: [u8; 16] = random_bytes()?;
     root_serial[0] = (root_serial[0] & 0x7F) | 0x40;
     let root = build_cert(
-        CaProfile {
+        IssueProfile {
             subject: root_name.clone(),
             issuer: None,
-            path_len: None,
+            role: Role::Ca { path_len: None },
         },
         &root_serial,
         validity(root_start, root_end),
@@ -561,10 +642,10 @@ pub fn create(
         hex::encode_upper(signer_id)
     );
     let signer = build_cert(
-        CaProfile {
+        IssueProfile {
             subject: ca_name(&settings.organization, &signer_cn)?,
             issuer: Some(root_name),
-            path_len: Some(0),
+            role: Role::Ca { path_len: Some(0) },
         },
         // cryptoauthlib SNSRC_SIGNER_ID: 0x40 ‖ signer id.
         &[0x40, signer_id[0], signer_id[1]],
@@ -584,6 +665,41 @@ pub fn create(
         signer,
         keys_encrypted: matches!(protection, KeyProtection::Passphrase(_)),
     })
+}
+
+/// Verifies that `cert` is signed (ECDSA P-256 with SHA-256) by the key `issuer_public_key` (X‖Y).
+pub fn verify_signed_by(cert: &Certificate, issuer_public_key: &[u8; 64]) -> Result<(), CaError> {
+    use p256::ecdsa::signature::Verifier;
+    let mut sec1 = [0u8; 65];
+    sec1[0] = 0x04;
+    sec1[1..].copy_from_slice(issuer_public_key);
+    let key = VerifyingKey::from_sec1_bytes(&sec1)
+        .map_err(|_| CaError::Mismatch("issuer key is not a P-256 point".into()))?;
+    let tbs = cert.tbs_certificate().to_der().map_err(build_err)?;
+    let sig_bits = cert.signature().as_bytes().unwrap_or_default();
+    let sig = p256::ecdsa::DerSignature::from_bytes(sig_bits)
+        .map_err(|_| CaError::Mismatch("signature is not an ECDSA DER signature".into()))?;
+    key.verify(&tbs, &sig)
+        .map_err(|_| CaError::Mismatch("certificate signature does not verify".into()))
+}
+
+/// Checks the whole CA: the passphrase opens both keys, each key belongs to its certificate,
+/// the root is self-signed and the signer is signed by the root.
+pub fn check(dir: &Path, passphrase: Option<&str>) -> Result<CaCerts, CaError> {
+    let signer = Signer::unlock(dir, passphrase)?;
+    let certs = signer.certs;
+    let root_key = unlock_root(dir, passphrase)?;
+    let root_xy = certs.root_public_key()?;
+    if verifying_key_xy(root_key.verifying_key()) != root_xy {
+        return Err(CaError::Mismatch(
+            "root.key does not belong to root.pem".into(),
+        ));
+    }
+    verify_signed_by(&certs.root.cert, &root_xy)
+        .map_err(|_| CaError::Mismatch("root.pem is not self-signed by root.key".into()))?;
+    verify_signed_by(&certs.signer.cert, &root_xy)
+        .map_err(|_| CaError::Mismatch("signer.pem is not signed by the root".into()))?;
+    Ok(certs)
 }
 
 /// Decrypts the root key (only needed to check a passphrase or to issue a new signer).

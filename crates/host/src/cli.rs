@@ -66,6 +66,8 @@ pub struct InitArgs {
 pub enum CaCommand {
     /// Print the root and signer certificates: subject, issuer, serial, validity, fingerprints.
     Show(JsonFlag),
+    /// Check the CA: the passphrase opens both keys, keys match certificates, signatures verify.
+    Check,
 }
 
 /// `keystamp registry ...`.
@@ -132,6 +134,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
         Command::Init(args) => init(&cli.project, args, out),
         Command::Ca(CaCommand::Show(f)) => ca_show(&cli.project, f.json, out),
+        Command::Ca(CaCommand::Check) => ca_check(&cli.project, out),
         Command::Registry(RegistryCommand::List(f)) => registry_list(&cli.project, f.json, out),
         Command::Registry(RegistryCommand::Show(a)) => {
             registry_show(&cli.project, &a.serial, a.json, out)
@@ -163,6 +166,10 @@ fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<(), 
     };
     let certs = ca::create(&ca_dir, &profile.ca, &protection, SystemTime::now())?;
     Project::write_profile(&dir, &profile)?;
+    // Report absolute paths: the operator will copy them into scripts and backups.
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let profile_path = dir.join(PROFILE_FILE);
+    let ca_dir = profile.resolve(&dir, &profile.ca.dir);
     let project = Project::open(&dir)?;
     let mut registry = Registry::open(&project.registry_path())?;
     record_signer(&mut registry, &certs)?;
@@ -293,6 +300,36 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
         writeln!(out, "signer.id: {}", show.signer_id)?;
         writeln!(out, "keys: {}", show.keys)?;
         writeln!(out, "ca: {}", show.ca_dir)
+    })()
+    .map_err(io_err)
+}
+
+fn ca_check(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+    let project = Project::open(dir)?;
+    let ca_dir = project.ca_dir();
+    let passphrase = if ca::keys_encrypted(&ca_dir)? {
+        Some(read_passphrase(false).map_err(CliError)?)
+    } else {
+        None
+    };
+    let certs = ca::check(&ca_dir, passphrase.as_deref().map(String::as_str))?;
+    (|| {
+        writeln!(out, "root: ok")?;
+        writeln!(out, "signer: ok")?;
+        writeln!(
+            out,
+            "signer.id: {}",
+            hex::encode_upper(certs.signer_id().unwrap_or_default())
+        )?;
+        writeln!(
+            out,
+            "keys: {}",
+            if certs.keys_encrypted {
+                "encrypted"
+            } else {
+                "unencrypted"
+            }
+        )
     })()
     .map_err(io_err)
 }

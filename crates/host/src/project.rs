@@ -255,16 +255,16 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ProjectError {
 impl Profile {
     /// Parses a profile from TOML text (does not validate; see [`Profile::validate`]).
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        // toml's messages span several lines (with a source excerpt); keep the first line plus
-        // the line/column so the error stays a single line.
+        // toml's messages span several lines (with a source excerpt); keep the message plus the
+        // line and, when the line is `key = value`, the dotted key, so the error is one line.
         toml::from_str(text).map_err(|e| {
-            let msg = e.message().trim().to_string();
-            match e.span() {
-                Some(span) => {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}: {msg}")
-                }
-                None => msg,
+            let msg = e.message().trim().replace('\n', " ");
+            let Some(span) = e.span() else { return msg };
+            let start = span.start.min(text.len());
+            let line = text[..start].matches('\n').count() + 1;
+            match dotted_key_at(text, start) {
+                Some(key) => format!("line {line}: `{key}`: {msg}"),
+                None => format!("line {line}: {msg}"),
             }
         })
     }
@@ -488,6 +488,26 @@ impl Profile {
     }
 }
 
+/// The dotted key (`section.key`) of the `key = value` line containing byte `pos`, if any.
+fn dotted_key_at(text: &str, pos: usize) -> Option<String> {
+    let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with('#') || key.starts_with('[') {
+        return None;
+    }
+    let section = text[..line_start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .map(str::trim)
+    });
+    Some(match section {
+        Some(sec) => format!("{sec}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 /// A TOML basic string literal.
 fn toml_string(s: &str) -> String {
     // serde_json's string escaping is a subset of TOML basic-string escaping.
@@ -647,6 +667,12 @@ mod tests {
         assert!(err.starts_with("line 3:"), "{err}");
         assert!(err.contains("lock_everything"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+        let err =
+            Profile::from_toml("[certificates]\nvalidity_years = \"20\"\n").expect_err("type");
+        assert!(
+            err.starts_with("line 2: `certificates.validity_years`:"),
+            "{err}"
+        );
     }
 
     #[test]
