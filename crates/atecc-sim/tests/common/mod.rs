@@ -251,7 +251,7 @@ pub fn host_at(stage: Stage, seed: u64) -> Host {
     }
     if stage == Stage::BothLocked {
         let public = h.cmd(op::GENKEY, 0x00, 0, &[]);
-        let mut padded = vec![0u8; 96];
+        let mut padded = [0u8; 96];
         padded[4..36].copy_from_slice(&public[..32]);
         padded[40..72].copy_from_slice(&public[32..]);
         for block in 0..3u16 {
