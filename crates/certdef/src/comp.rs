@@ -42,6 +42,10 @@ impl CompressedCert {
         if format_version > 1 {
             return Err(Error::UnsupportedFormatVersion(format_version));
         }
+        if format_version == 0 && b[71] & 0xF0 != 0 {
+            // Extension bits only exist in format 1; cryptoauthlib's writers zero them for 0.
+            return Err(Error::Decoding);
+        }
         let sn_source = SnSource::from_value(b[70] >> 4)?;
         let (issue_date, expire_years) = date::decode_comp_dates(format_version, b)?;
         let mut signature = [0u8; 64];

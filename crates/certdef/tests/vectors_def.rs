@@ -27,11 +27,15 @@ fn c_locs(init: &str) -> Vec<DeviceLoc> {
         let end = body.find('}').unwrap();
         let mut loc = DeviceLoc::NONE;
         for field in body[..end].split(',') {
-            let Some((k, v)) = field.split_once('=') else { continue };
+            let Some((k, v)) = field.split_once('=') else {
+                continue;
+            };
             let (k, v) = (k.trim().trim_start_matches('.'), v.trim());
             let num = || -> u16 {
                 match v.split_once(" - ") {
-                    Some((a, b)) => a.trim().parse::<u16>().unwrap() - b.trim().parse::<u16>().unwrap(),
+                    Some((a, b)) => {
+                        a.trim().parse::<u16>().unwrap() - b.trim().parse::<u16>().unwrap()
+                    }
                     None => v.parse().unwrap(),
                 }
             };
@@ -98,7 +102,9 @@ fn generate_sn_vectors() {
             let c = array(c);
             comp[..c.len()].copy_from_slice(&c);
         }
-        let device_sn: Option<[u8; 9]> = t["arrays"].get("device_sn").map(|d| array(d).try_into().unwrap());
+        let device_sn: Option<[u8; 9]> = t["arrays"]
+            .get("device_sn")
+            .map(|d| array(d).try_into().unwrap());
         let mut sn = vec![0u8; want.len()];
         generate_sn(src, device_sn.as_ref(), Some(&hash_key), &comp, &mut sn).unwrap();
         assert_eq!(to_hex(&sn), to_hex(&want), "{name}");
@@ -114,7 +120,13 @@ fn generate_sn_vectors() {
     let mut comp = [0u8; 72];
     comp[70] = 3;
     assert_eq!(
-        generate_sn(SnSource::PubKeyHash, None, Some(&hash_key), &comp, &mut [0u8; 16]),
+        generate_sn(
+            SnSource::PubKeyHash,
+            None,
+            Some(&hash_key),
+            &comp,
+            &mut [0u8; 16]
+        ),
         Err(Error::UnsupportedFormatVersion(3))
     );
 }
@@ -125,15 +137,26 @@ fn signer_def() -> Option<CertDefBuf> {
 
 #[test]
 fn set_signature_vectors() {
-    let (Some(f), Some(buf)) = (def_file(), signer_def()) else { return };
+    let (Some(f), Some(buf)) = (def_file(), signer_def()) else {
+        return;
+    };
     let d = buf.as_def().unwrap();
-    for name in ["x509_same_size", "x509_bigger", "x509_smaller", "x509_smallest"] {
+    for name in [
+        "x509_same_size",
+        "x509_bigger",
+        "x509_smaller",
+        "x509_smallest",
+    ] {
         let t = test(&f, "atcacert_set_signature", name);
         let sig: [u8; 64] = arr(t, "signature").try_into().unwrap();
         let mut out = vec![0u8; d.max_cert_size().unwrap()];
         let mut cert = Cert::from_template(&d, &mut out).unwrap();
         cert.set_signature(&sig).unwrap();
-        assert_eq!(to_hex(cert.der()), to_hex(&arr(t, "cert_template_ref")), "{name}");
+        assert_eq!(
+            to_hex(cert.der()),
+            to_hex(&arr(t, "cert_template_ref")),
+            "{name}"
+        );
         assert_eq!(cert.view().signature().unwrap(), sig, "{name}");
     }
     // non_x509: the custom type writes R‖S as a plain element.
@@ -159,7 +182,12 @@ fn set_signature_vectors() {
     let big: [u8; 64] = arr(t, "signature").try_into().unwrap();
     let mut out = vec![0u8; d.template.len()];
     let mut cert = Cert::from_template(&d, &mut out).unwrap();
-    assert_eq!(cert.set_signature(&big), Err(Error::BufferTooSmall { needed: d.template.len() + 1 }));
+    assert_eq!(
+        cert.set_signature(&big),
+        Err(Error::BufferTooSmall {
+            needed: d.template.len() + 1
+        })
+    );
     // x509_bad_cert_length / x509_cert_length_change
     for (byte, want) in [(0x89u8, Error::Decoding), (0x01, Error::BadCert)] {
         let mut bad = buf.clone();
@@ -167,22 +195,35 @@ fn set_signature_vectors() {
         let bd = bad.as_def_unchecked();
         let mut out = vec![0u8; 600];
         let mut cert = Cert::from_template(&bd, &mut out).unwrap();
-        assert_eq!(cert.set_signature(&big), Err(want), "template[1] = {byte:#x}");
+        assert_eq!(
+            cert.set_signature(&big),
+            Err(want),
+            "template[1] = {byte:#x}"
+        );
     }
 }
 
 #[test]
 fn get_signature_vectors() {
-    let (Some(f), Some(buf)) = (def_file(), signer_def()) else { return };
+    let (Some(f), Some(buf)) = (def_file(), signer_def()) else {
+        return;
+    };
     let d = buf.as_def().unwrap();
     for name in ["x509_no_padding", "x509_rs_padding"] {
         let t = test(&f, "atcacert_get_signature", name);
         let cert = arr(t, "cert_template");
-        assert_eq!(to_hex(&CertView::new(&d, &cert).signature().unwrap()), to_hex(&arr(t, "signature_ref")), "{name}");
+        assert_eq!(
+            to_hex(&CertView::new(&d, &cert).signature().unwrap()),
+            to_hex(&arr(t, "signature_ref")),
+            "{name}"
+        );
     }
     // x509_r_padding reads the unmodified template.
     let t = test(&f, "atcacert_get_signature", "x509_r_padding");
-    assert_eq!(to_hex(&CertView::new(&d, &buf.template).signature().unwrap()), to_hex(&arr(t, "signature_ref")));
+    assert_eq!(
+        to_hex(&CertView::new(&d, &buf.template).signature().unwrap()),
+        to_hex(&arr(t, "signature_ref"))
+    );
     // x509_bad_sig: the C test corrupts the BIT STRING; do the same to its tag.
     let t = test(&f, "atcacert_get_signature", "x509_bad_sig");
     let mut cert = arr(t, "cert_template");
@@ -193,18 +234,32 @@ fn get_signature_vectors() {
 
 #[test]
 fn set_comp_cert_vectors() {
-    let (Some(f), Some(buf)) = (def_file(), signer_def()) else { return };
+    let (Some(f), Some(buf)) = (def_file(), signer_def()) else {
+        return;
+    };
     let d = buf.as_def().unwrap();
     let g_comp: [u8; 72] = global(&f, "g_comp_cert").try_into().unwrap();
     for name in ["same_size", "bigger"] {
         let t = test(&f, "atcacert_set_comp_cert", name);
-        let comp: [u8; 72] = t["arrays"].get("comp_cert").map(|c| array(c).try_into().unwrap()).unwrap_or(g_comp);
+        let comp: [u8; 72] = t["arrays"]
+            .get("comp_cert")
+            .map(|c| array(c).try_into().unwrap())
+            .unwrap_or(g_comp);
         let mut out = vec![0u8; d.max_cert_size().unwrap()];
         let mut cert = Cert::from_template(&d, &mut out).unwrap();
-        cert.set_comp_cert(&CompressedCert::from_bytes(&comp).unwrap()).unwrap();
-        assert_eq!(to_hex(cert.der()), to_hex(&arr(t, "cert_template_ref")), "{name}");
+        cert.set_comp_cert(&CompressedCert::from_bytes(&comp).unwrap())
+            .unwrap();
+        assert_eq!(
+            to_hex(cert.der()),
+            to_hex(&arr(t, "cert_template_ref")),
+            "{name}"
+        );
         // And back: compressing the result gives the same 72 bytes.
-        assert_eq!(to_hex(&compress(&d, cert.der()).unwrap()), to_hex(&comp), "{name}");
+        assert_eq!(
+            to_hex(&compress(&d, cert.der()).unwrap()),
+            to_hex(&comp),
+            "{name}"
+        );
     }
     for (name, want) in [
         ("bad_format", Error::UnsupportedFormatVersion(0)),
@@ -221,7 +276,9 @@ fn set_comp_cert_vectors() {
             cert.set_comp_cert(&c)
         });
         match (got, want) {
-            (Err(Error::UnsupportedFormatVersion(v)), Error::UnsupportedFormatVersion(_)) => assert!(v > 1),
+            (Err(Error::UnsupportedFormatVersion(v)), Error::UnsupportedFormatVersion(_)) => {
+                assert!(v > 1)
+            }
             (got, want) => assert_eq!(got, Err(want), "{name}"),
         }
     }
@@ -229,9 +286,15 @@ fn set_comp_cert_vectors() {
 
 #[test]
 fn device_locs_vectors() {
-    let (Some(f), Some(dev)) = (def_file(), def("0_device")) else { return };
+    let (Some(f), Some(dev)) = (def_file(), def("0_device")) else {
+        return;
+    };
     let signer = signer_def().unwrap();
-    for (name, block) in [("device", 1u16), ("signer_device", 1), ("32block_signer_device", 32)] {
+    for (name, block) in [
+        ("device", 1u16),
+        ("signer_device", 1),
+        ("32block_signer_device", 32),
+    ] {
         let t = test(&f, "atcacert_get_device_locs", name);
         let sn_loc = c_locs(init(t, "cert_sn_dev_loc"))[0];
         let want = c_locs(init(t, "ref_device_locs"));
@@ -252,7 +315,8 @@ fn device_locs_vectors() {
         if name.contains("signer") {
             let mut s = signer.clone();
             s.cert_sn_dev_loc = sn_loc;
-            keystamp_certdef::rebuild::add_to_plan(&mut plan, &s.as_def_unchecked(), block).unwrap();
+            keystamp_certdef::rebuild::add_to_plan(&mut plan, &s.as_def_unchecked(), block)
+                .unwrap();
             assert_eq!(plan.len(), 3, "{name}: signer alone");
         }
         keystamp_certdef::rebuild::add_to_plan(&mut plan, &d.as_def_unchecked(), block).unwrap();
@@ -269,36 +333,44 @@ fn merge_device_loc_vectors() {
         let block = if name.starts_with("32block") { 32 } else { 1 };
         let si = &t["struct_initializers"];
         let mut plan = ReadPlan::new();
-        let (news, want): (Vec<DeviceLoc>, Option<Vec<DeviceLoc>>) = if si.get("device_loc_cur").is_some() {
-            (
-                vec![c_locs(init(t, "device_loc_cur"))[0], c_locs(init(t, "device_loc_new"))[0]],
-                Some(c_locs(init(t, "device_locs_ref"))),
-            )
-        } else if si.get("new_device_loc").is_some() {
-            if let Some(init_locs) = si.get("device_locs") {
-                for l in c_locs(init_locs["init"].as_str().unwrap()) {
-                    plan.push(l).unwrap();
+        let (news, want): (Vec<DeviceLoc>, Option<Vec<DeviceLoc>>) =
+            if si.get("device_loc_cur").is_some() {
+                (
+                    vec![
+                        c_locs(init(t, "device_loc_cur"))[0],
+                        c_locs(init(t, "device_loc_new"))[0],
+                    ],
+                    Some(c_locs(init(t, "device_locs_ref"))),
+                )
+            } else if si.get("new_device_loc").is_some() {
+                if let Some(init_locs) = si.get("device_locs") {
+                    for l in c_locs(init_locs["init"].as_str().unwrap()) {
+                        plan.push(l).unwrap();
+                    }
                 }
-            }
-            let new = c_locs(init(t, "new_device_loc"))[0];
-            let want = if let Some(r) = si.get("ref_device_locs") {
-                Some(c_locs(r["init"].as_str().unwrap()))
-            } else if let Some(r) = si.get("ref_device_loc") {
-                let mut v: Vec<DeviceLoc> = plan.to_vec();
-                let r = c_locs(r["init"].as_str().unwrap())[0];
-                if v.is_empty() { v.push(r) } else { v[0] = r }
-                Some(v)
-            } else if name == "empty_list" {
-                Some(vec![new])
-            } else if name == "count0" || name == "devzone_none" {
-                Some(Vec::new())
+                let new = c_locs(init(t, "new_device_loc"))[0];
+                let want = if let Some(r) = si.get("ref_device_locs") {
+                    Some(c_locs(r["init"].as_str().unwrap()))
+                } else if let Some(r) = si.get("ref_device_loc") {
+                    let mut v: Vec<DeviceLoc> = plan.to_vec();
+                    let r = c_locs(r["init"].as_str().unwrap())[0];
+                    if v.is_empty() {
+                        v.push(r)
+                    } else {
+                        v[0] = r
+                    }
+                    Some(v)
+                } else if name == "empty_list" {
+                    Some(vec![new])
+                } else if name == "count0" || name == "devzone_none" {
+                    Some(Vec::new())
+                } else {
+                    None // small_buf / bad_params: capacity and NULL checks of the C API
+                };
+                (vec![new], want)
             } else {
-                None // small_buf / bad_params: capacity and NULL checks of the C API
+                continue;
             };
-            (vec![new], want)
-        } else {
-            continue;
-        };
         let Some(want) = want else { continue };
         for n in &news {
             merge_device_loc(&mut plan, n, block).unwrap();
@@ -312,18 +384,26 @@ fn merge_device_loc_vectors() {
     for s in 0..16 {
         merge_device_loc(&mut plan, &DeviceLoc::data(s, 0, 32), 32).unwrap();
     }
-    assert_eq!(merge_device_loc(&mut plan, &DeviceLoc::config(0, 16), 32), Err(Error::TooManyLocations));
+    assert_eq!(
+        merge_device_loc(&mut plan, &DeviceLoc::config(0, 16), 32),
+        Err(Error::TooManyLocations)
+    );
 }
 
 #[test]
 fn cert_build_finish_signer() {
-    let (Some(f), Some(buf)) = (def_file(), signer_def()) else { return };
+    let (Some(f), Some(buf)) = (def_file(), signer_def()) else {
+        return;
+    };
     let d = buf.as_def().unwrap();
     let t = test(&f, "atcacert_cert_build", "finish_signer");
     let padded = global(&f, "g_padded_public_key");
     let comp = global(&f, "g_comp_cert");
     let ca: [u8; 64] = global(&f, "g_ca_public_key").try_into().unwrap();
-    let data: [(DeviceLoc, &[u8]); 2] = [(DeviceLoc::data(11, 0, 72), &padded), (DeviceLoc::data(12, 0, 72), &comp)];
+    let data: [(DeviceLoc, &[u8]); 2] = [
+        (DeviceLoc::data(11, 0, 72), &padded),
+        (DeviceLoc::data(12, 0, 72), &comp),
+    ];
     let mut out = vec![0u8; d.max_cert_size().unwrap()];
     let n = rebuild(&d, &data, Some(&ca), &mut out).unwrap();
     assert_eq!(to_hex(&out[..n]), to_hex(&arr(t, "cert_ref")));
@@ -333,12 +413,17 @@ fn cert_build_finish_signer() {
     let view = CertView::new(&d, &out[..n]);
     let aki_loc = d.std_loc(StdElement::AuthKeyId);
     let want = arr(t0, "cert_ref");
-    assert_eq!(view.auth_key_id().unwrap(), &want[aki_loc.offset as usize..aki_loc.end()]);
+    assert_eq!(
+        view.auth_key_id().unwrap(),
+        &want[aki_loc.offset as usize..aki_loc.end()]
+    );
 }
 
 #[test]
 fn cert_build_finish_device() {
-    let (Some(f), Some(buf)) = (def_file(), def("0_device")) else { return };
+    let (Some(f), Some(buf)) = (def_file(), def("0_device")) else {
+        return;
+    };
     let d = buf.as_def().unwrap();
     let t = test(&f, "atcacert_cert_build", "finish_device");
     let pk = arr(t, "public_key");
@@ -354,17 +439,30 @@ fn cert_build_finish_device() {
     let n = rebuild(&d, &data, Some(&ca), &mut out).unwrap();
     assert_eq!(to_hex(&out[..n]), to_hex(&arr(t, "cert_ref")));
     // finish_missing_device_sn: no config read → typed error.
-    let data2: [(DeviceLoc, &[u8]); 2] = [(DeviceLoc::genkey(0), &pk[..64]), (DeviceLoc::data(10, 0, 72), &comp)];
-    assert_eq!(rebuild(&d, &data2, None, &mut out), Err(Error::MissingDeviceSn));
+    let data2: [(DeviceLoc, &[u8]); 2] = [
+        (DeviceLoc::genkey(0), &pk[..64]),
+        (DeviceLoc::data(10, 0, 72), &comp),
+    ];
+    assert_eq!(
+        rebuild(&d, &data2, None, &mut out),
+        Err(Error::MissingDeviceSn)
+    );
 }
 
 #[test]
 fn cert_build_transforms() {
-    let (Some(f), Some(buf)) = (def_file(), def("3_device")) else { return };
+    let (Some(f), Some(buf)) = (def_file(), def("3_device")) else {
+        return;
+    };
     let d = buf.as_def().unwrap();
     let t = test(&f, "atcacert_cert_build", "transform");
-    let (pk, comp, slot8, config, otp) =
-        (arr(t, "public_key"), arr(t, "comp_cert"), arr(t, "slot8"), arr(t, "config"), arr(t, "otp"));
+    let (pk, comp, slot8, config, otp) = (
+        arr(t, "public_key"),
+        arr(t, "comp_cert"),
+        arr(t, "slot8"),
+        arr(t, "config"),
+        arr(t, "otp"),
+    );
     let data: [(DeviceLoc, &[u8]); 5] = [
         (DeviceLoc::genkey(0), &pk),
         (DeviceLoc::data(10, 0, 72), &comp),
@@ -386,19 +484,26 @@ fn cert_build_transforms() {
 
 #[test]
 fn cert_build_no_expire_loc() {
-    let (Some(f), Some(mut buf)) = (def_file(), def("6_device")) else { return };
+    let (Some(f), Some(mut buf)) = (def_file(), def("6_device")) else {
+        return;
+    };
     let t = test(&f, "atcacert_cert_build", "no_expire_loc");
     buf.sn_source = SnSource::PubKeyHash;
     buf.std_cert_elements[StdElement::ExpireDate as usize] = CertLoc::new(0, 0);
     let d = buf.as_def().unwrap();
     let want = arr(t, "cert_ref");
-    assert_eq!(to_hex(&compress(&d, &want).unwrap()), to_hex(&arr(t, "comp_cert")));
+    assert_eq!(
+        to_hex(&compress(&d, &want).unwrap()),
+        to_hex(&arr(t, "comp_cert"))
+    );
     let mut image = DeviceImage::default();
     let mut scratch = vec![0u8; d.max_cert_size().unwrap()];
     split(&d, &want, None, None, &mut image, &mut scratch).unwrap();
     let plan = read_plan(&d, BLOCK_SIZE).unwrap();
-    let reads: Vec<(DeviceLoc, Vec<u8>)> =
-        plan.iter().map(|l| (*l, image.read_clamped(l).unwrap().to_vec())).collect();
+    let reads: Vec<(DeviceLoc, Vec<u8>)> = plan
+        .iter()
+        .map(|l| (*l, image.read_clamped(l).unwrap().to_vec()))
+        .collect();
     let pairs: Vec<(DeviceLoc, &[u8])> = reads.iter().map(|(l, b)| (*l, &b[..])).collect();
     let n = rebuild(&d, pairs.as_slice(), None, &mut scratch).unwrap();
     assert_eq!(to_hex(&scratch[..n]), to_hex(&want));
@@ -408,15 +513,24 @@ fn cert_build_no_expire_loc() {
 fn max_cert_size_vectors() {
     let Some(dev) = def("0_device") else { return };
     let d = dev.as_def().unwrap();
-    assert_eq!(d.max_cert_size(), Ok(d.std_loc(StdElement::Signature).offset as usize + 75));
+    assert_eq!(
+        d.max_cert_size(),
+        Ok(d.std_loc(StdElement::Signature).offset as usize + 75)
+    );
     let custom = def("3_device").unwrap();
-    assert_eq!(custom.as_def().unwrap().max_cert_size(), Ok(custom.template.len()));
+    assert_eq!(
+        custom.as_def().unwrap().max_cert_size(),
+        Ok(custom.template.len())
+    );
     // max_cert_size_x509_dynamic_sn: room for a 128-byte... the template SN length is 10.
     let mut dynamic = dev.clone();
     dynamic.sn_source = SnSource::StoredDynamic;
     dynamic.std_cert_elements[StdElement::CertSn as usize].offset -= 1;
     let dd = dynamic.as_def_unchecked();
-    assert_eq!(dd.max_cert_size(), Ok(d.std_loc(StdElement::Signature).offset as usize + 75 + 128 - 10));
+    assert_eq!(
+        dd.max_cert_size(),
+        Ok(d.std_loc(StdElement::Signature).offset as usize + 75 + 128 - 10)
+    );
     let mut bad = dynamic.clone();
     let at = bad.std_cert_elements[StdElement::CertSn as usize].offset as usize;
     bad.template[at] = 128;

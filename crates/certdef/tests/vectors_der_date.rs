@@ -8,7 +8,9 @@ use keystamp_certdef::{DateFormat, Error, der};
 
 #[test]
 fn der_length_vectors() {
-    let Some(f) = load("tests_der_length.json") else { return };
+    let Some(f) = load("tests_der_length.json") else {
+        return;
+    };
     let mut checked = 0;
     for t in group(&f, "atcacert_der_enc_length") {
         for (k, v) in t["arrays"].as_object().into_iter().flatten() {
@@ -28,10 +30,16 @@ fn der_length_vectors() {
         assert_eq!(out[0] as usize, len);
     }
     let mut small = [0u8; 1];
-    assert_eq!(der::encode_length(0x80, &mut small), Err(Error::BufferTooSmall { needed: 2 }));
+    assert_eq!(
+        der::encode_length(0x80, &mut small),
+        Err(Error::BufferTooSmall { needed: 2 })
+    );
     // dec: indefinite form and "too large" are decoding errors, as in the C tests.
     assert_eq!(der::decode_length(&[0x80]), Err(Error::Decoding));
-    assert_eq!(der::decode_length(&[0x89, 1, 2, 3, 4, 5, 6, 7, 8, 9]), Err(Error::Decoding));
+    assert_eq!(
+        der::decode_length(&[0x89, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+        Err(Error::Decoding)
+    );
     assert_eq!(der::decode_length(&[]), Err(Error::Decoding));
     assert_eq!(der::decode_length(&[0x82, 0x01]), Err(Error::Decoding));
     assert!(checked >= 6, "only {checked} length vectors");
@@ -39,7 +47,9 @@ fn der_length_vectors() {
 
 #[test]
 fn der_integer_vectors() {
-    let Some(f) = load("tests_der_integer.json") else { return };
+    let Some(f) = load("tests_der_integer.json") else {
+        return;
+    };
     let mut checked = 0;
     for t in group(&f, "atcacert_der_enc_integer") {
         let (Some(d), Some(r)) = (t["arrays"].get("int_data"), t["arrays"].get("der_int_ref"))
@@ -67,20 +77,28 @@ fn der_integer_vectors() {
     }
     assert_eq!(der::decode_integer(&[0x02]), Err(Error::Decoding));
     assert_eq!(der::decode_integer(&[0x02, 0x00]), Err(Error::Decoding));
-    assert_eq!(der::decode_integer(&[0x02, 0x02, 0x01]), Err(Error::Decoding));
+    assert_eq!(
+        der::decode_integer(&[0x02, 0x02, 0x01]),
+        Err(Error::Decoding)
+    );
     assert!(checked >= 15, "only {checked} integer vectors");
 }
 
 #[test]
 fn der_ecdsa_sig_vectors() {
-    let Some(f) = load("tests_der_ecdsa_sig_value.json") else { return };
+    let Some(f) = load("tests_der_ecdsa_sig_value.json") else {
+        return;
+    };
     let mut good = 0;
     let mut bad = 0;
     for t in group(&f, "atcacert_der_enc_ecdsa_sig_value") {
-        let (Some(r), Some(d)) = (t["arrays"].get("raw_sig"), t["arrays"].get("der_sig_ref")) else {
+        let (Some(r), Some(d)) = (t["arrays"].get("raw_sig"), t["arrays"].get("der_sig_ref"))
+        else {
             continue;
         };
-        let Ok(raw) = <[u8; 64]>::try_from(array(r)) else { continue };
+        let Ok(raw) = <[u8; 64]>::try_from(array(r)) else {
+            continue;
+        };
         let want = array(d);
         let mut out = [0u8; 80];
         let n = der::encode_ecdsa_sig(&raw, &mut out).unwrap();
@@ -90,7 +108,9 @@ fn der_ecdsa_sig_vectors() {
     }
     for t in group(&f, "atcacert_der_dec_ecdsa_sig_value") {
         let name = t["name"].as_str().unwrap();
-        let Some(d) = t["arrays"].get("der_sig") else { continue };
+        let Some(d) = t["arrays"].get("der_sig") else {
+            continue;
+        };
         let mut der_sig = array(d);
         // The C tests corrupt the base signature in code; the extractor kept only the base,
         // so apply the corruption the test's name describes.
@@ -139,7 +159,11 @@ fn der_ecdsa_sig_vectors() {
 }
 
 fn fmt_of(group: &str, name: &str) -> Option<DateFormat> {
-    let key = if group == "atcacert_date_enc" || group == "atcacert_date_dec" { name } else { group };
+    let key = if group == "atcacert_date_enc" || group == "atcacert_date_dec" {
+        name
+    } else {
+        group
+    };
     [
         ("iso8601_sep", DateFormat::Iso8601Sep),
         ("rfc5280_utc", DateFormat::Rfc5280Utc),
@@ -161,7 +185,9 @@ fn ref_bytes(t: &serde_json::Value, name: &str) -> Option<Vec<u8>> {
 
 #[test]
 fn date_text_and_posix_vectors() {
-    let Some(f) = load("tests_date.json") else { return };
+    let Some(f) = load("tests_date.json") else {
+        return;
+    };
     let mut checked = 0;
     for t in f["tests"].as_array().unwrap() {
         let g = t["group"].as_str().unwrap();
@@ -169,7 +195,10 @@ fn date_text_and_posix_vectors() {
         let Some(fmt) = fmt_of(g, name) else { continue };
         let st = statuses(t);
         if g.starts_with("atcacert_date_enc") {
-            let Some(dates) = t["dates"].get("ts__set_tm_YMDhms").and_then(|d| d.as_array()) else {
+            let Some(dates) = t["dates"]
+                .get("ts__set_tm_YMDhms")
+                .and_then(|d| d.as_array())
+            else {
                 continue;
             };
             for (i, d) in dates.iter().enumerate() {
@@ -178,7 +207,8 @@ fn date_text_and_posix_vectors() {
                 match (date(d), status.as_str()) {
                     (Some(d), "ATCACERT_E_SUCCESS") => {
                         let n = date::encode(fmt, &d, &mut out).unwrap();
-                        if let Some(want) = ref_bytes(t, "ts_str_ref").filter(|_| dates.len() == 1) {
+                        if let Some(want) = ref_bytes(t, "ts_str_ref").filter(|_| dates.len() == 1)
+                        {
                             assert_eq!(&out[..n], &want[..n], "{g}/{name}");
                         }
                         // Our decoder gives the same date back.
@@ -192,15 +222,24 @@ fn date_text_and_posix_vectors() {
                         checked += 1;
                     }
                     (Some(d), "ATCACERT_E_INVALID_DATE") => {
-                        assert_eq!(date::encode(fmt, &d, &mut out), Err(Error::InvalidDate), "{g}/{name} {d:?}");
+                        assert_eq!(
+                            date::encode(fmt, &d, &mut out),
+                            Err(Error::InvalidDate),
+                            "{g}/{name} {d:?}"
+                        );
                         checked += 1;
                     }
                     (None, "ATCACERT_E_INVALID_DATE") => checked += 1, // not representable at all
                     _ => {}
                 }
             }
-        } else if g.starts_with("atcacert_date_dec") && st.first().map(String::as_str) == Some("ATCACERT_E_SUCCESS") {
-            let (Some(input), Some(d)) = (ref_bytes(t, "ts_str"), t["dates"].get("ts_ref__set_tm_YMDhms")) else {
+        } else if g.starts_with("atcacert_date_dec")
+            && st.first().map(String::as_str) == Some("ATCACERT_E_SUCCESS")
+        {
+            let (Some(input), Some(d)) = (
+                ref_bytes(t, "ts_str"),
+                t["dates"].get("ts_ref__set_tm_YMDhms"),
+            ) else {
                 continue;
             };
             let want = date(&d[0]).unwrap();
@@ -215,21 +254,43 @@ fn date_text_and_posix_vectors() {
 fn date_small_buffers_and_bad_text() {
     let d = DateTime::new(2013, 11, 10, 9, 8, 7);
     let mut out = [0u8; 12];
-    assert_eq!(date::encode(DateFormat::Rfc5280Utc, &d, &mut out), Err(Error::BufferTooSmall { needed: 13 }));
+    assert_eq!(
+        date::encode(DateFormat::Rfc5280Utc, &d, &mut out),
+        Err(Error::BufferTooSmall { needed: 13 })
+    );
     // atcacert_date_dec/small_buf: fewer bytes than the format → decoding error.
-    assert_eq!(date::decode(DateFormat::Rfc5280Utc, b"1311100908"), Err(Error::Decoding));
+    assert_eq!(
+        date::decode(DateFormat::Rfc5280Utc, b"1311100908"),
+        Err(Error::Decoding)
+    );
     // bad_int: a non-digit in any numeric field.
-    for bad in ["2a13-11-10T09:08:07Z", "2013-1a-10T09:08:07Z", "2013-11-1aT09:08:07Z", "2013-11-10T0a:08:07Z", "2013-11-10T09:0a:07Z", "2013-11-10T09:08:0aZ"] {
-        assert_eq!(date::decode(DateFormat::Iso8601Sep, bad.as_bytes()), Err(Error::Decoding), "{bad}");
+    for bad in [
+        "2a13-11-10T09:08:07Z",
+        "2013-1a-10T09:08:07Z",
+        "2013-11-1aT09:08:07Z",
+        "2013-11-10T0a:08:07Z",
+        "2013-11-10T09:0a:07Z",
+        "2013-11-10T09:08:0aZ",
+    ] {
+        assert_eq!(
+            date::decode(DateFormat::Iso8601Sep, bad.as_bytes()),
+            Err(Error::Decoding),
+            "{bad}"
+        );
     }
 }
 
 #[test]
 fn max_dates() {
-    let Some(f) = load("tests_date.json") else { return };
+    let Some(f) = load("tests_date.json") else {
+        return;
+    };
     for t in group(&f, "atcacert_date_get_max_date") {
         let name = t["name"].as_str().unwrap();
-        let (Some(fmt), Some(d)) = (fmt_of("atcacert_date_enc", name), t["dates"].get("ts_ref__set_tm_YMDhms")) else {
+        let (Some(fmt), Some(d)) = (
+            fmt_of("atcacert_date_enc", name),
+            t["dates"].get("ts_ref__set_tm_YMDhms"),
+        ) else {
             continue;
         };
         assert_eq!(DateTime::max_for(fmt), date(&d[0]).unwrap(), "{name}");
@@ -253,15 +314,24 @@ fn posix_month_ends_and_max_date_encode() {
     for fmt in DateFormat::ALL {
         let mut buf = [0u8; 20];
         let feb31 = DateTime::new(2021, 2, 31, 0, 0, 0);
-        assert_eq!(date::encode(*fmt, &feb31, &mut buf), Err(Error::InvalidDate), "{fmt:?}");
+        assert_eq!(
+            date::encode(*fmt, &feb31, &mut buf),
+            Err(Error::InvalidDate),
+            "{fmt:?}"
+        );
     }
     // ... and decoders range-check (cryptoauthlib passes month 13 / day 99 through).
-    assert_eq!(date::decode(DateFormat::Rfc5280Utc, b"991399999999Z"), Err(Error::InvalidDate));
+    assert_eq!(
+        date::decode(DateFormat::Rfc5280Utc, b"991399999999Z"),
+        Err(Error::InvalidDate)
+    );
 }
 
 #[test]
 fn compressed_date_vectors() {
-    let Some(f) = load("tests_date.json") else { return };
+    let Some(f) = load("tests_date.json") else {
+        return;
+    };
     let mut checked = 0;
     for t in group(&f, "atcacert_date_enc_compcert") {
         let name = t["name"].as_str().unwrap();
@@ -277,7 +347,10 @@ fn compressed_date_vectors() {
             .flatten()
             .any(|a| a.as_str() == Some("comp_cert[71] = 0x0F;"));
         let years = t["scalars"]["expire_years"].as_u64().unwrap_or(0) as u8;
-        let Some(dates) = t["dates"].get("issue_date__set_tm_YMDhms").and_then(|d| d.as_array()) else {
+        let Some(dates) = t["dates"]
+            .get("issue_date__set_tm_YMDhms")
+            .and_then(|d| d.as_array())
+        else {
             continue;
         };
         if name == "bad_expire" || name == "bad_params" {
@@ -292,7 +365,11 @@ fn compressed_date_vectors() {
             }
             let status = st.get(i).or(st.last()).unwrap();
             // bad_year's last two dates are tried with version 1 in the C test.
-            let v = if name == "bad_year" { (d.year > 2127) as u8 } else { version };
+            let v = if name == "bad_year" {
+                (d.year > 2127) as u8
+            } else {
+                version
+            };
             let got = date::encode_comp_dates(v, &d, years, &mut comp);
             if status == "ATCACERT_E_SUCCESS" {
                 got.unwrap();
@@ -311,7 +388,10 @@ fn compressed_date_vectors() {
     }
     for t in group(&f, "atcacert_date_dec_compcert") {
         let name = t["name"].as_str().unwrap();
-        let (Some(i), Some(e)) = (t["dates"].get("issue_date_ref__set_tm_YMDhms"), t["dates"].get("expire_date_ref__set_tm_YMDhms")) else {
+        let (Some(i), Some(e)) = (
+            t["dates"].get("issue_date_ref__set_tm_YMDhms"),
+            t["dates"].get("expire_date_ref__set_tm_YMDhms"),
+        ) else {
             continue;
         };
         let (issue, expire) = (date(&i[0]).unwrap(), date(&e[0]).unwrap());
@@ -325,10 +405,18 @@ fn compressed_date_vectors() {
             date::encode_comp_dates(1, &issue, years, &mut comp).unwrap();
             1
         };
-        let fmt = if name == "posix_uint32_be" { DateFormat::PosixUint32Be } else { DateFormat::Rfc5280Gen };
+        let fmt = if name == "posix_uint32_be" {
+            DateFormat::PosixUint32Be
+        } else {
+            DateFormat::Rfc5280Gen
+        };
         let (got_issue, years) = date::decode_comp_dates(version, &comp).unwrap();
         assert_eq!(got_issue, issue, "{name}");
-        assert_eq!(date::expire_date(&got_issue, years, fmt), Ok(expire), "{name}");
+        assert_eq!(
+            date::expire_date(&got_issue, years, fmt),
+            Ok(expire),
+            "{name}"
+        );
         checked += 1;
     }
     assert!(checked >= 20, "only {checked}");
@@ -339,10 +427,22 @@ fn compressed_date_vectors() {
     let mut bad_hour = comp;
     bad_hour[66] = (bad_hour[66] & 0x1F) | 0xE0; // hour low bits 7
     bad_hour[65] |= 0x03; // hour high bits 3 → 31
-    assert_eq!(date::decode_comp_dates(0, &bad_hour), Err(Error::InvalidDate));
-    assert_eq!(date::decode_comp_dates(3, &comp), Err(Error::UnsupportedFormatVersion(3)));
+    assert_eq!(
+        date::decode_comp_dates(0, &bad_hour),
+        Err(Error::InvalidDate)
+    );
+    assert_eq!(
+        date::decode_comp_dates(3, &comp),
+        Err(Error::UnsupportedFormatVersion(3))
+    );
     // bad_expire: 32 years need format 1; 128 never fit.
     let issue = DateTime::new(2021, 3, 7, 10, 0, 0);
-    assert_eq!(date::encode_comp_dates(0, &issue, 32, &mut comp), Err(Error::InvalidDate));
-    assert_eq!(date::encode_comp_dates(1, &issue, 128, &mut comp), Err(Error::InvalidDate));
+    assert_eq!(
+        date::encode_comp_dates(0, &issue, 32, &mut comp),
+        Err(Error::InvalidDate)
+    );
+    assert_eq!(
+        date::encode_comp_dates(1, &issue, 128, &mut comp),
+        Err(Error::InvalidDate)
+    );
 }

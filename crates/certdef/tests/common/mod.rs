@@ -15,7 +15,10 @@ pub fn vectors_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIP: vector folder {} not found (set KEYSTAMP_SHARED)", dir.display());
+        eprintln!(
+            "SKIP: vector folder {} not found (set KEYSTAMP_SHARED)",
+            dir.display()
+        );
         None
     }
 }
@@ -41,8 +44,11 @@ pub fn def(name: &str) -> Option<CertDefBuf> {
 }
 
 pub fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex");
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    assert!(s.len().is_multiple_of(2), "odd hex");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 pub fn to_hex(b: &[u8]) -> String {
@@ -77,7 +83,12 @@ pub fn test<'a>(file: &'a Value, group: &str, name: &str) -> &'a Value {
 
 /// All tests of `group`.
 pub fn group<'a>(file: &'a Value, group: &str) -> Vec<&'a Value> {
-    file["tests"].as_array().expect("tests").iter().filter(|t| t["group"] == group).collect()
+    file["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .filter(|t| t["group"] == group)
+        .collect()
 }
 
 pub fn arr(t: &Value, name: &str) -> Vec<u8> {
@@ -86,7 +97,11 @@ pub fn arr(t: &Value, name: &str) -> Vec<u8> {
 
 /// `[Y, M, D, h, m, s]` → DateTime (None when a field does not fit, e.g. year -1).
 pub fn date(v: &Value) -> Option<DateTime> {
-    let f: Vec<i64> = v.as_array()?.iter().map(|x| x.as_i64().expect("int")).collect();
+    let f: Vec<i64> = v
+        .as_array()?
+        .iter()
+        .map(|x| x.as_i64().expect("int"))
+        .collect();
     Some(DateTime::new(
         u16::try_from(f[0]).ok()?,
         u8::try_from(f[1]).ok()?,
@@ -100,7 +115,11 @@ pub fn date(v: &Value) -> Option<DateTime> {
 pub fn statuses(t: &Value) -> Vec<String> {
     t["expected_status_in_order"]
         .as_array()
-        .map(|a| a.iter().map(|s| s.as_str().unwrap_or("").to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|s| s.as_str().unwrap_or("").to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
