@@ -429,10 +429,7 @@ impl Signer {
         &self,
         req: &DeviceCertRequest<'_>,
     ) -> Result<Vec<u8>, CaError> {
-        let mut sec1 = [0u8; 65];
-        sec1[0] = 0x04;
-        sec1[1..].copy_from_slice(&req.public_key);
-        let device_key = VerifyingKey::from_sec1_bytes(&sec1)
+        let device_key = verifying_key_from_xy(&req.public_key)
             .map_err(|_| CaError::Build("device public key is not a P-256 point".into()))?;
         let (start, end) = if req.validity_years == 0 {
             let (start, _) = whole_year_validity(req.now, 0)?;
@@ -459,6 +456,15 @@ impl Signer {
         )?;
         Ok(cert.der)
     }
+}
+
+/// A P-256 public key from its 64-byte X‖Y form.
+pub fn verifying_key_from_xy(xy: &[u8; 64]) -> Result<VerifyingKey, CaError> {
+    let mut sec1 = [0u8; 65];
+    sec1[0] = 0x04;
+    sec1[1..].copy_from_slice(xy);
+    VerifyingKey::from_sec1_bytes(&sec1)
+        .map_err(|_| CaError::Mismatch("public key is not a P-256 point".into()))
 }
 
 fn verifying_key_xy(key: &VerifyingKey) -> [u8; 64] {
@@ -670,11 +676,7 @@ pub fn create(
 /// Verifies that `cert` is signed (ECDSA P-256 with SHA-256) by the key `issuer_public_key` (X‖Y).
 pub fn verify_signed_by(cert: &Certificate, issuer_public_key: &[u8; 64]) -> Result<(), CaError> {
     use p256::ecdsa::signature::Verifier;
-    let mut sec1 = [0u8; 65];
-    sec1[0] = 0x04;
-    sec1[1..].copy_from_slice(issuer_public_key);
-    let key = VerifyingKey::from_sec1_bytes(&sec1)
-        .map_err(|_| CaError::Mismatch("issuer key is not a P-256 point".into()))?;
+    let key = verifying_key_from_xy(issuer_public_key)?;
     let tbs = cert.tbs_certificate().to_der().map_err(build_err)?;
     let sig_bits = cert.signature().as_bytes().unwrap_or_default();
     let sig = p256::ecdsa::DerSignature::from_bytes(sig_bits)
@@ -766,9 +768,7 @@ mod tests {
         let digest = sha256(b"tbs");
         let sig = signer.sign_digest(&digest).expect("sign");
         let xy = certs.signer_public_key().expect("pk");
-        let mut sec1 = vec![4u8];
-        sec1.extend_from_slice(&xy);
-        let vk = VerifyingKey::from_sec1_bytes(&sec1).expect("vk");
+        let vk = verifying_key_from_xy(&xy).expect("vk");
         let sig = Signature::from_slice(&sig).expect("sig");
         vk.verify_prehash(&digest, &sig).expect("verifies");
 
