@@ -791,4 +791,91 @@ mod tests {
         assert!(!keys_encrypted(dir.path()).expect("read"));
         Signer::unlock(dir.path(), None).expect("unlock");
     }
+
+    fn ski(cert: &Certificate) -> Vec<u8> {
+        let (_, ski) = cert
+            .tbs_certificate()
+            .get_extension::<SubjectKeyIdentifier>()
+            .expect("decode")
+            .expect("SKI present");
+        ski.0.as_bytes().to_vec()
+    }
+
+    fn aki(cert: &Certificate) -> Vec<u8> {
+        let (_, aki) = cert
+            .tbs_certificate()
+            .get_extension::<AuthorityKeyIdentifier>()
+            .expect("decode")
+            .expect("AKI present");
+        aki.key_identifier.expect("key id").as_bytes().to_vec()
+    }
+
+    /// The conventions a certificate definition relies on (reference atcacert.md §3.1, §4, §7):
+    /// key ids are SHA-1 over 0x04 ‖ X ‖ Y, the signer serial is 0x40 ‖ signer id, a device
+    /// serial is 0x40 ‖ chip serial, "no expiration" is 9999-12-31 23:59:59 GeneralizedTime.
+    #[test]
+    fn certificates_follow_cryptoauthlib_conventions() {
+        use sha1::Sha1;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = SystemTime::now();
+        let certs = create(dir.path(), &settings(), &KeyProtection::Unencrypted, now).expect("ca");
+        let key_id = |xy: [u8; 64]| {
+            let mut point = vec![0x04];
+            point.extend_from_slice(&xy);
+            Sha1::digest(&point).to_vec()
+        };
+        let root_xy = certs.root_public_key().expect("root");
+        let signer_xy = certs.signer_public_key().expect("signer");
+        assert_eq!(ski(&certs.root.cert), key_id(root_xy));
+        assert_eq!(aki(&certs.root.cert), key_id(root_xy));
+        assert_eq!(ski(&certs.signer.cert), key_id(signer_xy));
+        assert_eq!(aki(&certs.signer.cert), key_id(root_xy));
+        verify_signed_by(&certs.signer.cert, &root_xy).expect("signer signed by root");
+        verify_signed_by(&certs.root.cert, &signer_xy).expect_err("root not signed by signer");
+
+        let signer = Signer::unlock(dir.path(), None).expect("unlock");
+        let device_key = SigningKey::try_generate().expect("key");
+        let device_xy = verifying_key_xy(device_key.verifying_key());
+        let chip = [0x01, 0x23, 0x83, 0x32, 0xd9, 0x2c, 0xa5, 0x71, 0xee];
+        for years in [0u8, 20] {
+            let der = signer
+                .issue_device_certificate(&DeviceCertRequest {
+                    chip_serial: chip,
+                    public_key: device_xy,
+                    organization: "Example",
+                    cn: "01238332D92CA571EE",
+                    validity_years: years,
+                    now,
+                })
+                .expect("issue");
+            let cert = Certificate::from_der(&der).expect("parse");
+            let tbs = cert.tbs_certificate();
+            assert_eq!(
+                tbs.serial_number().as_bytes(),
+                &[0x40, 0x01, 0x23, 0x83, 0x32, 0xd9, 0x2c, 0xa5, 0x71, 0xee]
+            );
+            assert_eq!(tbs.issuer(), certs.signer.cert.tbs_certificate().subject());
+            assert_eq!(
+                common_name(tbs.subject()).as_deref(),
+                Some("01238332D92CA571EE")
+            );
+            assert_eq!(aki(&cert), key_id(signer_xy));
+            assert_eq!(ski(&cert), key_id(device_xy));
+            verify_signed_by(&cert, &signer_xy).expect("device signed by signer");
+            let not_after = tbs.validity().not_after;
+            if years == 0 {
+                assert!(matches!(not_after, Time::GeneralTime(_)));
+                assert_eq!(not_after.to_string(), "9999-12-31T23:59:59Z");
+            } else {
+                let nb = tbs.validity().not_before.to_date_time();
+                let na = not_after.to_date_time();
+                assert_eq!(na.year() - nb.year(), 20);
+                assert_eq!(
+                    (na.month(), na.day(), na.hour()),
+                    (nb.month(), nb.day(), nb.hour())
+                );
+                assert_eq!((nb.minutes(), nb.seconds()), (0, 0));
+            }
+        }
+    }
 }
