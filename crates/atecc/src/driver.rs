@@ -256,11 +256,13 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
     }
 
     fn account_bus(&mut self, bytes: usize) {
-        // Address byte plus data, 9 clocks each.
-        let bits = (bytes as u64 + 1) * 9;
-        let us = bits * 1_000_000 / u64::from(self.timing.bus_hz.max(1));
+        // Address byte plus data, 9 clocks each; µs per clock rounded up. 32-bit math on
+        // purpose: a 64-bit division pulls ~1 KB of compiler builtins into rv32 firmware.
+        let hz = self.timing.bus_hz.max(1);
+        let us_per_bit = 1_000_000u32.div_ceil(hz);
+        let bits = (bytes as u32).saturating_add(1).saturating_mul(9);
         if let Some(t) = self.awake_us.as_mut() {
-            *t = t.saturating_add(us as u32);
+            *t = t.saturating_add(bits.saturating_mul(us_per_bit));
         }
     }
 
