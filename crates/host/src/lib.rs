@@ -4,7 +4,11 @@
 
 pub mod ca;
 pub mod cli;
+pub mod engine;
+pub mod issue;
+pub mod link;
 pub mod outputs;
 pub mod passphrase;
 pub mod project;
 pub mod registry;
+pub mod sim;

@@ -1,0 +1,440 @@
+//! The provisioning server: wire requests in, chip and codec work, wire responses out.
+
+use embedded_storage::Storage;
+use keystamp_certdef::DefBlob;
+use keystamp_wire::{
+    CertChunk, CertKind, CertSummary, ChainReport, ChipInfo, Chunk, DefBlobId, DefBlobProgress,
+    DeviceEvent, DeviceSession, ErrorCode, FEATURE_OTP, FEATURE_READ_CERT, FirmwareVersion,
+    HelloInfo, MAX_CHUNK, MAX_LINE, PublicKey, Request, Response, Signature, WireError,
+};
+
+use crate::chip::{CONFIG_SIZE, Chip, ChipError, OTP_SIZE, slot_size};
+use crate::identity::{self, Definitions, IdentityError};
+use crate::store::{self, StoreError};
+
+/// Largest DER certificate the agent rebuilds (P-256 certificates are typically 450–700 bytes).
+pub const MAX_CERT: usize = 1024;
+
+/// Config byte 86: data/OTP lock (0x55 = unlocked).
+const LOCK_VALUE: usize = 86;
+/// Config byte 87: config lock (0x55 = unlocked).
+const LOCK_CONFIG: usize = 87;
+
+/// What the firmware should do after [`Agent::feed`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Action {
+    /// Keep serving.
+    Continue,
+    /// The host finished provisioning; reboot when `true` (after the answer was written).
+    Finished {
+        /// Reboot into the product path.
+        reboot: bool,
+    },
+}
+
+/// The device agent: one wire session, the chip, blob storage, and the rebuilt chain.
+///
+/// `B` is the largest certificate-definition blob the device accepts (RAM: two buffers of `B`
+/// bytes — the active blob and an upload in progress).
+pub struct Agent<C, S, const B: usize = 4096> {
+    session: DeviceSession,
+    core: Core<C, S, B>,
+}
+
+struct Core<C, S, const B: usize> {
+    chip: C,
+    store: S,
+    firmware: FirmwareVersion,
+    active: [u8; B],
+    /// Length and SHA-256 of the active (stored, parsed) blob.
+    active_id: Option<(usize, [u8; 32])>,
+    staging: [u8; B],
+    upload: Option<Upload>,
+    device_der: [u8; MAX_CERT],
+    signer_der: [u8; MAX_CERT],
+    /// Lengths of the certificates last rebuilt and verified.
+    chain: Option<(usize, usize)>,
+}
+
+#[derive(Clone, Copy)]
+struct Upload {
+    total_len: u32,
+    digest: [u8; 32],
+    received: u32,
+}
+
+impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
+    /// An agent over `chip` and `store`; loads the stored definition blob if there is a valid one.
+    pub fn new(chip: C, store: S, firmware: FirmwareVersion) -> Self {
+        let mut core = Core {
+            chip,
+            store,
+            firmware,
+            active: [0; B],
+            active_id: None,
+            staging: [0; B],
+            upload: None,
+            device_der: [0; MAX_CERT],
+            signer_der: [0; MAX_CERT],
+            chain: None,
+        };
+        core.load_blob();
+        Agent { session: DeviceSession::new(), core }
+    }
+
+    /// Feeds bytes received from the host; writes every answer through `write`. Returns what the
+    /// firmware should do next.
+    pub fn feed<E>(
+        &mut self,
+        mut input: &[u8],
+        mut write: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<Action, E> {
+        let mut action = Action::Continue;
+        while !input.is_empty() {
+            let (used, event) = self.session.feed(input);
+            input = input.get(used..).unwrap_or_default();
+            match event {
+                Some(DeviceEvent::Request { seq, request }) => {
+                    let response = self.core.execute(&request);
+                    if let (Request::Finish { reboot }, Response::Ok) = (&request, &response) {
+                        action = Action::Finished { reboot: *reboot };
+                    }
+                    write(self.session.respond(seq, &response))?;
+                    self.core.chip.idle();
+                }
+                Some(DeviceEvent::Send { bytes, .. }) => write(bytes)?,
+                Some(DeviceEvent::Noise { .. } | DeviceEvent::Ignored { .. }) | None => {}
+            }
+            if used == 0 {
+                break;
+            }
+        }
+        Ok(action)
+    }
+
+    /// Serves the protocol on a byte stream until the host sends `Finish`; returns its reboot flag.
+    pub fn serve<IO: embedded_io::Read + embedded_io::Write>(
+        &mut self,
+        io: &mut IO,
+    ) -> Result<bool, IO::Error> {
+        let mut buf = [0u8; 256];
+        loop {
+            let n = io.read(&mut buf)?;
+            let chunk = buf.get(..n).unwrap_or_default();
+            let action = self.feed(chunk, |bytes| io.write_all(bytes))?;
+            io.flush()?;
+            if let Action::Finished { reboot } = action {
+                return Ok(reboot);
+            }
+        }
+    }
+
+    /// The definitions in the stored blob, if one is stored and parses.
+    pub fn definitions(&self) -> Option<Definitions<'_>> {
+        self.core.definitions().ok()
+    }
+
+    /// Rebuilds and verifies the device's chain from the chip into the caller's buffers (the
+    /// product path's run-time identity).
+    pub fn rebuild_identity(
+        &mut self,
+        device_out: &mut [u8],
+        signer_out: &mut [u8],
+    ) -> Result<identity::ChainLens, IdentityError> {
+        let core = &mut self.core;
+        let (len, _) = core.active_id.ok_or(IdentityError::Codec(keystamp_certdef::Error::BadBlob))?;
+        let bytes = core.active.get(..len).unwrap_or_default();
+        let defs = definitions_of(bytes)?;
+        let lens = identity::rebuild_chain(&mut core.chip, &defs, device_out, signer_out)?;
+        let dev = device_out.get(..lens.device).unwrap_or_default();
+        let sig = signer_out.get(..lens.signer).unwrap_or_default();
+        identity::verify_chain(&mut core.chip, &defs, dev, sig)?;
+        Ok(lens)
+    }
+
+    /// The chip, e.g. for the product path's signing.
+    pub fn chip(&mut self) -> &mut C {
+        &mut self.core.chip
+    }
+
+    /// Gives back the chip and the storage.
+    pub fn release(self) -> (C, S) {
+        (self.core.chip, self.core.store)
+    }
+}
+
+/// The definitions held by a blob: device and signer definitions and the root public key.
+pub fn definitions_of(blob: &[u8]) -> Result<Definitions<'_>, IdentityError> {
+    let blob = DefBlob::parse(blob)?;
+    let missing = IdentityError::Codec(keystamp_certdef::Error::BadBlob);
+    Ok(Definitions {
+        device: blob.device_def().ok_or(missing)?,
+        signer: blob.signer_def().ok_or(missing)?,
+        root_public_key: *blob.root_public_key().ok_or(missing)?,
+    })
+}
+
+fn err(code: ErrorCode, detail: &str) -> Response {
+    Response::Error(WireError::new(code, detail))
+}
+
+fn chip_err(e: ChipError) -> Response {
+    match e {
+        ChipError::Absent => err(ErrorCode::ChipAbsent, "secure element does not answer"),
+        ChipError::Status(s) => err(ErrorCode::ChipStatus(s), "secure element refused"),
+        ChipError::Communication => err(ErrorCode::ChipAbsent, "secure element answers are corrupt"),
+        ChipError::OutOfRange => err(ErrorCode::OutOfRange, "outside the zone or slot"),
+    }
+}
+
+fn identity_err(e: IdentityError) -> Response {
+    match e {
+        IdentityError::Chip(c) => chip_err(c),
+        IdentityError::Codec(_) => err(ErrorCode::BlobInvalid, "definition does not fit the chip data"),
+        IdentityError::TooMuchDeviceData => err(ErrorCode::BlobInvalid, "definition reads too much"),
+        IdentityError::SignerSignature => err(ErrorCode::VerifyFailed, "signer certificate"),
+        IdentityError::DeviceSignature => err(ErrorCode::VerifyFailed, "device certificate"),
+    }
+}
+
+fn public_key(pk: [u8; 64]) -> Response {
+    let mut key = PublicKey { x: [0; 32], y: [0; 32] };
+    key.x.copy_from_slice(&pk[..32]);
+    key.y.copy_from_slice(&pk[32..]);
+    Response::PublicKey(key)
+}
+
+impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
+    fn load_blob(&mut self) {
+        self.active_id = match store::load(&mut self.store, &mut self.active) {
+            Ok((len, digest)) => {
+                let ok = self.active.get(..len).is_some_and(|b| definitions_of(b).is_ok());
+                ok.then_some((len, digest))
+            }
+            Err(_) => None,
+        };
+    }
+
+    fn definitions(&self) -> Result<Definitions<'_>, IdentityError> {
+        let (len, _) = self
+            .active_id
+            .ok_or(IdentityError::Codec(keystamp_certdef::Error::BadBlob))?;
+        definitions_of(self.active.get(..len).unwrap_or_default())
+    }
+
+    fn execute(&mut self, request: &Request) -> Response {
+        match self.try_execute(request) {
+            Ok(r) | Err(r) => r,
+        }
+    }
+
+    fn try_execute(&mut self, request: &Request) -> Result<Response, Response> {
+        let chip = &mut self.chip;
+        Ok(match request {
+            Request::Hello => Response::Hello(self.hello()?),
+            Request::ReadConfig => {
+                let cfg = chip.read_config().map_err(chip_err)?;
+                Response::Config(heapless::Vec::from_slice(&cfg).map_err(|_| internal())?)
+            }
+            Request::WriteConfig { offset, data } => {
+                let mut target = chip.read_config().map_err(chip_err)?;
+                if target[LOCK_CONFIG] != 0x55 {
+                    return Err(err(ErrorCode::Locked, "config zone is locked"));
+                }
+                let start = *offset as usize;
+                let dst = target
+                    .get_mut(start..start + data.len())
+                    .ok_or_else(|| err(ErrorCode::OutOfRange, "past the config zone"))?;
+                dst.copy_from_slice(data);
+                chip.write_config(&target).map_err(chip_err)?;
+                Response::Ok
+            }
+            Request::LockConfig { crc } => {
+                chip.lock_config(*crc).map_err(chip_err)?;
+                Response::Ok
+            }
+            Request::GenKey { slot } => public_key(chip.genkey(*slot).map_err(chip_err)?),
+            Request::GetPublicKey { slot } => public_key(chip.public_key(*slot).map_err(chip_err)?),
+            Request::ReadSlot { slot, offset, len } => {
+                let mut buf = [0u8; MAX_CHUNK];
+                let n = *len as usize;
+                let end = *offset as usize + n;
+                if end > slot_size(*slot) {
+                    return Err(err(ErrorCode::OutOfRange, "past the end of the slot"));
+                }
+                let dst = buf.get_mut(..n).ok_or_else(internal)?;
+                chip.read_slot(*slot, *offset, dst).map_err(chip_err)?;
+                Response::Data(Chunk::from_slice(dst).map_err(|_| internal())?)
+            }
+            Request::WriteSlot { slot, offset, data } => {
+                chip.write_slot(*slot, *offset, data).map_err(chip_err)?;
+                self.chain = None;
+                Response::Ok
+            }
+            Request::ReadOtp { offset, len } => {
+                let mut buf = [0u8; OTP_SIZE];
+                let dst = buf.get_mut(..*len as usize).ok_or_else(internal)?;
+                chip.read_otp(*offset, dst).map_err(chip_err)?;
+                Response::Data(Chunk::from_slice(dst).map_err(|_| internal())?)
+            }
+            Request::WriteOtp { offset, data } => {
+                chip.write_otp(*offset, data).map_err(chip_err)?;
+                Response::Ok
+            }
+            Request::LockData { crc } => {
+                chip.lock_data(*crc).map_err(chip_err)?;
+                Response::Ok
+            }
+            Request::LockSlot { slot } => {
+                chip.lock_slot(*slot).map_err(chip_err)?;
+                Response::Ok
+            }
+            Request::StoreDefBlob { total_len, digest, offset, data } => {
+                Response::DefBlob(self.store_blob(*total_len, digest, *offset, data)?)
+            }
+            Request::RebuildChain => Response::Chain(self.rebuild_chain()?),
+            Request::ReadCert { cert, offset, len } => {
+                let (dev, sig) = self
+                    .chain
+                    .ok_or_else(|| err(ErrorCode::NotLocked, "rebuild the chain first"))?;
+                let (der, total) = match cert {
+                    CertKind::Device => (&self.device_der[..], dev),
+                    CertKind::Signer => (&self.signer_der[..], sig),
+                };
+                let start = *offset as usize;
+                let end = (start + *len as usize).min(total);
+                let bytes = der
+                    .get(start..end)
+                    .ok_or_else(|| err(ErrorCode::OutOfRange, "past the certificate"))?;
+                Response::CertChunk(CertChunk {
+                    total_len: total as u16,
+                    offset: *offset,
+                    data: Chunk::from_slice(bytes).map_err(|_| internal())?,
+                })
+            }
+            Request::SignChallenge { slot, challenge } => {
+                let sig = chip.sign_digest(*slot, challenge).map_err(chip_err)?;
+                let mut s = Signature { r: [0; 32], s: [0; 32] };
+                s.r.copy_from_slice(&sig[..32]);
+                s.s.copy_from_slice(&sig[32..]);
+                Response::Signature(s)
+            }
+            Request::Random => Response::Random(chip.random().map_err(chip_err)?),
+            Request::SetBaud { .. } => {
+                return Err(err(ErrorCode::Unsupported, "baud switching is not enabled"));
+            }
+            Request::Finish { .. } => Response::Ok,
+        })
+    }
+
+    fn hello(&mut self) -> Result<HelloInfo, Response> {
+        let revision = self.chip.revision().map_err(chip_err)?;
+        let cfg = self.chip.read_config().map_err(chip_err)?;
+        let mut serial = [0u8; 9];
+        serial[..4].copy_from_slice(&cfg[..4]);
+        serial[4..].copy_from_slice(&cfg[8..13]);
+        // SlotLocked bytes 88–89: a 0 bit means locked.
+        let slot_locked = !u16::from_le_bytes([cfg[88], cfg[89]]);
+        Ok(HelloInfo {
+            max_line: MAX_LINE as u16,
+            max_chunk: MAX_CHUNK as u16,
+            features: FEATURE_READ_CERT | FEATURE_OTP,
+            firmware: self.firmware,
+            chip: ChipInfo {
+                revision,
+                serial,
+                config_locked: cfg[LOCK_CONFIG] != 0x55,
+                data_locked: cfg[LOCK_VALUE] != 0x55,
+                slot_locked,
+            },
+            def_blob: self
+                .active_id
+                .map(|(len, digest)| DefBlobId { len: len as u32, digest }),
+        })
+    }
+
+    fn store_blob(
+        &mut self,
+        total_len: u32,
+        digest: &[u8; 32],
+        offset: u32,
+        data: &[u8],
+    ) -> Result<DefBlobProgress, Response> {
+        if total_len as usize > B {
+            return Err(err(ErrorCode::OutOfRange, "blob larger than this device accepts"));
+        }
+        // The same blob is already the stored one: nothing to do.
+        if self.active_id == Some((total_len as usize, *digest)) {
+            self.upload = None;
+            return Ok(DefBlobProgress { received: total_len, total_len, complete: true });
+        }
+        let up = match self.upload {
+            Some(u) if u.total_len == total_len && u.digest == *digest => u,
+            // A new name discards a partial upload.
+            _ => Upload { total_len, digest: *digest, received: 0 },
+        };
+        let mut up = up;
+        if offset == up.received && !data.is_empty() {
+            let start = offset as usize;
+            let end = start + data.len();
+            if end > total_len as usize {
+                return Err(err(ErrorCode::OutOfRange, "chunk past the announced length"));
+            }
+            self.staging
+                .get_mut(start..end)
+                .ok_or_else(internal)?
+                .copy_from_slice(data);
+            up.received = end as u32;
+        }
+        self.upload = Some(up);
+        if up.received < total_len {
+            return Ok(DefBlobProgress { received: up.received, total_len, complete: false });
+        }
+        self.upload = None;
+        let blob = self.staging.get(..total_len as usize).ok_or_else(internal)?;
+        if store::sha256(blob) != *digest {
+            return Err(err(ErrorCode::DigestMismatch, "blob digest differs; upload again"));
+        }
+        if definitions_of(blob).is_err() {
+            return Err(err(ErrorCode::BlobInvalid, "blob does not parse"));
+        }
+        store::save(&mut self.store, blob, digest).map_err(|e| match e {
+            StoreError::TooLarge => err(ErrorCode::OutOfRange, "blob larger than the partition"),
+            _ => err(ErrorCode::Storage, "flash write failed"),
+        })?;
+        self.active
+            .get_mut(..blob.len())
+            .ok_or_else(internal)?
+            .copy_from_slice(blob);
+        self.active_id = Some((blob.len(), *digest));
+        self.chain = None;
+        Ok(DefBlobProgress { received: total_len, total_len, complete: true })
+    }
+
+    fn rebuild_chain(&mut self) -> Result<ChainReport, Response> {
+        self.chain = None;
+        let (len, _) = self
+            .active_id
+            .ok_or_else(|| err(ErrorCode::NoBlob, "store a definition blob first"))?;
+        let blob = self.active.get(..len).ok_or_else(internal)?;
+        let defs = definitions_of(blob).map_err(identity_err)?;
+        let lens = identity::rebuild_chain(&mut self.chip, &defs, &mut self.device_der, &mut self.signer_der)
+            .map_err(identity_err)?;
+        let dev = self.device_der.get(..lens.device).ok_or_else(internal)?;
+        let sig = self.signer_der.get(..lens.signer).ok_or_else(internal)?;
+        identity::verify_chain(&mut self.chip, &defs, dev, sig).map_err(identity_err)?;
+        let report = ChainReport {
+            device: CertSummary { len: lens.device as u16, digest: store::sha256(dev) },
+            signer: CertSummary { len: lens.signer as u16, digest: store::sha256(sig) },
+        };
+        self.chain = Some((lens.device, lens.signer));
+        Ok(report)
+    }
+}
+
+fn internal() -> Response {
+    err(ErrorCode::Internal, "internal limit")
+}
+
+const _: () = assert!(CONFIG_SIZE == keystamp_wire::CONFIG_SIZE);

@@ -1,0 +1,792 @@
+//! The provisioning engine: one device on one link, in an order that never locks bytes that were
+//! not verified (docs/factory-guide.md, "What happens to a device").
+//!
+//! 1. probe — Hello: chip serial, revision, lock states, stored definition blob; registry lookup.
+//! 2. config — unlocked: write the profile's config, read it back, compare every setting, lock
+//!    with the CRC of the read-back (the chip refuses if its bytes differ). Locked: read and
+//!    compare; a chip locked with another config is refused.
+//! 3. key — data zone unlocked: GenKey in the device key slot, then lock the data zone. The
+//!    data-zone lock runs before any certificate is written, and the certificate slots stay
+//!    writable, so it freezes no certificate bytes (the chip refuses data reads before this lock,
+//!    so nothing could be verified earlier anyway). Data zone locked: read the public key.
+//! 4. issue — reuse the registry's certificate for this chip and key, or issue one; the
+//!    write-ahead record is committed before the device sees it.
+//! 5. definitions — upload the definition blob when the device's differs (resumable).
+//! 6. certificates — write the device's compressed certificate, the signer public key and the
+//!    signer's compressed certificate (skipping bytes the chip already holds).
+//! 7. verify — the device rebuilds both certificates from the chip and verifies their signatures
+//!    with the chip; the host compares their SHA-256 with what it issued; the chip signs a random
+//!    host challenge with the device key and the host verifies it against the certificate.
+//! 8. lock slots (only if the profile asks), record, write `devices/<serial>/*.pem`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use keystamp_atecc::ConfigZone;
+use keystamp_certdef::{CertDef, DateTime};
+use keystamp_wire::{Chunk, HelloInfo, MAX_CHUNK, Request, Response};
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+
+use crate::issue::{DeviceCertRequest, Issued, SlotWrites, issue_device_cert};
+use crate::link::{Link, LinkError, LinkStats, Port};
+use crate::registry::{
+    CertKind, CertStatus, ChipSerial, IssueOutcome, IssueRequest, Outcome, Registry,
+};
+
+/// Everything every station needs, prepared once per run.
+pub struct Material {
+    /// The config zone to program (128 bytes; factory and lock bytes are ignored).
+    pub config: [u8; 128],
+    /// The definition blob the device stores (device + signer definitions + root key).
+    pub blob: Vec<u8>,
+    /// SHA-256 of `blob`.
+    pub blob_digest: [u8; 32],
+    /// The device certificate's definition (a view into `blob`'s owner).
+    pub device_def: keystamp_certdef::CertDefBuf,
+    /// The signer certificate, split into what the chip stores.
+    pub signer: Issued,
+    /// The signer's public key and id.
+    pub signer_public_key: [u8; 64],
+    /// The signer id (from its CN).
+    pub signer_id: [u8; 2],
+    /// Device certificate validity in whole years (0 = no expiration).
+    pub validity_years: u8,
+    /// Lock policy.
+    pub lock_config: bool,
+    /// Lock the data zone.
+    pub lock_data: bool,
+    /// Lock the certificate slots after verification.
+    pub lock_cert_slots: bool,
+    /// Expected subject CN for a chip serial (for the consistency check), if the profile has one.
+    pub expected_cn: Option<Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>>,
+    /// Where per-device PEM files go.
+    pub output_dir: PathBuf,
+}
+
+/// Signs device certificates (the unlocked signer key).
+pub trait Issuer: Sync {
+    /// ECDSA P-256 over a SHA-256 digest, R‖S.
+    fn sign(&self, digest: &[u8; 32]) -> Result<[u8; 64], String>;
+}
+
+impl Issuer for crate::ca::Signer {
+    fn sign(&self, digest: &[u8; 32]) -> Result<[u8; 64], String> {
+        self.sign_digest(digest).map_err(|e| e.to_string())
+    }
+}
+
+/// A step of the flow, for progress display and the audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Hello and registry lookup.
+    Probe,
+    /// Config write, read-back and lock.
+    Config,
+    /// Key generation and data lock.
+    Key,
+    /// Certificate issuance.
+    Issue,
+    /// Definition blob upload.
+    Definitions,
+    /// Certificate writes.
+    Certificates,
+    /// Rebuild, compare, challenge.
+    Verify,
+    /// Slot locks.
+    LockSlots,
+    /// Recorded.
+    Done,
+}
+
+impl Step {
+    /// The step's name in the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Probe => "probe",
+            Step::Config => "config",
+            Step::Key => "key",
+            Step::Issue => "issue",
+            Step::Definitions => "definitions",
+            Step::Certificates => "certificates",
+            Step::Verify => "verify",
+            Step::LockSlots => "lock_slots",
+            Step::Done => "done",
+        }
+    }
+
+    /// Position in the flow, 0-based, and the count of steps.
+    pub fn index(self) -> (u64, u64) {
+        (self as u64, Step::Done as u64 + 1)
+    }
+}
+
+/// How a device left the station.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceResult {
+    /// Provisioned in this run (a certificate was issued or resumed and verified).
+    Provisioned,
+    /// Already provisioned: verified, nothing issued.
+    AlreadyProvisioned,
+    /// Failed: one line saying what to do.
+    Failed(String),
+}
+
+/// What one station did with its device.
+#[derive(Clone, Debug)]
+pub struct DeviceReport {
+    /// Station name.
+    pub station: String,
+    /// Port path.
+    pub port: String,
+    /// Chip serial, once known.
+    pub chip_serial: Option<[u8; 9]>,
+    /// Device certificate subject CN.
+    pub cn: Option<String>,
+    /// Device certificate serial (hex).
+    pub cert_serial: Option<String>,
+    /// Wall time at the station.
+    pub elapsed: Duration,
+    /// Result.
+    pub result: DeviceResult,
+    /// Link counters.
+    pub link: LinkStats,
+}
+
+/// Why provisioning stopped.
+#[derive(Debug)]
+pub struct Failure {
+    step: Step,
+    message: String,
+}
+
+impl Failure {
+    fn new(step: Step, message: impl Into<String>) -> Self {
+        Failure {
+            step,
+            message: message.into(),
+        }
+    }
+}
+
+trait At<T> {
+    fn at(self, step: Step) -> Result<T, Failure>;
+}
+
+impl<T, E: std::fmt::Display> At<T> for Result<T, E> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(step, e.to_string()))
+    }
+}
+
+/// One station: a link to one device, the shared material, the registry.
+pub struct Station<'a, P: Port> {
+    /// Station name (for the registry and the summary).
+    pub name: String,
+    /// Port path.
+    pub port: String,
+    link: Link<P>,
+    material: &'a Material,
+    issuer: &'a dyn Issuer,
+    registry: &'a Mutex<Registry>,
+    progress: &'a (dyn Fn(&str, Step) + Sync),
+    chip: Option<ChipSerial>,
+}
+
+impl<'a, P: Port> Station<'a, P> {
+    /// A station over `link`.
+    pub fn new(
+        name: String,
+        port: String,
+        link: Link<P>,
+        material: &'a Material,
+        issuer: &'a dyn Issuer,
+        registry: &'a Mutex<Registry>,
+        progress: &'a (dyn Fn(&str, Step) + Sync),
+    ) -> Self {
+        Station {
+            name,
+            port,
+            link,
+            material,
+            issuer,
+            registry,
+            progress,
+            chip: None,
+        }
+    }
+
+    /// Provisions (or verifies) the device on this station's link.
+    pub fn run(mut self) -> DeviceReport {
+        let started = Instant::now();
+        if let Ok(reg) = self.registry.lock() {
+            let _ = reg.register_station(&self.name, Some(&self.port));
+        }
+        let mut report = DeviceReport {
+            station: self.name.clone(),
+            port: self.port.clone(),
+            chip_serial: None,
+            cn: None,
+            cert_serial: None,
+            elapsed: Duration::ZERO,
+            result: DeviceResult::Failed(String::new()),
+            link: LinkStats::default(),
+        };
+        let result = self.provision(&mut report);
+        report.result = match result {
+            Ok(r) => {
+                self.audit(Step::Done, Outcome::Ok, "");
+                r
+            }
+            Err(f) => {
+                self.audit(f.step, Outcome::Failed, &f.message);
+                DeviceResult::Failed(format!("{}: {}", f.step.name(), f.message))
+            }
+        };
+        report.elapsed = started.elapsed();
+        report.link = self.link.stats();
+        report
+    }
+
+    fn audit(&self, step: Step, outcome: Outcome, detail: &str) {
+        if let Ok(reg) = self.registry.lock() {
+            // The audit log is best effort: a failing write must not hide the real outcome.
+            let _ = reg.audit(Some(&self.name), self.chip, step.name(), outcome, detail);
+        }
+    }
+
+    fn step(&self, step: Step) {
+        (self.progress)(&self.name, step);
+    }
+
+    fn call(&mut self, step: Step, request: &Request) -> Result<Response, Failure> {
+        self.link.call(request).map_err(|e| {
+            let mut msg = e.to_string();
+            if let (LinkError::NoAnswer { .. }, Some(noise)) = (&e, self.link.last_noise()) {
+                msg.push_str(&format!(" (last line seen: {noise:?})"));
+            }
+            Failure::new(step, msg)
+        })
+    }
+
+    fn ok(&mut self, step: Step, request: &Request) -> Result<(), Failure> {
+        match self.call(step, request)? {
+            Response::Ok => Ok(()),
+            other => Err(Failure::new(step, format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    fn provision(&mut self, report: &mut DeviceReport) -> Result<DeviceResult, Failure> {
+        let m = self.material;
+        self.step(Step::Probe);
+        let hello = self.hello()?;
+        let serial = hello.chip.serial;
+        self.chip = Some(ChipSerial(serial));
+        report.chip_serial = Some(serial);
+        {
+            let reg = self
+                .registry
+                .lock()
+                .map_err(|_| Failure::new(Step::Probe, "registry lock poisoned"))?;
+            reg.upsert_device(ChipSerial(serial)).at(Step::Probe)?;
+        }
+        self.audit(
+            Step::Probe,
+            Outcome::Ok,
+            &format!("revision {}", hex::encode(hello.chip.revision)),
+        );
+
+        // 2. config
+        self.step(Step::Config);
+        let config = self.config(&hello)?;
+
+        // 3. key
+        self.step(Step::Key);
+        let key_slot = self.key_slot()?;
+        let (public_key, fresh_key) = if hello.chip.data_locked {
+            (
+                self.public_key(Step::Key, Request::GetPublicKey { slot: key_slot })?,
+                false,
+            )
+        } else {
+            let pk = self.public_key(Step::Key, Request::GenKey { slot: key_slot })?;
+            if !m.lock_data {
+                return Err(Failure::new(
+                    Step::Key,
+                    "the profile has lock_data = false; the chip refuses to read certificates \
+                     back or sign before the data lock, so the device cannot be verified. Set \
+                     [locks] lock_data = true to provision",
+                ));
+            }
+            self.ok(Step::Key, &Request::LockData { crc: None })?;
+            self.audit(Step::Key, Outcome::Ok, "key generated, data zone locked");
+            (pk, true)
+        };
+
+        // 4. issue (write-ahead)
+        self.step(Step::Issue);
+        let (issued, prior) = self.issue(&config, &public_key)?;
+        let reused = prior.is_some();
+        report.cert_serial = Some(hex::encode_upper(&issued.serial));
+        report.cn = common_name(&issued.der);
+        if let (Some(f), Some(cn)) = (&m.expected_cn, &report.cn) {
+            let want = f(&serial);
+            if &want != cn {
+                return Err(Failure::new(
+                    Step::Issue,
+                    format!(
+                        "the device definition gives CN {cn:?} but the profile's CN scheme gives {want:?}; regenerate the definition with `keystamp certdef from-cert`"
+                    ),
+                ));
+            }
+        }
+
+        // 5. definitions
+        self.step(Step::Definitions);
+        let blob_current = hello
+            .def_blob
+            .is_some_and(|b| b.len as usize == m.blob.len() && b.digest == m.blob_digest);
+        if blob_current {
+            self.audit(
+                Step::Definitions,
+                Outcome::Skipped,
+                "device holds the definitions",
+            );
+        } else {
+            self.upload_blob()?;
+            self.audit(
+                Step::Definitions,
+                Outcome::Ok,
+                &format!("{} bytes", m.blob.len()),
+            );
+        }
+
+        // 6. certificates
+        self.step(Step::Certificates);
+        let check_first = !fresh_key;
+        let mut wrote = 0;
+        let writes: Vec<(u8, u16, Vec<u8>)> = issued
+            .writes
+            .iter()
+            .chain(m.signer.writes.iter())
+            .cloned()
+            .collect();
+        wrote += self.write_slots(&writes, check_first)?;
+        if matches!(prior, None | Some(CertStatus::Pending)) {
+            let mut reg = self
+                .registry
+                .lock()
+                .map_err(|_| Failure::new(Step::Certificates, "registry lock poisoned"))?;
+            reg.mark_written(&hex::encode_upper(&issued.serial))
+                .at(Step::Certificates)?;
+        }
+        self.audit(
+            Step::Certificates,
+            Outcome::Ok,
+            &format!("{wrote} slot writes"),
+        );
+
+        // 7. verify
+        self.step(Step::Verify);
+        self.verify(&issued, &public_key, key_slot)?;
+        self.audit(
+            Step::Verify,
+            Outcome::Ok,
+            "chain rebuilt and compared; challenge signed",
+        );
+
+        // 8. lock slots, record, outputs
+        if m.lock_cert_slots {
+            self.step(Step::LockSlots);
+            let locked = hello.chip.slot_locked;
+            let mut slots: Vec<u8> = writes.iter().map(|w| w.0).collect();
+            slots.sort_unstable();
+            slots.dedup();
+            for slot in slots {
+                if locked & (1 << slot) == 0 {
+                    self.ok(Step::LockSlots, &Request::LockSlot { slot })?;
+                }
+            }
+            self.audit(Step::LockSlots, Outcome::Ok, "certificate slots locked");
+        }
+        {
+            let mut reg = self
+                .registry
+                .lock()
+                .map_err(|_| Failure::new(Step::Done, "registry lock poisoned"))?;
+            let serial_hex = hex::encode_upper(&issued.serial);
+            reg.mark_verified(&serial_hex).at(Step::Done)?;
+        }
+        crate::outputs::write_device_outputs(
+            &m.output_dir,
+            ChipSerial(serial),
+            &issued.der,
+            &m.signer.der,
+        )
+        .at(Step::Done)?;
+        let _ = self.call(Step::Done, &Request::Finish { reboot: false });
+        Ok(if reused && wrote == 0 && !fresh_key {
+            DeviceResult::AlreadyProvisioned
+        } else {
+            DeviceResult::Provisioned
+        })
+    }
+
+    fn hello(&mut self) -> Result<HelloInfo, Failure> {
+        // A device that was just reset prints its boot banner first; Hello is retried by the link.
+        match self.call(Step::Probe, &Request::Hello)? {
+            Response::Hello(h) => Ok(h),
+            other => Err(Failure::new(
+                Step::Probe,
+                format!("unexpected answer {other:?}"),
+            )),
+        }
+    }
+
+    fn read_config(&mut self, step: Step) -> Result<[u8; 128], Failure> {
+        match self.call(step, &Request::ReadConfig)? {
+            Response::Config(c) => c
+                .as_slice()
+                .try_into()
+                .map_err(|_| Failure::new(step, "config answer is not 128 bytes")),
+            other => Err(Failure::new(step, format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    fn config(&mut self, hello: &HelloInfo) -> Result<[u8; 128], Failure> {
+        let m = self.material;
+        let target = ConfigZone::from_bytes(&m.config);
+        if hello.chip.config_locked {
+            let current = self.read_config(Step::Config)?;
+            if let Some(at) = ConfigZone::from_bytes(&current).first_setting_difference(&target) {
+                return Err(Failure::new(
+                    Step::Config,
+                    format!(
+                        "this chip's config zone is locked with a different configuration (byte {at}: \
+                         0x{:02X}, the profile wants 0x{:02X}); a locked config can never change, so \
+                         set this device aside or use a profile with its configuration",
+                        current[at], m.config[at]
+                    ),
+                ));
+            }
+            self.audit(
+                Step::Config,
+                Outcome::Skipped,
+                "config already locked and matching",
+            );
+            return Ok(current);
+        }
+        let mut data = heapless::Vec::new();
+        data.extend_from_slice(&m.config)
+            .map_err(|_| Failure::new(Step::Config, "config too long"))?;
+        self.ok(Step::Config, &Request::WriteConfig { offset: 0, data })?;
+        let back = self.read_config(Step::Config)?;
+        let back_zone = ConfigZone::from_bytes(&back);
+        if let Some(at) = back_zone.first_setting_difference(&target) {
+            return Err(Failure::new(
+                Step::Config,
+                format!(
+                    "config read-back differs at byte {at}; nothing was locked. Retry; if it persists the chip is faulty"
+                ),
+            ));
+        }
+        if !m.lock_config {
+            return Err(Failure::new(
+                Step::Config,
+                "config written and verified but not locked (profile: lock_config = false); \
+                 keys and certificates need a locked config",
+            ));
+        }
+        self.ok(
+            Step::Config,
+            &Request::LockConfig {
+                crc: back_zone.lock_crc(),
+            },
+        )?;
+        self.audit(
+            Step::Config,
+            Outcome::Ok,
+            &format!("config locked, CRC {:04X}", back_zone.lock_crc()),
+        );
+        let mut locked = back;
+        locked[87] = 0x00;
+        Ok(locked)
+    }
+
+    fn key_slot(&self) -> Result<u8, Failure> {
+        let def = self.device_def(Step::Key)?;
+        let loc = def.public_key_dev_loc;
+        u8::try_from(loc.slot).map_err(|_| Failure::new(Step::Key, "device key slot out of range"))
+    }
+
+    fn device_def(&self, step: Step) -> Result<CertDef<'a>, Failure> {
+        self.material
+            .device_def
+            .as_def()
+            .map_err(|e| Failure::new(step, format!("device definition: {e:?}")))
+    }
+
+    fn public_key(&mut self, step: Step, request: Request) -> Result<[u8; 64], Failure> {
+        match self.call(step, &request)? {
+            Response::PublicKey(pk) => {
+                let mut out = [0u8; 64];
+                out[..32].copy_from_slice(&pk.x);
+                out[32..].copy_from_slice(&pk.y);
+                Ok(out)
+            }
+            other => Err(Failure::new(step, format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    fn issue(
+        &mut self,
+        config: &[u8; 128],
+        public_key: &[u8; 64],
+    ) -> Result<(Issued, Option<CertStatus>), Failure> {
+        let m = self.material;
+        let chip = self
+            .chip
+            .ok_or_else(|| Failure::new(Step::Issue, "no chip serial"))?;
+        let def = self.device_def(Step::Issue)?;
+        // Resume: the registry's live certificate for this chip and key is the one to send.
+        {
+            let reg = self
+                .registry
+                .lock()
+                .map_err(|_| Failure::new(Step::Issue, "registry lock poisoned"))?;
+            if let Some(rec) = reg.live_certificate(chip).at(Step::Issue)?
+                && rec.public_key == *public_key
+            {
+                let device_sn = keystamp_certdef::device_sn_from_config(config);
+                let issued = crate::issue::split_for_device(
+                    &def,
+                    rec.der.clone(),
+                    Some(&m.signer_public_key),
+                    device_sn.as_ref(),
+                    Some(config),
+                )
+                .at(Step::Issue)?;
+                self.audit(
+                    Step::Issue,
+                    Outcome::Skipped,
+                    &format!("reusing certificate {}", rec.serial),
+                );
+                return Ok((issued, Some(rec.status)));
+            }
+        }
+        let req = DeviceCertRequest {
+            def: &def,
+            config,
+            public_key,
+            signer_public_key: &m.signer_public_key,
+            signer_id: m.signer_id,
+            issue_date: now_hour(),
+            expire_years: m.validity_years,
+        };
+        let issuer = self.issuer;
+        let issued = issue_device_cert(&req, |d| issuer.sign(d)).at(Step::Issue)?;
+        let cn = common_name(&issued.der).unwrap_or_default();
+        let not_before = rfc3339(&issued.not_before);
+        let not_after = rfc3339(&issued.not_after);
+        let outcome = {
+            let mut reg = self
+                .registry
+                .lock()
+                .map_err(|_| Failure::new(Step::Issue, "registry lock poisoned"))?;
+            reg.begin_issue(&IssueRequest {
+                kind: CertKind::Device,
+                chip_serial: Some(chip),
+                serial: &issued.serial,
+                public_key,
+                subject_cn: &cn,
+                der: &issued.der,
+                not_before: &not_before,
+                not_after: &not_after,
+            })
+            .at(Step::Issue)?
+        };
+        match outcome {
+            IssueOutcome::New(rec) => {
+                self.audit(
+                    Step::Issue,
+                    Outcome::Ok,
+                    &format!("issued {} (write-ahead)", rec.serial),
+                );
+                Ok((issued, None))
+            }
+            IssueOutcome::Reused(rec) => {
+                let status = rec.status;
+                let device_sn = keystamp_certdef::device_sn_from_config(config);
+                let issued = crate::issue::split_for_device(
+                    &def,
+                    rec.der,
+                    Some(&m.signer_public_key),
+                    device_sn.as_ref(),
+                    Some(config),
+                )
+                .at(Step::Issue)?;
+                Ok((issued, Some(status)))
+            }
+        }
+    }
+
+    fn upload_blob(&mut self) -> Result<(), Failure> {
+        let m = self.material;
+        let total_len = m.blob.len() as u32;
+        let mut offset = 0u32;
+        // Chunks of whole frames; the device reports where to continue, so a resumed upload or a
+        // duplicated chunk never corrupts the blob.
+        let chunk_len = MAX_CHUNK.min(480);
+        for _ in 0..(m.blob.len() / chunk_len + 8) {
+            let start = offset as usize;
+            let end = (start + chunk_len).min(m.blob.len());
+            let data = Chunk::from_slice(&m.blob[start..end])
+                .map_err(|_| Failure::new(Step::Definitions, "chunk too long"))?;
+            let resp = self.call(
+                Step::Definitions,
+                &Request::StoreDefBlob {
+                    total_len,
+                    digest: m.blob_digest,
+                    offset,
+                    data,
+                },
+            )?;
+            match resp {
+                Response::DefBlob(p) if p.complete => return Ok(()),
+                Response::DefBlob(p) => offset = p.received,
+                other => {
+                    return Err(Failure::new(
+                        Step::Definitions,
+                        format!("unexpected answer {other:?}"),
+                    ));
+                }
+            }
+        }
+        Err(Failure::new(
+            Step::Definitions,
+            "the device did not complete the definition upload",
+        ))
+    }
+
+    fn write_slots(&mut self, writes: &SlotWrites, check_first: bool) -> Result<usize, Failure> {
+        let mut count = 0;
+        for (slot, offset, bytes) in writes {
+            // Whole 4-byte words: the chip writes 4 or 32 bytes at a time.
+            let mut data = bytes.clone();
+            data.resize(data.len().next_multiple_of(4), 0);
+            if check_first {
+                let len = bytes.len() as u16;
+                let resp = self.call(
+                    Step::Certificates,
+                    &Request::ReadSlot {
+                        slot: *slot,
+                        offset: *offset,
+                        len,
+                    },
+                )?;
+                if matches!(&resp, Response::Data(d) if d.as_slice() == bytes.as_slice()) {
+                    continue;
+                }
+            }
+            let data = Chunk::from_slice(&data)
+                .map_err(|_| Failure::new(Step::Certificates, "slot data too long"))?;
+            self.ok(
+                Step::Certificates,
+                &Request::WriteSlot {
+                    slot: *slot,
+                    offset: *offset,
+                    data,
+                },
+            )?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn verify(
+        &mut self,
+        issued: &Issued,
+        public_key: &[u8; 64],
+        key_slot: u8,
+    ) -> Result<(), Failure> {
+        let m = self.material;
+        let report = match self.call(Step::Verify, &Request::RebuildChain)? {
+            Response::Chain(r) => r,
+            other => {
+                return Err(Failure::new(
+                    Step::Verify,
+                    format!("unexpected answer {other:?}"),
+                ));
+            }
+        };
+        let device_ok = report.device.digest == crate::ca::sha256(&issued.der);
+        let signer_ok = report.signer.digest == crate::ca::sha256(&m.signer.der);
+        if !device_ok || !signer_ok {
+            let which = if device_ok { "signer" } else { "device" };
+            return Err(Failure::new(
+                Step::Verify,
+                format!(
+                    "the {which} certificate the device rebuilt differs from the one issued; nothing was locked"
+                ),
+            ));
+        }
+        let mut challenge = [0u8; 32];
+        getrandom::fill(&mut challenge).map_err(|e| Failure::new(Step::Verify, e.to_string()))?;
+        let sig = match self.call(
+            Step::Verify,
+            &Request::SignChallenge {
+                slot: key_slot,
+                challenge,
+            },
+        )? {
+            Response::Signature(s) => s,
+            other => {
+                return Err(Failure::new(
+                    Step::Verify,
+                    format!("unexpected answer {other:?}"),
+                ));
+            }
+        };
+        verify_prehash(public_key, &challenge, &sig.r, &sig.s).map_err(|e| {
+            Failure::new(
+                Step::Verify,
+                format!("challenge signature does not verify: {e}"),
+            )
+        })
+    }
+}
+
+/// Verifies an ECDSA P-256 signature R‖S over a 32-byte prehash with public key X‖Y.
+pub fn verify_prehash(
+    public_key: &[u8; 64],
+    digest: &[u8; 32],
+    r: &[u8; 32],
+    s: &[u8; 32],
+) -> Result<(), String> {
+    let mut sec1 = [0u8; 65];
+    sec1[0] = 4;
+    sec1[1..].copy_from_slice(public_key);
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| e.to_string())?;
+    let sig = p256::ecdsa::Signature::from_scalars(*r, *s).map_err(|e| e.to_string())?;
+    key.verify_prehash(digest, &sig).map_err(|e| e.to_string())
+}
+
+/// The subject CN of a DER certificate.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    crate::ca::common_name(cert.tbs_certificate().subject())
+}
+
+fn now_hour() -> DateTime {
+    let now = der::DateTime::from_system_time(std::time::SystemTime::now())
+        .unwrap_or(der::DateTime::INFINITY);
+    DateTime::new(now.year(), now.month(), now.day(), now.hour(), 0, 0)
+}
+
+fn rfc3339(d: &DateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        d.year, d.month, d.day, d.hour, d.minute, d.second
+    )
+}

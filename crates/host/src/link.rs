@@ -1,0 +1,276 @@
+//! The host end of one serial link: frames requests with `keystamp-wire`, paces them at the
+//! configured baud rate, reads answers (skipping boot output and logs), and retransmits with the
+//! same sequence number after a timeout.
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use keystamp_wire::{
+    HostError, HostEvent, HostSession, Poll, Request, Response, RetryPolicy, WireError,
+};
+
+/// A byte stream with a read timeout: a serial port, a pseudo-terminal, or a test double.
+pub trait Port: Read + Write + Send {
+    /// Sets how long one `read` may block.
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+}
+
+impl Port for Box<dyn serialport::SerialPort> {
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.set_timeout(timeout).map_err(io::Error::other)
+    }
+}
+
+/// Opens a serial port (or pseudo-terminal) by path.
+pub fn open_port(path: &str, baud: u32) -> Result<Box<dyn serialport::SerialPort>, LinkError> {
+    serialport::new(path, baud)
+        .timeout(Duration::from_millis(20))
+        .open()
+        .map_err(|e| LinkError::Open {
+            port: path.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Why a request over the link failed.
+#[derive(Debug)]
+pub enum LinkError {
+    /// The port could not be opened.
+    Open {
+        /// Port path.
+        port: String,
+        /// The OS's reason.
+        reason: String,
+    },
+    /// No answer after every retransmission.
+    NoAnswer {
+        /// The request's name.
+        request: &'static str,
+        /// Transmissions made.
+        attempts: u8,
+    },
+    /// The device answered with an error.
+    Device {
+        /// The request's name.
+        request: &'static str,
+        /// The device's error.
+        error: WireError,
+    },
+    /// The answer broke the protocol (wrong version, wrong type, undecodable).
+    Protocol {
+        /// The request's name.
+        request: &'static str,
+        /// What was wrong.
+        error: HostError,
+    },
+    /// Reading or writing the port failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Open { port, reason } => write!(f, "cannot open {port}: {reason}"),
+            LinkError::NoAnswer { request, attempts } => write!(
+                f,
+                "the device did not answer {request} ({attempts} attempts); check the cable, \
+                 that the device runs the keystamp firmware, and the baud rate"
+            ),
+            LinkError::Device { request, error } => {
+                write!(f, "the device refused {request}: {:?}", error.code)?;
+                if !error.detail.is_empty() {
+                    write!(f, " ({})", error.detail)?;
+                }
+                Ok(())
+            }
+            LinkError::Protocol { request, error } => match error {
+                HostError::VersionMismatch { host, device } => write!(
+                    f,
+                    "protocol version mismatch on {request}: this host speaks {host}, the device \
+                     {device}; update the firmware or the host tool"
+                ),
+                other => write!(f, "bad answer to {request}: {other:?}"),
+            },
+            LinkError::Io(e) => write!(f, "serial I/O failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+impl From<io::Error> for LinkError {
+    fn from(e: io::Error) -> Self {
+        LinkError::Io(e)
+    }
+}
+
+/// Counters for one link, for the timing report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Requests answered.
+    pub requests: u64,
+    /// Bytes written (frames and retransmissions).
+    pub bytes_out: u64,
+    /// Bytes read (answers and noise).
+    pub bytes_in: u64,
+    /// Retransmissions after a timeout.
+    pub retries: u64,
+    /// Lines that were not frames.
+    pub noise_lines: u64,
+}
+
+/// One host↔device link.
+pub struct Link<P: Port> {
+    port: P,
+    session: HostSession,
+    epoch: Instant,
+    /// Pace writes at this baud rate (10 bits per byte), as a real UART would.
+    pace_baud: Option<u32>,
+    rx: Vec<u8>,
+    stats: LinkStats,
+    last_noise: Option<String>,
+}
+
+impl<P: Port> Link<P> {
+    /// A link over `port`. `pace_baud` makes writes take as long as they would on a UART at that
+    /// rate (used for pseudo-terminals, which have no speed of their own).
+    pub fn new(port: P, policy: RetryPolicy, pace_baud: Option<u32>) -> Self {
+        // A per-run starting sequence number, so a restarted host does not collide with the
+        // device's cached answer from the previous run.
+        let first_seq = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+            & 0x7FFF) as u16;
+        Self {
+            port,
+            session: HostSession::new(policy, first_seq),
+            epoch: Instant::now(),
+            pace_baud,
+            rx: Vec::with_capacity(2048),
+            stats: LinkStats::default(),
+            last_noise: None,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> LinkStats {
+        self.stats
+    }
+
+    /// The last line that was not a frame (boot output, logs), for error messages.
+    pub fn last_noise(&self) -> Option<&str> {
+        self.last_noise.as_deref()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn write_paced(
+        port: &mut P,
+        stats: &mut LinkStats,
+        pace: Option<u32>,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        let started = Instant::now();
+        port.write_all(bytes)?;
+        port.flush()?;
+        stats.bytes_out += bytes.len() as u64;
+        if let Some(baud) = pace {
+            let wire =
+                Duration::from_micros(bytes.len() as u64 * 10_000_000 / u64::from(baud.max(1)));
+            if let Some(rest) = wire.checked_sub(started.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `request` and waits for its answer, retransmitting after timeouts. A
+    /// [`Response::Error`] becomes [`LinkError::Device`].
+    pub fn call(&mut self, request: &Request) -> Result<Response, LinkError> {
+        let name = request.name();
+        let now = self.now_ms();
+        let protocol = |error| LinkError::Protocol {
+            request: name,
+            error,
+        };
+        let bytes = self.session.send(request, now).map_err(protocol)?;
+        Self::write_paced(&mut self.port, &mut self.stats, self.pace_baud, bytes)?;
+        // Anything already buffered belongs to earlier exchanges.
+        self.rx.clear();
+        let mut buf = [0u8; 1024];
+        loop {
+            // Handle what is buffered first.
+            while !self.rx.is_empty() {
+                let (used, event) = self.session.feed(&self.rx);
+                let outcome = match event {
+                    Some(HostEvent::Response { response, .. }) => Some(Ok(response)),
+                    Some(HostEvent::Failed { error, .. }) => Some(Err(protocol(error))),
+                    Some(HostEvent::Noise { text, .. }) => {
+                        self.stats.noise_lines += 1;
+                        let line = String::from_utf8_lossy(text).trim().to_string();
+                        if !line.is_empty() {
+                            self.last_noise = Some(line);
+                        }
+                        None
+                    }
+                    Some(HostEvent::Ignored { .. }) | None => None,
+                };
+                self.rx.drain(..used.min(self.rx.len()));
+                if let Some(result) = outcome {
+                    self.stats.requests += 1;
+                    return match result {
+                        Ok(Response::Error(error)) => Err(LinkError::Device {
+                            request: name,
+                            error,
+                        }),
+                        other => other,
+                    };
+                }
+                if used == 0 {
+                    break;
+                }
+            }
+            let now = self.now_ms();
+            let deadline = match self.session.poll(now) {
+                Poll::Idle => {
+                    return Err(LinkError::NoAnswer {
+                        request: name,
+                        attempts: 0,
+                    });
+                }
+                Poll::Wait { deadline_ms } => deadline_ms,
+                Poll::Resend(bytes) => {
+                    self.stats.retries += 1;
+                    Self::write_paced(&mut self.port, &mut self.stats, self.pace_baud, bytes)?;
+                    continue;
+                }
+                Poll::GaveUp { attempts, .. } => {
+                    return Err(LinkError::NoAnswer {
+                        request: name,
+                        attempts,
+                    });
+                }
+            };
+            let wait = Duration::from_millis(deadline.saturating_sub(now).clamp(1, 50));
+            self.port.set_read_timeout(wait)?;
+            match self.port.read(&mut buf) {
+                Ok(0) => {}
+                Ok(n) => {
+                    self.stats.bytes_in += n as u64;
+                    self.rx.extend_from_slice(&buf[..n]);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(LinkError::Io(e)),
+            }
+        }
+    }
+}

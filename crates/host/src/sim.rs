@@ -1,0 +1,308 @@
+//! Simulated devices: the real agent (`keystamp-agent`) driving the real ATECC driver
+//! (`keystamp-atecc`) against an emulated chip (`keystamp-atecc-sim`), served over one end of a
+//! pseudo-terminal pair. The host opens the other end by path, exactly as it opens `/dev/ttyUSB0`.
+//!
+//! Each device keeps its chip in `<state dir>/<name>.chip.json` (saved after every change) and
+//! its definition-blob "flash" in `<state dir>/<name>.flash`, so it remembers being provisioned.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use keystamp_agent::{Action, Agent};
+use keystamp_atecc::{Atecc, TraceEvent, TracingI2c};
+use keystamp_atecc_sim::{FaultConfig, SharedSimChip, SimChip, SimOptions, StdDelay, Timing};
+use keystamp_wire::FirmwareVersion;
+use serialport::{SerialPort, TTYPort};
+
+/// Capacity of a simulated device's blob partition.
+pub const FLASH_SIZE: usize = 32 * 1024;
+
+/// What the device prints on its UART at boot, before the agent runs (the ESP32 ROM banner and a
+/// log line): the host must skip it as noise.
+const BOOT_BANNER: &[u8] =
+    b"ESP-ROM:esp32c3-api1-20210207\r\nBuild:Feb  7 2021\r\nrst:0x1 (POWERON),boot:0xc (SPI_FAST_FLASH_BOOT)\r\nI (42) keystamp: agent ready\r\n";
+
+/// JSON-lines sink for `--trace-i2c`.
+pub type TraceSink = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// How to run one simulated device.
+#[derive(Clone)]
+pub struct SimDeviceOptions {
+    /// Device name (also the trace's `station` field).
+    pub name: String,
+    /// Directory holding the device's chip and flash files.
+    pub state_dir: PathBuf,
+    /// Chip timing model.
+    pub timing: Timing,
+    /// Pace the device's UART output at this baud rate (10 bits per byte).
+    pub baud: Option<u32>,
+    /// Seed for a new chip (serial number, keys); `None` draws one.
+    pub seed: Option<u64>,
+    /// Chip faults to inject.
+    pub faults: FaultConfig,
+    /// Write every I2C transaction here as a JSON line.
+    pub trace: Option<TraceSink>,
+}
+
+/// A running simulated device.
+pub struct SimDevice {
+    name: String,
+    path: String,
+    chip: SharedSimChip,
+    stop: Arc<AtomicBool>,
+    reset: Arc<AtomicBool>,
+    boots: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SimDevice {
+    /// Creates (or reloads) the device's chip and starts its agent behind a new pseudo-terminal.
+    pub fn start(opts: SimDeviceOptions) -> io::Result<SimDevice> {
+        fs::create_dir_all(&opts.state_dir)?;
+        let chip_path = opts.state_dir.join(format!("{}.chip.json", opts.name));
+        let flash_path = opts.state_dir.join(format!("{}.flash", opts.name));
+        let mut sim_opts = SimOptions::default()
+            .with_timing(opts.timing)
+            .with_faults(opts.faults.clone());
+        if let Some(seed) = opts.seed {
+            sim_opts = sim_opts.with_seed(seed);
+        }
+        let mut chip = SimChip::open_or_create(&chip_path, sim_opts)?;
+        chip.set_autosave(Some(chip_path));
+        let chip = chip.shared();
+        let (master, mut slave) = TTYPort::pair().map_err(io::Error::other)?;
+        slave.set_exclusive(false).map_err(io::Error::other)?;
+        let path = slave
+            .name()
+            .ok_or_else(|| io::Error::other("pseudo-terminal has no name"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let reset = Arc::new(AtomicBool::new(false));
+        let boots = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (chip, stop, reset, boots) =
+                (chip.clone(), stop.clone(), reset.clone(), boots.clone());
+            let opts = opts.clone();
+            std::thread::Builder::new()
+                .name(format!("sim-{}", opts.name))
+                .spawn(move || {
+                    // Holding the slave open keeps the master readable while no host is attached
+                    // (Linux returns EIO otherwise) and keeps early output queued for the host.
+                    let _slave = slave;
+                    run_device(master, chip, flash_path, opts, stop, reset, boots);
+                })?
+        };
+        Ok(SimDevice {
+            name: opts.name,
+            path,
+            chip,
+            stop,
+            reset,
+            boots,
+            thread: Some(thread),
+        })
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The path to open (`/dev/pts/N`).
+    pub fn port_path(&self) -> &str {
+        &self.path
+    }
+
+    /// The emulated chip, for inspection.
+    pub fn chip(&self) -> &SharedSimChip {
+        &self.chip
+    }
+
+    /// Simulates pressing the reset button: the agent restarts (its RAM state — upload progress,
+    /// cached answer, rebuilt chain — is lost) and prints its boot banner.
+    pub fn reset(&self) {
+        self.reset.store(true, Ordering::SeqCst);
+    }
+
+    /// How many times the agent has booted.
+    pub fn boots(&self) -> u64 {
+        self.boots.load(Ordering::SeqCst)
+    }
+
+    /// Stops the device thread (state is already on disk).
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SimDevice {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// The device's blob partition as a file, rewritten atomically on every write.
+pub struct FileFlash {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl FileFlash {
+    /// Opens (or creates, erased) the flash file.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let mut bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        bytes.resize(FLASH_SIZE, 0xFF);
+        Ok(FileFlash {
+            path: path.to_path_buf(),
+            bytes,
+        })
+    }
+}
+
+impl embedded_storage::ReadStorage for FileFlash {
+    type Error = io::ErrorKind;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        let start = offset as usize;
+        let src = self
+            .bytes
+            .get(start..start + bytes.len())
+            .ok_or(io::ErrorKind::InvalidInput)?;
+        bytes.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        FLASH_SIZE
+    }
+}
+
+impl embedded_storage::Storage for FileFlash {
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        let start = offset as usize;
+        self.bytes
+            .get_mut(start..start + bytes.len())
+            .ok_or(io::ErrorKind::InvalidInput)?
+            .copy_from_slice(bytes);
+        let tmp = self.path.with_extension("flash.tmp");
+        let write = || -> io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&self.bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| e.kind())
+    }
+}
+
+fn trace_callback(sink: Option<TraceSink>, station: String) -> impl FnMut(TraceEvent<'_>) {
+    move |ev: TraceEvent<'_>| {
+        let Some(sink) = &sink else { return };
+        let dir = match ev.direction {
+            keystamp_atecc::Direction::Write => "write",
+            keystamp_atecc::Direction::Read => "read",
+        };
+        let mut line = serde_json::json!({
+            "station": station,
+            "dir": dir,
+            "addr": format!("0x{:02x}", ev.address),
+            "bytes": hex::encode(ev.bytes),
+        });
+        if let Some(e) = ev.error {
+            line["error"] = serde_json::Value::String(format!("{e:?}"));
+        }
+        if let Ok(mut w) = sink.lock() {
+            let _ = writeln!(w, "{line}");
+        }
+    }
+}
+
+fn write_paced(port: &mut TTYPort, bytes: &[u8], baud: Option<u32>) -> io::Result<()> {
+    let started = Instant::now();
+    port.write_all(bytes)?;
+    port.flush()?;
+    if let Some(baud) = baud {
+        let wire = Duration::from_micros(bytes.len() as u64 * 10_000_000 / u64::from(baud.max(1)));
+        if let Some(rest) = wire.checked_sub(started.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    Ok(())
+}
+
+fn run_device(
+    mut port: TTYPort,
+    chip: SharedSimChip,
+    flash_path: PathBuf,
+    opts: SimDeviceOptions,
+    stop: Arc<AtomicBool>,
+    reset: Arc<AtomicBool>,
+    boots: Arc<AtomicU64>,
+) {
+    let firmware = firmware_version();
+    let _ = port.set_timeout(Duration::from_millis(20));
+    while !stop.load(Ordering::SeqCst) {
+        reset.store(false, Ordering::SeqCst);
+        boots.fetch_add(1, Ordering::SeqCst);
+        let flash = match FileFlash::open(&flash_path) {
+            Ok(f) => f,
+            Err(_) => return,
+        };
+        let i2c = TracingI2c::new(
+            chip.clone(),
+            trace_callback(opts.trace.clone(), opts.name.clone()),
+        );
+        let driver = Atecc::new(i2c, StdDelay);
+        let mut agent: Box<Agent<_, _, { keystamp_wire::MAX_DEF_BLOB }>> =
+            Box::new(Agent::new(driver, flash, firmware));
+        let _ = write_paced(&mut port, BOOT_BANNER, opts.baud);
+        let mut buf = [0u8; 512];
+        while !stop.load(Ordering::SeqCst) && !reset.load(Ordering::SeqCst) {
+            let n = match port.read(&mut buf) {
+                Ok(n) => n,
+                Err(e)
+                    if e.kind() == io::ErrorKind::TimedOut
+                        || e.kind() == io::ErrorKind::WouldBlock =>
+                {
+                    continue;
+                }
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            };
+            let baud = opts.baud;
+            let result = agent.feed(&buf[..n], |bytes| write_paced(&mut port, bytes, baud));
+            if let Ok(Action::Finished { reboot: true }) = result {
+                break;
+            }
+        }
+    }
+}
+
+/// The firmware version the simulated agent reports (the host crate's version).
+pub fn firmware_version() -> FirmwareVersion {
+    let mut parts = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse::<u8>().unwrap_or(0));
+    FirmwareVersion {
+        major: parts.next().unwrap_or(0),
+        minor: parts.next().unwrap_or(0),
+        patch: parts.next().unwrap_or(0),
+    }
+}
