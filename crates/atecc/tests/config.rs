@@ -11,16 +11,7 @@ use keystamp_atecc::{
     ConfigWriteOp, ConfigZone, KeyType, WriteMode, config_write_ops, data_lock_crc, lint,
 };
 
-const INDEPENDENT: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::Algorithm {
-    width: 16,
-    poly: 0x8005,
-    init: 0x0000,
-    refin: true,
-    refout: false,
-    xorout: 0x0000,
-    check: 0xBCDD,
-    residue: 0x0000,
-});
+use common::INDEPENDENT;
 
 struct Dumps {
     blank_608a: [u8; 128],

@@ -14,16 +14,8 @@ use keystamp_atecc::{Direction, ResponseError, Status, TracingI2c};
 
 const ADDR: u8 = 0x60;
 
-const INDEPENDENT: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::Algorithm {
-    width: 16,
-    poly: 0x8005,
-    init: 0x0000,
-    refin: true,
-    refout: false,
-    xorout: 0x0000,
-    check: 0xBCDD,
-    residue: 0x0000,
-});
+mod common;
+use common::INDEPENDENT;
 
 /// Append the CRC (independent implementation) to count‖payload.
 fn group(body: &[u8]) -> Vec<u8> {
@@ -782,14 +774,26 @@ fn address_setter_targets_tng_parts() {
     finish(d);
 }
 
-mod common;
-
 fn config_reads(s: Script, image: &[u8; 128]) -> Script {
     let mut s = s.add(wake());
     for block in 0..4u16 {
         s = s
             .one(send(&packet(0x02, 0x80, block << 3, &[])))
             .add(reply(&data_reply(&image[block as usize * 32..][..32])));
+    }
+    s.one(idle())
+}
+
+/// Reads of a blank chip, then the writes that turn it into the default config (§5.1 plan:
+/// block 0 words 4-7 with bytes 16-19 already equal, block 1, block 2 words all already equal on
+/// a blank chip, block 3).
+fn blank_to_default_writes(blank: &[u8; 128]) -> Script {
+    let target = keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES;
+    let mut s = config_reads(Script::new(), blank).add(wake());
+    for (offset, len) in [(20usize, 4usize), (24, 4), (28, 4), (32, 32), (96, 32)] {
+        let p1 = if len == 32 { 0x80 } else { 0x00 };
+        let p = packet(0x12, p1, (offset / 4) as u16, &target[offset..offset + len]);
+        s = s.one(send(&p)).add(reply(&status_reply(0)));
     }
     s.one(idle())
 }
@@ -805,22 +809,7 @@ fn write_config_zone_programs_a_blank_chip_and_verifies() {
     let mut programmed = blank;
     programmed[16..84].copy_from_slice(&target[16..84]);
     programmed[88..].copy_from_slice(&target[88..]);
-    let mut s = config_reads(Script::new(), &blank).add(wake());
-    // §5.1 plan: block 0 words 4-7 (bytes 16-19 already equal, so skipped), block 1, block 2
-    // words (all already equal on a blank chip), block 3.
-    for (offset, len) in [(20usize, 4usize), (24, 4), (28, 4), (32, 32), (96, 32)] {
-        let p1 = if len == 32 { 0x80 } else { 0x00 };
-        s = s
-            .one(send(&packet(
-                0x12,
-                p1,
-                (offset / 4) as u16,
-                &target[offset..offset + len],
-            )))
-            .add(reply(&status_reply(0)));
-    }
-    let s = config_reads(s.one(idle()), &programmed);
-    let (mut d, _) = s.driver();
+    let (mut d, _) = config_reads(blank_to_default_writes(&blank), &programmed).driver();
     let back = d
         .write_config_zone(&keystamp_atecc::DEFAULT_CONFIG)
         .unwrap();
@@ -829,20 +818,7 @@ fn write_config_zone_programs_a_blank_chip_and_verifies() {
     finish(d);
 
     // A chip that ignored the writes: the read-back check names the first differing byte.
-    let mut s = config_reads(Script::new(), &blank).add(wake());
-    for (offset, len) in [(20usize, 4usize), (24, 4), (28, 4), (32, 32), (96, 32)] {
-        let p1 = if len == 32 { 0x80 } else { 0x00 };
-        s = s
-            .one(send(&packet(
-                0x12,
-                p1,
-                (offset / 4) as u16,
-                &target[offset..offset + len],
-            )))
-            .add(reply(&status_reply(0)));
-    }
-    let s = config_reads(s.one(idle()), &blank);
-    let (mut d, _) = s.driver();
+    let (mut d, _) = config_reads(blank_to_default_writes(&blank), &blank).driver();
     assert_eq!(
         d.write_config_zone(&keystamp_atecc::DEFAULT_CONFIG),
         Err(Error::ConfigMismatch { offset: 20 })

@@ -9,16 +9,7 @@ use keystamp_atecc::packet::{WakeReply, classify_wake, encode_command};
 use keystamp_atecc::zone::{Size, Slot, Zone, ZoneAddr};
 use keystamp_atecc::{Response, ResponseError, Status, crc16, parse_response};
 
-const INDEPENDENT: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::Algorithm {
-    width: 16,
-    poly: 0x8005,
-    init: 0x0000,
-    refin: true,
-    refout: false,
-    xorout: 0x0000,
-    check: 0xBCDD,
-    residue: 0x0000,
-});
+use common::INDEPENDENT;
 
 #[test]
 fn crc_check_value() {

@@ -4,6 +4,18 @@
 
 use std::path::PathBuf;
 
+/// An independent CRC-16 (the `crc` crate) with the parameters the reference gives in §2.2.
+pub const INDEPENDENT: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::Algorithm {
+    width: 16,
+    poly: 0x8005,
+    init: 0x0000,
+    refin: true,
+    refout: false,
+    xorout: 0x0000,
+    check: 0xBCDD,
+    residue: 0x0000,
+});
+
 /// Byte used in place of the per-device `xx` serial-number bytes of the dumps.
 pub const SN_FILL: u8 = 0xA5;
 
