@@ -4,6 +4,8 @@
 /// Byte-wise lookup table, built at compile time (1 KiB of flash, no RAM).
 const TABLE: [u32; 256] = build_table();
 
+// `n < 256` by the loop condition; `get_mut` is not usable in a const fn here.
+#[allow(clippy::indexing_slicing)]
 const fn build_table() -> [u32; 256] {
     let mut table = [0u32; 256];
     let mut n = 0;

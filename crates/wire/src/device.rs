@@ -35,6 +35,8 @@ pub enum IgnoreReason {
 }
 
 /// What the device should do next.
+// Without alloc the request cannot be boxed; an event is moved once, so the size is harmless.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum DeviceEvent<'a> {
     /// Execute `request`, then call [`DeviceSession::respond`] with the same `seq` and write the
@@ -143,28 +145,21 @@ impl DeviceSession {
         }
         let request = Request::decode(frame.payload);
         let is_hello = matches!(request, Ok(Request::Hello));
-        if !is_hello {
-            if let Some((last_seq, last_crc)) = self.cache.answered {
-                if key == (last_seq, last_crc) {
-                    let bytes = self.cache.bytes();
-                    return (
-                        used,
-                        Some(DeviceEvent::Send {
-                            bytes,
-                            reason: SendReason::Replay,
-                        }),
-                    );
-                }
-                let behind = last_seq.wrapping_sub(header.seq);
-                if (1..=STALE_WINDOW).contains(&behind) {
-                    return (
-                        used,
-                        Some(DeviceEvent::Ignored {
-                            header,
-                            reason: IgnoreReason::Stale,
-                        }),
-                    );
-                }
+        if !is_hello && let Some((last_seq, last_crc)) = self.cache.answered {
+            if key == (last_seq, last_crc) {
+                let bytes = self.cache.bytes();
+                return (
+                    used,
+                    Some(DeviceEvent::Send {
+                        bytes,
+                        reason: SendReason::Replay,
+                    }),
+                );
+            }
+            let behind = last_seq.wrapping_sub(header.seq);
+            if (1..=STALE_WINDOW).contains(&behind) {
+                let reason = IgnoreReason::Stale;
+                return (used, Some(DeviceEvent::Ignored { header, reason }));
             }
         }
         let checked = request

@@ -66,6 +66,8 @@ pub enum HostError {
 }
 
 /// What a received line meant for the host.
+// Without alloc the response cannot be boxed; an event is moved once, so the size is harmless.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum HostEvent<'a> {
     /// The answer to the outstanding request (which is now finished). May be
