@@ -806,4 +806,29 @@ mod tests {
         let e = Project::write_profile(dir.path(), &Profile::default()).expect_err("exists");
         assert!(matches!(e, ProjectError::AlreadyAProject(_)));
     }
+
+    proptest::proptest! {
+        /// Whatever an operator types into keystamp.toml, loading it never panics and a
+        /// rejection is a single line.
+        #[test]
+        fn any_text_parses_or_fails_with_one_line(text in "\\PC{0,200}") {
+            match Profile::from_toml(&text) {
+                Ok(p) => { let _ = p.validate(Path::new("/nonexistent")); }
+                Err(e) => proptest::prop_assert!(!e.contains('\n'), "{}", e),
+            }
+        }
+
+        /// Edits of a valid profile (one byte replaced) never panic either.
+        #[test]
+        fn edited_profiles_never_panic(pos in 0usize..2000, byte in proptest::char::any()) {
+            let mut text = Profile::default().to_commented_toml();
+            let at = text.char_indices().map(|(i, _)| i).nth(pos % text.chars().count()).unwrap_or(0);
+            let len = text[at..].chars().next().map_or(0, char::len_utf8);
+            text.replace_range(at..at + len, &byte.to_string());
+            match Profile::from_toml(&text) {
+                Ok(p) => { let _ = p.validate(Path::new("/nonexistent")); }
+                Err(e) => proptest::prop_assert!(!e.contains('\n'), "{}", e),
+            }
+        }
+    }
 }
