@@ -636,9 +636,10 @@ impl<'a> Exec<'a> {
     }
 
     fn sign(&mut self, c: &Command) -> Res {
-        // Mask 0xE1 [CAL]; bits 6 and 0 belong to internal signing.
+        // Mask 0xE1 [CAL]; the datasheets list 0x80 or 0xC0 (TempKey) for external signing, so
+        // bit 6 is accepted and ignored there; bit 0 belongs to internal signing.
         let external = c.param1 & 0x80 != 0;
-        if c.param1 & !0xE1 != 0 || (external && c.param1 & 0x41 != 0) || !c.data.is_empty() {
+        if c.param1 & !0xE1 != 0 || (external && c.param1 & 0x01 != 0) || !c.data.is_empty() {
             return Err(PARSE_ERROR);
         }
         if c.param2 > 15 {

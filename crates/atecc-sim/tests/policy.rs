@@ -809,6 +809,16 @@ fn slot_policies_after_data_lock() {
             expect: EXEC,
         },
         Row {
+            tag: "§6.4 [DS TFLXTLS: 0x80 or 0xC0]",
+            stage: BothLocked,
+            what: "Sign external mode 0xC0 (TempKey)",
+            run: |h| {
+                h.nonce_fixed(&[1; 32]);
+                h.cmd(op::SIGN, 0xC0, 0, &[])
+            },
+            expect: Expect::Data(64),
+        },
+        Row {
             tag: "§4.2 mask 0xE1",
             stage: BothLocked,
             what: "Sign with reserved mode bit",
