@@ -182,6 +182,29 @@ pub enum Reply {
 }
 
 /// ATECC608A/B driver over an embedded-hal 1.0 I2C bus and delay.
+///
+/// A whole operation on the wire (wake, command, one busy poll, response, idle):
+///
+/// ```
+/// use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource};
+/// use embedded_hal_mock::eh1::{delay::NoopDelay, i2c::{Mock, Transaction as T}};
+/// use keystamp_atecc::Atecc;
+///
+/// let nack = ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address);
+/// let bus = Mock::new(&[
+///     T::write(0x00, vec![0x01]).with_error(nack),      // wake pulse (NACK expected)
+///     T::read(0x60, vec![0x04, 0x11, 0x33, 0x43]),      // wake reply
+///     T::write(0x60, vec![0x03, 0x07, 0x30, 0x00, 0x00, 0x00, 0x03, 0x5D]), // Info
+///     T::read(0x60, vec![0x00]).with_error(nack),       // busy
+///     T::read(0x60, vec![0x07]),                        // count
+///     T::read(0x60, vec![0x00, 0x00, 0x60, 0x02, 0x80, 0x38]),
+///     T::write(0x60, vec![0x02]),                       // idle
+/// ]);
+/// let mut chip = Atecc::new(bus, NoopDelay::new());
+/// assert_eq!(chip.info().unwrap(), [0x00, 0x00, 0x60, 0x02]);
+/// let (mut bus, _) = chip.release();
+/// bus.done();
+/// ```
 pub struct Atecc<I2C, D> {
     i2c: I2C,
     delay: D,
@@ -368,7 +391,7 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
     ) -> Result<usize, Error<I2C::Error>> {
         let exec_us = exec_ms.saturating_mul(1000);
         let timeout_us = exec_us
-            .saturating_add(exec_us / 100 * self.timing.timeout_margin_percent)
+            .saturating_add((exec_us / 100).saturating_mul(self.timing.timeout_margin_percent))
             .max(self.timing.first_poll_us);
         let mut resends = 0u8;
         loop {
@@ -614,7 +637,7 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
         self.op(|d| {
             let mut pos = 0;
             while pos < data.len() {
-                let at = offset + pos;
+                let at = offset.saturating_add(pos);
                 let rest = data.get(pos..).unwrap_or(&[]);
                 if at.is_multiple_of(32) && rest.len() >= 32 {
                     let addr = ZoneAddr::for_offset(zone, slot, at, Size::Block)?;
