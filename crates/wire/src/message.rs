@@ -498,9 +498,10 @@ impl Request {
     /// writes, software signature checks), added to the host's timeout.
     pub fn device_time_hint_ms(&self) -> u32 {
         match self {
-            // GenKey is ~115 ms on the chip (docs/protocol.md §7).
-            Request::GenKey { .. } => 400,
-            Request::SignChallenge { .. } | Request::GetPublicKey { .. } => 300,
+            // GenKey/Sign take up to 115 ms at the chip's default clock and up to ~665 ms with
+            // the slowest ChipMode divider (atecc608.md §4.3); GetPublicKey is a GenKey too.
+            Request::GenKey { .. } | Request::GetPublicKey { .. } => 800,
+            Request::SignChallenge { .. } => 800,
             // Two software ECDSA verifications on a small MCU.
             Request::RebuildChain => 2000,
             // Flash erase/write of a sector plus SHA-256 and parsing on the last chunk.

@@ -5,11 +5,7 @@ mod support;
 use keystamp_wire::*;
 use support::*;
 
-fn frame(r: &Request, seq: u16) -> Vec<u8> {
-    let mut buf = [0u8; MAX_LINE + 1];
-    let n = r.encode(seq, &mut buf).unwrap();
-    buf[..n].to_vec()
-}
+use support::request_line as frame;
 
 #[test]
 fn log_lines_and_boot_output_are_noise() {

@@ -216,3 +216,18 @@ proptest! {
         prop_assert_eq!(Response::decode(&frames[0].1).unwrap(), r);
     }
 }
+
+#[test]
+fn largest_valid_message_size_matches_the_doc() {
+    // docs/protocol.md §7: the largest message is a StoreDefBlob with a full chunk.
+    let r = Request::StoreDefBlob {
+        total_len: MAX_DEF_BLOB as u32,
+        digest: [0xFF; 32],
+        offset: (MAX_DEF_BLOB - MAX_CHUNK) as u32,
+        data: bytes(MAX_CHUNK, 0),
+    };
+    r.validate().unwrap();
+    assert_eq!(postcard::to_allocvec(&r).unwrap().len(), 552);
+    let mut buf = [0u8; MAX_LINE + 1];
+    assert_eq!(r.encode(0xFFFF, &mut buf).unwrap(), 755 + 1);
+}

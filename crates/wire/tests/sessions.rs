@@ -34,11 +34,7 @@ fn run_device(dev: &mut DeviceSession, mut input: &[u8]) -> Vec<String> {
     out
 }
 
-fn req(r: &Request, seq: u16) -> Vec<u8> {
-    let mut buf = [0u8; MAX_LINE + 1];
-    let n = r.encode(seq, &mut buf).unwrap();
-    buf[..n].to_vec()
-}
+use support::request_line as req;
 
 #[test]
 fn retransmitted_request_is_answered_from_cache_not_executed() {

@@ -133,33 +133,38 @@ impl FakeDevice {
         out
     }
 
+    /// What the device reports in answer to `Hello`.
+    pub fn hello_info(&self) -> HelloInfo {
+        HelloInfo {
+            max_line: MAX_LINE as u16,
+            max_chunk: MAX_CHUNK as u16,
+            features: FEATURE_READ_CERT | FEATURE_OTP,
+            firmware: FirmwareVersion {
+                major: 0,
+                minor: 1,
+                patch: 0,
+            },
+            chip: ChipInfo {
+                revision: [0, 0, 0x60, 0x02],
+                serial: SERIAL,
+                config_locked: self.config_locked,
+                data_locked: self.data_locked,
+                slot_locked: self.slot_locked,
+            },
+            def_blob: match (self.blob_complete, self.blob_name) {
+                (true, Some((len, digest))) => Some(DefBlobId { len, digest }),
+                _ => None,
+            },
+        }
+    }
+
     fn err(code: ErrorCode, detail: &str) -> Response {
         Response::Error(WireError::new(code, detail))
     }
 
     pub fn execute(&mut self, request: &Request) -> Response {
         match request {
-            Request::Hello => Response::Hello(HelloInfo {
-                max_line: MAX_LINE as u16,
-                max_chunk: MAX_CHUNK as u16,
-                features: FEATURE_READ_CERT | FEATURE_OTP,
-                firmware: FirmwareVersion {
-                    major: 0,
-                    minor: 1,
-                    patch: 0,
-                },
-                chip: ChipInfo {
-                    revision: [0, 0, 0x60, 0x02],
-                    serial: SERIAL,
-                    config_locked: self.config_locked,
-                    data_locked: self.data_locked,
-                    slot_locked: self.slot_locked,
-                },
-                def_blob: match (self.blob_complete, self.blob_name) {
-                    (true, Some((len, digest))) => Some(DefBlobId { len, digest }),
-                    _ => None,
-                },
-            }),
+            Request::Hello => Response::Hello(self.hello_info()),
             Request::ReadConfig => Response::Config(self.config.iter().copied().collect()),
             Request::WriteConfig { offset, data } => {
                 if self.config_locked {

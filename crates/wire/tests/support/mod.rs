@@ -138,24 +138,9 @@ pub fn sample_requests() -> std::vec::Vec<Request> {
 }
 
 pub fn hello_info() -> HelloInfo {
-    HelloInfo {
-        max_line: MAX_LINE as u16,
-        max_chunk: MAX_CHUNK as u16,
-        features: FEATURE_SET_BAUD | FEATURE_READ_CERT | FEATURE_OTP,
-        firmware: FirmwareVersion {
-            major: 0,
-            minor: 1,
-            patch: 0,
-        },
-        chip: ChipInfo {
-            revision: [0, 0, 0x60, 0x02],
-            serial: [0x01, 0x23, 0xAB, 0xCD, 0x11, 0x22, 0x33, 0x44, 0xEE],
-            config_locked: false,
-            data_locked: false,
-            slot_locked: 0,
-        },
-        def_blob: None,
-    }
+    let mut h = fake::FakeDevice::new().hello_info();
+    h.features |= FEATURE_SET_BAUD;
+    h
 }
 
 pub fn sample_responses() -> std::vec::Vec<Response> {
@@ -227,6 +212,13 @@ pub fn sample_responses() -> std::vec::Vec<Response> {
         Response::Error(WireError::new(ErrorCode::OutOfRange, "")),
         Response::Error(WireError::new(ErrorCode::Storage, "")),
     ]
+}
+
+/// The frame line of `r` with sequence number `seq`.
+pub fn request_line(r: &Request, seq: u16) -> std::vec::Vec<u8> {
+    let mut buf = [0u8; MAX_LINE + 1];
+    let n = r.encode(seq, &mut buf).unwrap();
+    buf[..n].to_vec()
 }
 
 /// Feeds `input` through `decoder`, collecting frames as (header, payload) and noise kinds.
