@@ -315,11 +315,11 @@ pub const UNLOCKED: u8 = 0x55;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConfigZone {
-    /// Bytes 0–3: SN[0..4] (`01 23 ..`).
+    /// Bytes 0–3: `SN[0..4]` (`01 23 ..`).
     pub sn_0_3: [u8; 4],
     /// Bytes 4–7: RevNum (`00 00 60 02` 608A, `00 00 60 03` 608B).
     pub revision: [u8; 4],
-    /// Bytes 8–12: SN[4..9] (SN[8] is 0xEE on generic parts, 0x01 on TNG/TFLX).
+    /// Bytes 8–12: `SN[4..9]` (`SN[8]` is 0xEE on generic parts, 0x01 on TNG/TFLX).
     pub sn_4_8: [u8; 5],
     /// Byte 13: AES_Enable (bit 0).
     pub aes_enable: u8,

@@ -6,7 +6,7 @@
 //! - [`command`]: typed commands that know their response length and execution time.
 //! - [`zone`]: zones, slots, Read/Write addressing, slot sizes.
 //! - [`config`]: the config zone model, the Write operations that program it, lock CRCs.
-//! - [`lint`]: a config linter with stable rule ids.
+//! - [`mod@lint`]: a config linter with stable rule ids.
 //! - [`default_config`]: keystamp's default target config.
 //! - [`driver`]: [`Atecc`], the driver over `I2c` + `DelayNs` (polling, retries, watchdog).
 //! - [`trace`]: [`TracingI2c`], a transfer-reporting bus adapter.
