@@ -8,7 +8,7 @@ use crate::def::{
     CertElement, CertElements, ELEMENT_ID_MAX, ELEMENT_RECORD_LEN, STD_ELEMENT_COUNT,
 };
 use crate::{
-    CertDef, CertLoc, CertType, DateFormat, DeviceLoc, DeviceZone, Error, SnSource, Transform,
+    CertDef, CertLoc, CertType, DateFormat, DeviceLoc, DeviceZone, Error, Name, SnSource, Transform,
 };
 
 /// Magic bytes at the start of every blob.
@@ -82,6 +82,34 @@ fn cert_loc_at(b: &[u8], at: usize) -> Result<CertLoc, Error> {
     })
 }
 
+/// Decodes the locations and transforms of one 40-byte custom element record.
+pub(crate) fn decode_element_locs(
+    rec: &[u8],
+) -> Result<(DeviceLoc, CertLoc, [Transform; 2]), Error> {
+    Ok((
+        device_loc_at(rec, 25)?,
+        cert_loc_at(rec, 33)?,
+        [
+            Transform::from_value(byte(rec, 37)?)?,
+            Transform::from_value(byte(rec, 38)?)?,
+        ],
+    ))
+}
+
+/// Checks an element id: at most 24 bytes of printable ASCII (validated once at parse time).
+fn check_element_id(rec: &[u8]) -> Result<(), Error> {
+    let id_len = byte(rec, 0)? as usize;
+    let id = rec
+        .get(1..1 + id_len)
+        .filter(|_| id_len <= ELEMENT_ID_MAX)
+        .ok_or(Error::BadBlob)?;
+    if id.iter().all(|c| (0x20..0x7F).contains(c)) {
+        Ok(())
+    } else {
+        Err(Error::BadBlob)
+    }
+}
+
 /// Decodes one 40-byte custom element record.
 pub(crate) fn decode_element(rec: &[u8]) -> Result<CertElement, Error> {
     let id_len = byte(rec, 0)? as usize;
@@ -103,8 +131,8 @@ pub(crate) fn decode_element(rec: &[u8]) -> Result<CertElement, Error> {
     })
 }
 
-fn str_at(b: &[u8], at: usize, len: usize) -> Result<&str, Error> {
-    core::str::from_utf8(b.get(at..at + len).ok_or(Error::BadBlob)?).map_err(|_| Error::BadBlob)
+fn name_at(b: &[u8], at: usize, len: usize) -> Result<Name<'_>, Error> {
+    Name::from_ascii(b.get(at..at + len).ok_or(Error::BadBlob)?).ok_or(Error::BadBlob)
 }
 
 /// Decodes the definition record at the start of `rec`: `(role, def, record length)`.
@@ -121,18 +149,19 @@ fn decode_def(rec: &[u8]) -> Result<(Role, CertDef<'_>, usize), Error> {
     if fixed[75] != 0 {
         return Err(Error::BadBlob);
     }
-    let name = str_at(rec, DEF_FIXED_LEN, name_len)?;
+    let name = name_at(rec, DEF_FIXED_LEN, name_len)?;
     let ca_at = DEF_FIXED_LEN + name_len;
     let ca_cert_def = if ca_len == 0 {
         None
     } else {
-        Some(str_at(rec, ca_at, ca_len)?)
+        Some(name_at(rec, ca_at, ca_len)?)
     };
     let el_at = ca_at + ca_len;
     let el_end = el_at + elem_count * ELEMENT_RECORD_LEN;
     let elements = rec.get(el_at..el_end).ok_or(Error::BadBlob)?;
     for r in elements.chunks_exact(ELEMENT_RECORD_LEN) {
-        decode_element(r)?;
+        check_element_id(r)?;
+        decode_element_locs(r)?;
     }
     let template = rec
         .get(el_end..el_end + template_len)
@@ -266,12 +295,18 @@ impl<'a> DefBlob<'a> {
 
     /// The definition called `name`.
     pub fn by_name(&self, name: &str) -> Option<CertDef<'a>> {
-        self.defs().find(|(_, d)| d.name == name).map(|(_, d)| d)
+        self.by_name_bytes(name.as_bytes())
+    }
+
+    fn by_name_bytes(&self, name: &[u8]) -> Option<CertDef<'a>> {
+        self.defs()
+            .find(|(_, d)| d.name.as_bytes() == name)
+            .map(|(_, d)| d)
     }
 
     /// The CA definition `def` links to (`ca_cert_def`), if it is in this blob.
     pub fn ca_def_of(&self, def: &CertDef<'_>) -> Option<CertDef<'a>> {
-        self.by_name(def.ca_cert_def?)
+        self.by_name_bytes(def.ca_cert_def?.as_bytes())
     }
 
     /// The root CA public key X‖Y (verifies the signer certificate), when stored.
@@ -338,7 +373,12 @@ impl Writer<'_> {
         let short = |n: usize| {
             u8::try_from(n).map_err(|_| Error::InvalidDefinition("name longer than 255 bytes"))
         };
-        let ca = d.ca_cert_def.unwrap_or("");
+        let ca = d.ca_cert_def.unwrap_or_default();
+        if Name::from_ascii(d.name.as_bytes()).is_none()
+            || Name::from_ascii(ca.as_bytes()).is_none()
+        {
+            return Err(Error::InvalidDefinition("names must be printable ASCII"));
+        }
         self.put(&[
             role as u8,
             d.cert_type.value(),
@@ -365,6 +405,11 @@ impl Writer<'_> {
         self.put(ca.as_bytes())?;
         for el in d.cert_elements.iter() {
             let id = el.id.as_bytes();
+            if !id.iter().all(|c| (0x20..0x7F).contains(c)) {
+                return Err(Error::InvalidDefinition(
+                    "element ids must be printable ASCII",
+                ));
+            }
             let mut id_field = [0u8; ELEMENT_ID_MAX];
             id_field
                 .get_mut(..id.len())

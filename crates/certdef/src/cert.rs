@@ -2,6 +2,7 @@
 //! serial-number generation and the TBS digest — the parts of `atcacert_def.c` that read and
 //! write certificate bytes.
 
+#[cfg(not(feature = "small"))]
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
@@ -13,10 +14,17 @@ use crate::{CertDef, CertLoc, CertType, Error, SnSource, StdElement, der};
 /// Key identifier of a P-256 public key X‖Y: SHA-1(0x04 ‖ X ‖ Y) (RFC 5280 method 1,
 /// `atcacert_get_key_id`).
 pub fn key_id(public_key: &[u8; 64]) -> [u8; 20] {
-    let mut h = Sha1::new();
-    h.update([0x04]);
-    h.update(public_key);
-    h.finalize().into()
+    #[cfg(feature = "small")]
+    {
+        crate::sha1_compact::sha1(&[&[0x04], public_key])
+    }
+    #[cfg(not(feature = "small"))]
+    {
+        let mut h = Sha1::new();
+        h.update([0x04]);
+        h.update(public_key);
+        h.finalize().into()
+    }
 }
 
 /// Adds the ATECC padding: `00000000 ‖ X ‖ 00000000 ‖ Y` (72 bytes).
@@ -536,19 +544,25 @@ impl<'a> Cert<'a> {
             .get(at)
             .filter(|_| at < self.len)
             .ok_or(Error::ElemOutOfBounds)? as usize;
+        if at + 1 + cur_len > self.len {
+            return Err(Error::ElemOutOfBounds);
+        }
+        let needed = self.len - cur_len + new_len;
+        if needed > self.buf.len() {
+            return Err(Error::BufferTooSmall { needed });
+        }
         let delta = new_len as isize - cur_len as isize;
         if delta != 0 {
-            if at + 1 + cur_len > self.len || self.len - cur_len + new_len > self.buf.len() {
-                return Err(Error::BufferTooSmall {
-                    needed: self.len - cur_len + new_len,
-                });
-            }
             let tbs = self.def.tbs_cert_loc.offset as usize;
             self.adjust_lengths(&[1, tbs + 1], delta)?;
             self.resize(at + 1, cur_len, new_len)?;
         }
-        self.buf[at] = new_len as u8;
-        self.buf[at + 1..at + 1 + new_len].copy_from_slice(value);
+        let dst = self
+            .buf
+            .get_mut(at..at + 1 + new_len)
+            .ok_or(Error::ElemOutOfBounds)?;
+        dst[0] = new_len as u8;
+        dst[1..].copy_from_slice(value);
         Ok(())
     }
 

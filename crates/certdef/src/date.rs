@@ -93,23 +93,25 @@ impl DateTime {
         DateTime { year, ..self }.check()
     }
 
-    /// Seconds since 1970-01-01 00:00:00 (valid dates from 1970 on).
-    pub fn to_posix(&self) -> Result<u64, Error> {
+    /// Seconds since 1970-01-01 00:00:00 as a `u32` (1970-01-01 … 2106-02-07 06:28:15).
+    pub fn to_posix(&self) -> Result<u32, Error> {
         self.check()?;
-        if self.year < 1970 {
+        if self.year < 1970 || self.year > 2106 {
             return Err(Error::InvalidDate);
         }
-        let y = self.year as i64 - if self.month <= 2 { 1 } else { 0 };
-        // Days from civil (H. Hinnant), exact for the proleptic Gregorian calendar.
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let m = self.month as i64;
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + self.day as i64 - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
-        let secs =
-            days * 86_400 + self.hour as i64 * 3600 + self.minute as i64 * 60 + self.second as i64;
-        u64::try_from(secs).map_err(|_| Error::InvalidDate)
+        // Days before each month in a common year.
+        const BEFORE: [u16; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+        let y = self.year as u32;
+        let leaps_before = |y: u32| y / 4 - y / 100 + y / 400;
+        let mut days = (y - 1970) * 365 + leaps_before(y - 1) - leaps_before(1969);
+        days += BEFORE[(self.month as usize - 1) % 12] as u32 + self.day as u32 - 1;
+        if self.month > 2 && is_leap(y) {
+            days += 1;
+        }
+        let secs = self.hour as u32 * 3600 + self.minute as u32 * 60 + self.second as u32;
+        days.checked_mul(86_400)
+            .and_then(|d| d.checked_add(secs))
+            .ok_or(Error::InvalidDate)
     }
 
     /// The date `secs` seconds after 1970-01-01 00:00:00.
@@ -149,22 +151,31 @@ impl DateTime {
     }
 }
 
-fn put_dec(out: &mut [u8], mut v: u32) {
-    for b in out.iter_mut().rev() {
-        *b = b'0' + (v % 10) as u8;
-        v /= 10;
+/// Text layout of a format: year digits and the separator after each of the six fields
+/// (0 = none). Every format ends with `Z`.
+fn text_layout(fmt: DateFormat) -> Option<(usize, [u8; 6])> {
+    match fmt {
+        DateFormat::Iso8601Sep => Some((4, *b"--T::Z")),
+        DateFormat::Rfc5280Utc => Some((2, [0, 0, 0, 0, 0, b'Z'])),
+        DateFormat::Rfc5280Gen => Some((4, [0, 0, 0, 0, 0, b'Z'])),
+        DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => None,
     }
 }
 
-fn get_dec(s: &[u8]) -> Result<u32, Error> {
-    let mut v = 0u32;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            return Err(Error::Decoding);
-        }
-        v = v * 10 + (c - b'0') as u32;
-    }
-    Ok(v)
+fn fields(d: &DateTime, year_digits: usize) -> [u32; 6] {
+    let year = if year_digits == 2 {
+        d.year as u32 % 100
+    } else {
+        d.year as u32
+    };
+    [
+        year,
+        d.month as u32,
+        d.day as u32,
+        d.hour as u32,
+        d.minute as u32,
+        d.second as u32,
+    ]
 }
 
 /// Encodes `date` in `fmt` into `out`, returning the size written.
@@ -174,47 +185,34 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
         .get_mut(..size)
         .ok_or(Error::BufferTooSmall { needed: size })?;
     date.check()?;
-    match fmt {
-        DateFormat::Iso8601Sep => {
-            put_dec(&mut out[0..4], date.year as u32);
-            out[4] = b'-';
-            put_dec(&mut out[5..7], date.month as u32);
-            out[7] = b'-';
-            put_dec(&mut out[8..10], date.day as u32);
-            out[10] = b'T';
-            put_dec(&mut out[11..13], date.hour as u32);
-            out[13] = b':';
-            put_dec(&mut out[14..16], date.minute as u32);
-            out[16] = b':';
-            put_dec(&mut out[17..19], date.second as u32);
-            out[19] = b'Z';
+    let Some((year_digits, seps)) = text_layout(fmt) else {
+        let t = date.to_posix()?;
+        let b = if fmt == DateFormat::PosixUint32Be {
+            t.to_be_bytes()
+        } else {
+            t.to_le_bytes()
+        };
+        out.copy_from_slice(&b);
+        return Ok(size);
+    };
+    if fmt == DateFormat::Rfc5280Utc && !(1950..=2049).contains(&date.year) {
+        return Err(Error::InvalidDate);
+    }
+    let mut at = 0;
+    for (i, (mut v, sep)) in fields(date, year_digits).into_iter().zip(seps).enumerate() {
+        let width = if i == 0 { year_digits } else { 2 };
+        for k in (0..width).rev() {
+            if let Some(b) = out.get_mut(at + k) {
+                *b = b'0' + (v % 10) as u8;
+            }
+            v /= 10;
         }
-        DateFormat::Rfc5280Utc | DateFormat::Rfc5280Gen => {
-            let rest = if fmt == DateFormat::Rfc5280Utc {
-                if !(1950..=2049).contains(&date.year) {
-                    return Err(Error::InvalidDate);
-                }
-                put_dec(&mut out[0..2], date.year as u32 % 100);
-                &mut out[2..]
-            } else {
-                put_dec(&mut out[0..4], date.year as u32);
-                &mut out[4..]
-            };
-            put_dec(&mut rest[0..2], date.month as u32);
-            put_dec(&mut rest[2..4], date.day as u32);
-            put_dec(&mut rest[4..6], date.hour as u32);
-            put_dec(&mut rest[6..8], date.minute as u32);
-            put_dec(&mut rest[8..10], date.second as u32);
-            rest[10] = b'Z';
-        }
-        DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
-            let t = u32::try_from(date.to_posix()?).map_err(|_| Error::InvalidDate)?;
-            let b = if fmt == DateFormat::PosixUint32Be {
-                t.to_be_bytes()
-            } else {
-                t.to_le_bytes()
-            };
-            out.copy_from_slice(&b);
+        at += width;
+        if sep != 0 {
+            if let Some(b) = out.get_mut(at) {
+                *b = sep;
+            }
+            at += 1;
         }
     }
     Ok(size)
@@ -224,56 +222,48 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
 pub fn decode(fmt: DateFormat, data: &[u8]) -> Result<DateTime, Error> {
     let size = format_size(fmt);
     let s = data.get(..size).ok_or(Error::Decoding)?;
-    let d = match fmt {
-        DateFormat::Iso8601Sep => {
-            if s[4] != b'-'
-                || s[7] != b'-'
-                || s[10] != b'T'
-                || s[13] != b':'
-                || s[16] != b':'
-                || s[19] != b'Z'
-            {
-                return Err(Error::Decoding);
-            }
-            DateTime {
-                year: get_dec(&s[0..4])? as u16,
-                month: get_dec(&s[5..7])? as u8,
-                day: get_dec(&s[8..10])? as u8,
-                hour: get_dec(&s[11..13])? as u8,
-                minute: get_dec(&s[14..16])? as u8,
-                second: get_dec(&s[17..19])? as u8,
-            }
-        }
-        DateFormat::Rfc5280Utc | DateFormat::Rfc5280Gen => {
-            let (year, rest) = if fmt == DateFormat::Rfc5280Utc {
-                let yy = get_dec(&s[0..2])? as u16;
-                (if yy < 50 { 2000 + yy } else { 1900 + yy }, &s[2..])
-            } else {
-                (get_dec(&s[0..4])? as u16, &s[4..])
-            };
-            if rest[10] != b'Z' {
-                return Err(Error::Decoding);
-            }
-            DateTime {
-                year,
-                month: get_dec(&rest[0..2])? as u8,
-                day: get_dec(&rest[2..4])? as u8,
-                hour: get_dec(&rest[4..6])? as u8,
-                minute: get_dec(&rest[6..8])? as u8,
-                second: get_dec(&rest[8..10])? as u8,
-            }
-        }
-        DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
-            let b = [s[0], s[1], s[2], s[3]];
-            let t = if fmt == DateFormat::PosixUint32Be {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            };
-            return Ok(DateTime::from_posix(t));
-        }
+    let Some((year_digits, seps)) = text_layout(fmt) else {
+        let b = [s[0], s[1], s[2], s[3]];
+        let t = if fmt == DateFormat::PosixUint32Be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        };
+        return Ok(DateTime::from_posix(t));
     };
-    d.check()
+    let mut f = [0u32; 6];
+    let mut at = 0;
+    for (i, (v, sep)) in f.iter_mut().zip(seps).enumerate() {
+        let width = if i == 0 { year_digits } else { 2 };
+        for &c in s.get(at..at + width).ok_or(Error::Decoding)? {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return Err(Error::Decoding);
+            }
+            *v = *v * 10 + digit as u32;
+        }
+        at += width;
+        if sep != 0 {
+            if s.get(at) != Some(&sep) {
+                return Err(Error::Decoding);
+            }
+            at += 1;
+        }
+    }
+    let year = match year_digits {
+        2 if f[0] < 50 => 2000 + f[0],
+        2 => 1900 + f[0],
+        _ => f[0],
+    };
+    DateTime {
+        year: year as u16,
+        month: f[1] as u8,
+        day: f[2] as u8,
+        hour: f[3] as u8,
+        minute: f[4] as u8,
+        second: f[5] as u8,
+    }
+    .check()
 }
 
 /// Highest issue year and expire-years value of each compressed format version.

@@ -406,10 +406,99 @@ impl<'a> CertElements<'a> {
         }
     }
 
+    /// Locations and transforms of element `i`, without decoding its id (the device path never
+    /// needs the name).
+    pub fn locs(&self, i: usize) -> Option<(DeviceLoc, CertLoc, [Transform; 2])> {
+        match self {
+            CertElements::Encoded(b) => {
+                let start = i.checked_mul(ELEMENT_RECORD_LEN)?;
+                let rec = b.get(start..start.checked_add(ELEMENT_RECORD_LEN)?)?;
+                crate::blob::decode_element_locs(rec).ok()
+            }
+            CertElements::Slice(s) => s.get(i).map(|e| (e.device_loc, e.cert_loc, e.transforms)),
+        }
+    }
+
+    /// Iterates over the elements' locations and transforms (see [`CertElements::locs`]).
+    pub fn iter_locs(&self) -> impl Iterator<Item = (DeviceLoc, CertLoc, [Transform; 2])> + 'a {
+        let this = *self;
+        (0..this.len()).filter_map(move |i| this.locs(i))
+    }
+
     /// Iterates over the elements.
     pub fn iter(&self) -> impl Iterator<Item = CertElement> + 'a {
         let this = *self;
         (0..this.len()).filter_map(move |i| this.get(i))
+    }
+}
+
+/// A definition name: bytes that are valid UTF-8 (printable ASCII in a blob). Kept as bytes so
+/// the device path never links a UTF-8 validator; [`Name::as_str`] is for the host.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Name<'a>(&'a [u8]);
+
+impl<'a> Name<'a> {
+    /// A name from a string.
+    pub const fn new(s: &'a str) -> Self {
+        Name(s.as_bytes())
+    }
+
+    /// A name from bytes that must be printable ASCII (`None` otherwise).
+    pub fn from_ascii(b: &'a [u8]) -> Option<Self> {
+        b.iter()
+            .all(|c| (0x20..0x7F).contains(c))
+            .then_some(Name(b))
+    }
+
+    /// The bytes.
+    pub const fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The text (empty if the bytes were not UTF-8, which the constructors rule out).
+    pub fn as_str(&self) -> &'a str {
+        core::str::from_utf8(self.0).unwrap_or("")
+    }
+
+    /// Length in bytes.
+    pub const fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for the empty name.
+    pub const fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl core::fmt::Debug for Name<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl core::fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Name<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for Name<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Name<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=[u8]:a}", self.0)
     }
 }
 
@@ -456,9 +545,9 @@ pub struct CertDef<'a> {
     /// The template certificate.
     pub template: &'a [u8],
     /// Name of this definition (blob / JSON key); may be empty.
-    pub name: &'a str,
+    pub name: Name<'a>,
     /// Name of the CA's definition (`ca_cert_def`), if linked.
-    pub ca_cert_def: Option<&'a str>,
+    pub ca_cert_def: Option<Name<'a>>,
 }
 
 /// P-256 sizes.
@@ -600,8 +689,8 @@ impl<'a> CertDef<'a> {
         if self.cert_type == CertType::X509 {
             self.validate_x509_signature()?;
         }
-        for el in self.cert_elements.iter() {
-            if el.cert_loc.end() > tlen {
+        for (_, cert_loc, _) in self.cert_elements.iter_locs() {
+            if cert_loc.end() > tlen {
                 return Err(Error::InvalidDefinition(
                     "custom element outside the template",
                 ));
@@ -629,7 +718,11 @@ impl<'a> CertDef<'a> {
                 "template outer length does not match its size",
             ));
         }
-        let base = sig.offset as usize - 1 - hdr;
+        let base = (sig.offset as usize)
+            .checked_sub(1 + hdr)
+            .ok_or(Error::InvalidDefinition(
+                "signature inside the certificate header",
+            ))?;
         for sig_len in [TYPICAL_MIN_DER_SIG_LEN, MAX_DER_SIG_LEN] {
             if crate::der::length_size(base + sig_len) != hdr {
                 return Err(Error::InvalidDefinition(

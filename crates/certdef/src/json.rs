@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::def::{ELEMENT_ID_MAX, STD_ELEMENT_COUNT};
+use crate::def::{ELEMENT_ID_MAX, Name, STD_ELEMENT_COUNT};
 use crate::{
     CertDef, CertElement, CertElements, CertLoc, CertType, DateFormat, DeviceLoc, DeviceZone,
     Error, SnSource, StdElement, Transform,
@@ -90,15 +90,15 @@ impl CertDefBuf {
             std_cert_elements: self.std_cert_elements,
             cert_elements: CertElements::Slice(&self.cert_elements),
             template: &self.template,
-            name: &self.name,
-            ca_cert_def: self.ca_cert_def.as_deref(),
+            name: Name::new(&self.name),
+            ca_cert_def: self.ca_cert_def.as_deref().map(Name::new),
         }
     }
 
     /// An owned copy of `def`.
     pub fn from_def(def: &CertDef<'_>) -> Self {
         CertDefBuf {
-            name: def.name.to_string(),
+            name: def.name.as_str().to_string(),
             cert_type: def.cert_type,
             template_id: def.template_id,
             chain_id: def.chain_id,
@@ -115,7 +115,7 @@ impl CertDefBuf {
             std_cert_elements: def.std_cert_elements,
             cert_elements: def.cert_elements.iter().collect(),
             template: def.template.to_vec(),
-            ca_cert_def: def.ca_cert_def.map(str::to_string),
+            ca_cert_def: def.ca_cert_def.map(|n| n.as_str().to_string()),
         }
     }
 

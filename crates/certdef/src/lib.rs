@@ -24,6 +24,8 @@ mod error;
 #[cfg(feature = "std")]
 pub mod json;
 pub mod rebuild;
+#[cfg(any(test, feature = "small"))]
+mod sha1_compact;
 pub mod split;
 pub mod transform;
 
@@ -33,7 +35,7 @@ pub use comp::{COMP_CERT_LEN, CompressedCert};
 pub use date::DateTime;
 pub use def::{
     CertDef, CertElement, CertElements, CertLoc, CertType, DateFormat, DeviceLoc, DeviceZone,
-    MAX_DER_SIG_LEN, SnSource, StdElement, Transform,
+    MAX_DER_SIG_LEN, Name, SnSource, StdElement, Transform,
 };
 pub use error::Error;
 #[cfg(feature = "std")]

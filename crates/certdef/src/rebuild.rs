@@ -66,8 +66,8 @@ pub fn add_to_plan(plan: &mut ReadPlan, def: &CertDef<'_>, block: u16) -> Result
     merge_device_loc(plan, &def.comp_cert_dev_loc, block)?;
     merge_device_loc(plan, &def.cert_sn_dev_loc, block)?;
     merge_device_loc(plan, &def.public_key_dev_loc, block)?;
-    for el in def.cert_elements.iter() {
-        merge_device_loc(plan, &el.device_loc, block)?;
+    for (device_loc, _, _) in def.cert_elements.iter_locs() {
+        merge_device_loc(plan, &device_loc, block)?;
     }
     if def.sn_source.uses_device_sn() {
         merge_device_loc(plan, &DEVICE_SN_LOC, block)?;
@@ -173,13 +173,13 @@ pub fn rebuild(
         cert.set_comp_cert(&CompressedCert::from_bytes(b)?)?;
         comp_bytes = Some(b);
     }
-    for el in def.cert_elements.iter() {
-        if !el.device_loc.is_present() {
+    for (device_loc, cert_loc, transforms) in def.cert_elements.iter_locs() {
+        if !device_loc.is_present() {
             continue;
         }
-        let src = data.read(&el.device_loc).ok_or(Error::MissingDeviceData)?;
-        if let Some(dst) = cert.element_mut(el.cert_loc)? {
-            transform::apply_chain(&el.transforms, src, dst)?;
+        let src = data.read(&device_loc).ok_or(Error::MissingDeviceData)?;
+        if let Some(dst) = cert.element_mut(cert_loc)? {
+            transform::apply_chain(&transforms, src, dst)?;
         }
     }
     if def.sn_source.is_generated() {

@@ -175,7 +175,7 @@ pub fn check_template(def: &CertDef<'_>, der: &[u8]) -> Result<(), Error> {
             if def.sn_source == SnSource::StoredDynamic {
                 let tbs = def.tbs_cert_loc.offset as usize;
                 let (_, tbs_hdr) = crate::der::decode_length(t.get(tbs + 1..).unwrap_or(&[]))?;
-                push(CertLoc::new(tbs as u16 + 1, tbs_hdr as u16))?;
+                push(CertLoc::new((tbs as u16).saturating_add(1), tbs_hdr as u16))?;
                 let sn = def.std_loc(StdElement::CertSn).offset as usize;
                 shift = match (der.get(sn), t.get(sn)) {
                     (Some(&c), Some(&tl)) => c as isize - tl as isize,

@@ -23,7 +23,12 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
-fn rebuild_one(blob: &DefBlob<'_>, role: Role, ca: Option<&[u8; 64]>, out: &mut [u8]) -> Option<usize> {
+fn rebuild_one(
+    blob: &DefBlob<'_>,
+    role: Role,
+    ca: Option<&[u8; 64]>,
+    out: &mut [u8],
+) -> Option<usize> {
     let def = blob.by_role(role)?;
     let plan = read_plan(&def, BLOCK_SIZE).ok()?;
     let mut reads: heapless::Vec<(DeviceLoc, &[u8]), 16> = heapless::Vec::new();
@@ -47,7 +52,8 @@ pub extern "C" fn _start() -> ! {
                 let signer_key = blob
                     .signer_def()
                     .and_then(|d| CertView::new(&d, &signer[..n]).public_key().ok());
-                if let Some(m) = rebuild_one(&blob, Role::Device, signer_key.as_ref(), &mut device) {
+                if let Some(m) = rebuild_one(&blob, Role::Device, signer_key.as_ref(), &mut device)
+                {
                     black_box(&device[..m]);
                 }
             }
