@@ -135,18 +135,27 @@ fn name_at(b: &[u8], at: usize, len: usize) -> Result<Name<'_>, Error> {
     Name::from_ascii(b.get(at..at + len).ok_or(Error::BadBlob)?).ok_or(Error::BadBlob)
 }
 
+fn loc_in(f: &[u8; DEF_FIXED_LEN], at: usize) -> Result<DeviceLoc, Error> {
+    device_loc_at(f, at)
+}
+
 /// Decodes the definition record at the start of `rec`: `(role, def, record length)`.
 fn decode_def(rec: &[u8]) -> Result<(Role, CertDef<'_>, usize), Error> {
-    let fixed = rec.get(..DEF_FIXED_LEN).ok_or(Error::BadBlob)?;
+    let f: &[u8; DEF_FIXED_LEN] = rec
+        .get(..DEF_FIXED_LEN)
+        .and_then(|f| f.try_into().ok())
+        .ok_or(Error::BadBlob)?;
+    let le = |at: usize| u16::from_le_bytes([f[at], f[at + 1]]);
     let mut std_cert_elements = [CertLoc::default(); STD_ELEMENT_COUNT];
     for (i, loc) in std_cert_elements.iter_mut().enumerate() {
-        *loc = cert_loc_at(fixed, 38 + 4 * i)?;
+        *loc = CertLoc {
+            offset: le(38 + 4 * i),
+            count: le(40 + 4 * i),
+        };
     }
-    let template_len = u16_at(fixed, 70)? as usize;
-    let name_len = fixed[72] as usize;
-    let ca_len = fixed[73] as usize;
-    let elem_count = fixed[74] as usize;
-    if fixed[75] != 0 {
+    let template_len = le(70) as usize;
+    let (name_len, ca_len, elem_count) = (f[72] as usize, f[73] as usize, f[74] as usize);
+    if f[75] != 0 {
         return Err(Error::BadBlob);
     }
     let name = name_at(rec, DEF_FIXED_LEN, name_len)?;
@@ -159,33 +168,43 @@ fn decode_def(rec: &[u8]) -> Result<(Role, CertDef<'_>, usize), Error> {
     let el_at = ca_at + ca_len;
     let el_end = el_at + elem_count * ELEMENT_RECORD_LEN;
     let elements = rec.get(el_at..el_end).ok_or(Error::BadBlob)?;
-    for r in elements.chunks_exact(ELEMENT_RECORD_LEN) {
-        check_element_id(r)?;
-        decode_element_locs(r)?;
-    }
     let template = rec
         .get(el_end..el_end + template_len)
         .ok_or(Error::BadBlob)?;
     let def = CertDef {
-        cert_type: CertType::from_value(fixed[1])?,
-        template_id: fixed[2],
-        chain_id: fixed[3],
-        sn_source: SnSource::from_value(fixed[4])?,
-        issue_date_format: DateFormat::from_value(fixed[5])?,
-        expire_date_format: DateFormat::from_value(fixed[6])?,
-        expire_years: fixed[7],
-        private_key_slot: u16_at(fixed, 8)?,
-        comp_cert_dev_loc: device_loc_at(fixed, 10)?,
-        cert_sn_dev_loc: device_loc_at(fixed, 18)?,
-        public_key_dev_loc: device_loc_at(fixed, 26)?,
-        tbs_cert_loc: cert_loc_at(fixed, 34)?,
+        cert_type: CertType::from_value(f[1])?,
+        template_id: f[2],
+        chain_id: f[3],
+        sn_source: SnSource::from_value(f[4])?,
+        issue_date_format: DateFormat::from_value(f[5])?,
+        expire_date_format: DateFormat::from_value(f[6])?,
+        expire_years: f[7],
+        private_key_slot: le(8),
+        comp_cert_dev_loc: loc_in(f, 10)?,
+        cert_sn_dev_loc: loc_in(f, 18)?,
+        public_key_dev_loc: loc_in(f, 26)?,
+        tbs_cert_loc: CertLoc {
+            offset: le(34),
+            count: le(36),
+        },
         std_cert_elements,
         cert_elements: CertElements::Encoded(elements),
         template,
         name,
         ca_cert_def,
     };
-    Ok((Role::from_value(fixed[0])?, def, el_end + template_len))
+    Ok((Role::from_value(f[0])?, def, el_end + template_len))
+}
+
+/// Checks every custom element record of `def` (done once, in `DefBlob::parse`).
+fn check_elements(def: &CertDef<'_>) -> Result<(), Error> {
+    if let CertElements::Encoded(elements) = def.cert_elements {
+        for r in elements.chunks_exact(ELEMENT_RECORD_LEN) {
+            check_element_id(r)?;
+            decode_element_locs(r)?;
+        }
+    }
+    Ok(())
 }
 
 /// A parsed, integrity-checked definition blob (borrows the bytes; nothing is copied).
@@ -238,6 +257,7 @@ impl<'a> DefBlob<'a> {
         for slot in offsets.iter_mut().take(count as usize) {
             *slot = u16::try_from(at).map_err(|_| Error::BadBlob)?;
             let (_, def, len) = decode_def(body.get(at..).ok_or(Error::BadBlob)?)?;
+            check_elements(&def)?;
             def.validate()?;
             at += len;
         }

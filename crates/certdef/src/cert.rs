@@ -16,7 +16,7 @@ use crate::{CertDef, CertLoc, CertType, Error, SnSource, StdElement, der};
 pub fn key_id(public_key: &[u8; 64]) -> [u8; 20] {
     #[cfg(feature = "small")]
     {
-        crate::sha1_compact::sha1(&[&[0x04], public_key])
+        crate::sha1_compact::key_id(public_key)
     }
     #[cfg(not(feature = "small"))]
     {
@@ -83,19 +83,28 @@ pub fn generate_sn(
                     got: n,
                 });
             }
-            let mut h = Sha256::new();
-            if src.uses_device_sn() {
-                h.update(device_sn.ok_or(Error::MissingDeviceSn)?);
+            // One message buffer and the one-shot digest (shared with the blob check): key or
+            // device SN ‖ encoded dates [‖ extension bits].
+            let mut msg = [0u8; 64 + 3 + 1];
+            let mut len = if src.uses_device_sn() {
+                msg[..9].copy_from_slice(device_sn.ok_or(Error::MissingDeviceSn)?);
+                9
             } else {
-                h.update(public_key.ok_or(Error::ElemMissing(StdElement::PublicKey))?);
-            }
-            h.update(&comp[64..67]);
+                msg[..64]
+                    .copy_from_slice(public_key.ok_or(Error::ElemMissing(StdElement::PublicKey))?);
+                64
+            };
+            msg[len..len + 3].copy_from_slice(&comp[64..67]);
+            len += 3;
             match comp[70] & 0x0F {
                 0 => {}
-                1 | 2 => h.update([comp[71] & 0xF0]),
+                1 | 2 => {
+                    msg[len] = comp[71] & 0xF0;
+                    len += 1;
+                }
                 v => return Err(Error::UnsupportedFormatVersion(v)),
             }
-            let digest: [u8; 32] = h.finalize().into();
+            let digest: [u8; 32] = Sha256::digest(&msg[..len]).into();
             out.copy_from_slice(&digest[..n]);
             match src {
                 SnSource::PubKeyHash | SnSource::DeviceSnHash => out[0] = (out[0] & 0x7F) | 0x40,
@@ -145,6 +154,17 @@ fn hex_nibble(c: u8) -> Result<u8, Error> {
         b'A'..=b'F' => Ok(c - b'A' + 10),
         _ => Err(Error::Decoding),
     }
+}
+
+fn parse_signer_id(b: &[u8]) -> Result<[u8; 2], Error> {
+    let [a, b2, c, d] = <[u8; 4]>::try_from(b).map_err(|_| Error::UnexpectedElemSize {
+        expected: 4,
+        got: b.len(),
+    })?;
+    Ok([
+        (hex_nibble(a)? << 4) | hex_nibble(b2)?,
+        (hex_nibble(c)? << 4) | hex_nibble(d)?,
+    ])
 }
 
 /// Read access to the elements of a full certificate that follows a definition.
@@ -236,15 +256,7 @@ impl<'a> CertView<'a> {
 
     /// Signer id from its four hex characters (either case, as cryptoauthlib reads it).
     pub fn signer_id(&self) -> Result<[u8; 2], Error> {
-        let b = self.element(StdElement::SignerId)?;
-        let [a, b2, c, d] = <[u8; 4]>::try_from(b).map_err(|_| Error::UnexpectedElemSize {
-            expected: 4,
-            got: b.len(),
-        })?;
-        Ok([
-            (hex_nibble(a)? << 4) | hex_nibble(b2)?,
-            (hex_nibble(c)? << 4) | hex_nibble(d)?,
-        ])
+        parse_signer_id(self.element(StdElement::SignerId)?)
     }
 
     /// Serial-number content bytes (for `StoredDynamic`: the INTEGER value without its length).
@@ -318,15 +330,11 @@ impl<'a> CertView<'a> {
             }
         }
         let signer_id = if def.std_loc(StdElement::SignerId).is_present() {
-            let id = self.signer_id()?;
-            if self
-                .element(StdElement::SignerId)?
-                .iter()
-                .any(|c| c.is_ascii_lowercase())
-            {
+            let text = self.element(StdElement::SignerId)?;
+            if text.iter().any(|c| c.is_ascii_lowercase()) {
                 return Err(Error::NotReproducible(StdElement::SignerId));
             }
-            id
+            parse_signer_id(text)?
         } else {
             [0, 0]
         };

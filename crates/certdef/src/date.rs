@@ -151,31 +151,17 @@ impl DateTime {
     }
 }
 
-/// Text layout of a format: year digits and the separator after each of the six fields
-/// (0 = none). Every format ends with `Z`.
-fn text_layout(fmt: DateFormat) -> Option<(usize, [u8; 6])> {
-    match fmt {
-        DateFormat::Iso8601Sep => Some((4, *b"--T::Z")),
-        DateFormat::Rfc5280Utc => Some((2, [0, 0, 0, 0, 0, b'Z'])),
-        DateFormat::Rfc5280Gen => Some((4, [0, 0, 0, 0, 0, b'Z'])),
-        DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => None,
-    }
+#[inline(always)]
+fn e2(v: u8) -> [u8; 2] {
+    [b'0' + v / 10, b'0' + v % 10]
 }
 
-fn fields(d: &DateTime, year_digits: usize) -> [u32; 6] {
-    let year = if year_digits == 2 {
-        d.year as u32 % 100
-    } else {
-        d.year as u32
-    };
-    [
-        year,
-        d.month as u32,
-        d.day as u32,
-        d.hour as u32,
-        d.minute as u32,
-        d.second as u32,
-    ]
+/// Two ASCII digits → value; sets `bad` when either is not a digit.
+#[inline(always)]
+fn d2(p: [u8; 2], bad: &mut bool) -> u8 {
+    let (a, b) = (p[0].wrapping_sub(b'0'), p[1].wrapping_sub(b'0'));
+    *bad |= (a > 9) | (b > 9);
+    a.wrapping_mul(10).wrapping_add(b)
 }
 
 /// Encodes `date` in `fmt` into `out`, returning the size written.
@@ -185,36 +171,54 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
         .get_mut(..size)
         .ok_or(Error::BufferTooSmall { needed: size })?;
     date.check()?;
-    let Some((year_digits, seps)) = text_layout(fmt) else {
-        let t = date.to_posix()?;
-        let b = if fmt == DateFormat::PosixUint32Be {
-            t.to_be_bytes()
-        } else {
-            t.to_le_bytes()
-        };
-        out.copy_from_slice(&b);
-        return Ok(size);
-    };
-    if fmt == DateFormat::Rfc5280Utc && !(1950..=2049).contains(&date.year) {
-        return Err(Error::InvalidDate);
-    }
-    let mut at = 0;
-    for (i, (mut v, sep)) in fields(date, year_digits).into_iter().zip(seps).enumerate() {
-        let width = if i == 0 { year_digits } else { 2 };
-        for k in (0..width).rev() {
-            if let Some(b) = out.get_mut(at + k) {
-                *b = b'0' + (v % 10) as u8;
-            }
-            v /= 10;
+    let [c, y] = [(date.year / 100) as u8, (date.year % 100) as u8];
+    let (mo, d, h, mi, se) = (date.month, date.day, date.hour, date.minute, date.second);
+    let mut text = [0u8; DATE_MAX_SIZE];
+    match fmt {
+        DateFormat::Iso8601Sep => {
+            let [c0, c1] = e2(c);
+            let [y0, y1] = e2(y);
+            let [m0, m1] = e2(mo);
+            let [d0, d1] = e2(d);
+            let [h0, h1] = e2(h);
+            let [i0, i1] = e2(mi);
+            let [s0, s1] = e2(se);
+            text = [
+                c0, c1, y0, y1, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', i0, i1, b':', s0,
+                s1, b'Z',
+            ];
         }
-        at += width;
-        if sep != 0 {
-            if let Some(b) = out.get_mut(at) {
-                *b = sep;
-            }
-            at += 1;
+        DateFormat::Rfc5280Utc | DateFormat::Rfc5280Gen => {
+            let rest = if fmt == DateFormat::Rfc5280Utc {
+                if !(1950..=2049).contains(&date.year) {
+                    return Err(Error::InvalidDate);
+                }
+                text[..2].copy_from_slice(&e2(y));
+                2
+            } else {
+                text[..2].copy_from_slice(&e2(c));
+                text[2..4].copy_from_slice(&e2(y));
+                4
+            };
+            let [m0, m1] = e2(mo);
+            let [d0, d1] = e2(d);
+            let [h0, h1] = e2(h);
+            let [i0, i1] = e2(mi);
+            let [s0, s1] = e2(se);
+            let tail = [m0, m1, d0, d1, h0, h1, i0, i1, s0, s1, b'Z'];
+            text[rest..rest + 11].copy_from_slice(&tail);
+        }
+        DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
+            let t = date.to_posix()?;
+            let b = if fmt == DateFormat::PosixUint32Be {
+                t.to_be_bytes()
+            } else {
+                t.to_le_bytes()
+            };
+            text[..4].copy_from_slice(&b);
         }
     }
+    out.copy_from_slice(&text[..size]);
     Ok(size)
 }
 
@@ -222,48 +226,58 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
 pub fn decode(fmt: DateFormat, data: &[u8]) -> Result<DateTime, Error> {
     let size = format_size(fmt);
     let s = data.get(..size).ok_or(Error::Decoding)?;
-    let Some((year_digits, seps)) = text_layout(fmt) else {
-        let b = [s[0], s[1], s[2], s[3]];
-        let t = if fmt == DateFormat::PosixUint32Be {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        };
-        return Ok(DateTime::from_posix(t));
-    };
-    let mut f = [0u32; 6];
-    let mut at = 0;
-    for (i, (v, sep)) in f.iter_mut().zip(seps).enumerate() {
-        let width = if i == 0 { year_digits } else { 2 };
-        for &c in s.get(at..at + width).ok_or(Error::Decoding)? {
-            let digit = c.wrapping_sub(b'0');
-            if digit > 9 {
+    let mut t = [0u8; DATE_MAX_SIZE];
+    t[..size].copy_from_slice(s);
+    let p = |i: usize| [t[i], t[i + 1]];
+    let mut bad = false;
+    let (year, rest) = match fmt {
+        DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
+            let b = [t[0], t[1], t[2], t[3]];
+            let secs = if fmt == DateFormat::PosixUint32Be {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            };
+            return Ok(DateTime::from_posix(secs));
+        }
+        DateFormat::Rfc5280Utc => {
+            let yy = d2(p(0), &mut bad) as u16;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, 2)
+        }
+        DateFormat::Iso8601Sep => {
+            bad |= t[4] != b'-' || t[7] != b'-' || t[10] != b'T' || t[13] != b':';
+            bad |= t[16] != b':' || t[19] != b'Z';
+            let year = d2(p(0), &mut bad) as u16 * 100 + d2(p(2), &mut bad) as u16;
+            let d = DateTime {
+                year,
+                month: d2(p(5), &mut bad),
+                day: d2(p(8), &mut bad),
+                hour: d2(p(11), &mut bad),
+                minute: d2(p(14), &mut bad),
+                second: d2(p(17), &mut bad),
+            };
+            if bad {
                 return Err(Error::Decoding);
             }
-            *v = *v * 10 + digit as u32;
+            return d.check();
         }
-        at += width;
-        if sep != 0 {
-            if s.get(at) != Some(&sep) {
-                return Err(Error::Decoding);
-            }
-            at += 1;
-        }
-    }
-    let year = match year_digits {
-        2 if f[0] < 50 => 2000 + f[0],
-        2 => 1900 + f[0],
-        _ => f[0],
+        DateFormat::Rfc5280Gen => (
+            d2(p(0), &mut bad) as u16 * 100 + d2(p(2), &mut bad) as u16,
+            4,
+        ),
     };
-    DateTime {
-        year: year as u16,
-        month: f[1] as u8,
-        day: f[2] as u8,
-        hour: f[3] as u8,
-        minute: f[4] as u8,
-        second: f[5] as u8,
+    let d = DateTime {
+        year,
+        month: d2(p(rest), &mut bad),
+        day: d2(p(rest + 2), &mut bad),
+        hour: d2(p(rest + 4), &mut bad),
+        minute: d2(p(rest + 6), &mut bad),
+        second: d2(p(rest + 8), &mut bad),
+    };
+    if bad || t[rest + 10] != b'Z' {
+        return Err(Error::Decoding);
     }
-    .check()
+    d.check()
 }
 
 /// Highest issue year and expire-years value of each compressed format version.

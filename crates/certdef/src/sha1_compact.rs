@@ -3,8 +3,9 @@
 //! bytes. Used for key identifiers when the `small` feature is on; checked against the `sha1`
 //! crate in the unit tests.
 
-/// SHA-1 of the concatenation of `parts`.
-pub fn sha1(parts: &[&[u8]]) -> [u8; 20] {
+/// SHA-1(0x04 ‖ X ‖ Y): the key identifier of a P-256 public key. The 65-byte message and
+/// its padding fill exactly two blocks, built directly.
+pub fn key_id(public_key: &[u8; 64]) -> [u8; 20] {
     let mut h: [u32; 5] = [
         0x6745_2301,
         0xEFCD_AB89,
@@ -13,27 +14,14 @@ pub fn sha1(parts: &[&[u8]]) -> [u8; 20] {
         0xC3D2_E1F0,
     ];
     let mut block = [0u8; 64];
-    let mut fill = 0usize;
-    let mut total: u64 = 0;
-    for part in parts {
-        for &b in *part {
-            block[fill] = b;
-            fill += 1;
-            if fill == 64 {
-                compress(&mut h, &block);
-                fill = 0;
-            }
-        }
-        total += part.len() as u64;
-    }
-    // Padding: 0x80, zeros, 64-bit big-endian bit length.
-    block[fill] = 0x80;
-    block[fill + 1..].fill(0);
-    if fill >= 56 {
-        compress(&mut h, &block);
-        block = [0u8; 64];
-    }
-    block[56..].copy_from_slice(&(total * 8).to_be_bytes());
+    block[0] = 0x04;
+    block[1..].copy_from_slice(&public_key[..63]);
+    compress(&mut h, &block);
+    block = [0u8; 64];
+    block[0] = public_key[63];
+    block[1] = 0x80;
+    block[62] = ((65 * 8) >> 8) as u8;
+    block[63] = (65 * 8) as u8;
     compress(&mut h, &block);
     let mut out = [0u8; 20];
     for (o, w) in out.chunks_exact_mut(4).zip(h) {
@@ -82,13 +70,13 @@ mod tests {
 
     #[test]
     fn matches_the_sha1_crate() {
-        let data: std::vec::Vec<u8> = (0..300u32).map(|i| (i * 131 + 7) as u8).collect();
-        for len in [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 299] {
-            for split in [0, len / 2, len] {
-                let (a, b) = data[..len].split_at(split);
-                let want: [u8; 20] = Sha1::digest(&data[..len]).into();
-                assert_eq!(super::sha1(&[a, b]), want, "len {len} split {split}");
-            }
+        for seed in 0..64u32 {
+            let pk: [u8; 64] = core::array::from_fn(|i| (i as u32 * 131 + seed * 7919) as u8);
+            let mut h = Sha1::new();
+            h.update([0x04]);
+            h.update(pk);
+            let want: [u8; 20] = h.finalize().into();
+            assert_eq!(super::key_id(&pk), want, "seed {seed}");
         }
     }
 }
