@@ -222,17 +222,64 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
     Ok(size)
 }
 
+/// Month, day, hour, minute, second from `MMDDhhmmssZ` at offset `R` of an `N`-byte text.
+#[inline(always)]
+fn tail_fields<const N: usize, const R: usize>(t: &[u8; N], bad: &mut bool) -> [u8; 5] {
+    *bad |= t[R + 10] != b'Z';
+    [
+        d2([t[R], t[R + 1]], bad),
+        d2([t[R + 2], t[R + 3]], bad),
+        d2([t[R + 4], t[R + 5]], bad),
+        d2([t[R + 6], t[R + 7]], bad),
+        d2([t[R + 8], t[R + 9]], bad),
+    ]
+}
+
 /// Decodes a date in `fmt` from the first bytes of `data` (range-checked).
 pub fn decode(fmt: DateFormat, data: &[u8]) -> Result<DateTime, Error> {
-    let size = format_size(fmt);
-    let s = data.get(..size).ok_or(Error::Decoding)?;
-    let mut t = [0u8; DATE_MAX_SIZE];
-    t[..size].copy_from_slice(s);
-    let p = |i: usize| [t[i], t[i + 1]];
     let mut bad = false;
-    let (year, rest) = match fmt {
+    let (year, [month, day, hour, minute, second]) = match fmt {
+        DateFormat::Rfc5280Utc => {
+            let t: &[u8; 13] = data
+                .get(..13)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(Error::Decoding)?;
+            let yy = d2([t[0], t[1]], &mut bad) as u16;
+            (
+                if yy < 50 { 2000 + yy } else { 1900 + yy },
+                tail_fields::<13, 2>(t, &mut bad),
+            )
+        }
+        DateFormat::Rfc5280Gen => {
+            let t: &[u8; 15] = data
+                .get(..15)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(Error::Decoding)?;
+            let year = d2([t[0], t[1]], &mut bad) as u16 * 100 + d2([t[2], t[3]], &mut bad) as u16;
+            (year, tail_fields::<15, 4>(t, &mut bad))
+        }
+        DateFormat::Iso8601Sep => {
+            let t: &[u8; 20] = data
+                .get(..20)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(Error::Decoding)?;
+            bad |= t[4] != b'-' || t[7] != b'-' || t[10] != b'T' || t[13] != b':';
+            bad |= t[16] != b':' || t[19] != b'Z';
+            let year = d2([t[0], t[1]], &mut bad) as u16 * 100 + d2([t[2], t[3]], &mut bad) as u16;
+            let f = [
+                d2([t[5], t[6]], &mut bad),
+                d2([t[8], t[9]], &mut bad),
+                d2([t[11], t[12]], &mut bad),
+                d2([t[14], t[15]], &mut bad),
+                d2([t[17], t[18]], &mut bad),
+            ];
+            (year, f)
+        }
         DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
-            let b = [t[0], t[1], t[2], t[3]];
+            let b: [u8; 4] = data
+                .get(..4)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(Error::Decoding)?;
             let secs = if fmt == DateFormat::PosixUint32Be {
                 u32::from_be_bytes(b)
             } else {
@@ -240,44 +287,19 @@ pub fn decode(fmt: DateFormat, data: &[u8]) -> Result<DateTime, Error> {
             };
             return Ok(DateTime::from_posix(secs));
         }
-        DateFormat::Rfc5280Utc => {
-            let yy = d2(p(0), &mut bad) as u16;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, 2)
-        }
-        DateFormat::Iso8601Sep => {
-            bad |= t[4] != b'-' || t[7] != b'-' || t[10] != b'T' || t[13] != b':';
-            bad |= t[16] != b':' || t[19] != b'Z';
-            let year = d2(p(0), &mut bad) as u16 * 100 + d2(p(2), &mut bad) as u16;
-            let d = DateTime {
-                year,
-                month: d2(p(5), &mut bad),
-                day: d2(p(8), &mut bad),
-                hour: d2(p(11), &mut bad),
-                minute: d2(p(14), &mut bad),
-                second: d2(p(17), &mut bad),
-            };
-            if bad {
-                return Err(Error::Decoding);
-            }
-            return d.check();
-        }
-        DateFormat::Rfc5280Gen => (
-            d2(p(0), &mut bad) as u16 * 100 + d2(p(2), &mut bad) as u16,
-            4,
-        ),
     };
-    let d = DateTime {
-        year,
-        month: d2(p(rest), &mut bad),
-        day: d2(p(rest + 2), &mut bad),
-        hour: d2(p(rest + 4), &mut bad),
-        minute: d2(p(rest + 6), &mut bad),
-        second: d2(p(rest + 8), &mut bad),
-    };
-    if bad || t[rest + 10] != b'Z' {
+    if bad {
         return Err(Error::Decoding);
     }
-    d.check()
+    DateTime {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    }
+    .check()
 }
 
 /// Highest issue year and expire-years value of each compressed format version.
