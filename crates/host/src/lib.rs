@@ -5,10 +5,12 @@
 pub mod ca;
 pub mod cli;
 pub mod engine;
+pub mod from_cert;
 pub mod issue;
 pub mod link;
 pub mod outputs;
 pub mod passphrase;
 pub mod project;
 pub mod registry;
+pub mod setup;
 pub mod sim;

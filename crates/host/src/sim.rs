@@ -75,11 +75,13 @@ impl SimDevice {
         let mut chip = SimChip::open_or_create(&chip_path, sim_opts)?;
         chip.set_autosave(Some(chip_path));
         let chip = chip.shared();
-        let (master, mut slave) = TTYPort::pair().map_err(io::Error::other)?;
-        slave.set_exclusive(false).map_err(io::Error::other)?;
+        let (master, slave) = TTYPort::pair().map_err(io::Error::other)?;
         let path = slave
             .name()
             .ok_or_else(|| io::Error::other("pseudo-terminal has no name"))?;
+        // The host opens the slave by path with an exclusive lock, so ours must go. Until a host
+        // attaches, reads on the master fail (EIO on Linux); the device thread waits them out.
+        drop(slave);
         let stop = Arc::new(AtomicBool::new(false));
         let reset = Arc::new(AtomicBool::new(false));
         let boots = Arc::new(AtomicU64::new(0));
@@ -90,9 +92,6 @@ impl SimDevice {
             std::thread::Builder::new()
                 .name(format!("sim-{}", opts.name))
                 .spawn(move || {
-                    // Holding the slave open keeps the master readable while no host is attached
-                    // (Linux returns EIO otherwise) and keeps early output queued for the host.
-                    let _slave = slave;
                     run_device(master, chip, flash_path, opts, stop, reset, boots);
                 })?
         };

@@ -1,0 +1,161 @@
+//! Turning a project into what the stations need: the certificate definitions (generated from
+//! the CA's certificates and a sample device certificate, or read from the profile's files), the
+//! definition blob, the signer certificate split for the chip, and the config zone.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use keystamp_certdef::{CertDefBuf, Role, write_blob};
+
+use crate::ca::{DeviceCertRequest, Signer};
+use crate::engine::Material;
+use crate::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
+use crate::issue::split_for_device;
+use crate::project::{ConfigZoneSource, Profile, Project};
+
+/// File name of the generated device definition in a project.
+pub const DEVICE_DEF_FILE: &str = "device-def.json";
+/// File name of the generated signer definition in a project.
+pub const SIGNER_DEF_FILE: &str = "signer-def.json";
+
+/// The serial number used in the sample device certificate a definition is generated from.
+const SAMPLE_CHIP_SERIAL: [u8; 9] = [0x01, 0x23, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xEE];
+
+/// Why the run could not be prepared.
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+fn err(e: impl std::fmt::Display) -> SetupError {
+    SetupError(e.to_string())
+}
+
+/// Generates the signer and device definitions for a project's CA: the signer's from its own
+/// certificate, the device's from a sample device certificate issued by the signer with the
+/// profile's CN scheme (the chip serial number in the CN becomes two custom elements).
+pub fn generate_definitions(profile: &Profile, signer: &Signer) -> Result<(CertDefBuf, CertDefBuf), SetupError> {
+    let certs = signer.certs();
+    let mut signer_opts = FromCertOptions::new("signer", CertRole::Signer);
+    signer_opts.ca_cert_def = None;
+    let signer_def = from_cert(&certs.signer.der, &signer_opts).map_err(err)?;
+
+    let cn = profile.device_cn(&SAMPLE_CHIP_SERIAL);
+    // Any valid key will do: the sample only shows where the key goes.
+    let sample_key = certs.signer.public_key().map_err(err)?;
+    let sample = signer
+        .issue_device_certificate(&DeviceCertRequest {
+            chip_serial: SAMPLE_CHIP_SERIAL,
+            public_key: sample_key,
+            organization: &profile.ca.organization,
+            cn: &cn,
+            validity_years: profile.certificates.validity_years,
+            now: SystemTime::now(),
+        })
+        .map_err(err)?;
+    let mut device_opts = FromCertOptions::new("device", CertRole::Device);
+    device_opts.ca_cert_def = Some("signer".into());
+    device_opts.cn_serial = cn_case(&profile.certificates.cn);
+    let device_def = from_cert(&sample, &device_opts).map_err(err)?;
+    Ok((device_def, signer_def))
+}
+
+/// The hex case the CN scheme writes the chip serial in, if it has one.
+pub fn cn_case(scheme: &str) -> Option<HexCase> {
+    if scheme.contains("{sn_lower}") {
+        Some(HexCase::Lower)
+    } else if scheme.contains("{sn}") {
+        Some(HexCase::Upper)
+    } else {
+        None
+    }
+}
+
+/// Writes both definitions as cryptoauthlib-shaped JSON into `dir`; returns their paths.
+pub fn write_definitions(dir: &Path, device: &CertDefBuf, signer: &CertDefBuf) -> Result<(PathBuf, PathBuf), SetupError> {
+    let d = dir.join(DEVICE_DEF_FILE);
+    let s = dir.join(SIGNER_DEF_FILE);
+    std::fs::write(&d, device.to_json()).map_err(|e| err(format!("{}: {e}", d.display())))?;
+    std::fs::write(&s, signer.to_json()).map_err(|e| err(format!("{}: {e}", s.display())))?;
+    Ok((d, s))
+}
+
+fn read_def(path: &Path) -> Result<CertDefBuf, SetupError> {
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let def = CertDefBuf::from_json(&text)
+        .map_err(|e| err(format!("{}: not a certificate definition: {e}", path.display())))?;
+    def.as_def().map_err(|e| err(format!("{}: invalid definition: {e:?}", path.display())))?;
+    Ok(def)
+}
+
+/// Everything the stations need for `project`, with the signer unlocked.
+pub fn material(project: &Project, signer: &Signer) -> Result<Material, SetupError> {
+    let profile = &project.profile;
+    let (device_def, signer_def) = match (&profile.certificates.device_def, &profile.certificates.signer_def) {
+        (Some(d), Some(s)) => (read_def(&project.profile.resolve(&project.dir, d))?, read_def(&project.profile.resolve(&project.dir, s))?),
+        (None, None) => generate_definitions(profile, signer)?,
+        _ => {
+            return Err(SetupError(
+                "keystamp.toml names only one of certificates.device_def / signer_def; name both or neither".into(),
+            ));
+        }
+    };
+    let config = match &project.config_zone {
+        ConfigZoneSource::Default => keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES,
+        ConfigZoneSource::File(_, b) | ConfigZoneSource::Inline(b) => **b,
+    };
+    material_from_parts(profile, signer, device_def, signer_def, config, project.output_dir())
+}
+
+/// [`material`] from explicit definitions and config.
+pub fn material_from_parts(
+    profile: &Profile,
+    signer: &Signer,
+    device_def: CertDefBuf,
+    signer_def: CertDefBuf,
+    config: [u8; 128],
+    output_dir: PathBuf,
+) -> Result<Material, SetupError> {
+    let certs = signer.certs();
+    let root_pk = certs.root_public_key().map_err(err)?;
+    let signer_pk = certs.signer_public_key().map_err(err)?;
+    let signer_id = certs.signer_id().map_err(err)?;
+    let dev = device_def.as_def().map_err(|e| err(format!("device definition: {e:?}")))?;
+    let sig = signer_def.as_def().map_err(|e| err(format!("signer definition: {e:?}")))?;
+    let mut blob = vec![0u8; 64 * 1024];
+    let n = write_blob(&[(Role::Device, &dev), (Role::Signer, &sig)], Some(&root_pk), &mut blob)
+        .map_err(|e| err(format!("definition blob: {e:?}")))?;
+    blob.truncate(n);
+    if blob.len() > keystamp_wire::MAX_DEF_BLOB {
+        return Err(err(format!("the definition blob is {} bytes; the protocol carries at most {}", blob.len(), keystamp_wire::MAX_DEF_BLOB)));
+    }
+    let signer_split = split_for_device(&sig, certs.signer.der.clone(), Some(&root_pk), None, None)
+        .map_err(|e| err(format!("the signer certificate does not fit its definition: {e}")))?;
+    let scheme = profile.certificates.cn.clone();
+    let expected_cn: Option<Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>> =
+        cn_case(&scheme).map(|_| {
+            let p = profile.clone();
+            Box::new(move |sn: &[u8; 9]| p.device_cn(sn)) as Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>
+        });
+    Ok(Material {
+        config,
+        blob_digest: crate::ca::sha256(&blob),
+        blob,
+        device_def,
+        signer: signer_split,
+        signer_public_key: signer_pk,
+        signer_id,
+        validity_years: profile.certificates.validity_years,
+        lock_config: profile.locks.lock_config,
+        lock_data: profile.locks.lock_data,
+        lock_cert_slots: profile.locks.lock_cert_slots,
+        expected_cn,
+        output_dir,
+    })
+}
