@@ -164,6 +164,23 @@ fn d2(p: [u8; 2], bad: &mut bool) -> u8 {
     a.wrapping_mul(10).wrapping_add(b)
 }
 
+/// Text layouts: where the two-digit units (century, year, month, day, hour, minute, second)
+/// go (`NO` = not written) and where the separators are.
+const NO: u8 = 0xFF;
+const ISO_UNITS: [u8; 7] = [0, 2, 5, 8, 11, 14, 17];
+const ISO_SEPS: [(u8, u8); 6] = [
+    (4, b'-'),
+    (7, b'-'),
+    (10, b'T'),
+    (13, b':'),
+    (16, b':'),
+    (19, b'Z'),
+];
+const GEN_UNITS: [u8; 7] = [0, 2, 4, 6, 8, 10, 12];
+const GEN_SEPS: [(u8, u8); 1] = [(14, b'Z')];
+const UTC_UNITS: [u8; 7] = [NO, 0, 2, 4, 6, 8, 10];
+const UTC_SEPS: [(u8, u8); 1] = [(12, b'Z')];
+
 /// Encodes `date` in `fmt` into `out`, returning the size written.
 pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize, Error> {
     let size = format_size(fmt);
@@ -171,42 +188,15 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
         .get_mut(..size)
         .ok_or(Error::BufferTooSmall { needed: size })?;
     date.check()?;
-    let [c, y] = [(date.year / 100) as u8, (date.year % 100) as u8];
-    let (mo, d, h, mi, se) = (date.month, date.day, date.hour, date.minute, date.second);
     let mut text = [0u8; DATE_MAX_SIZE];
-    match fmt {
-        DateFormat::Iso8601Sep => {
-            let [c0, c1] = e2(c);
-            let [y0, y1] = e2(y);
-            let [m0, m1] = e2(mo);
-            let [d0, d1] = e2(d);
-            let [h0, h1] = e2(h);
-            let [i0, i1] = e2(mi);
-            let [s0, s1] = e2(se);
-            text = [
-                c0, c1, y0, y1, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', i0, i1, b':', s0,
-                s1, b'Z',
-            ];
-        }
-        DateFormat::Rfc5280Utc | DateFormat::Rfc5280Gen => {
-            let rest = if fmt == DateFormat::Rfc5280Utc {
-                if !(1950..=2049).contains(&date.year) {
-                    return Err(Error::InvalidDate);
-                }
-                text[..2].copy_from_slice(&e2(y));
-                2
-            } else {
-                text[..2].copy_from_slice(&e2(c));
-                text[2..4].copy_from_slice(&e2(y));
-                4
-            };
-            let [m0, m1] = e2(mo);
-            let [d0, d1] = e2(d);
-            let [h0, h1] = e2(h);
-            let [i0, i1] = e2(mi);
-            let [s0, s1] = e2(se);
-            let tail = [m0, m1, d0, d1, h0, h1, i0, i1, s0, s1, b'Z'];
-            text[rest..rest + 11].copy_from_slice(&tail);
+    let (units, seps): (&[u8; 7], &[(u8, u8)]) = match fmt {
+        DateFormat::Iso8601Sep => (&ISO_UNITS, &ISO_SEPS),
+        DateFormat::Rfc5280Gen => (&GEN_UNITS, &GEN_SEPS),
+        DateFormat::Rfc5280Utc => {
+            if !(1950..=2049).contains(&date.year) {
+                return Err(Error::InvalidDate);
+            }
+            (&UTC_UNITS, &UTC_SEPS)
         }
         DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
             let t = date.to_posix()?;
@@ -215,7 +205,27 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
             } else {
                 t.to_le_bytes()
             };
-            text[..4].copy_from_slice(&b);
+            out.copy_from_slice(&b);
+            return Ok(size);
+        }
+    };
+    let values = [
+        (date.year / 100) as u8,
+        (date.year % 100) as u8,
+        date.month,
+        date.day,
+        date.hour,
+        date.minute,
+        date.second,
+    ];
+    for (&at, v) in units.iter().zip(values) {
+        if let Some(d) = text.get_mut(at as usize..at as usize + 2) {
+            d.copy_from_slice(&e2(v));
+        }
+    }
+    for &(at, c) in seps {
+        if let Some(d) = text.get_mut(at as usize) {
+            *d = c;
         }
     }
     out.copy_from_slice(&text[..size]);
