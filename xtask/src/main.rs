@@ -290,49 +290,56 @@ fn firmware(args: &[String]) -> Result<(), String> {
         "esp32c6" => "riscv32imac-unknown-none-elf",
         other => return Err(format!("unknown chip `{other}` (esp32c3 or esp32c6)")),
     };
-    let features = format!("{chip},println");
+    // The shipped image: the chip feature alone. `println` (panic messages via esp-backtrace) is
+    // a debugging build and about 9 KB larger (docs/firmware.md).
     // cargo reads .cargo/config.toml from the current directory, so build from inside the crate.
     run(
         &dir,
         "cargo",
-        &[
-            "build",
-            "--release",
-            "--no-default-features",
-            "--features",
-            &features,
-            "--target",
-            target,
-        ],
+        &["build", "--release", "--no-default-features", "--features", chip, "--target", target],
     )?;
     let elf = dir.join(format!("target/{target}/release/keystamp-firmware"));
     report_elf_size(&elf)?;
-    if have("espflash", "--version") {
-        let image = dir.join(format!(
-            "target/{target}/release/keystamp-firmware-{chip}.bin"
-        ));
-        let elf_s = elf.to_string_lossy().to_string();
-        let image_s = image.to_string_lossy().to_string();
-        run(
-            &dir,
-            "espflash",
-            &["save-image", "--chip", chip, &elf_s, &image_s],
-        )?;
-        let len = std::fs::metadata(&image).map_err(|e| e.to_string())?.len();
-        println!("firmware image ({chip}): {} ({len} bytes)", image.display());
-        if len > FIRMWARE_IMAGE_BUDGET {
-            return Err(format!(
-                "firmware image is {len} bytes, over the {FIRMWARE_IMAGE_BUDGET}-byte budget"
-            ));
-        }
-    } else {
+    if !have("espflash", "--version") {
         eprintln!("espflash not installed: image not written (`cargo install espflash --locked`)");
+        return Ok(());
+    }
+    let elf_s = elf.to_string_lossy().to_string();
+    let image = dir.join(format!("target/{target}/release/keystamp-firmware-{chip}.bin"));
+    let image_s = image.to_string_lossy().to_string();
+    run(&dir, "espflash", &["save-image", "--chip", chip, &elf_s, &image_s])?;
+    let len = std::fs::metadata(&image).map_err(|e| e.to_string())?.len();
+    println!("firmware image ({chip}): {} ({len} bytes)", image.display());
+    // The full flash image (bootloader, partitions.csv's table, app) for `espflash write-bin 0x0`.
+    let merged = dir.join(format!("target/{target}/release/keystamp-firmware-{chip}-merged.bin"));
+    let merged_s = merged.to_string_lossy().to_string();
+    run(
+        &dir,
+        "espflash",
+        &[
+            "save-image",
+            "--chip",
+            chip,
+            "--merge",
+            "--skip-padding",
+            "--partition-table",
+            "partitions.csv",
+            &elf_s,
+            &merged_s,
+        ],
+    )?;
+    println!("full flash image ({chip}): {}", merged.display());
+    if len > FIRMWARE_IMAGE_BUDGET {
+        return Err(format!(
+            "firmware image is {len} bytes, over the {FIRMWARE_IMAGE_BUDGET}-byte budget"
+        ));
     }
     Ok(())
 }
 
-/// The flashable application image must stay at or below this (docs/firmware.md).
-const FIRMWARE_IMAGE_BUDGET: u64 = 150 * 1024;
+/// The flashable application image must stay at or below this (docs/firmware.md "Image size":
+/// 64 KiB of it is the MMU-page gap before the code, so about 96 KiB is left for code).
+const FIRMWARE_IMAGE_BUDGET: u64 = 160 * 1024;
 
 /// Prints flash (.text + .rodata + initialised .data) and static RAM (.data + .bss) of an ELF.
 fn report_elf_size(elf: &Path) -> Result<(), String> {
