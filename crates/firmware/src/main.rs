@@ -266,7 +266,10 @@ fn serve_until_finish(agent: &mut DeviceAgent, uart: &mut HostUart) {
 
 /// Provisioning mode unless the chip is locked and a usable blob is stored.
 fn decide(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
-    let config = match keystamp_agent::Chip::read_config(agent.chip()) {
+    let config = keystamp_agent::Chip::read_config(agent.chip());
+    // Idle as the agent does after every request: TempKey kept, watchdog stopped.
+    keystamp_agent::Chip::idle(agent.chip());
+    let config = match config {
         Ok(c) => c,
         Err(e) => {
             say(
@@ -304,7 +307,9 @@ fn decide(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
 fn product(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
     let mut device = [0u8; MAX_CERT];
     let mut signer = [0u8; MAX_CERT];
-    let lens = match agent.rebuild_identity(&mut device, &mut signer) {
+    let rebuilt = agent.rebuild_identity(&mut device, &mut signer);
+    keystamp_agent::Chip::idle(agent.chip());
+    let lens = match rebuilt {
         Ok(lens) => lens,
         Err(e) => {
             say(
