@@ -46,6 +46,9 @@ pub enum Command {
     /// The registry of devices and certificates.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Certificate definitions: generate, compress, split, rebuild, pack, show, export as C.
+    #[command(subcommand)]
+    Certdef(crate::cli_certdef::CertdefCommand),
 }
 
 /// `keystamp init`.
@@ -136,6 +139,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Ca(CaCommand::Show(f)) => ca_show(&cli.project, f.json, out),
         Command::Ca(CaCommand::Check) => ca_check(&cli.project, out),
         Command::Registry(RegistryCommand::List(f)) => registry_list(&cli.project, f.json, out),
+        Command::Certdef(c) => crate::cli_certdef::run(c, out),
         Command::Registry(RegistryCommand::Show(a)) => {
             registry_show(&cli.project, &a.serial, a.json, out)
         }

@@ -124,9 +124,17 @@ fn tlv(der: &[u8], at: usize) -> Result<Tlv, FromCertError> {
             return Err(bad("unsupported DER length"));
         }
         let bytes = der.get(at + 2..at + 2 + n).ok_or_else(truncated)?;
-        (bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize), 2 + n)
+        (
+            bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize),
+            2 + n,
+        )
     };
-    let t = Tlv { tag, start: at, value: at + hdr, len };
+    let t = Tlv {
+        tag,
+        start: at,
+        value: at + hdr,
+        len,
+    };
     if t.end() > der.len() {
         return Err(truncated());
     }
@@ -171,14 +179,18 @@ fn common_name<'a>(der: &'a [u8], name: &Tlv) -> Result<Option<(usize, &'a [u8])
     Ok(None)
 }
 
-fn date(der: &[u8], t: &Tlv) -> Result<(CertLoc, DateFormat, keystamp_certdef::DateTime), FromCertError> {
+fn date(
+    der: &[u8],
+    t: &Tlv,
+) -> Result<(CertLoc, DateFormat, keystamp_certdef::DateTime), FromCertError> {
     let fmt = match t.tag {
         0x17 => DateFormat::Rfc5280Utc,
         0x18 => DateFormat::Rfc5280Gen,
         _ => return Err(bad("validity dates must be UTCTime or GeneralizedTime")),
     };
     let value = &der[t.value..t.end()];
-    let parsed = keystamp_certdef::date::decode(fmt, value).map_err(|e| bad(format!("date: {e:?}")))?;
+    let parsed =
+        keystamp_certdef::date::decode(fmt, value).map_err(|e| bad(format!("date: {e:?}")))?;
     Ok((loc(t.value, t.len)?, fmt, parsed))
 }
 
@@ -190,13 +202,19 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
     }
     let top = children(der, &cert)?;
     let [tbs, _sig_alg, sig] = top.as_slice() else {
-        return Err(bad("a certificate has three parts: TBS, algorithm, signature"));
+        return Err(bad(
+            "a certificate has three parts: TBS, algorithm, signature",
+        ));
     };
     if sig.tag != 0x03 || sig.len < 8 {
         return Err(bad("signatureValue is not a BIT STRING"));
     }
     let mut fields = children(der, tbs)?.into_iter();
-    let mut next = || fields.next().ok_or_else(|| bad("TBS certificate is truncated"));
+    let mut next = || {
+        fields
+            .next()
+            .ok_or_else(|| bad("TBS certificate is truncated"))
+    };
     let mut serial = next()?;
     if serial.tag == 0xA0 {
         serial = next()?;
@@ -217,14 +235,32 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
     };
     let (issue_loc, issue_fmt, issue) = date(der, not_before)?;
     let (expire_loc, expire_fmt, expire) = date(der, not_after)?;
-    let expire_years = if (expire.year == 9999 || (expire.year == 2049 && issue_fmt == DateFormat::Rfc5280Utc))
-        && (expire.month, expire.day, expire.hour, expire.minute, expire.second) == (12, 31, 23, 59, 59)
+    let expire_years = if (expire.year == 9999
+        || (expire.year == 2049 && issue_fmt == DateFormat::Rfc5280Utc))
+        && (
+            expire.month,
+            expire.day,
+            expire.hour,
+            expire.minute,
+            expire.second,
+        ) == (12, 31, 23, 59, 59)
     {
         0
-    } else if (expire.month, expire.day, expire.hour, expire.minute, expire.second)
-        == (issue.month, issue.day, issue.hour, issue.minute, issue.second)
-    {
-        u8::try_from(expire.year.saturating_sub(issue.year)).map_err(|_| bad("validity over 255 years"))?
+    } else if (
+        expire.month,
+        expire.day,
+        expire.hour,
+        expire.minute,
+        expire.second,
+    ) == (
+        issue.month,
+        issue.day,
+        issue.hour,
+        issue.minute,
+        issue.second,
+    ) {
+        u8::try_from(expire.year.saturating_sub(issue.year))
+            .map_err(|_| bad("validity over 255 years"))?
     } else {
         return Err(bad(
             "the expire date is not a whole number of years after the issue date (nor \"no expiration\"); a compressed certificate cannot carry it",
@@ -234,7 +270,9 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
     let spki_parts = children(der, &spki)?;
     let key = spki_parts
         .get(1)
-        .filter(|k| k.tag == 0x03 && k.len == 66 && der.get(k.value..k.value + 2) == Some(&[0x00, 0x04]))
+        .filter(|k| {
+            k.tag == 0x03 && k.len == 66 && der.get(k.value..k.value + 2) == Some(&[0x00, 0x04])
+        })
         .ok_or_else(|| bad("subject public key is not an uncompressed P-256 point"))?;
     let mut std = [CertLoc::default(); 8];
     std[StdElement::PublicKey as usize] = loc(key.value + 2, 64)?;
@@ -248,7 +286,9 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
         let seq = list.first().ok_or_else(|| bad("empty extensions"))?;
         for e in children(der, seq)? {
             let parts = children(der, &e)?;
-            let (Some(oid), Some(value)) = (parts.first(), parts.last()) else { continue };
+            let (Some(oid), Some(value)) = (parts.first(), parts.last()) else {
+                continue;
+            };
             let oid = &der[oid.value..oid.end()];
             if oid == OID_SKI {
                 let inner = tlv(der, value.value)?;
@@ -257,7 +297,10 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
                 }
             } else if oid == OID_AKI {
                 let inner = tlv(der, value.value)?;
-                if let Some(id) = children(der, &inner)?.into_iter().find(|t| t.tag == 0x80 && t.len == 20) {
+                if let Some(id) = children(der, &inner)?
+                    .into_iter()
+                    .find(|t| t.tag == 0x80 && t.len == 20)
+                {
                     std[StdElement::AuthKeyId as usize] = loc(id.value, 20)?;
                 }
             }
@@ -283,7 +326,8 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
         None if opts.role == CertRole::Signer
             && serial_bytes.len() == 3
             && serial_bytes[0] == 0x40
-            && signer_id.is_some_and(|id| hex::decode(id).ok().as_deref() == Some(&serial_bytes[1..])) =>
+            && signer_id
+                .is_some_and(|id| hex::decode(id).ok().as_deref() == Some(&serial_bytes[1..])) =>
         {
             SnSource::SignerId
         }
@@ -312,7 +356,8 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
 
     let mut elements = Vec::new();
     if let Some(case) = opts.cn_serial {
-        let (off, cn) = common_name(der, &subject)?.ok_or_else(|| bad("the subject has no CN to hold the chip serial number"))?;
+        let (off, cn) = common_name(der, &subject)?
+            .ok_or_else(|| bad("the subject has no CN to hold the chip serial number"))?;
         let start = find_hex_run(cn, 18).ok_or_else(|| {
             bad("the subject CN holds no 18-hex-digit chip serial number to replace; issue the sample with a CN like \"0123456789ABCDEF01\"")
         })?;
@@ -331,7 +376,10 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
     }
 
     let (pk_default, comp_default) = match opts.role {
-        CertRole::Device => (DeviceLoc::genkey(opts.private_key_slot), DeviceLoc::data(10, 0, 72)),
+        CertRole::Device => (
+            DeviceLoc::genkey(opts.private_key_slot),
+            DeviceLoc::data(10, 0, 72),
+        ),
         CertRole::Signer => (DeviceLoc::data(11, 0, 72), DeviceLoc::data(12, 0, 72)),
     };
     let def = CertDefBuf {
@@ -354,7 +402,8 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
         template: der.to_vec(),
         ca_cert_def: opts.ca_cert_def.clone(),
     };
-    def.as_def().map_err(|e| bad(format!("the generated definition is invalid: {e:?}")))?;
+    def.as_def()
+        .map_err(|e| bad(format!("the generated definition is invalid: {e:?}")))?;
     Ok(def)
 }
 

@@ -4,6 +4,7 @@
 
 pub mod ca;
 pub mod cli;
+pub mod cli_certdef;
 pub mod engine;
 pub mod from_cert;
 pub mod issue;

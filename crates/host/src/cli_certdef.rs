@@ -1,0 +1,1115 @@
+//! `keystamp certdef ...`: certificate definitions from the command line — generate one from a
+//! sample certificate, compress / split / rebuild certificates with one, pack definitions into
+//! the device blob, show them, and export them as cryptoauthlib C source.
+//!
+//! Machine-readable results go to `out` (stdout); errors are [`CliError`]s (one line).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use keystamp_certdef::blob::BLOB_MAGIC;
+use keystamp_certdef::split::{CONFIG_LEN, MAX_SLOT_LEN, OTP_LEN, SLOT_COUNT, slot_size};
+use keystamp_certdef::{
+    CertDef, CertDefBuf, CertLoc, DefBlob, DeviceImage, DeviceLoc, DeviceZone, Role, SnSource,
+    StdElement, compress, parse_defs_json, read_plan, rebuild, split, write_blob,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::ca::{self, CaCerts};
+use crate::cli::CliError;
+use crate::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
+
+/// `keystamp certdef ...`.
+#[derive(Debug, Subcommand)]
+pub enum CertdefCommand {
+    /// Generate a definition from a sample certificate (PEM or DER).
+    FromCert(FromCertArgs),
+    /// Print a certificate's 72-byte compressed form (144 hex digits).
+    Compress(CompressArgs),
+    /// Split a certificate into the device image that rebuilds it (JSON).
+    Split(SplitArgs),
+    /// Rebuild a certificate from a definition and a device image.
+    Rebuild(RebuildArgs),
+    /// Pack definitions (and the root public key) into the device definition blob.
+    Pack(PackArgs),
+    /// Summarise a definition file or a definition blob.
+    Show(ShowArgs),
+    /// Export a definition as cryptoauthlib C source (an `atcacert_def_t` initialiser).
+    ExportC(ExportCArgs),
+}
+
+/// `--role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// A device certificate.
+    Device,
+    /// A signer (intermediate CA) certificate.
+    Signer,
+}
+
+/// `--cn-serial`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaseArg {
+    /// Upper-case hex.
+    Upper,
+    /// Lower-case hex.
+    Lower,
+}
+
+/// `keystamp certdef from-cert`.
+#[derive(Debug, Args)]
+pub struct FromCertArgs {
+    /// Sample certificate (PEM or DER).
+    pub cert: PathBuf,
+    /// Which certificate of the chain the sample is.
+    #[arg(long, value_enum, default_value = "device")]
+    pub role: RoleArg,
+    /// Name of the definition (default: `device` or `signer`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Serial-number source (`SNSRC_...`; default: detected from the sample's serial number).
+    #[arg(long)]
+    pub sn_source: Option<String>,
+    /// Data slot holding a stored serial number (SNSRC_STORED / SNSRC_STORED_DYNAMIC).
+    #[arg(long)]
+    pub cert_sn_slot: Option<u16>,
+    /// Template id, 0–15 (default: 2 for a device, 1 for a signer).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..16))]
+    pub template_id: Option<u8>,
+    /// Chain id, 0–15.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..16))]
+    pub chain_id: u8,
+    /// Device private key slot; a device's public key is read from it via GenKey.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..16))]
+    pub device_key_slot: u16,
+    /// Slot of the compressed certificate (default: 10 for a device, 12 for a signer).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..16))]
+    pub comp_cert_slot: Option<u16>,
+    /// Slot holding the subject public key in the 72-byte padded form (default: 11 for a
+    /// signer; a device uses GenKey of --device-key-slot unless this is given).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..16))]
+    pub public_key_slot: Option<u16>,
+    /// Put the chip serial number (18 hex digits in the sample's subject CN) into the CN.
+    #[arg(long, value_enum)]
+    pub cn_serial: Option<CaseArg>,
+    /// Name of the issuer's definition (`ca_cert_def`).
+    #[arg(long)]
+    pub ca_def: Option<String>,
+    /// Write the definition here instead of stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+}
+
+/// `--def` and `--cert`.
+#[derive(Debug, Args)]
+pub struct DefCertArgs {
+    /// Definition file (JSON); `FILE#NAME` picks one definition of a file holding several.
+    #[arg(long = "def")]
+    pub def: String,
+    /// Certificate (PEM or DER).
+    #[arg(long)]
+    pub cert: PathBuf,
+}
+
+/// `keystamp certdef compress`.
+#[derive(Debug, Args)]
+pub struct CompressArgs {
+    /// Definition and certificate.
+    #[command(flatten)]
+    pub io: DefCertArgs,
+}
+
+/// `keystamp certdef split`.
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// Definition and certificate.
+    #[command(flatten)]
+    pub io: DefCertArgs,
+    /// The chip's 9-byte serial number (hex); required for SNSRC_DEVICE_SN_HASH*.
+    #[arg(long)]
+    pub device_sn: Option<String>,
+    /// Issuer public key X‖Y (hex, 64 bytes, optional 04 prefix): checks the authority key id.
+    #[arg(long)]
+    pub ca_public_key: Option<String>,
+}
+
+/// `keystamp certdef rebuild`.
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// Definition file (JSON); `FILE#NAME` picks one definition of a file holding several.
+    #[arg(long = "def")]
+    pub def: String,
+    /// Device image (JSON, as `certdef split` prints).
+    #[arg(long)]
+    pub device_image: PathBuf,
+    /// Issuer public key X‖Y (hex): sets the authority key id (else the template's is kept).
+    #[arg(long)]
+    pub ca_public_key: Option<String>,
+    /// Write DER bytes instead of PEM.
+    #[arg(long)]
+    pub der: bool,
+}
+
+/// `keystamp certdef pack`.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// Definition files (JSON; `FILE#NAME` picks one). The first definition that no other
+    /// names as its CA is the device's; one named as a CA is the signer's.
+    #[arg(required = true)]
+    pub defs: Vec<String>,
+    /// Root public key X‖Y (hex) to store in the blob.
+    #[arg(long, conflicts_with = "ca_dir")]
+    pub root_public_key: Option<String>,
+    /// Take the root public key from a CA directory (root.pem).
+    #[arg(long)]
+    pub ca_dir: Option<PathBuf>,
+    /// Output blob file.
+    #[arg(short = 'o', long, required = true)]
+    pub output: PathBuf,
+}
+
+/// `keystamp certdef show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A definition file (JSON) or a definition blob.
+    pub file: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keystamp certdef export-c`.
+#[derive(Debug, Args)]
+pub struct ExportCArgs {
+    /// Definition file (JSON); `FILE#NAME` picks one definition of a file holding several.
+    #[arg(long = "def")]
+    pub def: String,
+    /// C identifier of the `atcacert_def_t` (the template and elements arrays get suffixes).
+    #[arg(long)]
+    pub name: String,
+    /// C identifier of the CA's definition (default: `g_cert_def_` + its `ca_cert_def` name).
+    #[arg(long)]
+    pub ca_name: Option<String>,
+    /// Header to include.
+    #[arg(long, default_value = "atcacert/atcacert_def.h")]
+    pub include: String,
+}
+
+/// Runs one `certdef` command.
+pub fn run(cmd: CertdefCommand, out: &mut dyn Write) -> Result<(), CliError> {
+    match cmd {
+        CertdefCommand::FromCert(a) => cmd_from_cert(a, out),
+        CertdefCommand::Compress(a) => cmd_compress(a, out),
+        CertdefCommand::Split(a) => cmd_split(a, out),
+        CertdefCommand::Rebuild(a) => cmd_rebuild(a, out),
+        CertdefCommand::Pack(a) => cmd_pack(a, out),
+        CertdefCommand::Show(a) => cmd_show(a, out),
+        CertdefCommand::ExportC(a) => {
+            let def = load_def(&a.def)?;
+            let c = export_c(&def, &a.name, a.ca_name.as_deref(), &a.include)?;
+            out.write_all(c.as_bytes()).map_err(io_err)
+        }
+    }
+}
+
+fn io_err(e: std::io::Error) -> CliError {
+    CliError(format!("writing output: {e}"))
+}
+
+fn err(msg: impl Into<String>) -> CliError {
+    CliError(msg.into())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| err(format!("{}: {e}", path.display())))
+}
+
+/// A certificate file: PEM (`CERTIFICATE`) or DER, detected by content.
+pub fn load_cert(path: &Path) -> Result<Vec<u8>, CliError> {
+    let bytes = read(path)?;
+    let text_start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    if bytes.get(text_start.unwrap_or(0)) == Some(&b'-') {
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| err(format!("{}: PEM is not text", path.display())))?;
+        let begin = text
+            .find("-----BEGIN CERTIFICATE-----")
+            .ok_or_else(|| err(format!("{}: no CERTIFICATE in the PEM", path.display())))?;
+        let (label, der) = der::pem::decode_vec(&text.as_bytes()[begin..])
+            .map_err(|e| err(format!("{}: bad PEM: {e}", path.display())))?;
+        if label != "CERTIFICATE" {
+            return Err(err(format!("{}: PEM holds a {label}", path.display())));
+        }
+        return Ok(der);
+    }
+    if bytes.first() != Some(&0x30) {
+        return Err(err(format!(
+            "{}: neither a PEM certificate nor DER (no SEQUENCE)",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Loads one definition: `FILE` or `FILE#NAME` (a `{"defs": {...}}` file or one definition
+/// object), validated.
+pub fn load_def(spec: &str) -> Result<CertDefBuf, CliError> {
+    let (path, name) = match spec.rsplit_once('#') {
+        Some((p, n)) if !Path::new(spec).exists() => (p, Some(n)),
+        _ => (spec, None),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")))?;
+    let mut defs = parse_defs_json(&text).map_err(|e| err(format!("{path}: {e}")))?;
+    let def = match name {
+        Some(n) => {
+            let i = defs.iter().position(|d| d.name == n).ok_or_else(|| {
+                err(format!(
+                    "{path}: no definition `{n}` (it has: {})",
+                    names(&defs)
+                ))
+            })?;
+            defs.swap_remove(i)
+        }
+        None if defs.len() == 1 => defs.remove(0),
+        None => {
+            return Err(err(format!(
+                "{path} holds {} definitions ({}): pick one with {path}#NAME",
+                defs.len(),
+                names(&defs)
+            )));
+        }
+    };
+    def.as_def()
+        .map_err(|e| err(format!("{spec}: invalid definition: {e}")))?;
+    Ok(def)
+}
+
+fn names(defs: &[CertDefBuf]) -> String {
+    defs.iter()
+        .map(|d| d.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Hex with optional `0x`, spaces and colons.
+fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, CliError> {
+    let s = s.trim();
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    let clean: String = s
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() && *c != ':')
+        .collect();
+    hex::decode(&clean).map_err(|e| err(format!("{what}: not hex ({e})")))
+}
+
+/// A public key X‖Y: 64 bytes, or 65 with the uncompressed-point prefix 04.
+fn parse_public_key(s: &str, what: &str) -> Result<[u8; 64], CliError> {
+    let b = parse_hex(s, what)?;
+    let xy = match b.as_slice() {
+        [0x04, rest @ ..] if rest.len() == 64 => rest,
+        b => b,
+    };
+    xy.try_into().map_err(|_| {
+        err(format!(
+            "{what}: a P-256 public key is 64 bytes X‖Y (128 hex digits), got {} bytes",
+            b.len()
+        ))
+    })
+}
+
+fn def_err(what: &str) -> impl Fn(keystamp_certdef::Error) -> CliError + '_ {
+    move |e| err(format!("{what}: {e}"))
+}
+
+fn write_output(path: Option<&Path>, data: &[u8], out: &mut dyn Write) -> Result<(), CliError> {
+    match path {
+        Some(p) => std::fs::write(p, data).map_err(|e| err(format!("{}: {e}", p.display()))),
+        None => out.write_all(data).map_err(io_err),
+    }
+}
+
+/// Definitions as a `{"defs": {name: def}}` document (the shape of cryptoauthlib's
+/// `cert_defs.json`, which keeps the names).
+pub fn defs_to_json(defs: &[&CertDefBuf]) -> String {
+    // Built by hand so each definition keeps its field order (`type` first, template last).
+    let mut s = String::from("{\n  \"defs\": {");
+    for (i, d) in defs.iter().enumerate() {
+        let name = serde_json::to_string(&d.name).unwrap_or_default();
+        let body = d.to_json().replace('\n', "\n    ");
+        let sep = if i + 1 < defs.len() { "," } else { "" };
+        let _ = write!(s, "\n    {name}: {body}{sep}");
+    }
+    s.push_str("\n  }\n}\n");
+    s
+}
+
+fn cmd_from_cert(a: FromCertArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let der = load_cert(&a.cert)?;
+    let role = match a.role {
+        RoleArg::Device => CertRole::Device,
+        RoleArg::Signer => CertRole::Signer,
+    };
+    let default_name = match role {
+        CertRole::Device => "device",
+        CertRole::Signer => "signer",
+    };
+    let mut opts = FromCertOptions::new(a.name.as_deref().unwrap_or(default_name), role);
+    if let Some(s) = &a.sn_source {
+        opts.sn_source = Some(parse_sn_source(s)?);
+    }
+    if let Some(id) = a.template_id {
+        opts.template_id = id;
+    }
+    opts.chain_id = a.chain_id;
+    opts.private_key_slot = a.device_key_slot;
+    opts.comp_cert_loc = a.comp_cert_slot.map(|s| DeviceLoc::data(s, 0, 72));
+    opts.public_key_loc = a.public_key_slot.map(|s| DeviceLoc::data(s, 0, 72));
+    if let Some(slot) = a.cert_sn_slot {
+        let sn_len = serial_len(&der)?;
+        let dynamic = opts.sn_source == Some(SnSource::StoredDynamic);
+        opts.cert_sn_loc = Some(DeviceLoc::data(slot, 0, sn_len + u16::from(dynamic)));
+    }
+    opts.cn_serial = a.cn_serial.map(|c| match c {
+        CaseArg::Upper => HexCase::Upper,
+        CaseArg::Lower => HexCase::Lower,
+    });
+    opts.ca_cert_def = a.ca_def;
+    let def = from_cert(&der, &opts).map_err(|e| err(format!("{}: {e}", a.cert.display())))?;
+    write_output(a.output.as_deref(), defs_to_json(&[&def]).as_bytes(), out)
+}
+
+fn parse_sn_source(s: &str) -> Result<SnSource, CliError> {
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SNSRC_") {
+        upper
+    } else {
+        format!("SNSRC_{upper}")
+    };
+    SnSource::from_c_name(&name).ok_or_else(|| {
+        let all: Vec<_> = SnSource::ALL.iter().map(|s| s.c_name()).collect();
+        err(format!(
+            "--sn-source {s}: unknown; one of {}",
+            all.join(", ")
+        ))
+    })
+}
+
+/// Length of the serial-number INTEGER content of a certificate.
+fn serial_len(der: &[u8]) -> Result<u16, CliError> {
+    let cert: x509_cert::Certificate =
+        der::Decode::from_der(der).map_err(|e| err(format!("certificate: {e}")))?;
+    let n = cert.tbs_certificate().serial_number().as_bytes().len();
+    u16::try_from(n).map_err(|_| err("serial number too long"))
+}
+
+fn cmd_compress(a: CompressArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let buf = load_def(&a.io.def)?;
+    let def = buf.as_def().map_err(def_err("definition"))?;
+    let der = load_cert(&a.io.cert)?;
+    // The certificate must fit the definition, as for split: a clear error instead of a
+    // compressed form of the wrong bytes.
+    keystamp_certdef::split::check_template(&def, &der)
+        .map_err(|e| err(format!("{}: {e}", a.io.cert.display())))?;
+    let comp = compress(&def, &der).map_err(def_err("compress"))?;
+    writeln!(out, "{}", hex::encode(comp)).map_err(io_err)
+}
+
+/// The JSON form of a device image: every key optional, missing bytes zero.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceImageJson {
+    /// Config zone (128 bytes; device serial number in bytes 0–3 and 8–12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// OTP zone (64 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
+    /// Data slots by number.
+    #[serde(default)]
+    pub slots: BTreeMap<u16, String>,
+    /// Public keys (X‖Y, what GenKey returns) of private-key slots by number.
+    #[serde(default)]
+    pub public_keys: BTreeMap<u16, String>,
+}
+
+fn fill(dst: &mut [u8], hex_text: &str, what: &str) -> Result<(), CliError> {
+    let b = parse_hex(hex_text, what)?;
+    let room = dst.len();
+    let d = dst
+        .get_mut(..b.len())
+        .ok_or_else(|| err(format!("{what}: {} bytes, at most {room} fit", b.len())))?;
+    d.copy_from_slice(&b);
+    Ok(())
+}
+
+impl DeviceImageJson {
+    /// The image these bytes describe.
+    pub fn to_image(&self) -> Result<DeviceImage, CliError> {
+        let mut img = DeviceImage::default();
+        if let Some(c) = &self.config {
+            fill(&mut img.config, c, "config")?;
+        }
+        if let Some(o) = &self.otp {
+            fill(&mut img.otp, o, "otp")?;
+        }
+        for (slot, h) in &self.slots {
+            let what = format!("slots.{slot}");
+            let s = img
+                .slots
+                .get_mut(*slot as usize)
+                .ok_or_else(|| err(format!("{what}: slots are 0–{}", SLOT_COUNT - 1)))?;
+            fill(s, h, &what)?;
+        }
+        for (slot, h) in &self.public_keys {
+            let what = format!("public_keys.{slot}");
+            let k = img
+                .public_keys
+                .get_mut(*slot as usize)
+                .ok_or_else(|| err(format!("{what}: slots are 0–{}", SLOT_COUNT - 1)))?;
+            *k = Some(parse_public_key(h, &what)?);
+        }
+        Ok(img)
+    }
+
+    /// An image's JSON: config and OTP, the slots `def` uses (each at least its ATECC608
+    /// size), and the known public keys.
+    pub fn from_image(img: &DeviceImage, def: &CertDef<'_>) -> Self {
+        let mut used: BTreeMap<u16, usize> = BTreeMap::new();
+        let mut note = |l: &DeviceLoc| {
+            if l.is_present() && l.zone == DeviceZone::Data && !l.is_genkey {
+                let e = used.entry(l.slot).or_insert(slot_size(l.slot));
+                *e = (*e).max(l.end()).min(MAX_SLOT_LEN);
+            }
+        };
+        note(&def.comp_cert_dev_loc);
+        note(&def.cert_sn_dev_loc);
+        note(&def.public_key_dev_loc);
+        for (l, _, _) in def.cert_elements.iter_locs() {
+            note(&l);
+        }
+        let slots = used
+            .into_iter()
+            .filter_map(|(slot, len)| {
+                let bytes = img.slots.get(slot as usize)?.get(..len)?;
+                Some((slot, hex::encode(bytes)))
+            })
+            .collect();
+        let public_keys = img
+            .public_keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| Some((i as u16, hex::encode(k.as_ref()?))))
+            .collect();
+        DeviceImageJson {
+            config: Some(hex::encode(&img.config[..CONFIG_LEN])),
+            otp: Some(hex::encode(&img.otp[..OTP_LEN])),
+            slots,
+            public_keys,
+        }
+    }
+}
+
+fn cmd_split(a: SplitArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let buf = load_def(&a.io.def)?;
+    let def = buf.as_def().map_err(def_err("definition"))?;
+    let der = load_cert(&a.io.cert)?;
+    let device_sn = match &a.device_sn {
+        Some(s) => Some(
+            <[u8; 9]>::try_from(parse_hex(s, "--device-sn")?).map_err(|b| {
+                err(format!(
+                    "--device-sn: a chip serial number is 9 bytes (18 hex digits), got {}",
+                    b.len()
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let ca_key = a
+        .ca_public_key
+        .as_deref()
+        .map(|s| parse_public_key(s, "--ca-public-key"))
+        .transpose()?;
+    let mut image = Box::<DeviceImage>::default();
+    let mut scratch = vec![0u8; scratch_len(&def)?];
+    split(
+        &def,
+        &der,
+        ca_key.as_ref(),
+        device_sn.as_ref(),
+        &mut image,
+        &mut scratch,
+    )
+    .map_err(|e| err(format!("split {}: {e}", a.io.cert.display())))?;
+    let json = DeviceImageJson::from_image(&image, &def);
+    serde_json::to_writer_pretty(&mut *out, &json)?;
+    writeln!(out).map_err(io_err)
+}
+
+fn scratch_len(def: &CertDef<'_>) -> Result<usize, CliError> {
+    Ok(def
+        .max_cert_size()
+        .map_err(def_err("definition"))?
+        .max(def.template.len())
+        + 16)
+}
+
+fn cmd_rebuild(a: RebuildArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let buf = load_def(&a.def)?;
+    let def = buf.as_def().map_err(def_err("definition"))?;
+    let text = std::fs::read_to_string(&a.device_image)
+        .map_err(|e| err(format!("{}: {e}", a.device_image.display())))?;
+    let json: DeviceImageJson = serde_json::from_str(&text)
+        .map_err(|e| err(format!("{}: {e}", a.device_image.display())))?;
+    let image = Box::new(json.to_image()?);
+    let ca_key = a
+        .ca_public_key
+        .as_deref()
+        .map(|s| parse_public_key(s, "--ca-public-key"))
+        .transpose()?;
+    let mut cert = vec![0u8; scratch_len(&def)?];
+    let n = rebuild(&def, &*image, ca_key.as_ref(), &mut cert).map_err(def_err("rebuild"))?;
+    let der = cert.get(..n).ok_or_else(|| err("rebuild: bad length"))?;
+    if a.der {
+        out.write_all(der).map_err(io_err)
+    } else {
+        out.write_all(ca::der_to_pem(der).as_bytes())
+            .map_err(io_err)
+    }
+}
+
+/// Loads every definition of `spec` (`FILE` — all of them — or `FILE#NAME`).
+fn load_defs(spec: &str) -> Result<Vec<CertDefBuf>, CliError> {
+    if spec.contains('#') && !Path::new(spec).exists() {
+        return Ok(vec![load_def(spec)?]);
+    }
+    let text = std::fs::read_to_string(spec).map_err(|e| err(format!("{spec}: {e}")))?;
+    let defs = parse_defs_json(&text).map_err(|e| err(format!("{spec}: {e}")))?;
+    for d in &defs {
+        d.as_def()
+            .map_err(|e| err(format!("{spec}: definition `{}`: {e}", d.name)))?;
+    }
+    Ok(defs)
+}
+
+/// Roles in a pack: a definition another one names as its CA is the signer's; the first
+/// other one is the device's; the rest are `Other`.
+fn assign_roles(defs: &[CertDefBuf]) -> Vec<Role> {
+    let cas: BTreeSet<&str> = defs
+        .iter()
+        .filter_map(|d| d.ca_cert_def.as_deref())
+        .collect();
+    let mut have_device = false;
+    let mut have_signer = false;
+    defs.iter()
+        .map(|d| {
+            if cas.contains(d.name.as_str()) && !have_signer {
+                have_signer = true;
+                Role::Signer
+            } else if !cas.contains(d.name.as_str()) && !have_device {
+                have_device = true;
+                Role::Device
+            } else {
+                Role::Other
+            }
+        })
+        .collect()
+}
+
+fn cmd_pack(a: PackArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut defs = Vec::new();
+    for spec in &a.defs {
+        defs.extend(load_defs(spec)?);
+    }
+    let mut seen = BTreeSet::new();
+    for d in &defs {
+        if !seen.insert(d.name.as_str()) {
+            return Err(err(format!(
+                "two definitions are named `{}`: names must be unique in a blob",
+                d.name
+            )));
+        }
+    }
+    let root = match (&a.root_public_key, &a.ca_dir) {
+        (Some(k), _) => Some(parse_public_key(k, "--root-public-key")?),
+        (None, Some(dir)) => Some(CaCerts::load(dir)?.root_public_key()?),
+        (None, None) => None,
+    };
+    let roles = assign_roles(&defs);
+    let views = defs
+        .iter()
+        .map(|d| d.as_def().map_err(def_err(&d.name)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pairs: Vec<(Role, &CertDef<'_>)> = roles.iter().copied().zip(views.iter()).collect();
+    let cap = 64 + 128 + views.iter().map(|d| 256 + d.template.len()).sum::<usize>();
+    let mut blob = vec![0u8; cap];
+    let n = write_blob(&pairs, root.as_ref(), &mut blob).map_err(def_err("pack"))?;
+    blob.truncate(n);
+    // Check what we wrote the way a device will read it.
+    let parsed = DefBlob::parse(&blob).map_err(def_err("pack: the written blob"))?;
+    std::fs::write(&a.output, &blob).map_err(|e| err(format!("{}: {e}", a.output.display())))?;
+    let summary = BlobSummary::of(&parsed)?;
+    writeln!(out, "blob: {}", a.output.display()).map_err(io_err)?;
+    writeln!(out, "size: {n}").map_err(io_err)?;
+    writeln!(out, "blob_id: {}", summary.blob_id).map_err(io_err)?;
+    writeln!(out, "digest: {}", summary.digest).map_err(io_err)?;
+    for d in &summary.definitions {
+        writeln!(
+            out,
+            "definition: {} ({})",
+            d.name,
+            d.role.as_deref().unwrap_or("-")
+        )
+        .map_err(io_err)?;
+    }
+    Ok(())
+}
+
+/// JSON / text summary of a location in the certificate.
+#[derive(Debug, Serialize)]
+struct LocSummary {
+    offset: u16,
+    count: u16,
+}
+
+impl From<CertLoc> for LocSummary {
+    fn from(l: CertLoc) -> Self {
+        LocSummary {
+            offset: l.offset,
+            count: l.count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct DevLocSummary {
+    zone: &'static str,
+    slot: u16,
+    is_genkey: bool,
+    offset: u16,
+    count: u16,
+}
+
+impl From<DeviceLoc> for DevLocSummary {
+    fn from(l: DeviceLoc) -> Self {
+        DevLocSummary {
+            zone: l.zone.c_name(),
+            slot: l.slot,
+            is_genkey: l.is_genkey,
+            offset: l.offset,
+            count: l.count,
+        }
+    }
+}
+
+impl std::fmt::Display for DevLocSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.zone {
+            "DEVZONE_DATA" if self.is_genkey => write!(f, "GenKey slot {}", self.slot)?,
+            "DEVZONE_DATA" => write!(f, "slot {}", self.slot)?,
+            z => f.write_str(
+                z.trim_start_matches("DEVZONE_")
+                    .to_ascii_lowercase()
+                    .as_str(),
+            )?,
+        }
+        write!(
+            f,
+            " bytes {}..{}",
+            self.offset,
+            self.offset as usize + self.count as usize
+        )
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ElementSummary {
+    id: String,
+    device_loc: DevLocSummary,
+    cert_loc: LocSummary,
+    transforms: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+struct DefSummary {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    #[serde(rename = "type")]
+    cert_type: &'static str,
+    template_id: u8,
+    chain_id: u8,
+    private_key_slot: u16,
+    sn_source: &'static str,
+    issue_date_format: &'static str,
+    expire_date_format: &'static str,
+    expire_years: u8,
+    template_size: usize,
+    max_cert_size: usize,
+    tbs_cert_loc: LocSummary,
+    std_cert_elements: BTreeMap<&'static str, LocSummary>,
+    public_key_dev_loc: Option<DevLocSummary>,
+    comp_cert_dev_loc: Option<DevLocSummary>,
+    cert_sn_dev_loc: Option<DevLocSummary>,
+    cert_elements: Vec<ElementSummary>,
+    read_plan: Vec<DevLocSummary>,
+    ca_cert_def: Option<String>,
+}
+
+fn present(l: DeviceLoc) -> Option<DevLocSummary> {
+    l.is_present().then(|| l.into())
+}
+
+impl DefSummary {
+    fn of(def: &CertDef<'_>, role: Option<Role>) -> Result<Self, CliError> {
+        let std_cert_elements = StdElement::ALL
+            .iter()
+            .filter(|e| def.std_loc(**e).is_present())
+            .map(|e| (e.json_name(), def.std_loc(*e).into()))
+            .collect();
+        let cert_elements = def
+            .cert_elements
+            .iter()
+            .map(|e| ElementSummary {
+                id: e.id.as_str().to_string(),
+                device_loc: e.device_loc.into(),
+                cert_loc: e.cert_loc.into(),
+                transforms: e
+                    .transforms
+                    .iter()
+                    .filter(|t| **t != keystamp_certdef::Transform::None)
+                    .map(|t| t.c_name())
+                    .collect(),
+            })
+            .collect();
+        let plan =
+            read_plan(def, keystamp_certdef::rebuild::BLOCK_SIZE).map_err(def_err("read plan"))?;
+        Ok(DefSummary {
+            name: def.name.as_str().to_string(),
+            role: role.map(|r| format!("{r:?}").to_ascii_lowercase()),
+            cert_type: def.cert_type.c_name(),
+            template_id: def.template_id,
+            chain_id: def.chain_id,
+            private_key_slot: def.private_key_slot,
+            sn_source: def.sn_source.c_name(),
+            issue_date_format: def.issue_date_format.c_name(),
+            expire_date_format: def.expire_date_format.c_name(),
+            expire_years: def.expire_years,
+            template_size: def.template.len(),
+            max_cert_size: def.max_cert_size().map_err(def_err("definition"))?,
+            tbs_cert_loc: def.tbs_cert_loc.into(),
+            std_cert_elements,
+            public_key_dev_loc: present(def.public_key_dev_loc),
+            comp_cert_dev_loc: present(def.comp_cert_dev_loc),
+            cert_sn_dev_loc: present(def.cert_sn_dev_loc),
+            cert_elements,
+            read_plan: plan.iter().map(|l| (*l).into()).collect(),
+            ca_cert_def: def.ca_cert_def.map(|n| n.as_str().to_string()),
+        })
+    }
+
+    fn print(&self, p: &str, out: &mut String) {
+        let _ = (|| -> std::fmt::Result {
+            writeln!(out, "{p}.name: {}", self.name)?;
+            if let Some(r) = &self.role {
+                writeln!(out, "{p}.role: {r}")?;
+            }
+            writeln!(out, "{p}.type: {}", self.cert_type)?;
+            writeln!(out, "{p}.template_id: {}", self.template_id)?;
+            writeln!(out, "{p}.chain_id: {}", self.chain_id)?;
+            writeln!(out, "{p}.sn_source: {}", self.sn_source)?;
+            writeln!(out, "{p}.issue_date_format: {}", self.issue_date_format)?;
+            writeln!(out, "{p}.expire_date_format: {}", self.expire_date_format)?;
+            let years = match self.expire_years {
+                0 => "0 (no expiration)".to_string(),
+                y => y.to_string(),
+            };
+            writeln!(out, "{p}.expire_years: {years}")?;
+            writeln!(out, "{p}.template_size: {}", self.template_size)?;
+            writeln!(out, "{p}.max_cert_size: {}", self.max_cert_size)?;
+            let l = &self.tbs_cert_loc;
+            writeln!(out, "{p}.tbs_cert_loc: {} +{}", l.offset, l.count)?;
+            for e in StdElement::ALL {
+                if let Some(l) = self.std_cert_elements.get(e.json_name()) {
+                    writeln!(out, "{p}.{}: {} +{}", e.json_name(), l.offset, l.count)?;
+                }
+            }
+            for (k, v) in [
+                ("public_key_dev_loc", &self.public_key_dev_loc),
+                ("comp_cert_dev_loc", &self.comp_cert_dev_loc),
+                ("cert_sn_dev_loc", &self.cert_sn_dev_loc),
+            ] {
+                if let Some(v) = v {
+                    writeln!(out, "{p}.{k}: {v}")?;
+                }
+            }
+            writeln!(out, "{p}.private_key_slot: {}", self.private_key_slot)?;
+            for e in &self.cert_elements {
+                writeln!(
+                    out,
+                    "{p}.element.{}: {} -> cert {} +{} [{}]",
+                    e.id,
+                    e.device_loc,
+                    e.cert_loc.offset,
+                    e.cert_loc.count,
+                    e.transforms.join(", ")
+                )?;
+            }
+            for l in &self.read_plan {
+                writeln!(out, "{p}.read: {l}")?;
+            }
+            if let Some(ca) = &self.ca_cert_def {
+                writeln!(out, "{p}.ca_cert_def: {ca}")?;
+            }
+            Ok(())
+        })();
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct BlobSummary {
+    format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<usize>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    blob_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_public_key: Option<String>,
+    definitions: Vec<DefSummary>,
+}
+
+impl BlobSummary {
+    fn of(blob: &DefBlob<'_>) -> Result<Self, CliError> {
+        Ok(BlobSummary {
+            format: "blob",
+            version: Some(keystamp_certdef::blob::BLOB_VERSION),
+            size: Some(blob.as_bytes().len()),
+            blob_id: hex::encode(blob.blob_id()),
+            digest: hex::encode(blob.digest()),
+            root_public_key: blob.root_public_key().map(hex::encode),
+            definitions: blob
+                .defs()
+                .map(|(r, d)| DefSummary::of(&d, Some(r)))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+fn cmd_show(a: ShowArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let path_only = match a.file.rsplit_once('#') {
+        Some((p, _)) if !Path::new(&a.file).exists() => p,
+        _ => a.file.as_str(),
+    };
+    let bytes = read(Path::new(path_only))?;
+    let summary = if bytes.starts_with(&BLOB_MAGIC) {
+        let blob = DefBlob::parse(&bytes).map_err(def_err(&a.file))?;
+        BlobSummary::of(&blob)?
+    } else {
+        let defs = load_defs(&a.file)?;
+        BlobSummary {
+            format: "json",
+            version: None,
+            size: None,
+            blob_id: String::new(),
+            digest: String::new(),
+            root_public_key: None,
+            definitions: defs
+                .iter()
+                .map(|d| DefSummary::of(&d.as_def_unchecked(), None))
+                .collect::<Result<_, _>>()?,
+        }
+    };
+    if a.json {
+        serde_json::to_writer_pretty(&mut *out, &summary)?;
+        return writeln!(out).map_err(io_err);
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "format: {}", summary.format);
+    if let (Some(v), Some(n)) = (summary.version, summary.size) {
+        let _ = writeln!(s, "version: {v}");
+        let _ = writeln!(s, "size: {n}");
+        let _ = writeln!(s, "blob_id: {}", summary.blob_id);
+        let _ = writeln!(s, "digest: {}", summary.digest);
+        let _ = writeln!(
+            s,
+            "root_public_key: {}",
+            summary.root_public_key.as_deref().unwrap_or("-")
+        );
+    }
+    let _ = writeln!(s, "definitions: {}", summary.definitions.len());
+    for (i, d) in summary.definitions.iter().enumerate() {
+        d.print(&format!("definition[{i}]"), &mut s);
+    }
+    out.write_all(s.as_bytes()).map_err(io_err)
+}
+
+fn is_c_ident(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+fn c_device_loc(l: &DeviceLoc) -> String {
+    format!(
+        "{{ .zone = {}, .slot = {}, .is_genkey = {}, .offset = {}, .count = {} }}",
+        l.zone.c_name(),
+        l.slot,
+        u8::from(l.is_genkey),
+        l.offset,
+        l.count
+    )
+}
+
+fn c_cert_loc(l: &CertLoc) -> String {
+    format!("{{ .offset = {}, .count = {} }}", l.offset, l.count)
+}
+
+/// cryptoauthlib C source for `def`: the template array, the custom elements array and an
+/// `atcacert_def_t` initialiser named `name` (designated initialisers, so the field order of
+/// the cryptoauthlib version at hand does not matter).
+pub fn export_c(
+    def: &CertDefBuf,
+    name: &str,
+    ca_name: Option<&str>,
+    include: &str,
+) -> Result<String, CliError> {
+    if !is_c_ident(name) {
+        return Err(err(format!("--name {name}: not a C identifier")));
+    }
+    let ca_ident = match (&def.ca_cert_def, ca_name) {
+        (_, Some(n)) => Some(n.to_string()),
+        (Some(ca), None) => Some(format!(
+            "g_cert_def_{}",
+            ca.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>()
+        )),
+        (None, None) => None,
+    };
+    if let Some(ca) = &ca_ident
+        && !is_c_ident(ca)
+    {
+        return Err(err(format!("--ca-name {ca}: not a C identifier")));
+    }
+    if def.cert_elements.len() > usize::from(u8::MAX) {
+        return Err(err("more than 255 custom elements"));
+    }
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = (|| -> std::fmt::Result {
+        writeln!(
+            w,
+            "/* Certificate definition \"{}\" generated by keystamp certdef export-c. */",
+            def.name.replace("*/", "* /")
+        )?;
+        writeln!(w, "#include \"{include}\"\n")?;
+        if let Some(ca) = &ca_ident {
+            writeln!(w, "extern const atcacert_def_t {ca};\n")?;
+        }
+        writeln!(
+            w,
+            "const uint8_t {name}_template[{}] = {{",
+            def.template.len()
+        )?;
+        for chunk in def.template.chunks(16) {
+            let line: Vec<String> = chunk.iter().map(|b| format!("0x{b:02X}")).collect();
+            writeln!(w, "    {},", line.join(", "))?;
+        }
+        writeln!(w, "}};\n")?;
+        if !def.cert_elements.is_empty() {
+            writeln!(
+                w,
+                "const atcacert_cert_element_t {name}_elements[{}] = {{",
+                def.cert_elements.len()
+            )?;
+            for e in &def.cert_elements {
+                writeln!(w, "    {{")?;
+                writeln!(w, "        .id = \"{}\",", c_escape(e.id.as_str()))?;
+                writeln!(w, "        .device_loc = {},", c_device_loc(&e.device_loc))?;
+                writeln!(w, "        .cert_loc = {},", c_cert_loc(&e.cert_loc))?;
+                writeln!(
+                    w,
+                    "        .transforms = {{ {}, {} }}",
+                    e.transforms[0].c_name(),
+                    e.transforms[1].c_name()
+                )?;
+                writeln!(w, "    }},")?;
+            }
+            writeln!(w, "}};\n")?;
+        }
+        writeln!(w, "const atcacert_def_t {name} = {{")?;
+        writeln!(w, "    .type = {},", def.cert_type.c_name())?;
+        writeln!(w, "    .template_id = {},", def.template_id)?;
+        writeln!(w, "    .chain_id = {},", def.chain_id)?;
+        writeln!(w, "    .private_key_slot = {},", def.private_key_slot)?;
+        // std_sig_size is left out: 0 means P-256, and older cryptoauthlib lacks the field.
+        writeln!(w, "    .sn_source = {},", def.sn_source.c_name())?;
+        writeln!(
+            w,
+            "    .cert_sn_dev_loc = {},",
+            c_device_loc(&def.cert_sn_dev_loc)
+        )?;
+        writeln!(
+            w,
+            "    .issue_date_format = {},",
+            def.issue_date_format.c_name()
+        )?;
+        writeln!(
+            w,
+            "    .expire_date_format = {},",
+            def.expire_date_format.c_name()
+        )?;
+        writeln!(w, "    .tbs_cert_loc = {},", c_cert_loc(&def.tbs_cert_loc))?;
+        writeln!(w, "    .expire_years = {},", def.expire_years)?;
+        writeln!(
+            w,
+            "    .public_key_dev_loc = {},",
+            c_device_loc(&def.public_key_dev_loc)
+        )?;
+        writeln!(
+            w,
+            "    .comp_cert_dev_loc = {},",
+            c_device_loc(&def.comp_cert_dev_loc)
+        )?;
+        writeln!(w, "    .std_cert_elements = {{")?;
+        for e in StdElement::ALL {
+            writeln!(
+                w,
+                "        {}, /* {} */",
+                c_cert_loc(&def.std_cert_elements[*e as usize]),
+                e.c_name()
+            )?;
+        }
+        writeln!(w, "    }},")?;
+        if def.cert_elements.is_empty() {
+            writeln!(w, "    .cert_elements = NULL,")?;
+        } else {
+            writeln!(w, "    .cert_elements = {name}_elements,")?;
+        }
+        writeln!(w, "    .cert_elements_count = {},", def.cert_elements.len())?;
+        writeln!(w, "    .cert_template = {name}_template,")?;
+        writeln!(w, "    .cert_template_size = sizeof({name}_template),")?;
+        match &ca_ident {
+            Some(ca) => writeln!(w, "    .ca_cert_def = &{ca},")?,
+            None => writeln!(w, "    .ca_cert_def = NULL,")?,
+        }
+        writeln!(w, "}};")
+    })();
+    Ok(s)
+}
+
+fn c_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c => vec![c],
+        })
+        .collect()
+}
