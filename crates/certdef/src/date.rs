@@ -90,7 +90,16 @@ impl DateTime {
     /// a non-existent day is an [`Error::InvalidDate`]).
     pub fn add_years(self, years: u16) -> Result<Self, Error> {
         let year = self.year.checked_add(years).ok_or(Error::InvalidDate)?;
-        DateTime { year, ..self }.check()
+        let d = DateTime { year, ..self };
+        // Only the year changed: a valid date stays valid unless it is Feb 29 or past 9999.
+        if self.is_valid()
+            && year <= 9999
+            && !(self.month == 2 && self.day == 29 && !is_leap(year as u32))
+        {
+            Ok(d)
+        } else {
+            Err(Error::InvalidDate)
+        }
     }
 
     /// Seconds since 1970-01-01 00:00:00 as a `u32` (1970-01-01 … 2106-02-07 06:28:15).

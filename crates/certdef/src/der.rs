@@ -150,7 +150,8 @@ pub fn encode_ecdsa_sig(sig: &[u8; 64], out: &mut [u8]) -> Result<usize, Error> 
     Ok(total)
 }
 
-fn sig_int(data: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+/// One signature INTEGER → 32 bytes, left-padded: `(value, bytes used)`.
+fn sig_int(data: &[u8]) -> Result<([u8; 32], usize), Error> {
     let (content, used) = decode_integer(data)?;
     // At most 32 bytes, or 33 with a leading 0x00 pad.
     let content = match content {
@@ -158,10 +159,13 @@ fn sig_int(data: &[u8], out: &mut [u8]) -> Result<usize, Error> {
         c if c.len() <= 32 => c,
         _ => return Err(Error::Decoding),
     };
-    let pad = 32 - content.len();
-    out[..pad].fill(0);
-    out[pad..].copy_from_slice(content);
-    Ok(used)
+    let mut out = [0u8; 32];
+    if let Ok(full) = <&[u8; 32]>::try_from(content) {
+        out = *full; // the common case: one fixed-size copy
+    } else {
+        out[32 - content.len()..].copy_from_slice(content);
+    }
+    Ok((out, used))
 }
 
 /// Decodes a signatureValue BIT STRING at the start of `data` into R‖S (each left-padded to 32
@@ -184,11 +188,13 @@ pub fn decode_ecdsa_sig(data: &[u8]) -> Result<([u8; 64], usize), Error> {
         return Err(Error::Decoding);
     }
     let seq = &bs[seq_start..];
-    let mut sig = [0u8; 64];
-    let r = sig_int(seq, &mut sig[..32])?;
-    let s = sig_int(seq.get(r..).ok_or(Error::Decoding)?, &mut sig[32..])?;
-    if r + s != seq_len {
+    let (r, r_used) = sig_int(seq)?;
+    let (s, s_used) = sig_int(seq.get(r_used..).ok_or(Error::Decoding)?)?;
+    if r_used + s_used != seq_len {
         return Err(Error::Decoding);
     }
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&r);
+    sig[32..].copy_from_slice(&s);
     Ok((sig, bs_end))
 }
