@@ -248,6 +248,12 @@ impl<'a, P: Port> Station<'a, P> {
         report
     }
 
+    fn registry(&self, step: Step) -> Result<std::sync::MutexGuard<'a, Registry>, Failure> {
+        self.registry
+            .lock()
+            .map_err(|_| Failure::new(step, "registry lock poisoned"))
+    }
+
     fn audit(&self, step: Step, outcome: Outcome, detail: &str) {
         if let Ok(reg) = self.registry.lock() {
             // The audit log is best effort: a failing write must not hide the real outcome.
@@ -549,12 +555,13 @@ impl<'a, P: Port> Station<'a, P> {
             .ok_or_else(|| Failure::new(Step::Issue, "no chip serial"))?;
         let def = self.device_def(Step::Issue)?;
         // Resume: the registry's live certificate for this chip and key is the one to send.
+        // (The registry guard must be gone before `audit`, which locks it again.)
+        let live = self
+            .registry(Step::Issue)?
+            .live_certificate(chip)
+            .at(Step::Issue)?;
         {
-            let reg = self
-                .registry
-                .lock()
-                .map_err(|_| Failure::new(Step::Issue, "registry lock poisoned"))?;
-            if let Some(rec) = reg.live_certificate(chip).at(Step::Issue)?
+            if let Some(rec) = live
                 && rec.public_key == *public_key
             {
                 let device_sn = keystamp_certdef::device_sn_from_config(config);

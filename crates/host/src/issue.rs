@@ -8,8 +8,8 @@
 
 use keystamp_certdef::split::DeviceImage;
 use keystamp_certdef::{
-    Cert, CertDef, CertView, CompressedCert, DateTime, DeviceLoc, DeviceZone, Error as CodecError,
-    pad_public_key, rebuild, split,
+    Cert, CertDef, CertView, CompressedCert, DateTime, DeviceData, DeviceLoc, DeviceZone,
+    Error as CodecError, pad_public_key, rebuild, split,
 };
 
 /// What the chip must hold for one certificate: `(slot, offset, bytes)` data-zone writes.
@@ -161,8 +161,14 @@ pub fn split_for_device(
     for loc in keystamp_certdef::split::write_plan(def)?.iter() {
         match loc.zone {
             DeviceZone::Data if !loc.is_genkey => {
+                // Plan entries are 32-byte aligned; a slot ends earlier (72-byte slots).
+                let size = keystamp_certdef::split::slot_size(loc.slot);
+                let end = loc.end().min(size);
                 let bytes = image
-                    .read_clamped(loc)
+                    .read(&DeviceLoc {
+                        count: end.saturating_sub(loc.offset as usize) as u16,
+                        ..*loc
+                    })
                     .ok_or(IssueError::UnsupportedLocation(*loc))?
                     .to_vec();
                 let slot =

@@ -40,7 +40,10 @@ fn err(e: impl std::fmt::Display) -> SetupError {
 /// Generates the signer and device definitions for a project's CA: the signer's from its own
 /// certificate, the device's from a sample device certificate issued by the signer with the
 /// profile's CN scheme (the chip serial number in the CN becomes two custom elements).
-pub fn generate_definitions(profile: &Profile, signer: &Signer) -> Result<(CertDefBuf, CertDefBuf), SetupError> {
+pub fn generate_definitions(
+    profile: &Profile,
+    signer: &Signer,
+) -> Result<(CertDefBuf, CertDefBuf), SetupError> {
     let certs = signer.certs();
     let mut signer_opts = FromCertOptions::new("signer", CertRole::Signer);
     signer_opts.ca_cert_def = None;
@@ -62,6 +65,9 @@ pub fn generate_definitions(profile: &Profile, signer: &Signer) -> Result<(CertD
     let mut device_opts = FromCertOptions::new("device", CertRole::Device);
     device_opts.ca_cert_def = Some("signer".into());
     device_opts.cn_serial = cn_case(&profile.certificates.cn);
+    // A hash of key and dates: unique per certificate, so a re-issue for the same chip (new
+    // validity) never collides with the old serial, and nothing extra is stored on the chip.
+    device_opts.sn_source = Some(keystamp_certdef::SnSource::PubKeyHash);
     let device_def = from_cert(&sample, &device_opts).map_err(err)?;
     Ok((device_def, signer_def))
 }
@@ -78,7 +84,11 @@ pub fn cn_case(scheme: &str) -> Option<HexCase> {
 }
 
 /// Writes both definitions as cryptoauthlib-shaped JSON into `dir`; returns their paths.
-pub fn write_definitions(dir: &Path, device: &CertDefBuf, signer: &CertDefBuf) -> Result<(PathBuf, PathBuf), SetupError> {
+pub fn write_definitions(
+    dir: &Path,
+    device: &CertDefBuf,
+    signer: &CertDefBuf,
+) -> Result<(PathBuf, PathBuf), SetupError> {
     let d = dir.join(DEVICE_DEF_FILE);
     let s = dir.join(SIGNER_DEF_FILE);
     std::fs::write(&d, device.to_json()).map_err(|e| err(format!("{}: {e}", d.display())))?;
@@ -87,18 +97,30 @@ pub fn write_definitions(dir: &Path, device: &CertDefBuf, signer: &CertDefBuf) -
 }
 
 fn read_def(path: &Path) -> Result<CertDefBuf, SetupError> {
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-    let def = CertDefBuf::from_json(&text)
-        .map_err(|e| err(format!("{}: not a certificate definition: {e}", path.display())))?;
-    def.as_def().map_err(|e| err(format!("{}: invalid definition: {e:?}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let def = CertDefBuf::from_json(&text).map_err(|e| {
+        err(format!(
+            "{}: not a certificate definition: {e}",
+            path.display()
+        ))
+    })?;
+    def.as_def()
+        .map_err(|e| err(format!("{}: invalid definition: {e:?}", path.display())))?;
     Ok(def)
 }
 
 /// Everything the stations need for `project`, with the signer unlocked.
 pub fn material(project: &Project, signer: &Signer) -> Result<Material, SetupError> {
     let profile = &project.profile;
-    let (device_def, signer_def) = match (&profile.certificates.device_def, &profile.certificates.signer_def) {
-        (Some(d), Some(s)) => (read_def(&project.profile.resolve(&project.dir, d))?, read_def(&project.profile.resolve(&project.dir, s))?),
+    let (device_def, signer_def) = match (
+        &profile.certificates.device_def,
+        &profile.certificates.signer_def,
+    ) {
+        (Some(d), Some(s)) => (
+            read_def(&project.profile.resolve(&project.dir, d))?,
+            read_def(&project.profile.resolve(&project.dir, s))?,
+        ),
         (None, None) => generate_definitions(profile, signer)?,
         _ => {
             return Err(SetupError(
@@ -110,7 +132,14 @@ pub fn material(project: &Project, signer: &Signer) -> Result<Material, SetupErr
         ConfigZoneSource::Default => keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES,
         ConfigZoneSource::File(_, b) | ConfigZoneSource::Inline(b) => **b,
     };
-    material_from_parts(profile, signer, device_def, signer_def, config, project.output_dir())
+    material_from_parts(
+        profile,
+        signer,
+        device_def,
+        signer_def,
+        config,
+        project.output_dir(),
+    )
 }
 
 /// [`material`] from explicit definitions and config.
@@ -126,22 +155,39 @@ pub fn material_from_parts(
     let root_pk = certs.root_public_key().map_err(err)?;
     let signer_pk = certs.signer_public_key().map_err(err)?;
     let signer_id = certs.signer_id().map_err(err)?;
-    let dev = device_def.as_def().map_err(|e| err(format!("device definition: {e:?}")))?;
-    let sig = signer_def.as_def().map_err(|e| err(format!("signer definition: {e:?}")))?;
+    let dev = device_def
+        .as_def()
+        .map_err(|e| err(format!("device definition: {e:?}")))?;
+    let sig = signer_def
+        .as_def()
+        .map_err(|e| err(format!("signer definition: {e:?}")))?;
     let mut blob = vec![0u8; 64 * 1024];
-    let n = write_blob(&[(Role::Device, &dev), (Role::Signer, &sig)], Some(&root_pk), &mut blob)
-        .map_err(|e| err(format!("definition blob: {e:?}")))?;
+    let n = write_blob(
+        &[(Role::Device, &dev), (Role::Signer, &sig)],
+        Some(&root_pk),
+        &mut blob,
+    )
+    .map_err(|e| err(format!("definition blob: {e:?}")))?;
     blob.truncate(n);
     if blob.len() > keystamp_wire::MAX_DEF_BLOB {
-        return Err(err(format!("the definition blob is {} bytes; the protocol carries at most {}", blob.len(), keystamp_wire::MAX_DEF_BLOB)));
+        return Err(err(format!(
+            "the definition blob is {} bytes; the protocol carries at most {}",
+            blob.len(),
+            keystamp_wire::MAX_DEF_BLOB
+        )));
     }
     let signer_split = split_for_device(&sig, certs.signer.der.clone(), Some(&root_pk), None, None)
-        .map_err(|e| err(format!("the signer certificate does not fit its definition: {e}")))?;
+        .map_err(|e| {
+            err(format!(
+                "the signer certificate does not fit its definition: {e}"
+            ))
+        })?;
     let scheme = profile.certificates.cn.clone();
     let expected_cn: Option<Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>> =
         cn_case(&scheme).map(|_| {
             let p = profile.clone();
-            Box::new(move |sn: &[u8; 9]| p.device_cn(sn)) as Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>
+            Box::new(move |sn: &[u8; 9]| p.device_cn(sn))
+                as Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>
         });
     Ok(Material {
         config,
