@@ -291,7 +291,7 @@ fn firmware(args: &[String]) -> Result<(), String> {
         other => return Err(format!("unknown chip `{other}` (esp32c3 or esp32c6)")),
     };
     // The shipped image: the chip feature alone. `println` (panic messages via esp-backtrace) is
-    // a debugging build and about 9 KB larger (docs/firmware.md).
+    // a debugging build and about 15 KB larger (docs/firmware.md).
     // cargo reads .cargo/config.toml from the current directory, so build from inside the crate.
     run(
         &dir,

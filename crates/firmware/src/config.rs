@@ -55,7 +55,49 @@ macro_rules! board_pins {
     };
 }
 
-#[cfg(all(feature = "esp32c3", feature = "esp32c6"))]
-compile_error!("choose one chip: feature `esp32c3` or `esp32c6`");
-#[cfg(not(any(feature = "esp32c3", feature = "esp32c6")))]
-compile_error!("choose a chip: feature `esp32c3` or `esp32c6`");
+/// Takes the board's pins out of `esp_hal::init`'s peripherals:
+/// `(uart_tx, uart_rx, i2c_sda, i2c_scl)`.
+///
+/// ESP32 (Xtensa, not built here): UART0 on GPIO1 (TX) / GPIO3 (RX); I2C SDA GPIO21, SCL GPIO22.
+#[cfg(feature = "esp32")]
+#[macro_export]
+macro_rules! board_pins {
+    ($p:ident) => {
+        ($p.GPIO1, $p.GPIO3, $p.GPIO21, $p.GPIO22)
+    };
+}
+
+/// Takes the board's pins out of `esp_hal::init`'s peripherals:
+/// `(uart_tx, uart_rx, i2c_sda, i2c_scl)`.
+///
+/// ESP32-S3 (Xtensa, not built here): UART0 on GPIO43 (TX) / GPIO44 (RX); I2C SDA GPIO8,
+/// SCL GPIO9.
+#[cfg(feature = "esp32s3")]
+#[macro_export]
+macro_rules! board_pins {
+    ($p:ident) => {
+        ($p.GPIO43, $p.GPIO44, $p.GPIO8, $p.GPIO9)
+    };
+}
+
+/// The chip this image is built for, as the boot line names it.
+#[cfg(feature = "esp32c3")]
+pub const CHIP_NAME: &str = "esp32c3";
+/// The chip this image is built for, as the boot line names it.
+#[cfg(feature = "esp32c6")]
+pub const CHIP_NAME: &str = "esp32c6";
+/// The chip this image is built for, as the boot line names it.
+#[cfg(feature = "esp32")]
+pub const CHIP_NAME: &str = "esp32";
+/// The chip this image is built for, as the boot line names it.
+#[cfg(feature = "esp32s3")]
+pub const CHIP_NAME: &str = "esp32s3";
+
+// Two chip features fail in esp-hal ("exactly one chip"); none fails here, with the choices.
+#[cfg(not(any(
+    feature = "esp32c3",
+    feature = "esp32c6",
+    feature = "esp32",
+    feature = "esp32s3"
+)))]
+compile_error!("choose a chip feature: esp32c3, esp32c6 (or, untested, esp32 / esp32s3)");

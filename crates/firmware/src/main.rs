@@ -32,7 +32,8 @@ use static_cell::StaticCell;
 
 use crate::blob_store::BlobStore;
 use crate::config::{
-    ATECC_ADDRESS, BOOT_WINDOW_MS, DEF_BLOB_CAPACITY, HOST_BAUD, I2C_FREQUENCY, PARTITION_LABEL,
+    ATECC_ADDRESS, BOOT_WINDOW_MS, CHIP_NAME, DEF_BLOB_CAPACITY, HOST_BAUD, I2C_FREQUENCY,
+    PARTITION_LABEL,
 };
 use crate::line::Line;
 
@@ -84,11 +85,6 @@ const fn parse_u8(s: &str) -> u8 {
     }
     value
 }
-
-#[cfg(feature = "esp32c3")]
-const CHIP_NAME: &str = "esp32c3";
-#[cfg(feature = "esp32c6")]
-const CHIP_NAME: &str = "esp32c6";
 
 /// Config-zone bytes 86 (data/OTP lock) and 87 (config lock): 0x55 means unlocked.
 const LOCK_VALUE: usize = 86;
