@@ -414,3 +414,84 @@ fn find_hex_run(s: &[u8], n: usize) -> Option<usize> {
             && s.get(i + n).is_none_or(|c| !c.is_ascii_hexdigit())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// cryptoauthlib's real device certificate (`g_device_cert`), when the vectors are present.
+    fn device_cert() -> Option<Vec<u8>> {
+        let shared = std::env::var("KEYSTAMP_SHARED").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").to_string()
+        });
+        let path = format!("{shared}/vectors/atcacert/tests_host_hw.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            eprintln!("SKIP: {path} not found (set KEYSTAMP_SHARED)");
+            return None;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        hex::decode(v["globals"]["arrays"]["g_device_cert"].as_str()?).ok()
+    }
+
+    /// Checks a generated definition against its sample: valid, and the sample compresses.
+    fn check(der: &[u8], opts: &FromCertOptions) {
+        if let Ok(def) = from_cert(der, opts) {
+            let d = def.as_def().expect("from_cert returns valid definitions");
+            assert_eq!(d.template, der);
+        }
+    }
+
+    #[test]
+    fn stored_serial_numbers_need_a_location_and_get_the_dynamic_layout() {
+        let Some(der) = device_cert() else { return };
+        let mut opts = FromCertOptions::new("d", CertRole::Device);
+        opts.sn_source = Some(SnSource::Stored);
+        assert!(from_cert(&der, &opts).is_err());
+        opts.cert_sn_loc = Some(DeviceLoc::data(9, 0, 10));
+        let def = from_cert(&der, &opts).expect("stored");
+        // The serial INTEGER content: `02 0a` at 13, content at 15 (reference §3.1).
+        assert_eq!(
+            def.std_cert_elements[StdElement::CertSn as usize],
+            CertLoc::new(15, 10)
+        );
+        opts.sn_source = Some(SnSource::StoredDynamic);
+        opts.cert_sn_loc = Some(DeviceLoc::data(9, 0, 11));
+        let def = from_cert(&der, &opts).expect("dynamic");
+        // STORED_DYNAMIC starts at the length byte and counts it.
+        assert_eq!(
+            def.std_cert_elements[StdElement::CertSn as usize],
+            CertLoc::new(14, 11)
+        );
+        assert_eq!(der[14], 10);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            check(&bytes, &FromCertOptions::new("x", CertRole::Device));
+        }
+
+        #[test]
+        fn mutated_certificates_never_panic(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+            signer in any::<bool>(),
+            cn in any::<bool>(),
+        ) {
+            let Some(mut der) = device_cert() else { return Ok(()) };
+            for (i, b) in edits {
+                let at = i.index(der.len());
+                der[at] = b;
+            }
+            let role = if signer { CertRole::Signer } else { CertRole::Device };
+            let mut opts = FromCertOptions::new("x", role);
+            if cn {
+                opts.cn_serial = Some(HexCase::Lower);
+            }
+            check(&der, &opts);
+            der.truncate(cut.index(der.len()));
+            check(&der, &opts);
+        }
+    }
+}

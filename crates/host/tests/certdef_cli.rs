@@ -1002,3 +1002,35 @@ fn export_c_compiles_and_holds_the_definition() {
         );
     }
 }
+
+#[test]
+fn stored_serial_numbers_round_trip() {
+    let Some(v) = vectors() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cert = write(tmp.path(), "device.der", &v.device_cert);
+    let sn = hex::decode(v.golden("g_device_cert")["cert_sn"].as_str().expect("sn")).expect("hex");
+    for (src, stored) in [
+        ("SNSRC_STORED", sn.clone()),
+        // STORED_DYNAMIC keeps the INTEGER length byte first (reference §7.6).
+        ("stored_dynamic", [&[sn.len() as u8][..], &sn].concat()),
+    ] {
+        let def = write(
+            tmp.path(),
+            "def.json",
+            ok(run(&[
+                "certdef",
+                "from-cert",
+                &cert,
+                "--sn-source",
+                src,
+                "--cert-sn-slot",
+                "9",
+            ])),
+        );
+        let (image, rebuilt, _) = split_rebuild(tmp.path(), &def, &cert, &[]);
+        assert_eq!(rebuilt, v.device_cert, "{src}");
+        let slot9 = hex::decode(image["slots"]["9"].as_str().expect("slot 9")).expect("hex");
+        assert_eq!(slot9.len(), 72, "slot 9 is 72 bytes on an ATECC608");
+        assert_eq!(slot9[..stored.len()], stored[..], "{src}");
+    }
+}
