@@ -41,11 +41,12 @@ impl Line {
         self
     }
 
-    /// Appends certificate text: printable ASCII and UTF-8 bytes (>= 0x80) as they are, control
-    /// characters (which could end the line early) as `?`.
+    /// Appends certificate text: printable ASCII and UTF-8 bytes (>= 0x80) as they are; control
+    /// characters (which could end the line early) and `~` (which starts a wire frame,
+    /// docs/protocol.md) as `?`.
     pub fn printable(&mut self, bytes: &[u8]) -> &mut Self {
         for b in bytes {
-            self.byte(if *b < 0x20 || *b == 0x7F { b'?' } else { *b });
+            self.byte(if *b < 0x20 || *b == 0x7F || *b == b'~' { b'?' } else { *b });
         }
         self
     }
