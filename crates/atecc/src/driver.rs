@@ -34,7 +34,8 @@ pub const RANDOM_TEST_PATTERN: [u8; 32] = [
 pub struct Timing {
     /// Delay after the wake pulse before reading the wake reply (tWHI ≥ 1500 µs).
     pub wake_delay_us: u32,
-    /// Wake pulses tried before giving up.
+    /// Wake pulses tried before giving up (cryptoauthlib retries the wake 20 times, §1.4;
+    /// a NACKed or stale reply costs one attempt).
     pub wake_attempts: u8,
     /// Delay between sending a command and the first poll.
     pub first_poll_us: u32,
@@ -44,11 +45,18 @@ pub struct Timing {
     /// (the table is cryptoauthlib's 608A table; the 608B is documented as "relatively minor"
     /// different).
     pub timeout_margin_percent: u32,
-    /// How often a command is resent when the chip did not execute it (status 0xFF, 0xEE,
-    /// 0x11, or the command write NACKed because the chip had gone to sleep).
+    /// Time per command for NACKs that come from bus noise rather than a busy chip. It is
+    /// added to the polling deadline (each NACKed response read costs a poll interval), so
+    /// there is room even when the chip takes its full execution time; and a NACKed command
+    /// write is followed by Idle, wake and the write again while the wakes' tWHI waits add
+    /// up to less than it. cryptoauthlib polls every command for up to 2.5 s (§1.4).
+    pub nack_allowance_us: u32,
+    /// How often a command is resent when the chip answered that it did not execute it
+    /// (status 0xFF, 0xEE, 0x11).
     pub resend_limit: u8,
-    /// How often a response with a bad CRC is read again (read pointer reset, no resend: the
-    /// command already ran and may not be repeatable).
+    /// How often a response with a bad count or CRC is read again (read pointer reset, no
+    /// resend: the command already ran and may not be repeatable). NACKed response reads are
+    /// not counted here: they are polled again until the command's deadline.
     pub reread_limit: u8,
     /// Awake time after which the driver re-wakes (idle, then wake) before a command that
     /// could otherwise run into the watchdog. The chip's short watchdog is ~1.3 s.
@@ -64,10 +72,11 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             wake_delay_us: 1500,
-            wake_attempts: 3,
+            wake_attempts: 20,
             first_poll_us: 1000,
             poll_interval_us: 1000,
             timeout_margin_percent: 50,
+            nack_allowance_us: 10_000,
             resend_limit: 2,
             reread_limit: 2,
             watchdog_budget_us: 1_000_000,
@@ -95,7 +104,8 @@ pub enum WakeError {
 pub enum Error<E> {
     /// A bus error other than a NACK.
     I2c(E),
-    /// The chip did not acknowledge a command even after waking it again.
+    /// The chip did not acknowledge a command even after waking it again (bounded by
+    /// [`Timing::nack_allowance_us`]).
     NoAck,
     /// Wake failed.
     Wake(WakeError),
@@ -222,6 +232,26 @@ fn is_nack<E: embedded_hal::i2c::Error>(e: &E) -> bool {
     matches!(e.kind(), ErrorKind::NoAcknowledge(_))
 }
 
+/// `Ok(true)` when the transfer went through, `Ok(false)` when the chip NACKed it; other bus
+/// errors are returned.
+fn acked<E: embedded_hal::i2c::Error>(r: Result<(), E>) -> Result<bool, Error<E>> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if is_nack(&e) => Ok(false),
+        Err(e) => Err(Error::I2c(e)),
+    }
+}
+
+/// Outcome of one attempt at reading a response.
+enum Attempt {
+    /// A well-formed group of this many bytes is in the buffer.
+    Complete(usize),
+    /// A transfer was NACKed (busy, or bus noise): wait and read again.
+    Nack,
+    /// Count or CRC bad: read again without waiting.
+    Malformed(ResponseError),
+}
+
 impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
     /// A driver for a chip at the default address 0x60 with default timing.
     pub fn new(i2c: I2C, delay: D) -> Self {
@@ -295,30 +325,38 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
     /// the chip was already awake (stale output), it is sent to idle and woken again.
     pub fn wake(&mut self) -> Result<(), Error<I2C::Error>> {
         let mut last = WakeError::NoResponse;
+        // The watchdog may have started at any of the pulses (a NACKed reply read does not
+        // mean the chip stayed asleep), so the account starts at the first one.
+        let mut since_first_pulse = 0u32;
+        self.awake_us = None;
         for _ in 0..self.timing.wake_attempts.max(1) {
-            self.awake_us = None;
             // NACK (or a HAL refusing address 0) is expected: the pulse is what matters.
             let _ = self.i2c.write(0x00, &[0x01]);
             self.delay.delay_us(self.timing.wake_delay_us);
+            since_first_pulse = since_first_pulse.saturating_add(self.timing.wake_delay_us);
             let mut reply = [0u8; 4];
             match self.i2c.read(self.address, &mut reply) {
                 Ok(()) => match classify_wake(&reply) {
                     WakeReply::Awake => {
-                        self.awake_us = Some(self.timing.wake_delay_us);
+                        self.awake_us = Some(since_first_pulse);
                         self.used_since_wake = false;
                         self.account_bus(4);
                         return Ok(());
                     }
                     WakeReply::SelfTestFailure => {
-                        self.awake_us = Some(self.timing.wake_delay_us);
+                        self.awake_us = Some(since_first_pulse);
                         return Err(Error::Wake(WakeError::SelfTestFailure));
                     }
                     WakeReply::Unexpected => {
                         last = WakeError::Unexpected(reply);
                         // Awake with stale output: idle so the next pulse gives a clean wake.
+                        // If this write is lost too, the next attempt sees stale output again.
                         let _ = self.i2c.write(self.address, &[WORD_ADDRESS_IDLE]);
                     }
                 },
+                // Not awake yet, or noise on an awake chip: pulse again. A pulse to an awake
+                // chip is ignored (§1.2) and a NACKed read moved no byte, so the next read
+                // still finds the wake reply.
                 Err(e) if is_nack(&e) => last = WakeError::NoResponse,
                 Err(e) => return Err(Error::I2c(e)),
             }
@@ -392,8 +430,11 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
         let exec_us = exec_ms.saturating_mul(1000);
         let timeout_us = exec_us
             .saturating_add((exec_us / 100).saturating_mul(self.timing.timeout_margin_percent))
+            .saturating_add(self.timing.nack_allowance_us)
             .max(self.timing.first_poll_us);
         let mut resends = 0u8;
+        // tWHI waits spent re-waking after NACKed command writes, bounded by the NACK allowance.
+        let mut rewake_us = 0u32;
         loop {
             self.ensure_awake(timeout_us)?;
             match self.i2c.write(self.address, packet) {
@@ -402,13 +443,17 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
                     self.account_bus(packet.len());
                 }
                 Err(e) if is_nack(&e) => {
-                    // The chip went to sleep behind our back (watchdog while the caller was
-                    // busy elsewhere): wake it and send again.
-                    self.awake_us = None;
-                    if resends >= self.timing.resend_limit {
+                    // Either the chip went to sleep behind our back (watchdog while the caller
+                    // was elsewhere) or bus noise NACKed a chip that is awake, possibly after
+                    // part of the command went in. Idle then wake covers all three: Idle
+                    // flushes the I/O buffer of an awake chip and keeps TempKey (§1.3), a
+                    // sleeping chip just NACKs it, and the wake starts a clean watchdog period.
+                    // Nothing ran, so this does not count as a resend.
+                    if rewake_us >= self.timing.nack_allowance_us {
                         return Err(Error::NoAck);
                     }
-                    resends += 1;
+                    rewake_us = rewake_us.saturating_add(self.timing.wake_delay_us.max(1));
+                    self.idle()?;
                     continue;
                 }
                 Err(e) => return Err(Error::I2c(e)),
@@ -429,8 +474,19 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
         }
     }
 
-    /// Poll for the response: first poll after `first_poll_us`, then every
+    /// Poll for the response and read it: first poll after `first_poll_us`, then every
     /// `poll_interval_us` while the chip NACKs, up to `timeout_us`.
+    ///
+    /// A NACK on *any* transfer of the response — the count byte, the rest, or a re-read — is
+    /// treated like busy: wait a poll interval and read again, until the deadline. A real chip
+    /// NACKs while busy and a noisy bus can NACK at any time (reference §1.4); the output
+    /// buffer stays until the next command, Idle, Sleep or the watchdog. Once any byte has been
+    /// read, every later attempt writes word address 0x00 (reset the read pointer, §1.3) and
+    /// reads count and rest again: outputs can be read repeatedly (§1.4 [DS]), and this is
+    /// cryptoauthlib's poll loop (`calib_execute_command` retries the whole
+    /// `calib_execute_receive` — word address 0x00, count, rest — after any failed read). A
+    /// bad count or CRC is re-read the same way, at most `reread_limit` times (cryptoauthlib
+    /// itself gives up on a CRC error; the command is not resent because it already ran).
     fn receive(
         &mut self,
         timeout_us: u32,
@@ -439,10 +495,12 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
         let first = self.timing.first_poll_us.min(timeout_us);
         self.wait(first);
         let mut waited = first;
+        let mut rereads = 0u8;
+        let mut answered = false;
         loop {
-            match self.i2c.read(self.address, &mut resp[..1]) {
-                Ok(()) => break,
-                Err(e) if is_nack(&e) => {
+            match self.read_response(&mut answered, resp)? {
+                Attempt::Complete(n) => return Ok(n),
+                Attempt::Nack => {
                     if waited >= timeout_us {
                         return Err(Error::Timeout);
                     }
@@ -450,42 +508,47 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
                     self.wait(step);
                     waited += step;
                 }
-                Err(e) => return Err(Error::I2c(e)),
+                Attempt::Malformed(error) => {
+                    if rereads >= self.timing.reread_limit {
+                        return Err(Error::Response(error));
+                    }
+                    rereads += 1;
+                }
             }
-        }
-        let mut rereads = 0u8;
-        loop {
-            let error = match self.read_rest(resp)? {
-                Ok(n) => return Ok(n),
-                Err(error) => error,
-            };
-            if rereads >= self.timing.reread_limit {
-                return Err(Error::Response(error));
-            }
-            rereads += 1;
-            // Reset the output-buffer read pointer and read the same response again.
-            self.i2c
-                .write(self.address, &[WORD_ADDRESS_RESET])
-                .map_err(Error::I2c)?;
-            self.i2c
-                .read(self.address, &mut resp[..1])
-                .map_err(Error::I2c)?;
-            self.account_bus(2);
         }
     }
 
-    fn read_rest(
+    /// One attempt at reading the whole response. `answered` is set once the chip has sent
+    /// any byte; from then on the attempt starts by resetting the read pointer.
+    fn read_response(
         &mut self,
+        answered: &mut bool,
         resp: &mut [u8; MAX_RESPONSE_LEN],
-    ) -> Result<Result<usize, ResponseError>, Error<I2C::Error>> {
+    ) -> Result<Attempt, Error<I2C::Error>> {
+        if *answered {
+            if !acked(self.i2c.write(self.address, &[WORD_ADDRESS_RESET]))? {
+                return Ok(Attempt::Nack);
+            }
+            self.account_bus(1);
+        }
+        if !acked(self.i2c.read(self.address, &mut resp[..1]))? {
+            return Ok(Attempt::Nack);
+        }
+        *answered = true;
+        self.account_bus(1);
         let count = resp[0];
         let n = count as usize;
         let Some(rest) = resp.get_mut(1..n).filter(|_| n >= STATUS_RESPONSE_LEN) else {
-            return Ok(Err(ResponseError::BadCount(count)));
+            return Ok(Attempt::Malformed(ResponseError::BadCount(count)));
         };
-        self.i2c.read(self.address, rest).map_err(Error::I2c)?;
-        self.account_bus(n);
-        Ok(parse_response(&resp[..n]).map(|_| n))
+        if !acked(self.i2c.read(self.address, rest))? {
+            return Ok(Attempt::Nack);
+        }
+        self.account_bus(n - 1);
+        Ok(match parse_response(&resp[..n]) {
+            Ok(_) => Attempt::Complete(n),
+            Err(e) => Attempt::Malformed(e),
+        })
     }
 
     /// Run `f` as one operation: afterwards the chip is sent to idle (if the policy says so).

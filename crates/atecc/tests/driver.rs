@@ -67,11 +67,46 @@ fn busy(n: usize) -> Vec<T> {
 }
 
 fn reply(g: &[u8]) -> Vec<T> {
-    vec![T::read(ADDR, vec![g[0]]), T::read(ADDR, g[1..].to_vec())]
+    vec![count(g), T::read(ADDR, g[1..].to_vec())]
 }
 
 fn idle() -> T {
     T::write(ADDR, vec![0x02])
+}
+
+/// Word address 0x00: reset the output-buffer read pointer.
+fn reset() -> T {
+    T::write(ADDR, vec![0x00])
+}
+
+/// The count byte of `g`, read.
+fn count(g: &[u8]) -> T {
+    T::read(ADDR, vec![g[0]])
+}
+
+/// The read of the rest of `g` (after its count byte), NACKed.
+fn rest_nacked(g: &[u8]) -> T {
+    T::read(ADDR, vec![0; g.len() - 1]).with_error(nack())
+}
+
+/// Counter(Increment, counter 0) and the reply carrying the new value 5.
+fn counter_increment_to_5() -> (Vec<u8>, Vec<u8>) {
+    (packet(0x24, 0x01, 0x0000, &[]), data_reply(&[5, 0, 0, 0]))
+}
+
+/// Wake, send Counter(Increment), then `response` (the reads of the reply), then Idle: the
+/// driver must return 5 having sent the command exactly once. Returns the waits.
+fn increment_once_to_5(response: Vec<T>) -> Vec<u32> {
+    let (inc, _) = counter_increment_to_5();
+    let s = Script::new()
+        .add(wake())
+        .one(send(&inc))
+        .add(response)
+        .one(idle());
+    let (mut d, clock) = s.driver();
+    assert_eq!(d.counter_increment(CounterId::Zero).unwrap(), 5);
+    finish(d);
+    clock.waits()
 }
 
 /// A delay that records every wait in microseconds.
@@ -149,20 +184,38 @@ fn info_wakes_polls_and_idles() {
     finish(d);
 }
 
-#[test]
-fn polling_gives_up_at_the_commands_max_time() {
-    // Info: 5 ms max (§4.3) + 50% margin = 7.5 ms: polls at 1, 2, ... 7, 7.5 ms.
+/// Info against a chip that NACKs `polls` polls, with `timing`: must time out. Returns the
+/// time spent polling (after tWHI).
+fn info_polled_until_timeout(polls: usize, timing: Timing) -> u32 {
     let s = Script::new()
         .add(wake())
         .one(send(&INFO_REV))
-        .add(busy(8))
+        .add(busy(polls))
         .one(idle());
     let (mut d, clock) = s.driver();
+    d.set_timing(timing);
     assert_eq!(d.info(), Err(Error::Timeout));
+    finish(d);
     let waits = clock.waits();
     assert_eq!(waits[0], 1500);
-    assert_eq!(waits[1..].iter().sum::<u32>(), 7500);
-    finish(d);
+    waits[1..].iter().sum()
+}
+
+#[test]
+fn polling_gives_up_at_the_commands_max_time() {
+    // Info: 5 ms max (§4.3) + 50% margin = 7.5 ms: polls at 1, 2, ... 7, 7.5 ms (no NACK
+    // allowance here).
+    let timing = Timing {
+        nack_allowance_us: 0,
+        ..Timing::default()
+    };
+    assert_eq!(info_polled_until_timeout(8, timing), 7500);
+}
+
+#[test]
+fn nack_allowance_extends_every_deadline() {
+    // Default: 7.5 ms + 10 ms allowance for bus-noise NACKs = 17.5 ms: polls at 1 … 17, 17.5.
+    assert_eq!(info_polled_until_timeout(18, Timing::default()), 17_500);
 }
 
 #[test]
@@ -185,20 +238,13 @@ fn slow_command_is_polled_until_ready() {
 fn bad_response_crc_is_reread_not_resent() {
     // Counter increment must not run twice: the response is read again after resetting the
     // read pointer (word address 0x00).
-    let inc = packet(0x24, 0x01, 0x0000, &[]);
-    let good = data_reply(&[5, 0, 0, 0]);
+    let (_, good) = counter_increment_to_5();
     let mut bad = good.clone();
     bad[5] ^= 0xFF;
-    let s = Script::new()
-        .add(wake())
-        .one(send(&inc))
-        .add(reply(&bad))
-        .one(T::write(ADDR, vec![0x00]))
-        .add(reply(&good))
-        .one(idle());
-    let (mut d, _) = s.driver();
-    assert_eq!(d.counter_increment(CounterId::Zero).unwrap(), 5);
-    finish(d);
+    let mut response = reply(&bad);
+    response.push(reset());
+    response.extend(reply(&good));
+    increment_once_to_5(response);
 }
 
 #[test]
@@ -209,7 +255,7 @@ fn persistent_bad_crc_gives_up_after_bounded_rereads() {
     let inc = packet(0x24, 0x00, 0x0001, &[]);
     let mut s = Script::new().add(wake()).one(send(&inc)).add(reply(&bad));
     for _ in 0..2 {
-        s = s.one(T::write(ADDR, vec![0x00])).add(reply(&bad));
+        s = s.one(reset()).add(reply(&bad));
     }
     let s = s.one(idle());
     let (mut d, _) = s.driver();
@@ -221,10 +267,85 @@ fn persistent_bad_crc_gives_up_after_bounded_rereads() {
 }
 
 #[test]
-fn chip_crc_error_status_resends_the_command() {
-    // 0xFF: "not parsed or executed, resend" (§2.5).
-    let s = Script::new()
+fn nack_after_the_count_byte_is_polled_again_from_the_start() {
+    // The chip (or the bus) NACKs the read of the rest after the count byte: wait a poll
+    // interval, reset the read pointer (word address 0x00, §1.3) and read count and rest again
+    // (§1.4: outputs can be read repeatedly). The command is not resent.
+    let (_, good) = counter_increment_to_5();
+    let mut response = vec![count(&good), rest_nacked(&good), reset()];
+    response.extend(reply(&good));
+    // tWHI, first poll, then one poll interval before the re-read.
+    assert_eq!(increment_once_to_5(response), [1500, 1000, 1000]);
+}
+
+#[test]
+fn nacks_on_every_step_of_a_reread_are_polled_through() {
+    // NACK on the rest, then on the pointer reset, then on the count byte of the re-read, then
+    // a CRC error whose re-read NACKs once more: each NACK costs one poll interval, the CRC
+    // error one re-read; the response still arrives.
+    let (_, good) = counter_increment_to_5();
+    let mut bad = good.clone();
+    bad[5] ^= 0x01;
+    let mut response = vec![
+        count(&good),
+        rest_nacked(&good),
+        reset().with_error(nack()),
+        reset(),
+        T::read(ADDR, vec![0]).with_error(nack()),
+        reset(),
+    ];
+    response.extend(reply(&bad));
+    response.extend([reset(), count(&good), rest_nacked(&good), reset()]);
+    response.extend(reply(&good));
+    assert_eq!(
+        increment_once_to_5(response),
+        [1500, 1000, 1000, 1000, 1000, 1000]
+    );
+}
+
+#[test]
+fn nacks_after_the_count_byte_stop_at_the_commands_deadline() {
+    // Info: 5 ms max + 50 % + 10 ms = 17.5 ms. The count arrives at the first poll, then every
+    // read of the rest (and every re-read) is NACKed: polling ends at the deadline with a
+    // timeout, not a bus error, and never resends.
+    let mut s = Script::new()
         .add(wake())
+        .one(send(&INFO_REV))
+        .one(count(&INFO_REPLY_608A))
+        .one(rest_nacked(&INFO_REPLY_608A));
+    // Re-reads at 2, 3, ... 17, 17.5 ms: reset, count, rest NACKed.
+    for _ in 0..17 {
+        s = s
+            .one(reset())
+            .one(count(&INFO_REPLY_608A))
+            .one(rest_nacked(&INFO_REPLY_608A));
+    }
+    let (mut d, clock) = s.one(idle()).driver();
+    assert_eq!(d.info(), Err(Error::Timeout));
+    assert_eq!(clock.waits()[1..].iter().sum::<u32>(), 17_500);
+    finish(d);
+}
+
+#[test]
+fn nack_storm_on_the_reply_to_a_wake_is_outlasted() {
+    // Three NACKed reads (bus noise; the chip woke at the first pulse and ignores the others,
+    // §1.2), then the wake reply.
+    let mut s = Script::new();
+    for _ in 0..3 {
+        s = s
+            .one(T::write(0x00, vec![0x01]).with_error(nack()))
+            .one(T::read(ADDR, vec![0; 4]).with_error(nack()));
+    }
+    let (mut d, _) = s.add(wake()).driver();
+    d.wake().unwrap();
+    // The watchdog account starts at the first pulse.
+    assert_eq!(d.awake_for_us(), Some(4 * 1500 + 5 * 9 * 10));
+    finish(d);
+}
+
+/// After `s` (the chip awake): Info answered 0xFF, resent, answered; then Idle.
+fn info_resent_after_0xff(s: Script) {
+    let s = s
         .one(send(&INFO_REV))
         .add(reply(&[0x04, 0xFF, 0x01, 0x42]))
         .one(send(&INFO_REV))
@@ -233,6 +354,12 @@ fn chip_crc_error_status_resends_the_command() {
     let (mut d, _) = s.driver();
     assert_eq!(d.info().unwrap(), [0, 0, 0x60, 0x02]);
     finish(d);
+}
+
+#[test]
+fn chip_crc_error_status_resends_the_command() {
+    // 0xFF: "not parsed or executed, resend" (§2.5).
+    info_resent_after_0xff(Script::new().add(wake()));
 }
 
 #[test]
@@ -344,13 +471,15 @@ fn long_polling_accumulates_towards_the_watchdog() {
 }
 
 #[test]
-fn command_nack_means_asleep_so_wake_and_resend() {
+fn command_nack_idles_wakes_and_resends() {
     let s = Script::new()
         .add(wake())
         .one(send(&INFO_REV))
         .add(reply(&INFO_REPLY_608A))
         // The caller was away for seconds; the watchdog put the chip to sleep.
         .one(send(&INFO_REV).with_error(nack()))
+        // Idle first: harmless to a sleeping chip, flushes the I/O buffer of an awake one.
+        .one(idle().with_error(nack()))
         .add(wake())
         .one(send(&INFO_REV))
         .add(reply(&INFO_REPLY_608A));
@@ -362,6 +491,35 @@ fn command_nack_means_asleep_so_wake_and_resend() {
     d.info().unwrap();
     d.info().unwrap();
     finish(d);
+}
+
+#[test]
+fn command_nacks_after_a_good_wake_are_outlasted_then_bounded() {
+    // Noise NACKs the command write right after a clean wake. Each time: Idle (flushes any
+    // partial command; here the noise takes it too), wake, write again. The wakes' tWHI waits
+    // may add up to the 10 ms NACK allowance: 7 re-wakes, then `NoAck`. Status resends are a
+    // separate budget.
+    let mut s = Script::new().add(wake());
+    for _ in 0..7 {
+        s = s
+            .one(send(&INFO_REV).with_error(nack()))
+            .one(idle().with_error(nack()))
+            .add(wake());
+    }
+    let s = s.one(send(&INFO_REV).with_error(nack())).one(idle());
+    let (mut d, _) = s.driver();
+    assert_eq!(d.info(), Err(Error::NoAck));
+    finish(d);
+
+    // Two NACKed writes, then the chip takes the command and answers 0xFF once: still fine.
+    let mut s = Script::new().add(wake());
+    for _ in 0..2 {
+        s = s
+            .one(send(&INFO_REV).with_error(nack()))
+            .one(idle())
+            .add(wake());
+    }
+    info_resent_after_0xff(s);
 }
 
 #[test]
@@ -379,7 +537,7 @@ fn wake_self_test_failure_is_recognised() {
 fn wake_with_cryptoauthlibs_wrong_selftest_constant_is_unexpected() {
     // `04 07 C4 40` has a bad CRC (§1.2): not a self-test reply, just garbage.
     let mut s = Script::new();
-    for _ in 0..3 {
+    for _ in 0..Timing::default().wake_attempts {
         s = s
             .one(T::write(0x00, vec![0x01]).with_error(nack()))
             .one(T::read(ADDR, vec![0x04, 0x07, 0xC4, 0x40]))
@@ -409,8 +567,10 @@ fn wake_while_already_awake_idles_and_wakes_again() {
 
 #[test]
 fn wake_without_answer_is_no_response() {
+    // cryptoauthlib tries the wake 20 times (§1.4); so does the default policy.
+    assert_eq!(Timing::default().wake_attempts, 20);
     let mut s = Script::new();
-    for _ in 0..3 {
+    for _ in 0..20 {
         s = s
             .one(T::write(0x00, vec![0x01]).with_error(nack()))
             .one(T::read(ADDR, vec![0; 4]).with_error(nack()));
