@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use keystamp_certdef::blob::BLOB_MAGIC;
+use keystamp_certdef::rebuild::DeviceData;
 use keystamp_certdef::split::{CONFIG_LEN, MAX_SLOT_LEN, OTP_LEN, SLOT_COUNT, slot_size};
 use keystamp_certdef::{
-    CertDef, CertDefBuf, CertLoc, DefBlob, DeviceImage, DeviceLoc, DeviceZone, Role, SnSource,
-    StdElement, compress, parse_defs_json, read_plan, rebuild, split, write_blob,
+    CertDef, CertDefBuf, CertLoc, CompressedCert, DefBlob, DeviceImage, DeviceLoc, DeviceZone,
+    Role, SnSource, StdElement, compress, parse_defs_json, read_plan, rebuild, split, write_blob,
 };
 use serde::{Deserialize, Serialize};
 
@@ -377,7 +378,26 @@ fn cmd_from_cert(a: FromCertArgs, out: &mut dyn Write) -> Result<(), CliError> {
     });
     opts.ca_cert_def = a.ca_def;
     let def = from_cert(&der, &opts).map_err(|e| err(format!("{}: {e}", a.cert.display())))?;
+    warn_if_sample_does_not_rebuild(&def, &der);
     write_output(a.output.as_deref(), defs_to_json(&[&def]).as_bytes(), out)
+}
+
+/// The sample need not rebuild from its own definition (its serial number may be random while
+/// devices get generated ones), but the operator should know: a note on stderr.
+fn warn_if_sample_does_not_rebuild(buf: &CertDefBuf, der: &[u8]) {
+    let Ok(def) = buf.as_def() else { return };
+    let Ok(len) = scratch_len(&def) else { return };
+    let mut image = Box::<DeviceImage>::default();
+    let mut scratch = vec![0u8; len];
+    match split(&def, der, None, None, &mut image, &mut scratch) {
+        Ok(_) | Err(keystamp_certdef::Error::MissingDeviceSn) => {}
+        Err(e) => eprintln!(
+            "keystamp: warning: the sample does not rebuild from this definition ({e}): \
+             certificates built from it differ there (expected for a generated serial number \
+             such as {}; otherwise check the options)",
+            def.sn_source.c_name()
+        ),
+    }
 }
 
 fn parse_sn_source(s: &str) -> Result<SnSource, CliError> {
@@ -568,6 +588,7 @@ fn cmd_rebuild(a: RebuildArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .as_deref()
         .map(|s| parse_public_key(s, "--ca-public-key"))
         .transpose()?;
+    check_image(&def, &image)?;
     let mut cert = vec![0u8; scratch_len(&def)?];
     let n = rebuild(&def, &*image, ca_key.as_ref(), &mut cert).map_err(def_err("rebuild"))?;
     let der = cert.get(..n).ok_or_else(|| err("rebuild: bad length"))?;
@@ -577,6 +598,31 @@ fn cmd_rebuild(a: RebuildArgs, out: &mut dyn Write) -> Result<(), CliError> {
         out.write_all(ca::der_to_pem(der).as_bytes())
             .map_err(io_err)
     }
+}
+
+/// Names the image entry a rebuild would stumble on: a missing GenKey public key, or a
+/// compressed certificate that does not decode.
+fn check_image(def: &CertDef<'_>, image: &DeviceImage) -> Result<(), CliError> {
+    for l in [&def.public_key_dev_loc, &def.comp_cert_dev_loc] {
+        if l.is_present() && l.is_genkey && image.read(l).is_none() {
+            return Err(err(format!(
+                "rebuild: the device image has no public key for GenKey slot {} (public_keys.{})",
+                l.slot, l.slot
+            )));
+        }
+    }
+    let l = &def.comp_cert_dev_loc;
+    if l.is_present()
+        && let Some(bytes) = image.read(l)
+    {
+        CompressedCert::from_slice(bytes).map_err(|e| {
+            err(format!(
+                "rebuild: the compressed certificate at {} is not valid: {e}",
+                DevLocSummary::from(*l)
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Loads every definition of `spec` (`FILE` — all of them — or `FILE#NAME`).

@@ -440,6 +440,12 @@ fn bad_input_fails_with_one_line() {
     );
     let all = v.dir.join("cert_defs.json").display().to_string();
     let nope = format!("{all}#nope");
+    let empty = write(tmp.path(), "empty.json", "{}");
+    let zero_comp = write(
+        tmp.path(),
+        "zero.json",
+        serde_json::json!({"public_keys": {"0": "11".repeat(64)}}).to_string(),
+    );
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["certdef", "from-cert", &junk], "junk.der"),
         (
@@ -506,6 +512,28 @@ fn bad_input_fails_with_one_line() {
         (
             vec!["certdef", "rebuild", "--def", &def, "--device-image", &junk],
             "junk.der",
+        ),
+        (
+            vec![
+                "certdef",
+                "rebuild",
+                "--def",
+                &def,
+                "--device-image",
+                &empty,
+            ],
+            "public_keys.0",
+        ),
+        (
+            vec![
+                "certdef",
+                "rebuild",
+                "--def",
+                &def,
+                "--device-image",
+                &zero_comp,
+            ],
+            "slot 10",
         ),
     ];
     for (args, needle) in cases {
