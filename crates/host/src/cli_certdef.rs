@@ -15,7 +15,8 @@ use keystamp_certdef::rebuild::DeviceData;
 use keystamp_certdef::split::{CONFIG_LEN, MAX_SLOT_LEN, OTP_LEN, SLOT_COUNT, slot_size};
 use keystamp_certdef::{
     CertDef, CertDefBuf, CertLoc, CompressedCert, DefBlob, DeviceImage, DeviceLoc, DeviceZone,
-    Role, SnSource, StdElement, compress, parse_defs_json, read_plan, rebuild, split, write_blob,
+    Role, SnSource, StdElement, Transform, compress, parse_defs_json, read_plan, rebuild, split,
+    write_blob,
 };
 use serde::{Deserialize, Serialize};
 
@@ -824,7 +825,7 @@ impl DefSummary {
                 transforms: e
                     .transforms
                     .iter()
-                    .filter(|t| **t != keystamp_certdef::Transform::None)
+                    .filter(|t| **t != Transform::None)
                     .map(|t| t.c_name())
                     .collect(),
             })
@@ -1079,12 +1080,15 @@ pub fn export_c(
                 writeln!(w, "        .id = \"{}\",", c_escape(e.id.as_str()))?;
                 writeln!(w, "        .device_loc = {},", c_device_loc(&e.device_loc))?;
                 writeln!(w, "        .cert_loc = {},", c_cert_loc(&e.cert_loc))?;
-                writeln!(
-                    w,
-                    "        .transforms = {{ {}, {} }}",
-                    e.transforms[0].c_name(),
-                    e.transforms[1].c_name()
-                )?;
+                // Left out when unused: cryptoauthlib before 3.2 has no `transforms` field.
+                if e.transforms != [Transform::None; 2] {
+                    writeln!(
+                        w,
+                        "        .transforms = {{ {}, {} }},",
+                        e.transforms[0].c_name(),
+                        e.transforms[1].c_name()
+                    )?;
+                }
                 writeln!(w, "    }},")?;
             }
             writeln!(w, "}};\n")?;
