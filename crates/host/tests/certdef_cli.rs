@@ -659,6 +659,30 @@ fn issued_certificates_with_serial_in_cn() {
     } else {
         eprintln!("SKIP openssl checks: openssl not found");
     }
+    // The CA's own signer certificate: SNSRC_SIGNER_ID, rebuilt with the root key.
+    let signer_pem = write(tmp.path(), "ca_signer.pem", signer.certs().signer.to_pem());
+    let signer_def = write(
+        tmp.path(),
+        "signer.json",
+        ok(run(&[
+            "certdef",
+            "from-cert",
+            &signer_pem,
+            "--role",
+            "signer",
+        ])),
+    );
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&signer_def).expect("def")).expect("json");
+    assert_eq!(only_def(&doc)["sn_source"], "SNSRC_SIGNER_ID");
+    let root_hex = hex::encode(root_key);
+    let (_, rebuilt, _) = split_rebuild(
+        tmp.path(),
+        &signer_def,
+        &signer_pem,
+        &["--ca-public-key", &root_hex],
+    );
+    assert_eq!(rebuilt, signer.certs().signer.der);
     // Pack with the root key from the CA directory; show it back.
     let blob = tmp.path().join("defs.bin");
     let pack_out = ok_text(run(&[
