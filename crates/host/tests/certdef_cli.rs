@@ -117,6 +117,13 @@ fn write(dir: &Path, name: &str, data: impl AsRef<[u8]>) -> String {
     p.display().to_string()
 }
 
+/// `keystamp certdef from-cert CERT OPTIONS...` into `dir/file`; returns its path.
+fn gen_def(dir: &Path, file: &str, cert: &str, opts: &[&str]) -> String {
+    let mut args = vec!["certdef", "from-cert", cert];
+    args.extend_from_slice(opts);
+    write(dir, file, ok(run(&args)))
+}
+
 fn only_def(doc: &Value) -> &Value {
     let defs = doc["defs"].as_object().expect("defs object");
     assert_eq!(defs.len(), 1);
@@ -253,18 +260,11 @@ fn compress_matches_cryptoauthlib() {
         ]));
         assert_eq!(got, want, "{name} with {key}");
         // ...and with the one generated from the certificate.
-        let def = write(
+        let def = gen_def(
             tmp.path(),
             &format!("{name}.json"),
-            ok(run(&[
-                "certdef",
-                "from-cert",
-                &cert,
-                "--role",
-                role,
-                "--template-id",
-                tid,
-            ])),
+            &cert,
+            &["--role", role, "--template-id", tid],
         );
         let got = ok_text(run(&[
             "certdef", "compress", "--def", &def, "--cert", &cert,
@@ -314,18 +314,11 @@ fn split_then_rebuild_gives_back_the_certificates() {
         ("g_signer_cert", &v.signer_cert, "signer", "1"),
     ] {
         let cert = write(tmp.path(), &format!("{name}.der"), der);
-        let def = write(
+        let def = gen_def(
             tmp.path(),
             &format!("{name}.json"),
-            ok(run(&[
-                "certdef",
-                "from-cert",
-                &cert,
-                "--role",
-                role,
-                "--template-id",
-                tid,
-            ])),
+            &cert,
+            &["--role", role, "--template-id", tid],
         );
         let (image, rebuilt, pem_text) = split_rebuild(tmp.path(), &def, &cert, &[]);
         assert_eq!(&rebuilt, der, "{name}: DER rebuild");
@@ -386,11 +379,7 @@ fn rebuild_accepts_a_sparse_image_and_explicit_device_sn() {
     });
     let image = write(tmp.path(), "image.json", image.to_string());
     let cert = write(tmp.path(), "device.der", &v.device_cert);
-    let def = write(
-        tmp.path(),
-        "device.json",
-        ok(run(&["certdef", "from-cert", &cert, "--template-id", "0"])),
-    );
+    let def = gen_def(tmp.path(), "device.json", &cert, &["--template-id", "0"]);
     let der = ok(run(&[
         "certdef",
         "rebuild",
@@ -403,27 +392,23 @@ fn rebuild_accepts_a_sparse_image_and_explicit_device_sn() {
     assert_eq!(der, v.device_cert);
     // --device-sn must agree with the certificate for SNSRC_DEVICE_SN.
     let right = &sn[2..];
-    ok(run(&[
-        "certdef",
-        "split",
-        "--def",
-        &def,
-        "--cert",
-        &cert,
-        "--device-sn",
-        right,
-    ]));
-    let wrong = "0123000000000000ee";
-    failed(&run(&[
-        "certdef",
-        "split",
-        "--def",
-        &def,
-        "--cert",
-        &cert,
-        "--device-sn",
-        wrong,
-    ]));
+    for (device_sn, fits) in [(right, true), ("0123000000000000ee", false)] {
+        let o = run(&[
+            "certdef",
+            "split",
+            "--def",
+            &def,
+            "--cert",
+            &cert,
+            "--device-sn",
+            device_sn,
+        ]);
+        if fits {
+            ok(o);
+        } else {
+            failed(&o);
+        }
+    }
 }
 
 #[test]
@@ -433,11 +418,7 @@ fn bad_input_fails_with_one_line() {
     let device = write(tmp.path(), "device.der", &v.device_cert);
     let signer = write(tmp.path(), "signer.der", &v.signer_cert);
     let junk = write(tmp.path(), "junk.der", b"hello");
-    let def = write(
-        tmp.path(),
-        "device.json",
-        ok(run(&["certdef", "from-cert", &device])),
-    );
+    let def = gen_def(tmp.path(), "device.json", &device, &[]);
     let all = v.dir.join("cert_defs.json").display().to_string();
     let nope = format!("{all}#nope");
     let empty = write(tmp.path(), "empty.json", "{}");
@@ -613,18 +594,11 @@ fn issued_certificates_with_serial_in_cn() {
     let other = issue([0x01, 0x23, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0xEE]);
     let sample_path = write(tmp.path(), "sample.pem", pem(&sample));
     let other_path = write(tmp.path(), "other.der", &other);
-    let def = write(
+    let def = gen_def(
         tmp.path(),
         "device.json",
-        ok(run(&[
-            "certdef",
-            "from-cert",
-            &sample_path,
-            "--cn-serial",
-            "upper",
-            "--ca-def",
-            "signer",
-        ])),
+        &sample_path,
+        &["--cn-serial", "upper", "--ca-def", "signer"],
     );
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(&def).expect("def")).expect("json");
@@ -661,16 +635,11 @@ fn issued_certificates_with_serial_in_cn() {
     }
     // The CA's own signer certificate: SNSRC_SIGNER_ID, rebuilt with the root key.
     let signer_pem = write(tmp.path(), "ca_signer.pem", signer.certs().signer.to_pem());
-    let signer_def = write(
+    let signer_def = gen_def(
         tmp.path(),
         "signer.json",
-        ok(run(&[
-            "certdef",
-            "from-cert",
-            &signer_pem,
-            "--role",
-            "signer",
-        ])),
+        &signer_pem,
+        &["--role", "signer"],
     );
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(&signer_def).expect("def")).expect("json");
@@ -1066,18 +1035,11 @@ fn stored_serial_numbers_round_trip() {
         // STORED_DYNAMIC keeps the INTEGER length byte first (reference §7.6).
         ("stored_dynamic", [&[sn.len() as u8][..], &sn].concat()),
     ] {
-        let def = write(
+        let def = gen_def(
             tmp.path(),
             "def.json",
-            ok(run(&[
-                "certdef",
-                "from-cert",
-                &cert,
-                "--sn-source",
-                src,
-                "--cert-sn-slot",
-                "9",
-            ])),
+            &cert,
+            &["--sn-source", src, "--cert-sn-slot", "9"],
         );
         let (image, rebuilt, _) = split_rebuild(tmp.path(), &def, &cert, &[]);
         assert_eq!(rebuilt, v.device_cert, "{src}");
