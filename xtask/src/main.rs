@@ -351,6 +351,15 @@ fn firmware(args: &[String]) -> Result<(), String> {
             "firmware image is {len} bytes, over the {budget}-byte budget"
         ));
     }
+    // The device-side known-answer checks on the C3's instruction set (docs/firmware.md
+    // "Checks"); once, with the C3, and only where qemu is installed (Debian qemu-system-misc).
+    if chip == "esp32c3" {
+        if have("qemu-system-riscv32", "--version") {
+            run(&dir.join("qemu-check"), "cargo", &["run", "--release"])?;
+        } else {
+            eprintln!("qemu-system-riscv32 not installed: device-ISA checks skipped");
+        }
+    }
     Ok(())
 }
 
