@@ -80,6 +80,17 @@ impl BlobStore {
         }
     }
 
+    /// The flash and the absolute address of `offset..offset + len` in the partition.
+    fn place(
+        &mut self,
+        offset: u32,
+        len: usize,
+    ) -> Result<(&mut FlashStorage<'static>, u32), AccessError> {
+        let region = self.region.as_mut().ok_or(AccessError::NoPartition)?;
+        let address = region.address(offset, len)?;
+        Ok((&mut *region.flash, address))
+    }
+
     /// Size of the partition in bytes (0 without one).
     pub fn size(&self) -> usize {
         self.region.as_ref().map_or(0, |r| r.len as usize)
@@ -120,12 +131,8 @@ impl ReadStorage for BlobStore {
     type Error = AccessError;
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), AccessError> {
-        let region = self.region.as_mut().ok_or(AccessError::NoPartition)?;
-        let address = region.address(offset, bytes.len())?;
-        region
-            .flash
-            .read(address, bytes)
-            .map_err(|_| AccessError::Flash)
+        let (flash, address) = self.place(offset, bytes.len())?;
+        flash.read(address, bytes).map_err(|_| AccessError::Flash)
     }
 
     fn capacity(&self) -> usize {
@@ -135,11 +142,7 @@ impl ReadStorage for BlobStore {
 
 impl Storage for BlobStore {
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), AccessError> {
-        let region = self.region.as_mut().ok_or(AccessError::NoPartition)?;
-        let address = region.address(offset, bytes.len())?;
-        region
-            .flash
-            .write(address, bytes)
-            .map_err(|_| AccessError::Flash)
+        let (flash, address) = self.place(offset, bytes.len())?;
+        flash.write(address, bytes).map_err(|_| AccessError::Flash)
     }
 }

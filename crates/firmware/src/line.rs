@@ -46,7 +46,11 @@ impl Line {
     /// docs/protocol.md) as `?`.
     pub fn printable(&mut self, bytes: &[u8]) -> &mut Self {
         for b in bytes {
-            self.byte(if *b < 0x20 || *b == 0x7F || *b == b'~' { b'?' } else { *b });
+            self.byte(if *b < 0x20 || *b == 0x7F || *b == b'~' {
+                b'?'
+            } else {
+                *b
+            });
         }
         self
     }

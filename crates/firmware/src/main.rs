@@ -268,33 +268,24 @@ fn decide(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
     let config = match config {
         Ok(c) => c,
         Err(e) => {
-            say(
-                uart,
-                Line::new()
-                    .text("secure element at 0x")
-                    .hex(ATECC_ADDRESS)
-                    .text(" not answering ")
-                    .why(&e)
-                    .text(": provisioning mode"),
-            );
-            return Mode::Provision;
+            let mut line = Line::new();
+            line.text("secure element at 0x").hex(ATECC_ADDRESS);
+            return provision(uart, line.text(" not answering ").why(&e));
         }
     };
     if config[LOCK_CONFIG] == UNLOCKED || config[LOCK_VALUE] == UNLOCKED {
-        say(
-            uart,
-            Line::new().text("secure element not locked: provisioning mode"),
-        );
-        return Mode::Provision;
+        return provision(uart, Line::new().text("secure element not locked"));
     }
     if agent.definitions().is_none() {
-        say(
-            uart,
-            Line::new().text("no certificate definitions stored: provisioning mode"),
-        );
-        return Mode::Provision;
+        return provision(uart, Line::new().text("no certificate definitions stored"));
     }
     Mode::Product
+}
+
+/// Says why the device is in provisioning mode (`...: provisioning mode`).
+fn provision(uart: &mut HostUart, why: &mut Line) -> Mode {
+    say(uart, why.text(": provisioning mode"));
+    Mode::Provision
 }
 
 /// The product path: rebuild and verify the chain from the chip, say who this device is, then
@@ -307,16 +298,7 @@ fn product(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
     keystamp_agent::Chip::idle(agent.chip());
     let lens = match rebuilt {
         Ok(lens) => lens,
-        Err(e) => {
-            say(
-                uart,
-                Line::new()
-                    .text("identity rebuild failed ")
-                    .why(&e)
-                    .text(": provisioning mode"),
-            );
-            return Mode::Provision;
-        }
+        Err(e) => return provision(uart, Line::new().text("identity rebuild failed ").why(&e)),
     };
     let device = device.get(..lens.device).unwrap_or_default();
     let signer = signer.get(..lens.signer).unwrap_or_default();
