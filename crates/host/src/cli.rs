@@ -49,6 +49,14 @@ pub enum Command {
     /// Certificate definitions: generate, compress, split, rebuild, pack, show, export as C.
     #[command(subcommand)]
     Certdef(crate::cli_certdef::CertdefCommand),
+    /// Provision devices: one station per --port (or --simulate N), in parallel.
+    Provision(crate::cli_provision::ProvisionArgs),
+    /// Re-read devices' chains, check them against the CA and the registry, challenge the keys.
+    Verify(crate::cli_provision::VerifyArgs),
+    /// Run simulated devices (the real agent on emulated chips) and print their ports.
+    Sim(crate::cli_provision::SimArgs),
+    /// Provision N simulated devices in a throwaway demo project, verify them, show the results.
+    Demo(crate::cli_provision::DemoArgs),
 }
 
 /// `keystamp init`.
@@ -140,6 +148,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Ca(CaCommand::Check) => ca_check(&cli.project, out),
         Command::Registry(RegistryCommand::List(f)) => registry_list(&cli.project, f.json, out),
         Command::Certdef(c) => crate::cli_certdef::run(c, out),
+        Command::Provision(a) => crate::cli_provision::provision(&cli.project, a, out),
+        Command::Verify(a) => crate::cli_provision::verify(&cli.project, a, out),
+        Command::Sim(a) => crate::cli_provision::sim(&cli.project, a, out),
+        Command::Demo(a) => crate::cli_provision::demo(a, out),
         Command::Registry(RegistryCommand::Show(a)) => {
             registry_show(&cli.project, &a.serial, a.json, out)
         }

@@ -46,7 +46,9 @@ pub struct Material {
     pub device_def: keystamp_certdef::CertDefBuf,
     /// The signer certificate, split into what the chip stores.
     pub signer: Issued,
-    /// The signer's public key and id.
+    /// The root CA's public key X‖Y.
+    pub root_public_key: [u8; 64],
+    /// The signer's public key X‖Y.
     pub signer_public_key: [u8; 64],
     /// The signer id (from its CN).
     pub signer_id: [u8; 2],
@@ -436,6 +438,165 @@ impl<'a, P: Port> Station<'a, P> {
         } else {
             DeviceResult::Provisioned
         })
+    }
+
+    /// Re-reads the device's chain without changing anything: the device rebuilds both
+    /// certificates from its chip, the host reads them, checks them against the CA (signer
+    /// against the root key, device against the signer key) and against the registry, and
+    /// challenges the device key.
+    pub fn verify_only(mut self) -> DeviceReport {
+        let started = Instant::now();
+        let mut report = DeviceReport {
+            station: self.name.clone(),
+            port: self.port.clone(),
+            chip_serial: None,
+            cn: None,
+            cert_serial: None,
+            elapsed: Duration::ZERO,
+            result: DeviceResult::Failed(String::new()),
+            link: LinkStats::default(),
+        };
+        report.result = match self.check(&mut report) {
+            Ok(()) => {
+                self.audit(Step::Verify, Outcome::Ok, "verify: chain and key checked");
+                DeviceResult::AlreadyProvisioned
+            }
+            Err(f) => {
+                self.audit(f.step, Outcome::Failed, &format!("verify: {}", f.message));
+                DeviceResult::Failed(format!("{}: {}", f.step.name(), f.message))
+            }
+        };
+        report.elapsed = started.elapsed();
+        report.link = self.link.stats();
+        report
+    }
+
+    fn read_cert(&mut self, kind: keystamp_wire::CertKind, len: u16) -> Result<Vec<u8>, Failure> {
+        let mut der = Vec::with_capacity(len as usize);
+        while der.len() < len as usize {
+            let offset = der.len() as u16;
+            let chunk = (len - offset).min(MAX_CHUNK as u16);
+            match self.call(
+                Step::Verify,
+                &Request::ReadCert {
+                    cert: kind,
+                    offset,
+                    len: chunk,
+                },
+            )? {
+                Response::CertChunk(c) if c.offset == offset && !c.data.is_empty() => {
+                    der.extend_from_slice(&c.data)
+                }
+                other => {
+                    return Err(Failure::new(
+                        Step::Verify,
+                        format!("unexpected answer {other:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(der)
+    }
+
+    fn check(&mut self, report: &mut DeviceReport) -> Result<(), Failure> {
+        use der::Decode;
+        let m = self.material;
+        self.step(Step::Probe);
+        let hello = self.hello()?;
+        let serial = hello.chip.serial;
+        self.chip = Some(ChipSerial(serial));
+        report.chip_serial = Some(serial);
+        if !hello.chip.config_locked || !hello.chip.data_locked || hello.def_blob.is_none() {
+            return Err(Failure::new(
+                Step::Probe,
+                "the device is not provisioned (zones unlocked or no definitions); run `keystamp provision`",
+            ));
+        }
+        self.step(Step::Verify);
+        let chain = match self.call(Step::Verify, &Request::RebuildChain)? {
+            Response::Chain(r) => r,
+            other => {
+                return Err(Failure::new(
+                    Step::Verify,
+                    format!("unexpected answer {other:?}"),
+                ));
+            }
+        };
+        let device = self.read_cert(keystamp_wire::CertKind::Device, chain.device.len)?;
+        let signer = self.read_cert(keystamp_wire::CertKind::Signer, chain.signer.len)?;
+        if crate::ca::sha256(&device) != chain.device.digest
+            || crate::ca::sha256(&signer) != chain.signer.digest
+        {
+            return Err(Failure::new(
+                Step::Verify,
+                "certificate bytes read differ from the digests the device reported",
+            ));
+        }
+        let device_cert = x509_cert::Certificate::from_der(&device).at(Step::Verify)?;
+        let signer_cert = x509_cert::Certificate::from_der(&signer).at(Step::Verify)?;
+        if signer != m.signer.der {
+            return Err(Failure::new(
+                Step::Verify,
+                "the device's signer certificate is not this project's signer",
+            ));
+        }
+        crate::ca::verify_signed_by(&signer_cert, &m.root_public_key)
+            .map_err(|e| Failure::new(Step::Verify, format!("signer certificate: {e}")))?;
+        crate::ca::verify_signed_by(&device_cert, &m.signer_public_key)
+            .map_err(|e| Failure::new(Step::Verify, format!("device certificate: {e}")))?;
+        report.cn = common_name(&device);
+        let def = self.device_def(Step::Verify)?;
+        let view = keystamp_certdef::CertView::new(&def, &device);
+        let public_key = view.public_key().at(Step::Verify)?;
+        report.cert_serial = view.cert_sn().ok().map(hex::encode_upper);
+        let recorded = self
+            .registry(Step::Verify)?
+            .live_certificate(ChipSerial(serial))
+            .at(Step::Verify)?;
+        match recorded {
+            Some(rec) if rec.der == device => {}
+            Some(rec) => {
+                return Err(Failure::new(
+                    Step::Verify,
+                    format!(
+                        "the device holds a certificate other than the registry's {}",
+                        rec.serial
+                    ),
+                ));
+            }
+            None => {
+                return Err(Failure::new(
+                    Step::Verify,
+                    "valid chain, but this project's registry has no record of the device",
+                ));
+            }
+        }
+        let key_slot = self.key_slot()?;
+        let mut challenge = [0u8; 32];
+        getrandom::fill(&mut challenge).map_err(|e| Failure::new(Step::Verify, e.to_string()))?;
+        let sig = match self.call(
+            Step::Verify,
+            &Request::SignChallenge {
+                slot: key_slot,
+                challenge,
+            },
+        )? {
+            Response::Signature(s) => s,
+            other => {
+                return Err(Failure::new(
+                    Step::Verify,
+                    format!("unexpected answer {other:?}"),
+                ));
+            }
+        };
+        verify_prehash(&public_key, &challenge, &sig.r, &sig.s).map_err(|e| {
+            Failure::new(
+                Step::Verify,
+                format!("challenge signature does not verify: {e}"),
+            )
+        })?;
+        let _ = self.call(Step::Done, &Request::Finish { reboot: false });
+        Ok(())
     }
 
     fn hello(&mut self) -> Result<HelloInfo, Failure> {

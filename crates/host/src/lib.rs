@@ -5,6 +5,7 @@
 pub mod ca;
 pub mod cli;
 pub mod cli_certdef;
+pub mod cli_provision;
 pub mod engine;
 pub mod from_cert;
 pub mod issue;

@@ -195,6 +195,7 @@ pub fn material_from_parts(
         blob,
         device_def,
         signer: signer_split,
+        root_public_key: root_pk,
         signer_public_key: signer_pk,
         signer_id,
         validity_years: profile.certificates.validity_years,
