@@ -2,8 +2,7 @@
 //! [`CertDef`]s plus the root public key, read zero-copy on the device. Layout in
 //! `docs/certdef-format.md`; why it is hand-rolled in `docs/decisions/0002-certdef-blob.md`.
 
-use sha2::{Digest, Sha256};
-
+use crate::Reason;
 use crate::def::{
     CertElement, CertElements, ELEMENT_ID_MAX, ELEMENT_RECORD_LEN, STD_ELEMENT_COUNT,
 };
@@ -242,7 +241,7 @@ impl<'a> DefBlob<'a> {
         }
         let bytes = bytes.get(..total).ok_or(Error::BadBlob)?;
         let (body, digest) = bytes.split_at(total - DIGEST_LEN);
-        if Sha256::digest(body).as_slice() != digest {
+        if crate::sha256(body) != *digest {
             return Err(Error::BlobDigestMismatch);
         }
         let mut at = HEADER_LEN;
@@ -366,7 +365,7 @@ impl Writer<'_> {
         let end = self.at + data.len();
         self.out
             .get_mut(self.at..end)
-            .ok_or(Error::BufferTooSmall { needed: end })?
+            .ok_or(Error::too_small(end))?
             .copy_from_slice(data);
         self.at = end;
         Ok(())
@@ -390,14 +389,13 @@ impl Writer<'_> {
 
     fn def(&mut self, role: Role, d: &CertDef<'_>) -> Result<(), Error> {
         d.validate()?;
-        let short = |n: usize| {
-            u8::try_from(n).map_err(|_| Error::InvalidDefinition("name longer than 255 bytes"))
-        };
+        let short =
+            |n: usize| u8::try_from(n).map_err(|_| Error::InvalidDefinition(Reason::NameTooLong));
         let ca = d.ca_cert_def.unwrap_or_default();
         if Name::from_ascii(d.name.as_bytes()).is_none()
             || Name::from_ascii(ca.as_bytes()).is_none()
         {
-            return Err(Error::InvalidDefinition("names must be printable ASCII"));
+            return Err(Error::InvalidDefinition(Reason::NameNotAscii));
         }
         self.put(&[
             role as u8,
@@ -419,16 +417,14 @@ impl Writer<'_> {
         }
         self.u16(d.template.len() as u16)?;
         let count = u8::try_from(d.cert_elements.len())
-            .map_err(|_| Error::InvalidDefinition("more than 255 custom elements"))?;
+            .map_err(|_| Error::InvalidDefinition(Reason::TooManyElements))?;
         self.put(&[short(d.name.len())?, short(ca.len())?, count, 0])?;
         self.put(d.name.as_bytes())?;
         self.put(ca.as_bytes())?;
         for el in d.cert_elements.iter() {
             let id = el.id.as_bytes();
             if !id.iter().all(|c| (0x20..0x7F).contains(c)) {
-                return Err(Error::InvalidDefinition(
-                    "element ids must be printable ASCII",
-                ));
+                return Err(Error::InvalidDefinition(Reason::ElementIdNotAscii));
             }
             let mut id_field = [0u8; ELEMENT_ID_MAX];
             id_field
@@ -453,7 +449,7 @@ pub fn write_blob(
     out: &mut [u8],
 ) -> Result<usize, Error> {
     if defs.is_empty() || defs.len() > MAX_DEFS {
-        return Err(Error::InvalidDefinition("a blob holds 1 to 8 definitions"));
+        return Err(Error::InvalidDefinition(Reason::BlobDefCount));
     }
     let mut w = Writer { out, at: 0 };
     w.put(&BLOB_MAGIC)?;
@@ -473,12 +469,12 @@ pub fn write_blob(
     let body_len = w.at;
     let total = body_len + DIGEST_LEN;
     if total > u16::MAX as usize {
-        return Err(Error::InvalidDefinition("blob too large"));
+        return Err(Error::InvalidDefinition(Reason::BlobTooLarge));
     }
     w.put(&[0; DIGEST_LEN])?;
     let out = w.out;
     out[8..12].copy_from_slice(&(total as u32).to_le_bytes());
-    let digest = Sha256::digest(&out[..body_len]);
+    let digest = crate::sha256(&out[..body_len]);
     out[body_len..total].copy_from_slice(&digest);
     Ok(total)
 }

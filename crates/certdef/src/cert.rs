@@ -3,20 +3,19 @@
 //! write certificate bytes.
 
 #[cfg(not(feature = "small"))]
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use sha1::{Digest, Sha1};
 
 use crate::comp::{COMP_CERT_LEN, CompressedCert};
 use crate::date::{self, DATE_MAX_SIZE, DateTime};
 use crate::def::{KEY_ID_LEN, PUBKEY_LEN};
-use crate::{CertDef, CertLoc, CertType, Error, SnSource, StdElement, der};
+use crate::{CertDef, CertLoc, CertType, Error, Reason, SnSource, StdElement, der};
 
 /// Key identifier of a P-256 public key X‖Y: SHA-1(0x04 ‖ X ‖ Y) (RFC 5280 method 1,
 /// `atcacert_get_key_id`).
 pub fn key_id(public_key: &[u8; 64]) -> [u8; 20] {
     #[cfg(feature = "small")]
     {
-        crate::sha1_compact::key_id(public_key)
+        crate::sha_compact::key_id(public_key)
     }
     #[cfg(not(feature = "small"))]
     {
@@ -56,32 +55,21 @@ pub fn generate_sn(
     let n = out.len();
     match src {
         SnSource::Stored | SnSource::StoredDynamic => {
-            return Err(Error::InvalidDefinition(
-                "stored serial numbers are not generated",
-            ));
+            return Err(Error::InvalidDefinition(Reason::StoredSnNotGenerated));
         }
         SnSource::DeviceSn => {
             let sn = device_sn.ok_or(Error::MissingDeviceSn)?;
-            let out: &mut [u8; 10] = out.try_into().map_err(|_| Error::UnexpectedElemSize {
-                expected: 10,
-                got: n,
-            })?;
+            let out: &mut [u8; 10] = out.try_into().map_err(|_| Error::elem_size(10, n))?;
             out[0] = 0x40;
             out[1..].copy_from_slice(sn);
         }
         SnSource::SignerId => {
-            let out: &mut [u8; 3] = out.try_into().map_err(|_| Error::UnexpectedElemSize {
-                expected: 3,
-                got: n,
-            })?;
+            let out: &mut [u8; 3] = out.try_into().map_err(|_| Error::elem_size(3, n))?;
             *out = [0x40, comp[67], comp[68]];
         }
         _ => {
             if n == 0 || n > 32 {
-                return Err(Error::UnexpectedElemSize {
-                    expected: 32,
-                    got: n,
-                });
+                return Err(Error::elem_size(32, n));
             }
             // One message buffer and the one-shot digest (shared with the blob check): key or
             // device SN ‖ encoded dates [‖ extension bits].
@@ -104,7 +92,7 @@ pub fn generate_sn(
                 }
                 v => return Err(Error::UnsupportedFormatVersion(v)),
             }
-            let digest: [u8; 32] = Sha256::digest(&msg[..len]).into();
+            let digest = crate::sha256(&msg[..len]);
             out.copy_from_slice(&digest[..n]);
             match src {
                 SnSource::PubKeyHash | SnSource::DeviceSnHash => out[0] = (out[0] & 0x7F) | 0x40,
@@ -157,10 +145,7 @@ fn hex_nibble(c: u8) -> Result<u8, Error> {
 }
 
 fn parse_signer_id(b: &[u8]) -> Result<[u8; 2], Error> {
-    let [a, b2, c, d] = <[u8; 4]>::try_from(b).map_err(|_| Error::UnexpectedElemSize {
-        expected: 4,
-        got: b.len(),
-    })?;
+    let [a, b2, c, d] = <[u8; 4]>::try_from(b).map_err(|_| Error::elem_size(4, b.len()))?;
     Ok([
         (hex_nibble(a)? << 4) | hex_nibble(b2)?,
         (hex_nibble(c)? << 4) | hex_nibble(d)?,
@@ -202,10 +187,8 @@ impl<'a> CertView<'a> {
     /// Subject public key X‖Y.
     pub fn public_key(&self) -> Result<[u8; 64], Error> {
         let b = self.element(StdElement::PublicKey)?;
-        b.try_into().map_err(|_| Error::UnexpectedElemSize {
-            expected: PUBKEY_LEN,
-            got: b.len(),
-        })
+        b.try_into()
+            .map_err(|_| Error::elem_size(PUBKEY_LEN, b.len()))
     }
 
     /// Offset of the X.509 signatureValue (after any dynamic-SN shift).
@@ -222,10 +205,7 @@ impl<'a> CertView<'a> {
         match self.def.cert_type {
             CertType::Custom => {
                 let b = self.element(StdElement::Signature)?;
-                b.try_into().map_err(|_| Error::UnexpectedElemSize {
-                    expected: 64,
-                    got: b.len(),
-                })
+                b.try_into().map_err(|_| Error::elem_size(64, b.len()))
             }
             CertType::X509 => {
                 let off = self.x509_sig_offset()?;
@@ -296,7 +276,7 @@ impl<'a> CertView<'a> {
 
     /// SHA-256 of the TBS region (`atcacert_get_tbs_digest`).
     pub fn tbs_digest(&self) -> Result<[u8; 32], Error> {
-        Ok(Sha256::digest(self.tbs()?).into())
+        Ok(crate::sha256(self.tbs()?))
     }
 
     /// The compressed certificate for this certificate — strict: any field a rebuild would not
@@ -369,7 +349,7 @@ impl<'a> Cert<'a> {
     pub fn from_template(def: &'a CertDef<'a>, buf: &'a mut [u8]) -> Result<Self, Error> {
         let n = def.template.len();
         buf.get_mut(..n)
-            .ok_or(Error::BufferTooSmall { needed: n })?
+            .ok_or(Error::too_small(n))?
             .copy_from_slice(def.template);
         Ok(Cert { def, buf, len: n })
     }
@@ -381,7 +361,7 @@ impl<'a> Cert<'a> {
         len: usize,
     ) -> Result<Self, Error> {
         if len > buf.len() {
-            return Err(Error::BufferTooSmall { needed: len });
+            return Err(Error::too_small(len));
         }
         Ok(Cert { def, buf, len })
     }
@@ -414,10 +394,7 @@ impl<'a> Cert<'a> {
     pub fn set_element(&mut self, loc: CertLoc, data: &[u8]) -> Result<(), Error> {
         self.element_mut(loc)?.map_or(Ok(()), |dst| {
             if dst.len() != data.len() {
-                return Err(Error::UnexpectedElemSize {
-                    expected: dst.len(),
-                    got: data.len(),
-                });
+                return Err(Error::elem_size(dst.len(), data.len()));
             }
             dst.copy_from_slice(data);
             Ok(())
@@ -504,7 +481,7 @@ impl<'a> Cert<'a> {
             .ok_or(Error::BadCert)?;
         let new_len = self.len - old + new;
         if new_len > self.buf.len() {
-            return Err(Error::BufferTooSmall { needed: new_len });
+            return Err(Error::too_small(new_len));
         }
         self.buf.copy_within(tail..self.len, at + new);
         self.len = new_len;
@@ -536,17 +513,13 @@ impl<'a> Cert<'a> {
             return self.set_element(loc, sn);
         }
         let at = loc.offset as usize;
-        let new_len = *sn.first().ok_or(Error::UnexpectedElemSize {
-            expected: 1,
-            got: 0,
-        })? as usize;
+        let new_len = *sn.first().ok_or(Error::elem_size(1, 0))? as usize;
         if new_len == 0 || new_len > 127 {
             return Err(Error::BadCert);
         }
-        let value = sn.get(1..1 + new_len).ok_or(Error::UnexpectedElemSize {
-            expected: 1 + new_len,
-            got: sn.len(),
-        })?;
+        let value = sn
+            .get(1..1 + new_len)
+            .ok_or(Error::elem_size(1 + new_len, sn.len()))?;
         let cur_len = *self
             .buf
             .get(at)
@@ -557,7 +530,7 @@ impl<'a> Cert<'a> {
         }
         let needed = self.len - cur_len + new_len;
         if needed > self.buf.len() {
-            return Err(Error::BufferTooSmall { needed });
+            return Err(Error::too_small(needed));
         }
         let delta = new_len as isize - cur_len as isize;
         if delta != 0 {
@@ -584,7 +557,7 @@ impl<'a> Cert<'a> {
         let new = der::ecdsa_sig_size(sig);
         let old = self.len - off;
         if off + new > self.buf.len() {
-            return Err(Error::BufferTooSmall { needed: off + new });
+            return Err(Error::too_small(off + new));
         }
         let delta = new as isize - old as isize;
         if delta != 0 {

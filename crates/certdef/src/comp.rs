@@ -1,5 +1,6 @@
 //! The 72-byte compressed certificate (cryptoauthlib format versions 0 and 1).
 
+use crate::Reason;
 use crate::date::{self, DateTime};
 use crate::{Error, SnSource};
 
@@ -65,19 +66,16 @@ impl CompressedCert {
 
     /// Decodes from a slice that must be exactly 72 bytes.
     pub fn from_slice(b: &[u8]) -> Result<Self, Error> {
-        let arr: &[u8; COMP_CERT_LEN] = b.try_into().map_err(|_| Error::UnexpectedElemSize {
-            expected: COMP_CERT_LEN,
-            got: b.len(),
-        })?;
+        let arr: &[u8; COMP_CERT_LEN] = b
+            .try_into()
+            .map_err(|_| Error::elem_size(COMP_CERT_LEN, b.len()))?;
         Self::from_bytes(arr)
     }
 
     /// Encodes to 72 bytes, checking every field fits its format version.
     pub fn to_bytes(&self) -> Result<[u8; COMP_CERT_LEN], Error> {
         if self.template_id > 15 || self.chain_id > 15 || self.reserved > 15 {
-            return Err(Error::InvalidDefinition(
-                "template_id, chain_id and reserved are 4-bit",
-            ));
+            return Err(Error::InvalidDefinition(Reason::NotFourBit));
         }
         let mut b = [0u8; COMP_CERT_LEN];
         b[..64].copy_from_slice(&self.signature);

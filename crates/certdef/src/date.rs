@@ -193,9 +193,7 @@ const UTC_SEPS: [(u8, u8); 1] = [(12, b'Z')];
 /// Encodes `date` in `fmt` into `out`, returning the size written.
 pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize, Error> {
     let size = format_size(fmt);
-    let out = out
-        .get_mut(..size)
-        .ok_or(Error::BufferTooSmall { needed: size })?;
+    let out = out.get_mut(..size).ok_or(Error::too_small(size))?;
     date.check()?;
     let mut text = [0u8; DATE_MAX_SIZE];
     let (units, seps): (&[u8; 7], &[(u8, u8)]) = match fmt {

@@ -1,7 +1,7 @@
 //! Certificate definitions: the zero-copy [`CertDef`] view and its building blocks, with every
 //! semantic of cryptoauthlib's `atcacert_def_t` for P-256.
 
-use crate::Error;
+use crate::{EnumField, Error, Reason};
 
 macro_rules! c_enum {
     (
@@ -30,7 +30,7 @@ macro_rules! c_enum {
             pub const fn from_value(v: u8) -> Result<Self, Error> {
                 match v {
                     $( $val => Ok($name::$var), )*
-                    _ => Err(Error::InvalidEnum { field: $field, value: v }),
+                    _ => Err(Error::InvalidEnum { field: EnumField::$name, value: v }),
                 }
             }
 
@@ -597,20 +597,16 @@ impl<'a> CertDef<'a> {
     pub fn validate(&self) -> Result<(), Error> {
         let tlen = self.template.len();
         if tlen > u16::MAX as usize {
-            return Err(Error::InvalidDefinition("template longer than 65535 bytes"));
+            return Err(Error::InvalidDefinition(Reason::TemplateTooLong));
         }
         if self.template_id > 15 || self.chain_id > 15 {
-            return Err(Error::InvalidDefinition(
-                "template_id and chain_id are 4-bit values",
-            ));
+            return Err(Error::InvalidDefinition(Reason::NotFourBit));
         }
         for (i, loc) in self.std_cert_elements.iter().enumerate() {
             // The X.509 signature count is informational (the signature runs to the end).
             let x509_sig = i == StdElement::Signature as usize && self.cert_type == CertType::X509;
             if loc.is_present() && !x509_sig && loc.end() > tlen {
-                return Err(Error::InvalidDefinition(
-                    "standard element outside the template",
-                ));
+                return Err(Error::InvalidDefinition(Reason::StdElementOutside));
             }
             let want = match StdElement::from_value(i as u8)? {
                 StdElement::PublicKey => Some(PUBKEY_LEN),
@@ -625,63 +621,44 @@ impl<'a> CertDef<'a> {
                 && loc.is_present()
                 && loc.count as usize != want
             {
-                return Err(Error::InvalidDefinition(
-                    "standard element has the wrong size",
-                ));
+                return Err(Error::InvalidDefinition(Reason::StdElementSize));
             }
         }
         if self.tbs_cert_loc.end() > tlen {
-            return Err(Error::InvalidDefinition("TBS outside the template"));
+            return Err(Error::InvalidDefinition(Reason::TbsOutside));
         }
         for pk in [self.public_key_dev_loc] {
             if pk.is_present()
                 && pk.count as usize != PUBKEY_LEN
                 && pk.count as usize != PADDED_PUBKEY_LEN
             {
-                return Err(Error::InvalidDefinition(
-                    "public key location must hold 64 or 72 bytes",
-                ));
+                return Err(Error::InvalidDefinition(Reason::PublicKeyLocSize));
             }
         }
         if self.comp_cert_dev_loc.is_present() && self.comp_cert_dev_loc.count as usize != 72 {
-            return Err(Error::InvalidDefinition(
-                "compressed certificate location must hold 72 bytes",
-            ));
+            return Err(Error::InvalidDefinition(Reason::CompCertLocSize));
         }
         let sn = self.std_loc(StdElement::CertSn);
         match self.sn_source {
             SnSource::DeviceSn if sn.is_present() && sn.count != 10 => {
-                return Err(Error::InvalidDefinition(
-                    "SNSRC_DEVICE_SN needs a 10-byte serial number",
-                ));
+                return Err(Error::InvalidDefinition(Reason::DeviceSnSize));
             }
             SnSource::SignerId if sn.is_present() && sn.count != 3 => {
-                return Err(Error::InvalidDefinition(
-                    "SNSRC_SIGNER_ID needs a 3-byte serial number",
-                ));
+                return Err(Error::InvalidDefinition(Reason::SignerIdSnSize));
             }
             s if s.is_generated() && sn.count > 32 => {
-                return Err(Error::InvalidDefinition(
-                    "hashed serial numbers are at most 32 bytes",
-                ));
+                return Err(Error::InvalidDefinition(Reason::HashedSnSize));
             }
             SnSource::StoredDynamic => {
                 if self.cert_type != CertType::X509 {
-                    return Err(Error::InvalidDefinition(
-                        "SNSRC_STORED_DYNAMIC needs an X.509 template",
-                    ));
+                    return Err(Error::InvalidDefinition(Reason::DynamicSnNotX509));
                 }
-                let len =
-                    *self
-                        .template
-                        .get(sn.offset as usize)
-                        .ok_or(Error::InvalidDefinition(
-                            "dynamic serial number outside the template",
-                        ))?;
+                let len = *self
+                    .template
+                    .get(sn.offset as usize)
+                    .ok_or(Error::InvalidDefinition(Reason::DynamicSnOutside))?;
                 if sn.count == 0 || len as usize + 1 != sn.count as usize || len > 127 {
-                    return Err(Error::InvalidDefinition(
-                        "dynamic serial number location must be the INTEGER length byte + value",
-                    ));
+                    return Err(Error::InvalidDefinition(Reason::DynamicSnLoc));
                 }
             }
             _ => {}
@@ -691,9 +668,7 @@ impl<'a> CertDef<'a> {
         }
         for (_, cert_loc, _) in self.cert_elements.iter_locs() {
             if cert_loc.end() > tlen {
-                return Err(Error::InvalidDefinition(
-                    "custom element outside the template",
-                ));
+                return Err(Error::InvalidDefinition(Reason::CustomElementOutside));
             }
         }
         Ok(())
@@ -707,27 +682,19 @@ impl<'a> CertDef<'a> {
         let sig = self.std_loc(StdElement::Signature);
         let tlen = self.template.len();
         if sig.offset as usize >= tlen {
-            return Err(Error::InvalidDefinition(
-                "signature offset outside the template",
-            ));
+            return Err(Error::InvalidDefinition(Reason::SignatureOutside));
         }
         let (outer_len, hdr) = crate::der::decode_length(self.template.get(1..).unwrap_or(&[]))
-            .map_err(|_| Error::InvalidDefinition("template is not a DER SEQUENCE"))?;
+            .map_err(|_| Error::InvalidDefinition(Reason::TemplateNotSequence))?;
         if self.template.first() != Some(&0x30) || 1 + hdr + outer_len != tlen {
-            return Err(Error::InvalidDefinition(
-                "template outer length does not match its size",
-            ));
+            return Err(Error::InvalidDefinition(Reason::TemplateLength));
         }
         let base = (sig.offset as usize)
             .checked_sub(1 + hdr)
-            .ok_or(Error::InvalidDefinition(
-                "signature inside the certificate header",
-            ))?;
+            .ok_or(Error::InvalidDefinition(Reason::SignatureInHeader))?;
         for sig_len in [TYPICAL_MIN_DER_SIG_LEN, MAX_DER_SIG_LEN] {
             if crate::der::length_size(base + sig_len) != hdr {
-                return Err(Error::InvalidDefinition(
-                    "signature size changes would change the certificate's length-of-length",
-                ));
+                return Err(Error::InvalidDefinition(Reason::SignatureLengthOfLength));
             }
         }
         Ok(())

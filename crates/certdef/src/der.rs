@@ -23,9 +23,7 @@ pub const fn length_size(len: usize) -> usize {
 /// Encodes `len` as a minimal DER length into `out`, returning the size written.
 pub fn encode_length(len: usize, out: &mut [u8]) -> Result<usize, Error> {
     let size = length_size(len);
-    let out = out
-        .get_mut(..size)
-        .ok_or(Error::BufferTooSmall { needed: size })?;
+    let out = out.get_mut(..size).ok_or(Error::too_small(size))?;
     if size == 1 {
         out[0] = len as u8;
     } else {
@@ -94,9 +92,7 @@ pub fn encode_integer(value: &[u8], is_unsigned: bool, out: &mut [u8]) -> Result
     let content = value.len() - start + pad as usize;
     let hdr = 1 + length_size(content);
     let total = hdr + content;
-    let out = out
-        .get_mut(..total)
-        .ok_or(Error::BufferTooSmall { needed: total })?;
+    let out = out.get_mut(..total).ok_or(Error::too_small(total))?;
     out[0] = 0x02;
     encode_length(content, &mut out[1..])?;
     let mut at = hdr;
@@ -137,9 +133,7 @@ pub fn ecdsa_sig_size(sig: &[u8; 64]) -> usize {
 /// `03 L 00 30 L2 (02 lr R) (02 ls S)`.
 pub fn encode_ecdsa_sig(sig: &[u8; 64], out: &mut [u8]) -> Result<usize, Error> {
     let total = ecdsa_sig_size(sig);
-    let out = out
-        .get_mut(..total)
-        .ok_or(Error::BufferTooSmall { needed: total })?;
+    let out = out.get_mut(..total).ok_or(Error::too_small(total))?;
     out[0] = 0x03;
     out[1] = (total - 2) as u8;
     out[2] = 0x00;

@@ -2,6 +2,149 @@
 
 use crate::def::StdElement;
 
+/// Why a definition is invalid or unsupported ([`Error::InvalidDefinition`],
+/// [`Error::Unsupported`]): a one-byte code so `Error` stays small (it is returned in registers
+/// on 32-bit targets, which keeps the device code small); [`Reason::as_str`] gives the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Reason {
+    /// name longer than 255 bytes.
+    NameTooLong,
+    /// names must be printable ASCII.
+    NameNotAscii,
+    /// more than 255 custom elements.
+    TooManyElements,
+    /// element ids must be printable ASCII.
+    ElementIdNotAscii,
+    /// a blob holds 1 to 8 definitions.
+    BlobDefCount,
+    /// blob too large.
+    BlobTooLarge,
+    /// stored serial numbers are not generated.
+    StoredSnNotGenerated,
+    /// template_id, chain_id and reserved are 4-bit values.
+    NotFourBit,
+    /// template longer than 65535 bytes.
+    TemplateTooLong,
+    /// standard element outside the template.
+    StdElementOutside,
+    /// standard element has the wrong size.
+    StdElementSize,
+    /// TBS outside the template.
+    TbsOutside,
+    /// public key location must hold 64 or 72 bytes.
+    PublicKeyLocSize,
+    /// compressed certificate location must hold 72 bytes.
+    CompCertLocSize,
+    /// SNSRC_DEVICE_SN needs a 10-byte serial number.
+    DeviceSnSize,
+    /// SNSRC_SIGNER_ID needs a 3-byte serial number.
+    SignerIdSnSize,
+    /// hashed serial numbers are at most 32 bytes.
+    HashedSnSize,
+    /// SNSRC_STORED_DYNAMIC needs an X.509 template.
+    DynamicSnNotX509,
+    /// dynamic serial number outside the template.
+    DynamicSnOutside,
+    /// dynamic serial number location must be the INTEGER length byte + value.
+    DynamicSnLoc,
+    /// custom element outside the template.
+    CustomElementOutside,
+    /// signature offset outside the template.
+    SignatureOutside,
+    /// template is not a DER SEQUENCE.
+    TemplateNotSequence,
+    /// template outer length does not match its size.
+    TemplateLength,
+    /// signature inside the certificate header.
+    SignatureInHeader,
+    /// signature size changes would change the certificate's length-of-length.
+    SignatureLengthOfLength,
+    /// signature sizes other than P-256 (std_sig_size 0/64).
+    NonP256Signature,
+    /// device location outside the device's zones.
+    DeviceLocOutside,
+}
+
+impl Reason {
+    /// The explanation.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::NameTooLong => "name longer than 255 bytes",
+            Reason::NameNotAscii => "names must be printable ASCII",
+            Reason::TooManyElements => "more than 255 custom elements",
+            Reason::ElementIdNotAscii => "element ids must be printable ASCII",
+            Reason::BlobDefCount => "a blob holds 1 to 8 definitions",
+            Reason::BlobTooLarge => "blob too large",
+            Reason::StoredSnNotGenerated => "stored serial numbers are not generated",
+            Reason::NotFourBit => "template_id, chain_id and reserved are 4-bit values",
+            Reason::TemplateTooLong => "template longer than 65535 bytes",
+            Reason::StdElementOutside => "standard element outside the template",
+            Reason::StdElementSize => "standard element has the wrong size",
+            Reason::TbsOutside => "TBS outside the template",
+            Reason::PublicKeyLocSize => "public key location must hold 64 or 72 bytes",
+            Reason::CompCertLocSize => "compressed certificate location must hold 72 bytes",
+            Reason::DeviceSnSize => "SNSRC_DEVICE_SN needs a 10-byte serial number",
+            Reason::SignerIdSnSize => "SNSRC_SIGNER_ID needs a 3-byte serial number",
+            Reason::HashedSnSize => "hashed serial numbers are at most 32 bytes",
+            Reason::DynamicSnNotX509 => "SNSRC_STORED_DYNAMIC needs an X.509 template",
+            Reason::DynamicSnOutside => "dynamic serial number outside the template",
+            Reason::DynamicSnLoc => {
+                "dynamic serial number location must be the INTEGER length byte + value"
+            }
+            Reason::CustomElementOutside => "custom element outside the template",
+            Reason::SignatureOutside => "signature offset outside the template",
+            Reason::TemplateNotSequence => "template is not a DER SEQUENCE",
+            Reason::TemplateLength => "template outer length does not match its size",
+            Reason::SignatureInHeader => "signature inside the certificate header",
+            Reason::SignatureLengthOfLength => {
+                "signature size changes would change the certificate's length-of-length"
+            }
+            Reason::NonP256Signature => "signature sizes other than P-256 (std_sig_size 0/64)",
+            Reason::DeviceLocOutside => "device location outside the device's zones",
+        }
+    }
+}
+
+impl core::fmt::Display for Reason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which enumerated field held a value with no meaning ([`Error::InvalidEnum`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum EnumField {
+    /// `cert_type`.
+    CertType,
+    /// `sn_source`.
+    SnSource,
+    /// A date format.
+    DateFormat,
+    /// A device zone.
+    DeviceZone,
+    /// A transform.
+    Transform,
+    /// A standard element index.
+    StdElement,
+}
+
+impl core::fmt::Display for EnumField {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            EnumField::CertType => "cert type",
+            EnumField::SnSource => "sn source",
+            EnumField::DateFormat => "date format",
+            EnumField::DeviceZone => "device zone",
+            EnumField::Transform => "transform",
+            EnumField::StdElement => "std element",
+        })
+    }
+}
+
 /// Everything that can go wrong in the codec.
 ///
 /// Variants mirror cryptoauthlib's `ATCACERT_E_*` statuses where one exists (noted per variant),
@@ -12,8 +155,8 @@ use crate::def::StdElement;
 pub enum Error {
     /// The output buffer is too small; `needed` bytes are required (`ATCACERT_E_BUFFER_TOO_SMALL`).
     BufferTooSmall {
-        /// Bytes the operation needs.
-        needed: usize,
+        /// Bytes the operation needs (saturates at 65535).
+        needed: u16,
     },
     /// Malformed encoded data: DER, text date, hex (`ATCACERT_E_DECODING_ERROR`).
     Decoding,
@@ -21,10 +164,10 @@ pub enum Error {
     InvalidDate,
     /// An element's data has the wrong size (`ATCACERT_E_UNEXPECTED_ELEM_SIZE`).
     UnexpectedElemSize {
-        /// Size the definition says.
-        expected: usize,
-        /// Size that was given.
-        got: usize,
+        /// Size the definition says (saturates at 255).
+        expected: u8,
+        /// Size that was given (saturates at 255).
+        got: u8,
     },
     /// A standard element the operation needs is absent from the definition (`ATCACERT_E_ELEM_MISSING`).
     ElemMissing(StdElement),
@@ -44,15 +187,15 @@ pub enum Error {
     /// An enum field holds a value with no meaning (e.g. serial-number source 1–6).
     InvalidEnum {
         /// Which field.
-        field: &'static str,
+        field: EnumField,
         /// The raw value.
         value: u8,
     },
     /// The definition itself is inconsistent (element outside the template, wrong sizes, …).
-    InvalidDefinition(&'static str),
+    InvalidDefinition(Reason),
     /// The definition uses something outside this codec's scope (non-P-256 signature sizes,
     /// fully stored certificates).
-    Unsupported(&'static str),
+    Unsupported(Reason),
     /// A length change would change a DER length-of-length (headers are never resized).
     LengthOfLengthChange,
     /// Device data for a location the rebuild needs was not supplied.
@@ -118,3 +261,29 @@ impl core::fmt::Display for Error {
 
 #[cfg(feature = "std")]
 impl std::error::Error for Error {}
+
+impl Error {
+    /// [`Error::BufferTooSmall`] for `needed` bytes (one out-of-line constructor: error paths
+    /// stay small in flash).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn too_small(needed: usize) -> Self {
+        Error::BufferTooSmall {
+            needed: sat16(needed),
+        }
+    }
+
+    /// [`Error::UnexpectedElemSize`].
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn elem_size(expected: usize, got: usize) -> Self {
+        Error::UnexpectedElemSize {
+            expected: u8::try_from(expected).unwrap_or(u8::MAX),
+            got: u8::try_from(got).unwrap_or(u8::MAX),
+        }
+    }
+}
+
+fn sat16(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}

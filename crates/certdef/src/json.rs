@@ -2,6 +2,7 @@
 //! `cert_defs.json` — field names as in `atcacert_def_t`, enum names as in cryptoauthlib
 //! (integers accepted too), `std_cert_elements` as an object or a list of 8.
 
+use crate::Reason;
 use std::collections::BTreeMap;
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -63,9 +64,7 @@ impl CertDefBuf {
     /// The borrowed view, validated (P-256 only: `std_sig_size` must be 0 or 64).
     pub fn as_def(&self) -> Result<CertDef<'_>, Error> {
         if self.std_sig_size != 0 && self.std_sig_size != 64 {
-            return Err(Error::Unsupported(
-                "signature sizes other than P-256 (std_sig_size 0/64)",
-            ));
+            return Err(Error::Unsupported(Reason::NonP256Signature));
         }
         let def = self.as_def_unchecked();
         def.validate()?;

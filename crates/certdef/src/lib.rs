@@ -25,7 +25,7 @@ mod error;
 pub mod json;
 pub mod rebuild;
 #[cfg(any(test, feature = "small"))]
-mod sha1_compact;
+mod sha_compact;
 pub mod split;
 pub mod transform;
 
@@ -37,11 +37,24 @@ pub use def::{
     CertDef, CertElement, CertElements, CertLoc, CertType, DateFormat, DeviceLoc, DeviceZone,
     MAX_DER_SIG_LEN, Name, SnSource, StdElement, Transform,
 };
-pub use error::Error;
+pub use error::{EnumField, Error, Reason};
 #[cfg(feature = "std")]
 pub use json::{CertDefBuf, parse_defs_json};
 pub use rebuild::{DeviceData, ReadPlan, device_sn_from_config, read_plan, rebuild};
 pub use split::{DeviceImage, split, write_plan};
+
+/// SHA-256 of `data`: the compact loop under the `small` feature, else the `sha2` crate.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    #[cfg(feature = "small")]
+    {
+        sha_compact::sha256(data)
+    }
+    #[cfg(not(feature = "small"))]
+    {
+        use sha2::Digest;
+        sha2::Sha256::digest(data).into()
+    }
+}
 
 /// Compresses a full certificate (`atcacert_get_comp_cert`, strict): its 72 bytes.
 pub fn compress(def: &CertDef<'_>, der: &[u8]) -> Result<[u8; COMP_CERT_LEN], Error> {

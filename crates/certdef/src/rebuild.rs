@@ -1,6 +1,7 @@
 //! Rebuilding a full certificate from a definition and device data (`atcacert_read_cert`), and
 //! the device-read plan (`atcacert_get_device_locs`).
 
+use crate::Reason;
 use crate::cert::{Cert, unpad_public_key};
 use crate::comp::{COMP_CERT_LEN, CompressedCert};
 use crate::def::{PADDED_PUBKEY_LEN, PUBKEY_LEN};
@@ -133,9 +134,7 @@ pub fn read_public_key(
             let p: &[u8; 72] = b.try_into().map_err(|_| Error::MissingDeviceData)?;
             Ok(Some(unpad_public_key(p)))
         }
-        _ => Err(Error::InvalidDefinition(
-            "public key location must hold 64 or 72 bytes",
-        )),
+        _ => Err(Error::InvalidDefinition(Reason::PublicKeyLocSize)),
     }
 }
 

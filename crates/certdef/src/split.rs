@@ -1,6 +1,7 @@
 //! Splitting a full certificate into what a device stores (`atcacert_write_cert`,
 //! `atcacert_get_device_data`), checked by rebuilding it.
 
+use crate::Reason;
 use crate::cert::{CertView, pad_public_key};
 use crate::comp::CompressedCert;
 use crate::rebuild::{self, BLOCK_SIZE, DeviceData, ReadPlan};
@@ -94,17 +95,12 @@ impl DeviceImage {
     /// Writes `data` at `loc` (the data length must equal `loc.count`).
     pub fn write(&mut self, loc: &DeviceLoc, data: &[u8]) -> Result<(), Error> {
         if data.len() != loc.count as usize {
-            return Err(Error::UnexpectedElemSize {
-                expected: loc.count as usize,
-                got: data.len(),
-            });
+            return Err(Error::elem_size(loc.count as usize, data.len()));
         }
         let dst = self
             .area_mut(loc)
             .and_then(|a| a.get_mut(loc.offset as usize..loc.end()))
-            .ok_or(Error::InvalidDefinition(
-                "device location outside the device's zones",
-            ))?;
+            .ok_or(Error::InvalidDefinition(Reason::DeviceLocOutside))?;
         dst.copy_from_slice(data);
         Ok(())
     }
@@ -234,16 +230,10 @@ pub fn split(
             let sn = view.cert_sn()?;
             let mut buf = [0u8; 128];
             let n = sn_loc.count as usize;
-            let dst = buf.get_mut(..n).ok_or(Error::UnexpectedElemSize {
-                expected: 128,
-                got: n,
-            })?;
+            let dst = buf.get_mut(..n).ok_or(Error::elem_size(128, n))?;
             let value = dst
                 .get_mut(1..1 + sn.len())
-                .ok_or(Error::UnexpectedElemSize {
-                    expected: n,
-                    got: 1 + sn.len(),
-                })?;
+                .ok_or(Error::elem_size(n, 1 + sn.len()))?;
             value.copy_from_slice(sn);
             dst[0] = sn.len() as u8;
             image.write(&sn_loc, dst)?;
@@ -266,9 +256,7 @@ pub fn split(
         let src = view.element_at(el.cert_loc, StdElement::CertSn)?;
         let mut tmp = [0u8; transform::SCRATCH_LEN];
         let n = el.device_loc.count as usize;
-        let dst = tmp
-            .get_mut(..n)
-            .ok_or(Error::BufferTooSmall { needed: n })?;
+        let dst = tmp.get_mut(..n).ok_or(Error::too_small(n))?;
         transform::invert_chain(&el.transforms, src, dst)?;
         image.write(&el.device_loc, dst)?;
     }

@@ -48,10 +48,7 @@ fn hex_digits(input: &[u8], spaced: bool) -> Result<usize, Error> {
 pub fn apply(tf: Transform, input: &[u8], out: &mut [u8]) -> Result<(), Error> {
     let size = output_size(tf, input)?;
     if size != out.len() {
-        return Err(Error::UnexpectedElemSize {
-            expected: out.len(),
-            got: size,
-        });
+        return Err(Error::elem_size(out.len(), size));
     }
     match tf {
         Transform::None => out.copy_from_slice(input),
@@ -138,9 +135,7 @@ pub fn apply_chain(tfs: &[Transform; 2], input: &[u8], out: &mut [u8]) -> Result
         [t1, t2] => {
             let mut scratch = [0u8; SCRATCH_LEN];
             let n = output_size(*t1, input)?;
-            let mid = scratch
-                .get_mut(..n)
-                .ok_or(Error::BufferTooSmall { needed: n })?;
+            let mid = scratch.get_mut(..n).ok_or(Error::too_small(n))?;
             apply(*t1, input, mid)?;
             apply(*t2, mid, out)
         }

@@ -185,7 +185,7 @@ fn set_signature_vectors() {
     assert_eq!(
         cert.set_signature(&big),
         Err(Error::BufferTooSmall {
-            needed: d.template.len() + 1
+            needed: (d.template.len() + 1) as u16
         })
     );
     // x509_bad_cert_length / x509_cert_length_change
