@@ -354,6 +354,46 @@ impl<'a> Cert<'a> {
         Ok(Cert { def, buf, len: n })
     }
 
+    /// [`Cert::from_template`] followed by [`Cert::set_cert_sn`] for a dynamic serial number
+    /// (`StoredDynamic`, X.509), built by copying the template around the new serial number
+    /// instead of shifting it in place — the rebuild path then links no `memmove`.
+    pub(crate) fn from_template_with_dynamic_sn(
+        def: &'a CertDef<'a>,
+        buf: &'a mut [u8],
+        sn: &[u8],
+    ) -> Result<Self, Error> {
+        let t = def.template;
+        if buf.len() < t.len() {
+            return Err(Error::too_small(t.len()));
+        }
+        let at = def.std_loc(StdElement::CertSn).offset as usize;
+        let new_len = *sn.first().ok_or(Error::elem_size(1, 0))? as usize;
+        if new_len == 0 || new_len > 127 {
+            return Err(Error::BadCert);
+        }
+        let value = sn
+            .get(1..1 + new_len)
+            .ok_or(Error::elem_size(1 + new_len, sn.len()))?;
+        let cur_len = *t.get(at).ok_or(Error::ElemOutOfBounds)? as usize;
+        let tail = t.get(at + 1 + cur_len..).ok_or(Error::ElemOutOfBounds)?;
+        let value_end = at + 1 + new_len;
+        let len = value_end + tail.len();
+        let out = buf.get_mut(..len).ok_or(Error::too_small(len))?;
+        let (head, rest) = out.split_at_mut(at);
+        head.copy_from_slice(&t[..at]);
+        let (num, rest) = rest.split_at_mut(1 + new_len);
+        num[0] = new_len as u8;
+        num[1..].copy_from_slice(value);
+        rest.copy_from_slice(tail);
+        let mut cert = Cert { def, buf, len };
+        let delta = new_len as isize - cur_len as isize;
+        if delta != 0 {
+            let tbs = def.tbs_cert_loc.offset as usize;
+            cert.adjust_lengths(&[1, tbs + 1], delta)?;
+        }
+        Ok(cert)
+    }
+
     /// Wraps a certificate already in `buf[..len]`.
     pub fn from_existing(
         def: &'a CertDef<'a>,

@@ -5,7 +5,7 @@ use crate::Reason;
 use crate::cert::{Cert, unpad_public_key};
 use crate::comp::{COMP_CERT_LEN, CompressedCert};
 use crate::def::{PADDED_PUBKEY_LEN, PUBKEY_LEN};
-use crate::{CertDef, DeviceLoc, Error, SnSource, transform};
+use crate::{CertDef, CertType, DeviceLoc, Error, SnSource, StdElement, transform};
 
 /// Block size cryptoauthlib aligns ATECC reads to.
 pub const BLOCK_SIZE: u16 = 32;
@@ -150,15 +150,26 @@ pub fn rebuild(
     ca_public_key: Option<&[u8; 64]>,
     out: &mut [u8],
 ) -> Result<usize, Error> {
-    let mut cert = Cert::from_template(def, out)?;
+    let sn_loc = &def.cert_sn_dev_loc;
+    let stored_sn = if matches!(def.sn_source, SnSource::Stored | SnSource::StoredDynamic)
+        && sn_loc.is_present()
+    {
+        Some(data.read(sn_loc).ok_or(Error::MissingDeviceData)?)
+    } else {
+        None
+    };
+    // A dynamic serial number is placed while copying the template (same result as
+    // `set_cert_sn` afterwards, without an in-place shift).
+    let dynamic = def.sn_source == SnSource::StoredDynamic && def.cert_type == CertType::X509;
+    let mut cert = match stored_sn {
+        Some(sn) if dynamic => Cert::from_template_with_dynamic_sn(def, out, sn)?,
+        _ => Cert::from_template(def, out)?,
+    };
+    if let (Some(sn), false) = (stored_sn, dynamic) {
+        cert.set_element(def.std_loc(StdElement::CertSn), sn)?;
+    }
     if let Some(ca) = ca_public_key {
         cert.set_auth_key_id(ca)?;
-    }
-    if matches!(def.sn_source, SnSource::Stored | SnSource::StoredDynamic) {
-        let loc = &def.cert_sn_dev_loc;
-        if loc.is_present() {
-            cert.set_cert_sn(data.read(loc).ok_or(Error::MissingDeviceData)?)?;
-        }
     }
     if let Some(pk) = read_public_key(def, data)? {
         cert.set_subj_public_key(&pk)?;
