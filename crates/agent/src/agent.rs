@@ -80,7 +80,10 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
             chain: None,
         };
         core.load_blob();
-        Agent { session: DeviceSession::new(), core }
+        Agent {
+            session: DeviceSession::new(),
+            core,
+        }
     }
 
     /// Feeds bytes received from the host; writes every answer through `write`. Returns what the
@@ -143,7 +146,9 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
         signer_out: &mut [u8],
     ) -> Result<identity::ChainLens, IdentityError> {
         let core = &mut self.core;
-        let (len, _) = core.active_id.ok_or(IdentityError::Codec(keystamp_certdef::Error::BadBlob))?;
+        let (len, _) = core
+            .active_id
+            .ok_or(IdentityError::Codec(keystamp_certdef::Error::BadBlob))?;
         let bytes = core.active.get(..len).unwrap_or_default();
         let defs = definitions_of(bytes)?;
         let lens = identity::rebuild_chain(&mut core.chip, &defs, device_out, signer_out)?;
@@ -175,31 +180,41 @@ pub fn definitions_of(blob: &[u8]) -> Result<Definitions<'_>, IdentityError> {
     })
 }
 
-fn err(code: ErrorCode, detail: &str) -> Response {
-    Response::Error(WireError::new(code, detail))
+fn err(code: ErrorCode, detail: &str) -> WireError {
+    WireError::new(code, detail)
 }
 
-fn chip_err(e: ChipError) -> Response {
+fn chip_err(e: ChipError) -> WireError {
     match e {
         ChipError::Absent => err(ErrorCode::ChipAbsent, "secure element does not answer"),
         ChipError::Status(s) => err(ErrorCode::ChipStatus(s), "secure element refused"),
-        ChipError::Communication => err(ErrorCode::ChipAbsent, "secure element answers are corrupt"),
+        ChipError::Communication => {
+            err(ErrorCode::ChipAbsent, "secure element answers are corrupt")
+        }
         ChipError::OutOfRange => err(ErrorCode::OutOfRange, "outside the zone or slot"),
     }
 }
 
-fn identity_err(e: IdentityError) -> Response {
+fn identity_err(e: IdentityError) -> WireError {
     match e {
         IdentityError::Chip(c) => chip_err(c),
-        IdentityError::Codec(_) => err(ErrorCode::BlobInvalid, "definition does not fit the chip data"),
-        IdentityError::TooMuchDeviceData => err(ErrorCode::BlobInvalid, "definition reads too much"),
+        IdentityError::Codec(_) => err(
+            ErrorCode::BlobInvalid,
+            "definition does not fit the chip data",
+        ),
+        IdentityError::TooMuchDeviceData => {
+            err(ErrorCode::BlobInvalid, "definition reads too much")
+        }
         IdentityError::SignerSignature => err(ErrorCode::VerifyFailed, "signer certificate"),
         IdentityError::DeviceSignature => err(ErrorCode::VerifyFailed, "device certificate"),
     }
 }
 
 fn public_key(pk: [u8; 64]) -> Response {
-    let mut key = PublicKey { x: [0; 32], y: [0; 32] };
+    let mut key = PublicKey {
+        x: [0; 32],
+        y: [0; 32],
+    };
     key.x.copy_from_slice(&pk[..32]);
     key.y.copy_from_slice(&pk[32..]);
     Response::PublicKey(key)
@@ -209,7 +224,10 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
     fn load_blob(&mut self) {
         self.active_id = match store::load(&mut self.store, &mut self.active) {
             Ok((len, digest)) => {
-                let ok = self.active.get(..len).is_some_and(|b| definitions_of(b).is_ok());
+                let ok = self
+                    .active
+                    .get(..len)
+                    .is_some_and(|b| definitions_of(b).is_ok());
                 ok.then_some((len, digest))
             }
             Err(_) => None,
@@ -224,12 +242,10 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
     }
 
     fn execute(&mut self, request: &Request) -> Response {
-        match self.try_execute(request) {
-            Ok(r) | Err(r) => r,
-        }
+        self.try_execute(request).unwrap_or_else(Response::Error)
     }
 
-    fn try_execute(&mut self, request: &Request) -> Result<Response, Response> {
+    fn try_execute(&mut self, request: &Request) -> Result<Response, WireError> {
         let chip = &mut self.chip;
         Ok(match request {
             Request::Hello => Response::Hello(self.hello()?),
@@ -290,9 +306,12 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 chip.lock_slot(*slot).map_err(chip_err)?;
                 Response::Ok
             }
-            Request::StoreDefBlob { total_len, digest, offset, data } => {
-                Response::DefBlob(self.store_blob(*total_len, digest, *offset, data)?)
-            }
+            Request::StoreDefBlob {
+                total_len,
+                digest,
+                offset,
+                data,
+            } => Response::DefBlob(self.store_blob(*total_len, digest, *offset, data)?),
             Request::RebuildChain => Response::Chain(self.rebuild_chain()?),
             Request::ReadCert { cert, offset, len } => {
                 let (dev, sig) = self
@@ -315,7 +334,10 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
             }
             Request::SignChallenge { slot, challenge } => {
                 let sig = chip.sign_digest(*slot, challenge).map_err(chip_err)?;
-                let mut s = Signature { r: [0; 32], s: [0; 32] };
+                let mut s = Signature {
+                    r: [0; 32],
+                    s: [0; 32],
+                };
                 s.r.copy_from_slice(&sig[..32]);
                 s.s.copy_from_slice(&sig[32..]);
                 Response::Signature(s)
@@ -328,7 +350,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         })
     }
 
-    fn hello(&mut self) -> Result<HelloInfo, Response> {
+    fn hello(&mut self) -> Result<HelloInfo, WireError> {
         let revision = self.chip.revision().map_err(chip_err)?;
         let cfg = self.chip.read_config().map_err(chip_err)?;
         let mut serial = [0u8; 9];
@@ -348,9 +370,10 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 data_locked: cfg[LOCK_VALUE] != 0x55,
                 slot_locked,
             },
-            def_blob: self
-                .active_id
-                .map(|(len, digest)| DefBlobId { len: len as u32, digest }),
+            def_blob: self.active_id.map(|(len, digest)| DefBlobId {
+                len: len as u32,
+                digest,
+            }),
         })
     }
 
@@ -360,26 +383,40 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         digest: &[u8; 32],
         offset: u32,
         data: &[u8],
-    ) -> Result<DefBlobProgress, Response> {
+    ) -> Result<DefBlobProgress, WireError> {
         if total_len as usize > B {
-            return Err(err(ErrorCode::OutOfRange, "blob larger than this device accepts"));
+            return Err(err(
+                ErrorCode::OutOfRange,
+                "blob larger than this device accepts",
+            ));
         }
         // The same blob is already the stored one: nothing to do.
         if self.active_id == Some((total_len as usize, *digest)) {
             self.upload = None;
-            return Ok(DefBlobProgress { received: total_len, total_len, complete: true });
+            return Ok(DefBlobProgress {
+                received: total_len,
+                total_len,
+                complete: true,
+            });
         }
         let up = match self.upload {
             Some(u) if u.total_len == total_len && u.digest == *digest => u,
             // A new name discards a partial upload.
-            _ => Upload { total_len, digest: *digest, received: 0 },
+            _ => Upload {
+                total_len,
+                digest: *digest,
+                received: 0,
+            },
         };
         let mut up = up;
         if offset == up.received && !data.is_empty() {
             let start = offset as usize;
             let end = start + data.len();
             if end > total_len as usize {
-                return Err(err(ErrorCode::OutOfRange, "chunk past the announced length"));
+                return Err(err(
+                    ErrorCode::OutOfRange,
+                    "chunk past the announced length",
+                ));
             }
             self.staging
                 .get_mut(start..end)
@@ -389,12 +426,22 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         }
         self.upload = Some(up);
         if up.received < total_len {
-            return Ok(DefBlobProgress { received: up.received, total_len, complete: false });
+            return Ok(DefBlobProgress {
+                received: up.received,
+                total_len,
+                complete: false,
+            });
         }
         self.upload = None;
-        let blob = self.staging.get(..total_len as usize).ok_or_else(internal)?;
+        let blob = self
+            .staging
+            .get(..total_len as usize)
+            .ok_or_else(internal)?;
         if store::sha256(blob) != *digest {
-            return Err(err(ErrorCode::DigestMismatch, "blob digest differs; upload again"));
+            return Err(err(
+                ErrorCode::DigestMismatch,
+                "blob digest differs; upload again",
+            ));
         }
         if definitions_of(blob).is_err() {
             return Err(err(ErrorCode::BlobInvalid, "blob does not parse"));
@@ -409,31 +456,46 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
             .copy_from_slice(blob);
         self.active_id = Some((blob.len(), *digest));
         self.chain = None;
-        Ok(DefBlobProgress { received: total_len, total_len, complete: true })
+        Ok(DefBlobProgress {
+            received: total_len,
+            total_len,
+            complete: true,
+        })
     }
 
-    fn rebuild_chain(&mut self) -> Result<ChainReport, Response> {
+    fn rebuild_chain(&mut self) -> Result<ChainReport, WireError> {
         self.chain = None;
         let (len, _) = self
             .active_id
             .ok_or_else(|| err(ErrorCode::NoBlob, "store a definition blob first"))?;
         let blob = self.active.get(..len).ok_or_else(internal)?;
         let defs = definitions_of(blob).map_err(identity_err)?;
-        let lens = identity::rebuild_chain(&mut self.chip, &defs, &mut self.device_der, &mut self.signer_der)
-            .map_err(identity_err)?;
+        let lens = identity::rebuild_chain(
+            &mut self.chip,
+            &defs,
+            &mut self.device_der,
+            &mut self.signer_der,
+        )
+        .map_err(identity_err)?;
         let dev = self.device_der.get(..lens.device).ok_or_else(internal)?;
         let sig = self.signer_der.get(..lens.signer).ok_or_else(internal)?;
         identity::verify_chain(&mut self.chip, &defs, dev, sig).map_err(identity_err)?;
         let report = ChainReport {
-            device: CertSummary { len: lens.device as u16, digest: store::sha256(dev) },
-            signer: CertSummary { len: lens.signer as u16, digest: store::sha256(sig) },
+            device: CertSummary {
+                len: lens.device as u16,
+                digest: store::sha256(dev),
+            },
+            signer: CertSummary {
+                len: lens.signer as u16,
+                digest: store::sha256(sig),
+            },
         };
         self.chain = Some((lens.device, lens.signer));
         Ok(report)
     }
 }
 
-fn internal() -> Response {
+fn internal() -> WireError {
     err(ErrorCode::Internal, "internal limit")
 }
 

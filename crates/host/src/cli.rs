@@ -5,7 +5,6 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
@@ -174,23 +173,18 @@ fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<(), 
     if profile_path.exists() {
         return Err(ProjectError::AlreadyAProject(profile_path).into());
     }
-    let ca_dir = profile.resolve(&dir, &profile.ca.dir);
     let protection = if args.insecure_no_passphrase {
         KeyProtection::Unencrypted
     } else {
         KeyProtection::Passphrase(read_passphrase(true).map_err(CliError)?)
     };
-    let certs = ca::create(&ca_dir, &profile.ca, &protection, SystemTime::now())?;
-    Project::write_profile(&dir, &profile)?;
+    // CA, certificate definitions generated from it, profile naming them, registry.
+    let project = crate::cli_provision::create_project(&dir, &profile, &protection)?;
+    let certs = CaCerts::load(&project.ca_dir())?;
     // Report absolute paths: the operator will copy them into scripts and backups.
     let dir = dir.canonicalize().unwrap_or(dir);
     let profile_path = dir.join(PROFILE_FILE);
     let ca_dir = profile.resolve(&dir, &profile.ca.dir);
-    let project = Project::open(&dir)?;
-    let mut registry = Registry::open(&project.registry_path())?;
-    record_signer(&mut registry, &certs)?;
-    std::fs::create_dir_all(project.output_dir())
-        .map_err(|e| CliError(format!("{}: {e}", project.output_dir().display())))?;
     if args.insecure_no_passphrase {
         eprintln!(
             "keystamp: warning: CA keys stored UNENCRYPTED in {} (--insecure-no-passphrase)",
@@ -228,7 +222,7 @@ fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<(), 
 }
 
 /// Records the signer certificate in the registry (it was issued by the root at `init`).
-fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), CliError> {
+pub(crate) fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), CliError> {
     let s = &certs.signer;
     let tbs = s.cert.tbs_certificate();
     let validity = tbs.validity();

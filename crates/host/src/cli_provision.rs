@@ -559,6 +559,7 @@ pub fn create_project(
     let project = Project::open(dir)?;
     std::fs::create_dir_all(project.output_dir())
         .map_err(|e| CliError(format!("{}: {e}", project.output_dir().display())))?;
-    let _ = Registry::open(&project.registry_path())?;
+    let mut registry = Registry::open(&project.registry_path())?;
+    crate::cli::record_signer(&mut registry, signer.certs())?;
     Ok(project)
 }

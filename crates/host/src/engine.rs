@@ -34,6 +34,9 @@ use crate::registry::{
     CertKind, CertStatus, ChipSerial, IssueOutcome, IssueRequest, Outcome, Registry,
 };
 
+/// The subject CN a chip serial number should get (the profile's CN scheme).
+pub type CnScheme = Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>;
+
 /// Everything every station needs, prepared once per run.
 pub struct Material {
     /// The config zone to program (128 bytes; factory and lock bytes are ignored).
@@ -61,7 +64,7 @@ pub struct Material {
     /// Lock the certificate slots after verification.
     pub lock_cert_slots: bool,
     /// Expected subject CN for a chip serial (for the consistency check), if the profile has one.
-    pub expected_cn: Option<Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>>,
+    pub expected_cn: Option<CnScheme>,
     /// Where per-device PEM files go.
     pub output_dir: PathBuf,
 }

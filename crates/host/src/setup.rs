@@ -183,12 +183,10 @@ pub fn material_from_parts(
             ))
         })?;
     let scheme = profile.certificates.cn.clone();
-    let expected_cn: Option<Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>> =
-        cn_case(&scheme).map(|_| {
-            let p = profile.clone();
-            Box::new(move |sn: &[u8; 9]| p.device_cn(sn))
-                as Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>
-        });
+    let expected_cn: Option<crate::engine::CnScheme> = cn_case(&scheme).map(|_| {
+        let p = profile.clone();
+        Box::new(move |sn: &[u8; 9]| p.device_cn(sn)) as crate::engine::CnScheme
+    });
     Ok(Material {
         config,
         blob_digest: crate::ca::sha256(&blob),
