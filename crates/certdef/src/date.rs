@@ -43,13 +43,11 @@ const fn is_leap(year: u32) -> bool {
 
 /// Days in `month` (1–12) of `year`; 0 for an invalid month.
 pub const fn days_in_month(year: u16, month: u8) -> u8 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year as u32) => 29,
-        2 => 28,
-        _ => 0,
+    const DAYS: [u8; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if month == 0 || month > 12 {
+        return 0;
     }
+    DAYS[month as usize - 1] + (month == 2 && is_leap(year as u32)) as u8
 }
 
 impl DateTime {
@@ -160,11 +158,6 @@ impl DateTime {
     }
 }
 
-#[inline(always)]
-fn e2(v: u8) -> [u8; 2] {
-    [b'0' + v / 10, b'0' + v % 10]
-}
-
 /// Two ASCII digits → value; sets `bad` when either is not a digit.
 #[inline(always)]
 fn d2(p: [u8; 2], bad: &mut bool) -> u8 {
@@ -173,37 +166,27 @@ fn d2(p: [u8; 2], bad: &mut bool) -> u8 {
     a.wrapping_mul(10).wrapping_add(b)
 }
 
-/// Text layouts: where the two-digit units (century, year, month, day, hour, minute, second)
-/// go (`NO` = not written) and where the separators are.
-const NO: u8 = 0xFF;
-const ISO_UNITS: [u8; 7] = [0, 2, 5, 8, 11, 14, 17];
-const ISO_SEPS: [(u8, u8); 6] = [
-    (4, b'-'),
-    (7, b'-'),
-    (10, b'T'),
-    (13, b':'),
-    (16, b':'),
-    (19, b'Z'),
+/// Text layouts: a byte below 14 is the index of a digit in `CCYYMMDDhhmmss`, anything else
+/// is written as is. One loop serves the three text formats (small in flash).
+const ISO_LAYOUT: [u8; 20] = [
+    0, 1, 2, 3, b'-', 4, 5, b'-', 6, 7, b'T', 8, 9, b':', 10, 11, b':', 12, 13, b'Z',
 ];
-const GEN_UNITS: [u8; 7] = [0, 2, 4, 6, 8, 10, 12];
-const GEN_SEPS: [(u8, u8); 1] = [(14, b'Z')];
-const UTC_UNITS: [u8; 7] = [NO, 0, 2, 4, 6, 8, 10];
-const UTC_SEPS: [(u8, u8); 1] = [(12, b'Z')];
+const GEN_LAYOUT: [u8; 15] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, b'Z'];
+const UTC_LAYOUT: [u8; 13] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, b'Z'];
 
 /// Encodes `date` in `fmt` into `out`, returning the size written.
 pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize, Error> {
     let size = format_size(fmt);
     let out = out.get_mut(..size).ok_or(Error::too_small(size))?;
     date.check()?;
-    let mut text = [0u8; DATE_MAX_SIZE];
-    let (units, seps): (&[u8; 7], &[(u8, u8)]) = match fmt {
-        DateFormat::Iso8601Sep => (&ISO_UNITS, &ISO_SEPS),
-        DateFormat::Rfc5280Gen => (&GEN_UNITS, &GEN_SEPS),
+    let layout: &[u8] = match fmt {
+        DateFormat::Iso8601Sep => &ISO_LAYOUT,
+        DateFormat::Rfc5280Gen => &GEN_LAYOUT,
         DateFormat::Rfc5280Utc => {
             if !(1950..=2049).contains(&date.year) {
                 return Err(Error::InvalidDate);
             }
-            (&UTC_UNITS, &UTC_SEPS)
+            &UTC_LAYOUT
         }
         DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
             let t = date.to_posix()?;
@@ -225,17 +208,14 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
         date.minute,
         date.second,
     ];
-    for (&at, v) in units.iter().zip(values) {
-        if let Some(d) = text.get_mut(at as usize..at as usize + 2) {
-            d.copy_from_slice(&e2(v));
-        }
+    let mut digits = [0u8; 14];
+    for (d, v) in digits.chunks_exact_mut(2).zip(values) {
+        d[0] = b'0' + v / 10;
+        d[1] = b'0' + v % 10;
     }
-    for &(at, c) in seps {
-        if let Some(d) = text.get_mut(at as usize) {
-            *d = c;
-        }
+    for (o, &p) in out.iter_mut().zip(layout) {
+        *o = digits.get(p as usize).copied().unwrap_or(p);
     }
-    out.copy_from_slice(&text[..size]);
     Ok(size)
 }
 
