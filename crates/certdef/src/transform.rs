@@ -3,7 +3,6 @@
 use crate::{Error, Transform};
 
 const HEX_UC: &[u8; 16] = b"0123456789ABCDEF";
-const HEX_LC: &[u8; 16] = b"0123456789abcdef";
 
 fn hex_val(c: u8) -> Option<u8> {
     match c {
@@ -57,31 +56,20 @@ pub fn apply(tf: Transform, input: &[u8], out: &mut [u8]) -> Result<(), Error> {
                 *o = *i;
             }
         }
-        Transform::Bin2HexUc | Transform::Bin2HexLc => {
-            let table = if tf == Transform::Bin2HexUc {
-                HEX_UC
-            } else {
-                HEX_LC
-            };
-            for (pair, &b) in out.chunks_exact_mut(2).zip(input) {
-                pair[0] = table[(b >> 4) as usize];
-                pair[1] = table[(b & 0xF) as usize];
-            }
-        }
-        Transform::Bin2HexSpaceUc | Transform::Bin2HexSpaceLc => {
-            let table = if tf == Transform::Bin2HexSpaceUc {
-                HEX_UC
-            } else {
-                HEX_LC
-            };
+        Transform::Bin2HexUc
+        | Transform::Bin2HexLc
+        | Transform::Bin2HexSpaceUc
+        | Transform::Bin2HexSpaceLc => {
+            // One loop for the four: odd values are lower case ('0'–'9' already have bit 5 set,
+            // so OR-ing 0x20 only changes the letters); the space variants step by 3.
+            let v = tf.value();
+            let case = if v & 1 == 1 { 0x20 } else { 0 };
+            let stride = if v >= 6 { 3 } else { 2 };
+            out.fill(b' ');
             for (i, &b) in input.iter().enumerate() {
-                let at = i * 3;
-                if let Some(d) = out.get_mut(at..at + 2) {
-                    d[0] = table[(b >> 4) as usize];
-                    d[1] = table[(b & 0xF) as usize];
-                }
-                if let Some(sp) = out.get_mut(at + 2) {
-                    *sp = b' ';
+                if let Some(d) = out.get_mut(i * stride..i * stride + 2) {
+                    d[0] = HEX_UC[(b >> 4) as usize] | case;
+                    d[1] = HEX_UC[(b & 0xF) as usize] | case;
                 }
             }
         }
