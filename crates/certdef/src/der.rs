@@ -118,11 +118,27 @@ pub fn decode_integer(data: &[u8]) -> Result<(&[u8], usize), Error> {
     Ok((data.get(start..end).ok_or(Error::Decoding)?, end))
 }
 
+/// DER INTEGER shape of an unsigned 32-byte signature half: `(first byte kept, 0x00 pad)`.
+/// (For an unsigned value only leading zeros are ever redundant.)
+fn half_shape(half: &[u8]) -> (usize, usize) {
+    if half.first().is_some_and(|&b| b & 0x80 != 0) {
+        return (0, 1);
+    }
+    let mut start = 0;
+    while let [0, next, ..] = half[start..] {
+        if next & 0x80 != 0 {
+            break;
+        }
+        start += 1;
+    }
+    (start, 0)
+}
+
 /// DER size of the signatureValue BIT STRING for raw signature `sig` (R‖S).
 pub fn ecdsa_sig_size(sig: &[u8; 64]) -> usize {
     let int_len = |half: &[u8]| {
-        let (pad, start) = integer_shape(half, true);
-        2 + half.len() - start + pad as usize
+        let (start, pad) = half_shape(half);
+        2 + half.len() - start + pad
     };
     let seq = int_len(&sig[..32]) + int_len(&sig[32..]);
     // BIT STRING content = unused-bits byte + SEQUENCE TLV (short form: at most 70 bytes).
@@ -130,17 +146,23 @@ pub fn ecdsa_sig_size(sig: &[u8; 64]) -> usize {
 }
 
 /// Encodes R‖S as the X.509 signatureValue BIT STRING (`atcacert_der_enc_ecdsa_sig_value`):
-/// `03 L 00 30 L2 (02 lr R) (02 ls S)`.
+/// `03 L 00 30 L2 (02 lr R) (02 ls S)`. Every length is below 128 (short form).
 pub fn encode_ecdsa_sig(sig: &[u8; 64], out: &mut [u8]) -> Result<usize, Error> {
     let total = ecdsa_sig_size(sig);
     let out = out.get_mut(..total).ok_or(Error::too_small(total))?;
-    out[0] = 0x03;
-    out[1] = (total - 2) as u8;
-    out[2] = 0x00;
-    out[3] = 0x30;
-    out[4] = (total - 5) as u8;
-    let r = encode_integer(&sig[..32], true, &mut out[5..])?;
-    encode_integer(&sig[32..], true, &mut out[5 + r..])?;
+    out[..5].copy_from_slice(&[0x03, (total - 2) as u8, 0x00, 0x30, (total - 5) as u8]);
+    let mut at = 5;
+    for half in [&sig[..32], &sig[32..]] {
+        let (start, pad) = half_shape(half);
+        let n = half.len() - start + pad;
+        if let Some(d) = out.get_mut(at..at + 2 + n) {
+            d[0] = 0x02;
+            d[1] = n as u8;
+            d[2] = 0x00; // overwritten by the value when there is no pad
+            d[2 + pad..].copy_from_slice(&half[start..]);
+        }
+        at += 2 + n;
+    }
     Ok(total)
 }
 
