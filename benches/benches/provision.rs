@@ -1,0 +1,172 @@
+//! End-to-end provisioning time under the realistic timing model (`cargo xtask bench provision`).
+//!
+//! Simulated devices (the real agent + ATECC driver on emulated chips whose commands take their
+//! documented execution times) behind pseudo-terminals; both ends' UART output paced at 115200
+//! baud, 10 bits per byte. Reports, per device: the wall time at one station, the floor for the
+//! same trace (bytes on the wire / baud + the sum of the chip's execution times), their ratio,
+//! and the throughput of 16 parallel stations relative to one.
+//!
+//! Not a criterion bench: one provisioning is seconds long and changes the chip for good, so each
+//! sample needs a fresh chip. The median of several fresh devices is reported.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use keystamp::ca::{self, KeyProtection, Signer};
+use keystamp::cli_provision::{SimFlags, TimingArg, run_stations, start_sims};
+use keystamp::engine::{DeviceResult, Material};
+use keystamp::project::Profile;
+use keystamp::registry::Registry;
+use keystamp::setup;
+
+const BAUD: u32 = 115_200;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    signer: Signer,
+    material: Material,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let profile = Profile::default();
+    let ca_dir = path.join("ca");
+    ca::create(
+        &ca_dir,
+        &profile.ca,
+        &KeyProtection::Unencrypted,
+        SystemTime::now(),
+    )
+    .expect("CA");
+    let signer = Signer::unlock(&ca_dir, None).expect("signer");
+    let (device_def, signer_def) =
+        setup::generate_definitions(&profile, &signer).expect("definitions");
+    let material = setup::material_from_parts(
+        &profile,
+        &signer,
+        device_def,
+        signer_def,
+        keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES,
+        path.join("devices"),
+    )
+    .expect("material");
+    Setup {
+        _dir: dir,
+        dir: path,
+        signer,
+        material,
+    }
+}
+
+struct Batch {
+    wall: Duration,
+    per_device: Vec<Duration>,
+    floors: Vec<Duration>,
+    wire_bytes: Vec<u64>,
+    chip_floor: Vec<Duration>,
+}
+
+fn batch(s: &Setup, name: &str, n: usize) -> Batch {
+    let state = s.dir.join(name);
+    let flags = SimFlags {
+        state_dir: None,
+        timing: TimingArg::Realistic,
+        trace_i2c: None,
+    };
+    let sims = start_sims(n, &state, &flags, BAUD).expect("sims");
+    let ports: Vec<String> = sims.iter().map(|d| d.port_path().to_string()).collect();
+    let registry =
+        Mutex::new(Registry::open(&s.dir.join(format!("{name}.sqlite"))).expect("registry"));
+    let started = Instant::now();
+    let reports = run_stations(
+        &ports,
+        BAUD,
+        true,
+        &s.material,
+        &s.signer,
+        &registry,
+        false,
+        false,
+    );
+    let wall = started.elapsed();
+    let mut b = Batch {
+        wall,
+        per_device: vec![],
+        floors: vec![],
+        wire_bytes: vec![],
+        chip_floor: vec![],
+    };
+    for (r, sim) in reports.iter().zip(&sims) {
+        assert_eq!(r.result, DeviceResult::Provisioned, "{r:?}");
+        let bytes = r.link.bytes_out + r.link.bytes_in;
+        let wire = Duration::from_micros(bytes * 10_000_000 / u64::from(BAUD));
+        let chip = sim.chip().lock().execution_floor();
+        b.per_device.push(r.elapsed);
+        b.wire_bytes.push(bytes);
+        b.chip_floor.push(chip);
+        b.floors.push(wire + chip);
+    }
+    b
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters like criterion's would.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.as_deref().is_some_and(|f| !"provision".contains(f)) {
+        return;
+    }
+    let s = setup();
+    // One station, fresh devices one after another.
+    let mut single = Vec::new();
+    let mut floors = Vec::new();
+    let mut bytes = Vec::new();
+    let mut chip = Vec::new();
+    for i in 0..5 {
+        let b = batch(&s, &format!("single{i}"), 1);
+        single.push(b.per_device[0]);
+        floors.push(b.floors[0]);
+        bytes.push(b.wire_bytes[0]);
+        chip.push(b.chip_floor[0]);
+    }
+    let t1 = median(single.clone());
+    let floor = median(floors.clone());
+    // Sixteen stations at once.
+    let b16 = batch(&s, "parallel16", 16);
+    let throughput_1 = 1.0 / t1.as_secs_f64();
+    let throughput_16 = 16.0 / b16.wall.as_secs_f64();
+    println!(
+        "provision/single_station  median {:.3} s per device (runs: {:?})",
+        t1.as_secs_f64(),
+        single
+            .iter()
+            .map(|d| format!("{:.3}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "provision/floor           median {:.3} s  (wire {} bytes = {:.3} s at {BAUD} baud + chip execution {:.3} s)",
+        floor.as_secs_f64(),
+        bytes[bytes.len() / 2],
+        bytes[bytes.len() / 2] as f64 * 10.0 / f64::from(BAUD),
+        median(chip).as_secs_f64()
+    );
+    println!(
+        "provision/ratio_to_floor  {:.3}  (target <= 1.25)",
+        t1.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "provision/16_stations     {:.3} s wall for 16 devices; per device median {:.3} s",
+        b16.wall.as_secs_f64(),
+        median(b16.per_device.clone()).as_secs_f64()
+    );
+    println!(
+        "provision/scaling_16      {:.2}x single-station throughput (target >= 12)",
+        throughput_16 / throughput_1
+    );
+}
