@@ -25,7 +25,11 @@ pub enum ChipError {
 
 /// Data-slot size of the ATECC608 (0 for a slot number that does not exist).
 pub const fn slot_size(slot: u8) -> usize {
-    if slot < 16 { keystamp_atecc::slot_size(slot as usize) } else { 0 }
+    if slot < 16 {
+        keystamp_atecc::slot_size(slot as usize)
+    } else {
+        0
+    }
 }
 
 /// What the agent needs from an ATECC608.
@@ -127,7 +131,8 @@ impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
         if offset as usize + out.len() > slot_size(slot) {
             return Err(ChipError::OutOfRange);
         }
-        self.read_bytes(Zone::Data, slot, offset as usize, out).map_err(map)
+        self.read_bytes(Zone::Data, slot, offset as usize, out)
+            .map_err(map)
     }
 
     fn write_slot(&mut self, slot: u8, offset: u16, data: &[u8]) -> Result<(), ChipError> {
@@ -136,21 +141,24 @@ impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
         if offset as usize + data.len() > slot_size(slot).next_multiple_of(32) {
             return Err(ChipError::OutOfRange);
         }
-        self.write_bytes(Zone::Data, slot, offset as usize, data).map_err(map)
+        self.write_bytes(Zone::Data, slot, offset as usize, data)
+            .map_err(map)
     }
 
     fn read_otp(&mut self, offset: u8, out: &mut [u8]) -> Result<(), ChipError> {
         if offset as usize + out.len() > OTP_SIZE {
             return Err(ChipError::OutOfRange);
         }
-        self.read_bytes(Zone::Otp, 0, offset as usize, out).map_err(map)
+        self.read_bytes(Zone::Otp, 0, offset as usize, out)
+            .map_err(map)
     }
 
     fn write_otp(&mut self, offset: u8, data: &[u8]) -> Result<(), ChipError> {
         if offset as usize + data.len() > OTP_SIZE {
             return Err(ChipError::OutOfRange);
         }
-        self.write_bytes(Zone::Otp, 0, offset as usize, data).map_err(map)
+        self.write_bytes(Zone::Otp, 0, offset as usize, data)
+            .map_err(map)
     }
 
     fn sign_digest(&mut self, slot: u8, digest: &[u8; 32]) -> Result<[u8; 64], ChipError> {

@@ -73,8 +73,10 @@ pub fn rebuild_cert<C: Chip>(
     let mut scratch = [0u8; SCRATCH];
     let mut config: Option<[u8; 128]> = None;
     // Carve the scratch buffer into one piece per plan entry, read each from the chip.
-    let mut pieces: heapless::Vec<(DeviceLoc, usize, usize), { keystamp_certdef::rebuild::MAX_LOCS }> =
-        heapless::Vec::new();
+    let mut pieces: heapless::Vec<
+        (DeviceLoc, usize, usize),
+        { keystamp_certdef::rebuild::MAX_LOCS },
+    > = heapless::Vec::new();
     let mut used = 0usize;
     for loc in plan.iter() {
         let len = readable_len(loc);
@@ -164,7 +166,9 @@ pub fn rebuild_chain<C: Chip>(
     signer_out: &mut [u8],
 ) -> Result<ChainLens, IdentityError> {
     let signer = rebuild_cert(chip, &defs.signer, Some(&defs.root_public_key), signer_out)?;
-    let signer_der = signer_out.get(..signer).ok_or(IdentityError::TooMuchDeviceData)?;
+    let signer_der = signer_out
+        .get(..signer)
+        .ok_or(IdentityError::TooMuchDeviceData)?;
     let signer_pk = CertView::new(&defs.signer, signer_der).public_key()?;
     let device = rebuild_cert(chip, &defs.device, Some(&signer_pk), device_out)?;
     Ok(ChainLens { device, signer })
@@ -180,7 +184,11 @@ pub fn verify_chain<C: Chip>(
 ) -> Result<(), IdentityError> {
     let signer = CertView::new(&defs.signer, signer_der);
     let signer_pk = signer.public_key()?;
-    if !chip.verify_extern(&signer.tbs_digest()?, &signer.signature()?, &defs.root_public_key)? {
+    if !chip.verify_extern(
+        &signer.tbs_digest()?,
+        &signer.signature()?,
+        &defs.root_public_key,
+    )? {
         return Err(IdentityError::SignerSignature);
     }
     let device = CertView::new(&defs.device, device_der);
@@ -198,6 +206,7 @@ pub fn sign_digest<C: Chip>(
     defs: &Definitions<'_>,
     digest: &[u8; 32],
 ) -> Result<[u8; 64], IdentityError> {
-    let slot = u8::try_from(defs.device.public_key_dev_loc.slot).map_err(|_| ChipError::OutOfRange)?;
+    let slot =
+        u8::try_from(defs.device.public_key_dev_loc.slot).map_err(|_| ChipError::OutOfRange)?;
     Ok(chip.sign_digest(slot, digest)?)
 }

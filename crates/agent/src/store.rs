@@ -96,7 +96,10 @@ impl<const N: usize> embedded_storage::ReadStorage for MemStore<N> {
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), OutOfBounds> {
         let start = offset as usize;
-        let src = self.bytes.get(start..start + bytes.len()).ok_or(OutOfBounds)?;
+        let src = self
+            .bytes
+            .get(start..start + bytes.len())
+            .ok_or(OutOfBounds)?;
         bytes.copy_from_slice(src);
         Ok(())
     }
@@ -109,7 +112,10 @@ impl<const N: usize> embedded_storage::ReadStorage for MemStore<N> {
 impl<const N: usize> Storage for MemStore<N> {
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), OutOfBounds> {
         let start = offset as usize;
-        let dst = self.bytes.get_mut(start..start + bytes.len()).ok_or(OutOfBounds)?;
+        let dst = self
+            .bytes
+            .get_mut(start..start + bytes.len())
+            .ok_or(OutOfBounds)?;
         dst.copy_from_slice(bytes);
         Ok(())
     }

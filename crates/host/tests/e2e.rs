@@ -168,3 +168,325 @@ fn openssl_verify(root: &Path, signer: &Path, device: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs one station over `port` with a progress hook.
+fn run_with<P: link::Port>(
+    fx: &Fixture,
+    dev: &SimDevice,
+    port: P,
+    hook: &(dyn Fn(&str, keystamp::engine::Step) + Sync),
+) -> keystamp::engine::DeviceReport {
+    let link = Link::new(
+        port,
+        RetryPolicy {
+            base_timeout_ms: 300,
+            ..RetryPolicy::default()
+        },
+        None,
+    );
+    Station::new(
+        dev.name().into(),
+        dev.port_path().into(),
+        link,
+        &fx.material,
+        &fx.signer,
+        &fx.registry,
+        hook,
+    )
+    .run()
+}
+
+/// The invariants after any run, finished or not: at most one live certificate per chip, a
+/// verified one only if the device was provisioned, and a locked config only with the profile's
+/// settings (nothing unverified frozen).
+fn check_consistent(fx: &Fixture, dev: &SimDevice) {
+    let chip = dev.chip().lock();
+    let serial = chip.serial_number();
+    let cfg = chip.state().config;
+    drop(chip);
+    if cfg[87] != 0x55 {
+        let target = keystamp_atecc::ConfigZone::from_bytes(&fx.material.config);
+        let got = keystamp_atecc::ConfigZone::from_bytes(&cfg);
+        assert_eq!(
+            got.first_setting_difference(&target),
+            None,
+            "a locked config must be the verified one"
+        );
+    }
+    let certs = fx
+        .registry
+        .lock()
+        .unwrap()
+        .certificates_for(ChipSerial(serial))
+        .unwrap();
+    let live: Vec<_> = certs
+        .iter()
+        .filter(|c| c.status.as_str() != "superseded")
+        .collect();
+    assert!(
+        live.len() <= 1,
+        "at most one live certificate per chip: {certs:?}"
+    );
+}
+
+/// Finishes a device after a disturbed run: the rerun must provision or verify it, issuing at
+/// most the one certificate that was recorded before.
+fn finish_and_check(fx: &Fixture, dev: &SimDevice) {
+    let report = run(fx, dev);
+    assert!(
+        matches!(
+            report.result,
+            DeviceResult::Provisioned | DeviceResult::AlreadyProvisioned
+        ),
+        "rerun after a fault: {report:?}"
+    );
+    check_consistent(fx, dev);
+    let serial = report.chip_serial.unwrap();
+    let certs = fx
+        .registry
+        .lock()
+        .unwrap()
+        .certificates_for(ChipSerial(serial))
+        .unwrap();
+    let verified: Vec<_> = certs
+        .iter()
+        .filter(|c| c.status.as_str() == "verified")
+        .collect();
+    assert_eq!(verified.len(), 1, "{certs:?}");
+    // And a third run changes nothing.
+    let again = run(fx, dev);
+    assert_eq!(again.result, DeviceResult::AlreadyProvisioned, "{again:?}");
+}
+
+#[test]
+fn chip_crc_errors_and_nack_bursts_are_survived() {
+    let fx = fixture();
+    let state = fx.dir.path().join("sim");
+    for seed in 0..3u64 {
+        let faults = FaultConfig {
+            seed,
+            crc_corruption: 0.03,
+            nack_burst: 0.03,
+            nack_burst_max: 3,
+            ..FaultConfig::default()
+        };
+        let dev = device(&state, &format!("faulty{seed}"), 100 + seed, faults);
+        let report = run(&fx, &dev);
+        assert_eq!(
+            report.result,
+            DeviceResult::Provisioned,
+            "seed {seed}: {report:?}"
+        );
+        assert!(
+            !dev.chip().lock().fault_log().is_empty(),
+            "seed {seed}: faults were injected"
+        );
+        check_consistent(&fx, &dev);
+    }
+}
+
+#[test]
+fn a_device_reset_at_any_step_ends_provisioned_after_a_rerun() {
+    use keystamp::engine::Step;
+    let fx = fixture();
+    let state = fx.dir.path().join("sim");
+    let steps = [
+        Step::Config,
+        Step::Key,
+        Step::Issue,
+        Step::Definitions,
+        Step::Certificates,
+        Step::Verify,
+    ];
+    for (i, at) in steps.into_iter().enumerate() {
+        let dev = device(
+            &state,
+            &format!("reset{i}"),
+            200 + i as u64,
+            FaultConfig::default(),
+        );
+        let port = link::open_port(dev.port_path(), 115_200).unwrap();
+        let hook = |_: &str, step: Step| {
+            if step == at {
+                dev.reset();
+                // Let the agent restart (it prints its boot banner, which the host skips).
+                std::thread::sleep(std::time::Duration::from_millis(60));
+            }
+        };
+        let first = run_with(&fx, &dev, port, &hook);
+        assert!(dev.boots() >= 2, "step {at:?}: the device was reset");
+        check_consistent(&fx, &dev);
+        if first.result != DeviceResult::Provisioned {
+            finish_and_check(&fx, &dev);
+        }
+    }
+}
+
+/// A port that dies after `budget` written bytes: a pulled cable or a killed host.
+struct DyingPort {
+    inner: Box<dyn serialport::SerialPort>,
+    budget: usize,
+}
+
+impl std::io::Read for DyingPort {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.budget == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "cable pulled",
+            ));
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl std::io::Write for DyingPort {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.budget == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "cable pulled",
+            ));
+        }
+        let n = buf.len().min(self.budget);
+        self.budget -= n;
+        self.inner.write(&buf[..n])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl link::Port for DyingPort {
+    fn set_read_timeout(&mut self, timeout: std::time::Duration) -> std::io::Result<()> {
+        link::Port::set_read_timeout(&mut self.inner, timeout)
+    }
+}
+
+#[test]
+fn a_host_abort_anywhere_resumes_without_a_second_identity() {
+    let fx = fixture();
+    let state = fx.dir.path().join("sim");
+    // Cut points spread over a whole session (a session writes about 2.5 KB host to device).
+    for (i, budget) in [40usize, 200, 330, 600, 900, 1400, 1900, 2300]
+        .into_iter()
+        .enumerate()
+    {
+        let dev = device(
+            &state,
+            &format!("abort{i}"),
+            300 + i as u64,
+            FaultConfig::default(),
+        );
+        let inner = link::open_port(dev.port_path(), 115_200).unwrap();
+        let first = run_with(&fx, &dev, DyingPort { inner, budget }, &|_, _| {});
+        assert!(
+            matches!(
+                first.result,
+                DeviceResult::Failed(_) | DeviceResult::Provisioned
+            ),
+            "{first:?}"
+        );
+        check_consistent(&fx, &dev);
+        finish_and_check(&fx, &dev);
+    }
+}
+
+/// A port that corrupts what passes through it: a flipped bit in 1 of 4000 bytes both ways (a
+/// bad cable; the wire crate's own tests go much harsher) and a log line injected
+/// into 1 in 20 reads of the device's output, from a fixed seed.
+struct NoisyPort {
+    inner: Box<dyn serialport::SerialPort>,
+    state: u64,
+    flips: u64,
+}
+
+impl NoisyPort {
+    fn next(&mut self) -> u64 {
+        // xorshift64*: a tiny deterministic generator for the noise pattern.
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+impl std::io::Read for NoisyPort {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for b in &mut buf[..n] {
+            if self.next() % 4000 == 0 {
+                *b ^= 1 << (self.next() % 8);
+                self.flips += 1;
+            }
+        }
+        if n > 0 && self.next() % 20 == 0 {
+            // A log line lands in the middle of whatever arrived.
+            let line = b"\r\nW (1234) wifi: log line on the shared UART\r\n";
+            let cut = (self.next() as usize) % n;
+            let mut v = buf[..cut].to_vec();
+            v.extend_from_slice(line);
+            v.extend_from_slice(&buf[cut..n]);
+            let m = v.len().min(buf.len());
+            buf[..m].copy_from_slice(&v[..m]);
+            return Ok(m);
+        }
+        Ok(n)
+    }
+}
+
+impl std::io::Write for NoisyPort {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut v = buf.to_vec();
+        for b in &mut v {
+            if self.next() % 4000 == 0 {
+                *b ^= 1 << (self.next() % 8);
+                self.flips += 1;
+            }
+        }
+        self.inner.write_all(&v)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl link::Port for NoisyPort {
+    fn set_read_timeout(&mut self, timeout: std::time::Duration) -> std::io::Result<()> {
+        link::Port::set_read_timeout(&mut self.inner, timeout)
+    }
+}
+
+#[test]
+fn link_noise_is_skipped_or_retried_and_never_accepted() {
+    let fx = fixture();
+    let state = fx.dir.path().join("sim");
+    for seed in 1..4u64 {
+        let dev = device(
+            &state,
+            &format!("noisy{seed}"),
+            400 + seed,
+            FaultConfig::default(),
+        );
+        let inner = link::open_port(dev.port_path(), 115_200).unwrap();
+        let port = NoisyPort {
+            inner,
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            flips: 0,
+        };
+        let report = run_with(&fx, &dev, port, &|_, _| {});
+        assert_eq!(
+            report.result,
+            DeviceResult::Provisioned,
+            "seed {seed}: {report:?}"
+        );
+        assert!(
+            report.link.noise_lines > 0,
+            "seed {seed}: noise reached the host: {report:?}"
+        );
+        check_consistent(&fx, &dev);
+        // The chain the device holds is the one issued (a corrupted byte never got through).
+        finish_and_check(&fx, &dev);
+    }
+}
