@@ -147,6 +147,29 @@ fn fresh_chip_is_provisioned_verified_and_a_rerun_issues_nothing() {
         &out.join("signer.pem"),
         &out.join("device.pem"),
     );
+    rust_verify(&fx, &out.join("chain.pem"));
+}
+
+/// Checks the chain with x509-cert + p256 (independent of the chip's Verify the device used):
+/// the device certificate against the signer certificate's key, the signer against the root's.
+fn rust_verify(fx: &Fixture, chain: &Path) {
+    use der::DecodePem;
+    let pem = std::fs::read_to_string(chain).unwrap();
+    let certs: Vec<x509_cert::Certificate> = pem
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .map(|p| x509_cert::Certificate::from_pem(p.as_bytes()).unwrap())
+        .collect();
+    assert_eq!(certs.len(), 2, "chain.pem holds device then signer");
+    let root_key = fx.signer.certs().root_public_key().unwrap();
+    ca::verify_signed_by(&certs[1], &root_key).expect("signer signed by root");
+    let spki = certs[1].tbs_certificate().subject_public_key_info();
+    let raw = spki.subject_public_key.raw_bytes();
+    let signer_key: [u8; 64] = raw[1..].try_into().unwrap();
+    ca::verify_signed_by(&certs[0], &signer_key).expect("device signed by signer");
+    assert_eq!(
+        certs[0].tbs_certificate().issuer(),
+        certs[1].tbs_certificate().subject()
+    );
 }
 
 fn openssl_verify(root: &Path, signer: &Path, device: &Path) {
