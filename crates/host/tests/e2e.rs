@@ -438,12 +438,12 @@ impl std::io::Read for NoisyPort {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         for b in &mut buf[..n] {
-            if self.next() % 4000 == 0 {
+            if self.next().is_multiple_of(4000) {
                 *b ^= 1 << (self.next() % 8);
                 self.flips += 1;
             }
         }
-        if n > 0 && self.next() % 20 == 0 {
+        if n > 0 && self.next().is_multiple_of(20) {
             // A log line lands in the middle of whatever arrived.
             let line = b"\r\nW (1234) wifi: log line on the shared UART\r\n";
             let cut = (self.next() as usize) % n;
@@ -462,7 +462,7 @@ impl std::io::Write for NoisyPort {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut v = buf.to_vec();
         for b in &mut v {
-            if self.next() % 4000 == 0 {
+            if self.next().is_multiple_of(4000) {
                 *b ^= 1 << (self.next() % 8);
                 self.flips += 1;
             }
