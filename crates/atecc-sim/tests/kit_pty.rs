@@ -1,46 +1,33 @@
 //! The `atecc-sim kit` binary over a real pseudo-terminal, spoken to as cryptoauthlib's kit HAL
 //! does (kit-protocol.md §4–§5): one line per request, one reply line each.
 
+mod common;
+
+use common::{KitProcess, spawn_kit};
 use keystamp_atecc_sim::crc::crc16;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::ffi::OsString;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 struct Server {
-    child: Child,
-    stdin: Option<ChildStdin>,
+    kit: KitProcess,
     port: Box<dyn serialport::SerialPort>,
 }
 
 fn start(state: &Path, create: bool) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atecc-sim"));
-    cmd.args(["kit", "--state"])
-        .arg(state)
-        .args(["--seed", "77"]);
+    let mut args: Vec<OsString> =
+        vec!["--state".into(), state.into(), "--seed".into(), "77".into()];
     if create {
-        cmd.arg("--create");
+        args.push("--create".into());
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let path = first
-        .strip_prefix("READY ")
-        .expect("READY line")
-        .trim()
-        .to_string();
-    let port = serialport::new(&path, 115_200)
+    let kit = spawn_kit(&args);
+    let port = serialport::new(&kit.slave, 115_200)
         .timeout(Duration::from_secs(5))
         .open()
         .unwrap();
-    Server { child, stdin, port }
+    Server { kit, port }
 }
 
 impl Server {
@@ -83,8 +70,8 @@ impl Server {
     }
 
     fn stop_with_eof(mut self) {
-        drop(self.stdin.take());
-        let status = self.child.wait().unwrap();
+        drop(self.kit.stdin.take());
+        let status = self.kit.child.wait().unwrap();
         assert!(status.success());
     }
 }
@@ -131,7 +118,7 @@ fn kit_session_over_pty_persists_state() {
     assert_eq!(word[4], 0x00, "LockConfig persisted");
     assert_eq!(s.execute(0x40, 0x00, 0, &[]), public);
     // SIGTERM also stops the server cleanly.
-    let pid = s.child.id().to_string();
+    let pid = s.kit.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -139,7 +126,7 @@ fn kit_session_over_pty_persists_state() {
             .unwrap()
             .success()
     );
-    assert!(s.child.wait().unwrap().success());
+    assert!(s.kit.child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(state.parent().unwrap());
 }
 

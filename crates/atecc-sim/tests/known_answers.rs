@@ -8,17 +8,6 @@ use p256::SecretKey;
 use p256::elliptic_curve::sec1::ToSec1Point;
 use sha2::{Digest, Sha256};
 
-/// §7.1 [HW]: the factory config of a blank 608A, identical in five real dumps; `xx` = SN bytes.
-const FACTORY_HEX: &str = "\
-0123xxxx00006002xxxxxxxxEEC1xx00\
-C0000000832087208F20C48F8F8F8F8F\
-9F8FAF8F000000000000000000000000\
-0000AF8FFFFFFFFF00000000FFFFFFFF\
-00000000000000000000000000000000\
-0000000000005555FFFF000000000000\
-3300330033001C001C001C001C001C00\
-3C003C003C003C003C003C003C001C00";
-
 #[test]
 fn factory_config_dump() {
     let expected: Vec<char> = FACTORY_HEX.chars().filter(|c| !c.is_whitespace()).collect();

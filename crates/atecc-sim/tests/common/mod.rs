@@ -5,9 +5,23 @@
 use embedded_hal::i2c::I2c;
 use keystamp_atecc_sim::crc::crc16;
 use keystamp_atecc_sim::{SimChip, SimOptions, Timing, VirtualClock};
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 pub const ADDR: u8 = 0x60;
+
+/// §7.1 [HW]: the factory config of a blank 608A, identical in five real dumps; `xx` = SN bytes.
+pub const FACTORY_HEX: &str = "\
+0123xxxx00006002xxxxxxxxEEC1xx00\
+C0000000832087208F20C48F8F8F8F8F\
+9F8FAF8F000000000000000000000000\
+0000AF8FFFFFFFFF00000000FFFFFFFF\
+00000000000000000000000000000000\
+0000000000005555FFFF000000000000\
+3300330033001C001C001C001C001C00\
+3C003C003C003C003C003C003C001C00";
 
 /// Opcodes (§4.1).
 pub mod op {
@@ -262,4 +276,38 @@ pub fn host_at(stage: Stage, seed: u64) -> Host {
         assert_eq!(h.status(op::LOCK, 0x81, 0, &[]), 0x00);
     }
     h
+}
+
+/// A running `atecc-sim kit` process: closing `stdin` stops it (after saving its state).
+pub struct KitProcess {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    /// The pty slave path from its `READY <path>` line.
+    pub slave: String,
+}
+
+/// Spawns `atecc-sim kit <args>` with piped stdin/stdout and waits for its `READY` line.
+pub fn spawn_kit<S: AsRef<OsStr>>(args: &[S]) -> KitProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atecc-sim"))
+        .arg("kit")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let slave = first
+        .strip_prefix("READY ")
+        .expect("READY line")
+        .trim()
+        .to_string();
+    KitProcess {
+        child,
+        stdin,
+        slave,
+    }
 }
