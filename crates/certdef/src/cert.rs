@@ -283,6 +283,45 @@ impl<'a> CertView<'a> {
     /// reproduce exactly is [`Error::NotReproducible`] instead of cryptoauthlib's silent fallback
     /// (issue minutes/seconds, expiry not whole years after issue, lower-case signer id).
     pub fn compressed(&self) -> Result<CompressedCert, Error> {
+        let (issue, expire_years, signer_id) = self.comp_fields()?;
+        let def = self.def;
+        let mut comp = CompressedCert {
+            signature: self.signature()?,
+            issue_date: issue,
+            expire_years,
+            signer_id,
+            template_id: def.template_id,
+            chain_id: def.chain_id,
+            sn_source: def.sn_source,
+            format_version: 0,
+            reserved: 0,
+        };
+        comp.format_version = comp.min_format_version();
+        Ok(comp)
+    }
+
+    /// [`CertView::compressed`] straight to its 72 bytes (what [`crate::compress`] returns):
+    /// the same checks in the same order, without the intermediate struct.
+    pub(crate) fn compressed_bytes(&self) -> Result<[u8; COMP_CERT_LEN], Error> {
+        let (issue, expire_years, signer_id) = self.comp_fields()?;
+        let mut b = [0u8; COMP_CERT_LEN];
+        b[..64].copy_from_slice(&self.signature()?);
+        let def = self.def;
+        crate::comp::encode_fields(
+            &mut b,
+            &issue,
+            expire_years,
+            signer_id,
+            [def.template_id, def.chain_id, 0],
+            def.sn_source,
+            date::comp_version_for(issue.year, expire_years),
+        )?;
+        Ok(b)
+    }
+
+    /// Issue date, expire years and signer id of the compressed certificate (see
+    /// [`CertView::compressed`] for the strictness rules).
+    fn comp_fields(&self) -> Result<(DateTime, u8, [u8; 2]), Error> {
         let def = self.def;
         let issue_loc = def.std_loc(StdElement::IssueDate);
         let issue = if issue_loc.is_present() {
@@ -303,9 +342,17 @@ impl<'a> CertView<'a> {
                 expire_years = u8::try_from(exp.year - issue.year)
                     .map_err(|_| Error::NotReproducible(StdElement::ExpireDate))?;
             }
-            if expire_years > 127
-                || date::expire_date(&issue, expire_years, def.expire_date_format).ok() != Some(exp)
-            {
+            // `exp` decoded as a valid date, so equality with issue + years (or the max date)
+            // is exactly "a rebuild reproduces it" (`date::expire_date` would agree).
+            let want = if expire_years == 0 {
+                DateTime::max_for(def.expire_date_format)
+            } else {
+                DateTime {
+                    year: issue.year + expire_years as u16,
+                    ..issue
+                }
+            };
+            if expire_years > 127 || want != exp {
                 return Err(Error::NotReproducible(StdElement::ExpireDate));
             }
         }
@@ -318,19 +365,7 @@ impl<'a> CertView<'a> {
         } else {
             [0, 0]
         };
-        let mut comp = CompressedCert {
-            signature: self.signature()?,
-            issue_date: issue,
-            expire_years,
-            signer_id,
-            template_id: def.template_id,
-            chain_id: def.chain_id,
-            sn_source: def.sn_source,
-            format_version: 0,
-            reserved: 0,
-        };
-        comp.format_version = comp.min_format_version();
-        Ok(comp)
+        Ok((issue, expire_years, signer_id))
     }
 }
 

@@ -74,22 +74,17 @@ impl CompressedCert {
 
     /// Encodes to 72 bytes, checking every field fits its format version.
     pub fn to_bytes(&self) -> Result<[u8; COMP_CERT_LEN], Error> {
-        if self.template_id > 15 || self.chain_id > 15 || self.reserved > 15 {
-            return Err(Error::InvalidDefinition(Reason::NotFourBit));
-        }
         let mut b = [0u8; COMP_CERT_LEN];
         b[..64].copy_from_slice(&self.signature);
-        b[71] = self.reserved;
-        date::encode_comp_dates(
-            self.format_version,
+        encode_fields(
+            &mut b,
             &self.issue_date,
             self.expire_years,
-            &mut b,
+            self.signer_id,
+            [self.template_id, self.chain_id, self.reserved],
+            self.sn_source,
+            self.format_version,
         )?;
-        b[67] = self.signer_id[0];
-        b[68] = self.signer_id[1];
-        b[69] = (self.template_id << 4) | self.chain_id;
-        b[70] = (self.sn_source.value() << 4) | self.format_version;
         Ok(b)
     }
 
@@ -102,4 +97,28 @@ impl CompressedCert {
     pub fn min_format_version(&self) -> u8 {
         date::comp_version_for(self.issue_date.year, self.expire_years)
     }
+}
+
+/// Everything of a compressed certificate but the signature into bytes 64–71, checking every
+/// field fits (`ids` = template id, chain id, reserved nibble; each 4-bit).
+pub(crate) fn encode_fields(
+    b: &mut [u8; COMP_CERT_LEN],
+    issue: &DateTime,
+    expire_years: u8,
+    signer_id: [u8; 2],
+    ids: [u8; 3],
+    sn_source: SnSource,
+    format_version: u8,
+) -> Result<(), Error> {
+    let [template_id, chain_id, reserved] = ids;
+    if template_id > 15 || chain_id > 15 || reserved > 15 {
+        return Err(Error::InvalidDefinition(Reason::NotFourBit));
+    }
+    b[71] = reserved;
+    date::encode_comp_dates(format_version, issue, expire_years, b)?;
+    b[67] = signer_id[0];
+    b[68] = signer_id[1];
+    b[69] = (template_id << 4) | chain_id;
+    b[70] = (sn_source.value() << 4) | format_version;
+    Ok(())
 }

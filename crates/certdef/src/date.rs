@@ -219,17 +219,23 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
     Ok(size)
 }
 
-/// Month, day, hour, minute, second from `MMDDhhmmssZ` at offset `R` of an `N`-byte text.
+/// Eight ASCII digits at `t[at..at + 8]` → four two-digit values, all at once in a `u64`
+/// (the RFC 5280 formats are pure digit runs); sets `bad` when any byte is not a digit.
 #[inline(always)]
-fn tail_fields<const N: usize, const R: usize>(t: &[u8; N], bad: &mut bool) -> [u8; 5] {
-    *bad |= t[R + 10] != b'Z';
-    [
-        d2([t[R], t[R + 1]], bad),
-        d2([t[R + 2], t[R + 3]], bad),
-        d2([t[R + 4], t[R + 5]], bad),
-        d2([t[R + 6], t[R + 7]], bad),
-        d2([t[R + 8], t[R + 9]], bad),
-    ]
+fn digits8<const N: usize>(t: &[u8; N], at: usize, bad: &mut bool) -> [u8; 4] {
+    let mut b = [0u8; 8];
+    if let Some(s) = t.get(at..at + 8) {
+        b.copy_from_slice(s);
+    } else {
+        *bad = true;
+    }
+    let d = u64::from_le_bytes(b).wrapping_sub(0x3030_3030_3030_3030);
+    // A byte below '0' leaves a high nibble (and its borrow only touches bytes already bad); a
+    // byte above '9' gets one once 6 is added.
+    *bad |= (d | d.wrapping_add(0x0606_0606_0606_0606)) & 0xF0F0_F0F0_F0F0_F0F0 != 0;
+    // First digit (lower byte) × 10 + second digit, in bytes 0, 2, 4, 6.
+    let p = (d.wrapping_mul(10).wrapping_add(d >> 8)) & 0x00FF_00FF_00FF_00FF;
+    [p as u8, (p >> 16) as u8, (p >> 32) as u8, (p >> 48) as u8]
 }
 
 /// Decodes a date in `fmt` from the first bytes of `data` (range-checked).
@@ -241,10 +247,13 @@ pub fn decode(fmt: DateFormat, data: &[u8]) -> Result<DateTime, Error> {
                 .get(..13)
                 .and_then(|s| s.try_into().ok())
                 .ok_or(Error::Decoding)?;
-            let yy = d2([t[0], t[1]], &mut bad) as u16;
+            let [yy, month, day, _] = digits8(t, 0, &mut bad);
+            let [_, hour, minute, second] = digits8(t, 4, &mut bad);
+            bad |= t[12] != b'Z';
+            let yy = yy as u16;
             (
                 if yy < 50 { 2000 + yy } else { 1900 + yy },
-                tail_fields::<13, 2>(t, &mut bad),
+                [month, day, hour, minute, second],
             )
         }
         DateFormat::Rfc5280Gen => {
@@ -252,8 +261,13 @@ pub fn decode(fmt: DateFormat, data: &[u8]) -> Result<DateTime, Error> {
                 .get(..15)
                 .and_then(|s| s.try_into().ok())
                 .ok_or(Error::Decoding)?;
-            let year = d2([t[0], t[1]], &mut bad) as u16 * 100 + d2([t[2], t[3]], &mut bad) as u16;
-            (year, tail_fields::<15, 4>(t, &mut bad))
+            let [cc, yy, month, day] = digits8(t, 0, &mut bad);
+            let [_, hour, minute, second] = digits8(t, 6, &mut bad);
+            bad |= t[14] != b'Z';
+            (
+                cc as u16 * 100 + yy as u16,
+                [month, day, hour, minute, second],
+            )
         }
         DateFormat::Iso8601Sep => {
             let t: &[u8; 20] = data
@@ -378,5 +392,57 @@ pub fn expire_date(issue: &DateTime, expire_years: u8, fmt: DateFormat) -> Resul
         Ok(DateTime::max_for(fmt))
     } else {
         issue.add_years(expire_years as u16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Byte-by-byte reference for the two RFC 5280 formats: every non-`Z` byte a digit.
+    fn reference(fmt: DateFormat, t: &[u8]) -> Result<DateTime, Error> {
+        let (n, century) = match fmt {
+            DateFormat::Rfc5280Utc => (13, false),
+            _ => (15, true),
+        };
+        let t = t.get(..n).ok_or(Error::Decoding)?;
+        if t[n - 1] != b'Z' || !t[..n - 1].iter().all(u8::is_ascii_digit) {
+            return Err(Error::Decoding);
+        }
+        let v: Vec<u8> = t[..n - 1]
+            .chunks(2)
+            .map(|p| (p[0] - b'0') * 10 + p[1] - b'0')
+            .collect();
+        let (year, rest) = if century {
+            (v[0] as u16 * 100 + v[1] as u16, &v[2..])
+        } else {
+            let yy = v[0] as u16;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &v[1..])
+        };
+        DateTime::new(year, rest[0], rest[1], rest[2], rest[3], rest[4]).check()
+    }
+
+    #[test]
+    fn rfc5280_decoding_matches_a_bytewise_reference_under_corruption() {
+        for (fmt, text) in [
+            (DateFormat::Rfc5280Utc, &b"491231235959Z"[..]),
+            (DateFormat::Rfc5280Utc, &b"000229000000Z"[..]),
+            (DateFormat::Rfc5280Gen, &b"99991231235959Z"[..]),
+            (DateFormat::Rfc5280Gen, &b"20240229120000Z"[..]),
+        ] {
+            assert_eq!(decode(fmt, text), reference(fmt, text));
+            assert!(decode(fmt, text).is_ok());
+            for at in 0..text.len() {
+                for v in 0..=255u8 {
+                    let mut t = text.to_vec();
+                    t[at] = v;
+                    assert_eq!(
+                        decode(fmt, &t),
+                        reference(fmt, &t),
+                        "{fmt:?} byte {at} = {v}"
+                    );
+                }
+            }
+        }
     }
 }

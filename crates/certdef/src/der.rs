@@ -187,6 +187,14 @@ fn sig_int(data: &[u8]) -> Result<([u8; 32], usize), Error> {
 /// Decodes a signatureValue BIT STRING at the start of `data` into R‖S (each left-padded to 32
 /// bytes), strictly as `atcacert_der_dec_ecdsa_sig_value` does: `(signature, bytes used)`.
 pub fn decode_ecdsa_sig(data: &[u8]) -> Result<([u8; 64], usize), Error> {
+    match decode_ecdsa_sig_short(data) {
+        Some(ok) => Ok(ok),
+        None => decode_ecdsa_sig_general(data),
+    }
+}
+
+/// Any length form.
+fn decode_ecdsa_sig_general(data: &[u8]) -> Result<([u8; 64], usize), Error> {
     if data.first() != Some(&0x03) {
         return Err(Error::Decoding);
     }
@@ -213,4 +221,89 @@ pub fn decode_ecdsa_sig(data: &[u8]) -> Result<([u8; 64], usize), Error> {
     sig[..32].copy_from_slice(&r);
     sig[32..].copy_from_slice(&s);
     Ok((sig, bs_end))
+}
+
+/// Every real P-256 signatureValue uses short-form lengths only: this straight-line decoder
+/// accepts exactly what [`decode_ecdsa_sig`] accepts in that shape and returns `None` for
+/// anything else (long-form lengths, or any error — the general decoder then reports it).
+#[inline]
+fn decode_ecdsa_sig_short(data: &[u8]) -> Option<([u8; 64], usize)> {
+    let &[0x03, bs_len, 0x00, 0x30, seq_len, ref rest @ ..] = data else {
+        return None;
+    };
+    let (bs_len, seq_len) = (bs_len as usize, seq_len as usize);
+    // BIT STRING = unused-bits byte, SEQUENCE tag, its length byte, the SEQUENCE content.
+    if bs_len >= 0x80 || seq_len + 3 != bs_len {
+        return None;
+    }
+    let seq = rest.get(..seq_len)?;
+    let mut sig = [0u8; 64];
+    let mut at = 0;
+    for half in sig.chunks_exact_mut(32) {
+        let &[0x02, n, ..] = seq.get(at..)? else {
+            return None;
+        };
+        let n = n as usize;
+        let content = match seq.get(at + 2..at + 2 + n)? {
+            [0, rest @ ..] if n == 33 => rest,
+            c if (1..=32).contains(&n) => c,
+            _ => return None,
+        };
+        if let Ok(full) = <&[u8; 32]>::try_from(content) {
+            half.copy_from_slice(full); // the common case: one fixed-size copy
+        } else {
+            half.get_mut(32 - content.len()..)?.copy_from_slice(content);
+        }
+        at += 2 + n;
+    }
+    (at == seq_len).then_some((sig, 2 + bs_len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::def::MAX_DER_SIG_LEN;
+
+    /// The short-form decoder agrees with the general one on every signature shape and on
+    /// every single-byte corruption of them.
+    #[test]
+    fn short_form_sig_decoder_matches_the_general_one() {
+        let mut seed = 0x1234_5678u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for case in 0..400 {
+            let mut sig = [0u8; 64];
+            sig.iter_mut().for_each(|b| *b = next() as u8);
+            // Leading zeros and top bits set, to get every INTEGER length (31–33 and shorter).
+            for half in [0, 32] {
+                match case % 5 {
+                    0 => sig[half] |= 0x80,
+                    1 => sig[half] &= 0x7F,
+                    2 => sig[half..half + 2].fill(0),
+                    3 => sig[half..half + 31].fill(0),
+                    _ => {}
+                }
+            }
+            let mut der = [0u8; MAX_DER_SIG_LEN + 1];
+            let n = encode_ecdsa_sig(&sig, &mut der).unwrap();
+            assert_eq!(decode_ecdsa_sig_short(&der[..n]), Some((sig, n)));
+            for at in 0..n {
+                for v in [0x00, 0x01, 0x02, 0x20, 0x21, 0x30, 0x7F, 0x80, 0x81, 0xFF] {
+                    let mut bad = der;
+                    bad[at] = v;
+                    for len in [n - 1, n, n + 1] {
+                        let general = decode_ecdsa_sig_general(&bad[..len]).ok();
+                        if let Some(short) = decode_ecdsa_sig_short(&bad[..len]) {
+                            assert_eq!(Some(short), general, "case {case} byte {at} = {v:#x}");
+                        }
+                        assert_eq!(decode_ecdsa_sig(&bad[..len]).ok(), general);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -58,5 +58,5 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// Compresses a full certificate (`atcacert_get_comp_cert`, strict): its 72 bytes.
 pub fn compress(def: &CertDef<'_>, der: &[u8]) -> Result<[u8; COMP_CERT_LEN], Error> {
-    CertView::new(def, der).compressed()?.to_bytes()
+    CertView::new(def, der).compressed_bytes()
 }
