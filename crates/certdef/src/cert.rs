@@ -152,6 +152,18 @@ fn parse_signer_id(b: &[u8]) -> Result<[u8; 2], Error> {
     ])
 }
 
+/// The INTEGER value of a stored dynamic serial number: `sn` is its length byte (1–127)
+/// followed by at least that many bytes (extra bytes ignored).
+#[inline(always)] // one caller on the device; out of line it costs flash
+fn dynamic_sn_value(sn: &[u8]) -> Result<&[u8], Error> {
+    let new_len = *sn.first().ok_or(Error::elem_size(1, 0))? as usize;
+    if new_len == 0 || new_len > 127 {
+        return Err(Error::BadCert);
+    }
+    sn.get(1..1 + new_len)
+        .ok_or(Error::elem_size(1 + new_len, sn.len()))
+}
+
 /// Read access to the elements of a full certificate that follows a definition.
 #[derive(Debug, Clone, Copy)]
 pub struct CertView<'a> {
@@ -402,13 +414,8 @@ impl<'a> Cert<'a> {
             return Err(Error::too_small(t.len()));
         }
         let at = def.std_loc(StdElement::CertSn).offset as usize;
-        let new_len = *sn.first().ok_or(Error::elem_size(1, 0))? as usize;
-        if new_len == 0 || new_len > 127 {
-            return Err(Error::BadCert);
-        }
-        let value = sn
-            .get(1..1 + new_len)
-            .ok_or(Error::elem_size(1 + new_len, sn.len()))?;
+        let value = dynamic_sn_value(sn)?;
+        let new_len = value.len();
         let cur_len = *t.get(at).ok_or(Error::ElemOutOfBounds)? as usize;
         let tail = t.get(at + 1 + cur_len..).ok_or(Error::ElemOutOfBounds)?;
         let value_end = at + 1 + new_len;
@@ -588,13 +595,8 @@ impl<'a> Cert<'a> {
             return self.set_element(loc, sn);
         }
         let at = loc.offset as usize;
-        let new_len = *sn.first().ok_or(Error::elem_size(1, 0))? as usize;
-        if new_len == 0 || new_len > 127 {
-            return Err(Error::BadCert);
-        }
-        let value = sn
-            .get(1..1 + new_len)
-            .ok_or(Error::elem_size(1 + new_len, sn.len()))?;
+        let value = dynamic_sn_value(sn)?;
+        let new_len = value.len();
         let cur_len = *self
             .buf
             .get(at)
