@@ -99,7 +99,8 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
             input = input.get(used..).unwrap_or_default();
             match event {
                 Some(DeviceEvent::Request { seq, request }) => {
-                    let response = self.core.execute(&request);
+                    let mut response = Response::Ok;
+                    self.core.execute(&request, &mut response);
                     if let (Request::Finish { reboot }, Response::Ok) = (&request, &response) {
                         action = Action::Finished { reboot: *reboot };
                     }
@@ -180,11 +181,20 @@ pub fn definitions_of(blob: &[u8]) -> Result<Definitions<'_>, IdentityError> {
     })
 }
 
-fn err(code: ErrorCode, detail: &str) -> WireError {
-    WireError::new(code, detail)
+/// A failed request: the error code and its detail text. Small on purpose: every `?` in the
+/// dispatcher moves it, and a full [`WireError`] (72 bytes) there cost hundreds of bytes of
+/// device code per site; it becomes a `WireError` once, in [`Core::execute`].
+#[derive(Clone, Copy)]
+struct Fail {
+    code: ErrorCode,
+    detail: &'static str,
 }
 
-fn chip_err(e: ChipError) -> WireError {
+fn err(code: ErrorCode, detail: &'static str) -> Fail {
+    Fail { code, detail }
+}
+
+fn chip_err(e: ChipError) -> Fail {
     match e {
         ChipError::Absent => err(ErrorCode::ChipAbsent, "secure element does not answer"),
         ChipError::Status(s) => err(ErrorCode::ChipStatus(s), "secure element refused"),
@@ -195,7 +205,7 @@ fn chip_err(e: ChipError) -> WireError {
     }
 }
 
-fn identity_err(e: IdentityError) -> WireError {
+fn identity_err(e: IdentityError) -> Fail {
     match e {
         IdentityError::Chip(c) => chip_err(c),
         IdentityError::Codec(_) => err(
@@ -210,14 +220,29 @@ fn identity_err(e: IdentityError) -> WireError {
     }
 }
 
-fn public_key(pk: [u8; 64]) -> Response {
-    let mut key = PublicKey {
-        x: [0; 32],
-        y: [0; 32],
-    };
-    key.x.copy_from_slice(&pk[..32]);
-    key.y.copy_from_slice(&pk[32..]);
-    Response::PublicKey(key)
+// The helpers below take the chip's 64 bytes by reference and are out of line, so the bytes
+// are copied in memory instead of held in registers inside the request dispatcher.
+
+/// X ‖ Y as a public-key answer.
+#[inline(never)]
+fn public_key(out: &mut Response, pk: &[u8; 64]) {
+    let (x, y) = halves(pk);
+    *out = Response::PublicKey(PublicKey { x, y });
+}
+
+/// R ‖ S as a signature answer.
+#[inline(never)]
+fn signature(out: &mut Response, rs: &[u8; 64]) {
+    let (r, s) = halves(rs);
+    *out = Response::Signature(Signature { r, s });
+}
+
+fn halves(v: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
+    let mut a = [0; 32];
+    let mut b = [0; 32];
+    a.copy_from_slice(&v[..32]);
+    b.copy_from_slice(&v[32..]);
+    (a, b)
 }
 
 impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
@@ -241,17 +266,23 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         definitions_of(self.active.get(..len).unwrap_or_default())
     }
 
-    fn execute(&mut self, request: &Request) -> Response {
-        self.try_execute(request).unwrap_or_else(Response::Error)
+    /// Answers `request` in `out` (a failure as [`Response::Error`]).
+    fn execute(&mut self, request: &Request, out: &mut Response) {
+        if let Err(Fail { code, detail }) = self.try_execute(request, out) {
+            *out = Response::Error(WireError::new(code, detail));
+        }
     }
 
-    fn try_execute(&mut self, request: &Request) -> Result<Response, WireError> {
+    // Each arm writes its answer through `out` rather than returning it: a `Response` (over 540
+    // bytes) returned from every arm is merged and spilled field by field, several KB of
+    // device code (docs/firmware.md "Image size").
+    fn try_execute(&mut self, request: &Request, out: &mut Response) -> Result<(), Fail> {
         let chip = &mut self.chip;
-        Ok(match request {
-            Request::Hello => Response::Hello(self.hello()?),
+        match request {
+            Request::Hello => *out = Response::Hello(self.hello()?),
             Request::ReadConfig => {
                 let cfg = chip.read_config().map_err(chip_err)?;
-                Response::Config(heapless::Vec::from_slice(&cfg).map_err(|_| internal())?)
+                *out = Response::Config(heapless::Vec::from_slice(&cfg).map_err(|_| internal())?);
             }
             Request::WriteConfig { offset, data } => {
                 let mut target = chip.read_config().map_err(chip_err)?;
@@ -264,14 +295,18 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                     .ok_or_else(|| err(ErrorCode::OutOfRange, "past the config zone"))?;
                 dst.copy_from_slice(data);
                 chip.write_config(&target).map_err(chip_err)?;
-                Response::Ok
+                *out = Response::Ok;
             }
             Request::LockConfig { crc } => {
                 chip.lock_config(*crc).map_err(chip_err)?;
-                Response::Ok
+                *out = Response::Ok;
             }
-            Request::GenKey { slot } => public_key(chip.genkey(*slot).map_err(chip_err)?),
-            Request::GetPublicKey { slot } => public_key(chip.public_key(*slot).map_err(chip_err)?),
+            Request::GenKey { slot } => {
+                public_key(out, &chip.genkey(*slot).map_err(chip_err)?);
+            }
+            Request::GetPublicKey { slot } => {
+                public_key(out, &chip.public_key(*slot).map_err(chip_err)?);
+            }
             Request::ReadSlot { slot, offset, len } => {
                 let mut buf = [0u8; MAX_CHUNK];
                 let n = *len as usize;
@@ -281,38 +316,38 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 }
                 let dst = buf.get_mut(..n).ok_or_else(internal)?;
                 chip.read_slot(*slot, *offset, dst).map_err(chip_err)?;
-                Response::Data(Chunk::from_slice(dst).map_err(|_| internal())?)
+                *out = Response::Data(Chunk::from_slice(dst).map_err(|_| internal())?);
             }
             Request::WriteSlot { slot, offset, data } => {
                 chip.write_slot(*slot, *offset, data).map_err(chip_err)?;
                 self.chain = None;
-                Response::Ok
+                *out = Response::Ok;
             }
             Request::ReadOtp { offset, len } => {
                 let mut buf = [0u8; OTP_SIZE];
                 let dst = buf.get_mut(..*len as usize).ok_or_else(internal)?;
                 chip.read_otp(*offset, dst).map_err(chip_err)?;
-                Response::Data(Chunk::from_slice(dst).map_err(|_| internal())?)
+                *out = Response::Data(Chunk::from_slice(dst).map_err(|_| internal())?);
             }
             Request::WriteOtp { offset, data } => {
                 chip.write_otp(*offset, data).map_err(chip_err)?;
-                Response::Ok
+                *out = Response::Ok;
             }
             Request::LockData { crc } => {
                 chip.lock_data(*crc).map_err(chip_err)?;
-                Response::Ok
+                *out = Response::Ok;
             }
             Request::LockSlot { slot } => {
                 chip.lock_slot(*slot).map_err(chip_err)?;
-                Response::Ok
+                *out = Response::Ok;
             }
             Request::StoreDefBlob {
                 total_len,
                 digest,
                 offset,
                 data,
-            } => Response::DefBlob(self.store_blob(*total_len, digest, *offset, data)?),
-            Request::RebuildChain => Response::Chain(self.rebuild_chain()?),
+            } => *out = Response::DefBlob(self.store_blob(*total_len, digest, *offset, data)?),
+            Request::RebuildChain => *out = Response::Chain(self.rebuild_chain()?),
             Request::ReadCert { cert, offset, len } => {
                 let (dev, sig) = self
                     .chain
@@ -326,31 +361,26 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 let bytes = der
                     .get(start..end)
                     .ok_or_else(|| err(ErrorCode::OutOfRange, "past the certificate"))?;
-                Response::CertChunk(CertChunk {
+                *out = Response::CertChunk(CertChunk {
                     total_len: total as u16,
                     offset: *offset,
                     data: Chunk::from_slice(bytes).map_err(|_| internal())?,
-                })
+                });
             }
             Request::SignChallenge { slot, challenge } => {
-                let sig = chip.sign_digest(*slot, challenge).map_err(chip_err)?;
-                let mut s = Signature {
-                    r: [0; 32],
-                    s: [0; 32],
-                };
-                s.r.copy_from_slice(&sig[..32]);
-                s.s.copy_from_slice(&sig[32..]);
-                Response::Signature(s)
+                let rs = chip.sign_digest(*slot, challenge).map_err(chip_err)?;
+                signature(out, &rs);
             }
-            Request::Random => Response::Random(chip.random().map_err(chip_err)?),
+            Request::Random => *out = Response::Random(chip.random().map_err(chip_err)?),
             Request::SetBaud { .. } => {
                 return Err(err(ErrorCode::Unsupported, "baud switching is not enabled"));
             }
-            Request::Finish { .. } => Response::Ok,
-        })
+            Request::Finish { .. } => *out = Response::Ok,
+        }
+        Ok(())
     }
 
-    fn hello(&mut self) -> Result<HelloInfo, WireError> {
+    fn hello(&mut self) -> Result<HelloInfo, Fail> {
         let revision = self.chip.revision().map_err(chip_err)?;
         let cfg = self.chip.read_config().map_err(chip_err)?;
         let mut serial = [0u8; 9];
@@ -383,7 +413,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         digest: &[u8; 32],
         offset: u32,
         data: &[u8],
-    ) -> Result<DefBlobProgress, WireError> {
+    ) -> Result<DefBlobProgress, Fail> {
         if total_len as usize > B {
             return Err(err(
                 ErrorCode::OutOfRange,
@@ -463,7 +493,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         })
     }
 
-    fn rebuild_chain(&mut self) -> Result<ChainReport, WireError> {
+    fn rebuild_chain(&mut self) -> Result<ChainReport, Fail> {
         self.chain = None;
         let (len, _) = self
             .active_id
@@ -495,7 +525,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
     }
 }
 
-fn internal() -> WireError {
+fn internal() -> Fail {
     err(ErrorCode::Internal, "internal limit")
 }
 

@@ -92,41 +92,52 @@ fn map<E>(e: Error<E>) -> ChipError {
     }
 }
 
+// Each method out of line: inlined into the agent's request dispatcher, their results (up to
+// 128 bytes) were kept in registers and spilled byte by byte, several KB of device code.
 impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
+    #[inline(never)]
     fn revision(&mut self) -> Result<[u8; 4], ChipError> {
         self.info().map_err(map)
     }
 
+    #[inline(never)]
     fn read_config(&mut self) -> Result<[u8; CONFIG_SIZE], ChipError> {
         self.read_config_zone().map_err(map)
     }
 
+    #[inline(never)]
     fn write_config(&mut self, target: &[u8; CONFIG_SIZE]) -> Result<(), ChipError> {
         self.write_config_zone(&ConfigZone::from_bytes(target))
             .map(|_| ())
             .map_err(map)
     }
 
+    #[inline(never)]
     fn lock_config(&mut self, crc: u16) -> Result<(), ChipError> {
         Atecc::lock_config(self, Some(crc)).map_err(map)
     }
 
+    #[inline(never)]
     fn lock_data(&mut self, crc: Option<u16>) -> Result<(), ChipError> {
         Atecc::lock_data(self, crc).map_err(map)
     }
 
+    #[inline(never)]
     fn lock_slot(&mut self, slot: u8) -> Result<(), ChipError> {
         Atecc::lock_slot(self, slot).map_err(map)
     }
 
+    #[inline(never)]
     fn genkey(&mut self, slot: u8) -> Result<[u8; 64], ChipError> {
         Atecc::genkey(self, slot).map_err(map)
     }
 
+    #[inline(never)]
     fn public_key(&mut self, slot: u8) -> Result<[u8; 64], ChipError> {
         self.get_public_key(slot).map_err(map)
     }
 
+    #[inline(never)]
     fn read_slot(&mut self, slot: u8, offset: u16, out: &mut [u8]) -> Result<(), ChipError> {
         if offset as usize + out.len() > slot_size(slot) {
             return Err(ChipError::OutOfRange);
@@ -135,6 +146,7 @@ impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
             .map_err(map)
     }
 
+    #[inline(never)]
     fn write_slot(&mut self, slot: u8, offset: u16, data: &[u8]) -> Result<(), ChipError> {
         // Bytes past a slot's end in its last 32-byte block are ignored by the chip, so a whole
         // last block is accepted (the form the chip requires before the data lock).
@@ -145,6 +157,7 @@ impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
             .map_err(map)
     }
 
+    #[inline(never)]
     fn read_otp(&mut self, offset: u8, out: &mut [u8]) -> Result<(), ChipError> {
         if offset as usize + out.len() > OTP_SIZE {
             return Err(ChipError::OutOfRange);
@@ -153,6 +166,7 @@ impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
             .map_err(map)
     }
 
+    #[inline(never)]
     fn write_otp(&mut self, offset: u8, data: &[u8]) -> Result<(), ChipError> {
         if offset as usize + data.len() > OTP_SIZE {
             return Err(ChipError::OutOfRange);
@@ -161,10 +175,12 @@ impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
             .map_err(map)
     }
 
+    #[inline(never)]
     fn sign_digest(&mut self, slot: u8, digest: &[u8; 32]) -> Result<[u8; 64], ChipError> {
         Atecc::sign_digest(self, slot, digest).map_err(map)
     }
 
+    #[inline(never)]
     fn verify_extern(
         &mut self,
         digest: &[u8; 32],
@@ -174,10 +190,12 @@ impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
         Atecc::verify_extern(self, digest, signature, public_key).map_err(map)
     }
 
+    #[inline(never)]
     fn random(&mut self) -> Result<[u8; 32], ChipError> {
         Atecc::random(self).map_err(map)
     }
 
+    #[inline(never)]
     fn idle(&mut self) {
         // Best effort: a chip that does not answer now will say so on the next request.
         let _ = Atecc::idle(self);
