@@ -101,6 +101,7 @@ impl CompressedCert {
 
 /// Everything of a compressed certificate but the signature into bytes 64–71, checking every
 /// field fits (`ids` = template id, chain id, reserved nibble; each 4-bit).
+#[inline(always)]
 pub(crate) fn encode_fields(
     b: &mut [u8; COMP_CERT_LEN],
     issue: &DateTime,
