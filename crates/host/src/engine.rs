@@ -575,29 +575,7 @@ impl<'a, P: Port> Station<'a, P> {
             }
         }
         let key_slot = self.key_slot()?;
-        let mut challenge = [0u8; 32];
-        getrandom::fill(&mut challenge).map_err(|e| Failure::new(Step::Verify, e.to_string()))?;
-        let sig = match self.call(
-            Step::Verify,
-            &Request::SignChallenge {
-                slot: key_slot,
-                challenge,
-            },
-        )? {
-            Response::Signature(s) => s,
-            other => {
-                return Err(Failure::new(
-                    Step::Verify,
-                    format!("unexpected answer {other:?}"),
-                ));
-            }
-        };
-        verify_prehash(&public_key, &challenge, &sig.r, &sig.s).map_err(|e| {
-            Failure::new(
-                Step::Verify,
-                format!("challenge signature does not verify: {e}"),
-            )
-        })?;
+        self.challenge(key_slot, &public_key)?;
         let _ = self.call(Step::Done, &Request::Finish { reboot: false });
         Ok(())
     }
@@ -901,6 +879,12 @@ impl<'a, P: Port> Station<'a, P> {
                 ),
             ));
         }
+        self.challenge(key_slot, public_key)
+    }
+
+    /// Proof of possession: the chip signs a random host challenge with the device key; the
+    /// signature must verify against the certificate's public key.
+    fn challenge(&mut self, key_slot: u8, public_key: &[u8; 64]) -> Result<(), Failure> {
         let mut challenge = [0u8; 32];
         getrandom::fill(&mut challenge).map_err(|e| Failure::new(Step::Verify, e.to_string()))?;
         let sig = match self.call(
