@@ -420,6 +420,8 @@ impl<'a> CertElements<'a> {
     }
 
     /// Iterates over the elements' locations and transforms (see [`CertElements::locs`]).
+    // Out of line: four device-path callers (blob check, validate, read plan, rebuild).
+    #[inline(never)]
     pub fn iter_locs(&self) -> impl Iterator<Item = (DeviceLoc, CertLoc, [Transform; 2])> + 'a {
         let this = *self;
         (0..this.len()).filter_map(move |i| this.locs(i))
