@@ -82,6 +82,7 @@ fn cert_loc_at(b: &[u8], at: usize) -> Result<CertLoc, Error> {
 }
 
 /// Decodes the locations and transforms of one 40-byte custom element record.
+#[inline(always)] // two callers; out of line its error paths cost more flash
 pub(crate) fn decode_element_locs(
     rec: &[u8],
 ) -> Result<(DeviceLoc, CertLoc, [Transform; 2]), Error> {
@@ -298,6 +299,7 @@ impl<'a> DefBlob<'a> {
     }
 
     /// The first definition with role `role`.
+    #[inline(always)] // device_def / signer_def: the search folds into each
     pub fn by_role(&self, role: Role) -> Option<CertDef<'a>> {
         self.defs().find(|(r, _)| *r == role).map(|(_, d)| d)
     }

@@ -27,6 +27,7 @@ pub fn output_size(tf: Transform, input: &[u8]) -> Result<usize, Error> {
 
 /// Counts hex digits, checking the separators cryptoauthlib checks (space variants: a non-hex
 /// character is only allowed as a `' '` at every third position) and that the count is even.
+#[inline(always)] // saves flash: folds into each caller's constant `spaced`
 fn hex_digits(input: &[u8], spaced: bool) -> Result<usize, Error> {
     let mut digits = 0;
     for (i, &c) in input.iter().enumerate() {
@@ -116,6 +117,7 @@ pub const SCRATCH_LEN: usize = 256;
 
 /// Applies the transform list (stopping at the first `None`) to `input`, writing exactly
 /// `out.len()` bytes.
+#[inline(always)] // one device-path caller (rebuild)
 pub fn apply_chain(tfs: &[Transform; 2], input: &[u8], out: &mut [u8]) -> Result<(), Error> {
     match tfs {
         [Transform::None, _] => apply(Transform::None, input, out),
