@@ -494,6 +494,7 @@ impl<'a> Cert<'a> {
 
     /// Writes the subject public key and, when the definition has one, the subject key id
     /// (`atcacert_set_subj_public_key`).
+    #[inline(always)] // one device-path caller (rebuild)
     pub fn set_subj_public_key(&mut self, public_key: &[u8; 64]) -> Result<(), Error> {
         self.set_element(self.def.std_loc(StdElement::PublicKey), public_key)?;
         let ski = self.def.std_loc(StdElement::SubjKeyId);
@@ -654,6 +655,7 @@ impl<'a> Cert<'a> {
     /// Applies a compressed certificate (`atcacert_set_comp_cert`): checks its template id,
     /// chain id and serial-number source against the definition, then writes signature, issue
     /// and expire dates and signer id.
+    #[inline(always)] // one device-path caller (rebuild)
     pub fn set_comp_cert(&mut self, comp: &CompressedCert) -> Result<(), Error> {
         let def = self.def;
         if comp.template_id != def.template_id

@@ -446,6 +446,7 @@ impl<'a> Name<'a> {
     }
 
     /// A name from bytes that must be printable ASCII (`None` otherwise).
+    #[inline(never)] // two callers in decode_def
     pub fn from_ascii(b: &'a [u8]) -> Option<Self> {
         b.iter()
             .all(|c| (0x20..0x7F).contains(c))

@@ -147,6 +147,7 @@ pub fn ecdsa_sig_size(sig: &[u8; 64]) -> usize {
 
 /// Encodes R‖S as the X.509 signatureValue BIT STRING (`atcacert_der_enc_ecdsa_sig_value`):
 /// `03 L 00 30 L2 (02 lr R) (02 ls S)`. Every length is below 128 (short form).
+#[inline(always)] // one device-path caller (set_signature)
 pub fn encode_ecdsa_sig(sig: &[u8; 64], out: &mut [u8]) -> Result<usize, Error> {
     let total = ecdsa_sig_size(sig);
     let out = out.get_mut(..total).ok_or(Error::too_small(total))?;
