@@ -35,6 +35,7 @@ pub fn pad_public_key(public_key: &[u8; 64]) -> [u8; 72] {
 }
 
 /// Removes the ATECC padding from a 72-byte padded key.
+#[inline(never)] // measured: smaller device image out of line
 pub fn unpad_public_key(padded: &[u8; 72]) -> [u8; 64] {
     let mut out = [0u8; 64];
     out[..32].copy_from_slice(&padded[4..36]);
@@ -120,6 +121,7 @@ fn shift_after(def: &CertDef<'_>, cert: &[u8], offset: usize) -> isize {
     }
 }
 
+#[inline(always)] // saves flash in the device path (measured)
 fn loc_range(
     def: &CertDef<'_>,
     cert: &[u8],
