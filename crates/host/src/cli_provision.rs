@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -211,16 +211,7 @@ pub fn run_stations(
             .map(|(port, name)| {
                 let progress = &progress;
                 s.spawn(move || {
-                    let failed = |msg: String| DeviceReport {
-                        station: name.clone(),
-                        port: port.clone(),
-                        chip_serial: None,
-                        cn: None,
-                        cert_serial: None,
-                        elapsed: Duration::ZERO,
-                        result: DeviceResult::Failed(msg),
-                        link: Default::default(),
-                    };
+                    let failed = |msg: String| DeviceReport::failed(name, port, msg);
                     let p = match link::open_port(port, baud) {
                         Ok(p) => p,
                         Err(e) => return failed(e.to_string()),
@@ -263,16 +254,7 @@ pub fn run_stations(
 }
 
 fn panic_report() -> DeviceReport {
-    DeviceReport {
-        station: "?".into(),
-        port: "?".into(),
-        chip_serial: None,
-        cn: None,
-        cert_serial: None,
-        elapsed: Duration::ZERO,
-        result: DeviceResult::Failed("station thread panicked".into()),
-        link: Default::default(),
-    }
+    DeviceReport::failed("?", "?", "station thread panicked".into())
 }
 
 /// Prints the summary table (or JSON) and returns an error when any device failed.

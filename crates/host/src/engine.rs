@@ -158,6 +158,22 @@ pub struct DeviceReport {
     pub link: LinkStats,
 }
 
+impl DeviceReport {
+    /// A report that says the device failed with `message` (filled in as the station goes on).
+    pub fn failed(station: &str, port: &str, message: String) -> Self {
+        DeviceReport {
+            station: station.to_string(),
+            port: port.to_string(),
+            chip_serial: None,
+            cn: None,
+            cert_serial: None,
+            elapsed: Duration::ZERO,
+            result: DeviceResult::Failed(message),
+            link: LinkStats::default(),
+        }
+    }
+}
+
 /// Why provisioning stopped.
 #[derive(Debug)]
 pub struct Failure {
@@ -227,16 +243,7 @@ impl<'a, P: Port> Station<'a, P> {
         if let Ok(reg) = self.registry.lock() {
             let _ = reg.register_station(&self.name, Some(&self.port));
         }
-        let mut report = DeviceReport {
-            station: self.name.clone(),
-            port: self.port.clone(),
-            chip_serial: None,
-            cn: None,
-            cert_serial: None,
-            elapsed: Duration::ZERO,
-            result: DeviceResult::Failed(String::new()),
-            link: LinkStats::default(),
-        };
+        let mut report = DeviceReport::failed(&self.name, &self.port, String::new());
         let result = self.provision(&mut report);
         report.result = match result {
             Ok(r) => {
@@ -449,16 +456,7 @@ impl<'a, P: Port> Station<'a, P> {
     /// challenges the device key.
     pub fn verify_only(mut self) -> DeviceReport {
         let started = Instant::now();
-        let mut report = DeviceReport {
-            station: self.name.clone(),
-            port: self.port.clone(),
-            chip_serial: None,
-            cn: None,
-            cert_serial: None,
-            elapsed: Duration::ZERO,
-            result: DeviceResult::Failed(String::new()),
-            link: LinkStats::default(),
-        };
+        let mut report = DeviceReport::failed(&self.name, &self.port, String::new());
         report.result = match self.check(&mut report) {
             Ok(()) => {
                 self.audit(Step::Verify, Outcome::Ok, "verify: chain and key checked");
