@@ -217,9 +217,16 @@ pub struct DefBlob<'a> {
 }
 
 impl<'a> DefBlob<'a> {
-    /// Parses and checks a blob: magic, version, lengths, SHA-256 digest, every enum value and
-    /// every definition ([`CertDef::validate`]). Trailing bytes after the blob are ignored (flash
+    /// Parses a blob and checks its integrity and structure: magic, version, lengths, SHA-256
+    /// digest, every enum value, every record. Trailing bytes after the blob are ignored (flash
     /// pages are larger than blobs).
+    ///
+    /// The definitions' semantic rules ([`CertDef::validate`]) are not re-checked here: the host
+    /// checks them when it writes the blob ([`write_blob`]) and the digest proves the bytes are
+    /// the ones written, so the device links no validator. Call [`DefBlob::validate`] (host
+    /// tools do) to check a blob of unknown origin; a definition that breaks the rules still
+    /// never makes `rebuild` panic, it gives a typed error or a wrong certificate that fails
+    /// verification.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let hdr = bytes.get(..HEADER_LEN).ok_or(Error::BadBlob)?;
         if hdr[..4] != BLOB_MAGIC {
@@ -258,7 +265,6 @@ impl<'a> DefBlob<'a> {
             *slot = u16::try_from(at).map_err(|_| Error::BadBlob)?;
             let (_, def, len) = decode_def(body.get(at..).ok_or(Error::BadBlob)?)?;
             check_elements(&def)?;
-            def.validate()?;
             at += len;
         }
         if at != body.len() {
@@ -270,6 +276,24 @@ impl<'a> DefBlob<'a> {
             offsets,
             count,
         })
+    }
+
+    /// [`DefBlob::parse`] and then every definition's semantic rules ([`CertDef::validate`]):
+    /// what a host tool uses on a blob it did not write.
+    pub fn parse_validated(bytes: &'a [u8]) -> Result<Self, Error> {
+        let blob = Self::parse(bytes)?;
+        blob.validate()?;
+        Ok(blob)
+    }
+
+    /// Checks every definition's semantic rules ([`CertDef::validate`]).
+    pub fn validate(&self) -> Result<(), Error> {
+        for i in 0..self.len() {
+            let at = *self.offsets.get(i).ok_or(Error::BadBlob)? as usize;
+            let (_, def, _) = decode_def(self.bytes.get(at..).ok_or(Error::BadBlob)?)?;
+            def.validate()?;
+        }
+        Ok(())
     }
 
     /// Number of definitions.

@@ -8,7 +8,7 @@ use common::*;
 use keystamp_certdef::rebuild::BLOCK_SIZE;
 use keystamp_certdef::{
     CertDefBuf, CertView, CompressedCert, DefBlob, DeviceData, DeviceImage, DeviceLoc, DeviceZone,
-    Error, Role, compress, read_plan, rebuild, split, write_blob,
+    Error, Reason, Role, compress, read_plan, rebuild, split, write_blob,
 };
 use serde_json::Value;
 
@@ -272,6 +272,25 @@ fn every_p256_definition_through_json_and_blob() {
         bad[i] ^= 0x01;
         assert!(DefBlob::parse(&bad).is_err(), "flip at {i}");
     }
+    assert_eq!(DefBlob::parse_validated(&blob[..n]).unwrap().len(), 2);
+    // A definition that breaks a semantic rule (template id 16 does not fit the compressed
+    // cert's 4 bits) under a correct digest: the device-side parse only proves integrity and
+    // structure; `validate` (host tools) rejects it.
+    let mut bad = blob[..n].to_vec();
+    let template_id_at = 16 + 64 + 2; // header, root key, record byte 2
+    assert_eq!(bad[template_id_at], signer.template_id);
+    bad[template_id_at] = 16;
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bad[..n - 32])
+    };
+    bad[n - 32..].copy_from_slice(&digest);
+    let parsed = DefBlob::parse(&bad).unwrap();
+    assert_eq!(
+        parsed.validate(),
+        Err(Error::InvalidDefinition(Reason::NotFourBit))
+    );
+    assert!(DefBlob::parse_validated(&bad).is_err());
 }
 
 #[test]

@@ -694,7 +694,7 @@ fn cmd_pack(a: PackArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let n = write_blob(&pairs, root.as_ref(), &mut blob).map_err(def_err("pack"))?;
     blob.truncate(n);
     // Check what we wrote the way a device will read it.
-    let parsed = DefBlob::parse(&blob).map_err(def_err("pack: the written blob"))?;
+    let parsed = DefBlob::parse_validated(&blob).map_err(def_err("pack: the written blob"))?;
     std::fs::write(&a.output, &blob).map_err(|e| err(format!("{}: {e}", a.output.display())))?;
     let summary = BlobSummary::of(&parsed)?;
     writeln!(out, "blob: {}", a.output.display()).map_err(io_err)?;
@@ -954,7 +954,7 @@ fn cmd_show(a: ShowArgs, out: &mut dyn Write) -> Result<(), CliError> {
     };
     let bytes = read(Path::new(path_only))?;
     let summary = if bytes.starts_with(&BLOB_MAGIC) {
-        let blob = DefBlob::parse(&bytes).map_err(def_err(&a.file))?;
+        let blob = DefBlob::parse_validated(&bytes).map_err(def_err(&a.file))?;
         BlobSummary::of(&blob)?
     } else {
         let defs = load_defs(&a.file)?;
