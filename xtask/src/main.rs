@@ -415,5 +415,29 @@ fn size() -> Result<(), String> {
     }
     run(&dir, "cargo", &["build", "--release"])?;
     let elf = dir.join(format!("target/{DEVICE_TARGET}/release/size-probe"));
-    report_elf_size(&elf)
+    report_elf_size(&elf)?;
+    report_panic_paths(&elf)
+}
+
+/// Lists the core panic entry points the probe links. The device path is meant to have none
+/// (every bad input is a typed error); a bounds check the compiler cannot prove away shows up
+/// here, and with linker relaxation each one also costs a panic location in .rodata.
+fn report_panic_paths(elf: &Path) -> Result<(), String> {
+    let out = Command::new("llvm-nm")
+        .args(["-C", "--defined-only"])
+        .arg(elf)
+        .output()
+        .map_err(|e| format!("llvm-nm: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let panics: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.splitn(3, ' ').nth(2))
+        .filter(|name| name.starts_with("core::panicking") || name.contains("_fail"))
+        .collect();
+    if panics.is_empty() {
+        println!("panic paths linked: none");
+    } else {
+        println!("panic paths linked: {}", panics.join(", "));
+    }
+    Ok(())
 }

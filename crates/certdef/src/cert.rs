@@ -462,14 +462,19 @@ impl<'a> Cert<'a> {
 
     /// The certificate bytes so far.
     pub fn der(&self) -> &[u8] {
-        &self.buf[..self.len]
+        self.filled()
+    }
+
+    /// The certificate bytes so far (`len` never exceeds the buffer; no panic path either way).
+    fn filled(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
     }
 
     /// Read access (getters, TBS digest).
     pub fn view(&self) -> CertView<'_> {
         CertView {
             def: self.def,
-            der: &self.buf[..self.len],
+            der: self.filled(),
         }
     }
 
@@ -490,7 +495,7 @@ impl<'a> Cert<'a> {
         if !loc.is_present() {
             return Ok(None);
         }
-        let r = loc_range(self.def, &self.buf[..self.len], loc)?;
+        let r = loc_range(self.def, self.filled(), loc)?;
         Ok(self.buf.get_mut(r))
     }
 
@@ -533,7 +538,7 @@ impl<'a> Cert<'a> {
         }
         let mut tmp = [0u8; DATE_MAX_SIZE];
         let n = date::encode(fmt, d, &mut tmp)?;
-        self.set_element(loc, &tmp[..n])
+        self.set_element(loc, tmp.get(..n).ok_or(Error::InvalidDate)?)
     }
 
     /// Writes the issue date (`atcacert_set_issue_date`).
@@ -584,7 +589,7 @@ impl<'a> Cert<'a> {
             }
         }
         for &o in offsets {
-            der::adjust_length(&mut self.buf[o..self.len], delta)?;
+            der::adjust_length(self.buf.get_mut(o..self.len).ok_or(Error::BadCert)?, delta)?;
         }
         Ok(())
     }
@@ -645,9 +650,10 @@ impl<'a> Cert<'a> {
             self.adjust_lengths(&[1], delta)?;
             self.len = off + new;
         }
-        der::encode_ecdsa_sig(sig, &mut self.buf[off..off + new])?;
+        let dst = self.buf.get_mut(off..off + new).ok_or(Error::BadCert)?;
+        der::encode_ecdsa_sig(sig, dst)?;
         // The outer SEQUENCE must cover exactly the certificate.
-        let (outer, hdr) = der::decode_length(&self.buf[1..self.len])?;
+        let (outer, hdr) = der::decode_length(self.filled().get(1..).ok_or(Error::BadCert)?)?;
         if 1 + hdr + outer != self.len {
             return Err(Error::BadCert);
         }

@@ -193,7 +193,9 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
             } else {
                 t.to_le_bytes()
             };
-            out.copy_from_slice(&b);
+            for (o, v) in out.iter_mut().zip(b) {
+                *o = v;
+            }
             return Ok(size);
         }
     };

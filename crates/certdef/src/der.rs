@@ -125,7 +125,7 @@ fn half_shape(half: &[u8]) -> (usize, usize) {
         return (0, 1);
     }
     let mut start = 0;
-    while let [0, next, ..] = half[start..] {
+    while let Some(&[0, next, ..]) = half.get(start..) {
         if next & 0x80 != 0 {
             break;
         }
@@ -151,16 +151,21 @@ pub fn ecdsa_sig_size(sig: &[u8; 64]) -> usize {
 pub fn encode_ecdsa_sig(sig: &[u8; 64], out: &mut [u8]) -> Result<usize, Error> {
     let total = ecdsa_sig_size(sig);
     let out = out.get_mut(..total).ok_or(Error::too_small(total))?;
-    out[..5].copy_from_slice(&[0x03, (total - 2) as u8, 0x00, 0x30, (total - 5) as u8]);
+    if let Some(h) = out.get_mut(..5) {
+        h.copy_from_slice(&[0x03, (total - 2) as u8, 0x00, 0x30, (total - 5) as u8]);
+    }
     let mut at = 5;
     for half in [&sig[..32], &sig[32..]] {
         let (start, pad) = half_shape(half);
-        let n = half.len() - start + pad;
-        if let Some(d) = out.get_mut(at..at + 2 + n) {
-            d[0] = 0x02;
-            d[1] = n as u8;
-            d[2] = 0x00; // overwritten by the value when there is no pad
-            d[2 + pad..].copy_from_slice(&half[start..]);
+        let value = half.get(start..).unwrap_or(&[]);
+        let n = value.len() + pad;
+        if let Some([tag, len, d @ ..]) = out.get_mut(at..at + 2 + n) {
+            *tag = 0x02;
+            *len = n as u8;
+            // The pad byte (if any) then the value.
+            for (o, v) in d.iter_mut().rev().zip(value.iter().rev().chain([&0])) {
+                *o = *v;
+            }
         }
         at += 2 + n;
     }

@@ -51,7 +51,11 @@ pub fn apply(tf: Transform, input: &[u8], out: &mut [u8]) -> Result<(), Error> {
         return Err(Error::elem_size(out.len(), size));
     }
     match tf {
-        Transform::None => out.copy_from_slice(input),
+        Transform::None => {
+            for (o, i) in out.iter_mut().zip(input) {
+                *o = *i;
+            }
+        }
         Transform::Reverse => {
             for (o, i) in out.iter_mut().zip(input.iter().rev()) {
                 *o = *i;

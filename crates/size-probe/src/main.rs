@@ -56,7 +56,7 @@ pub extern "C" fn _start() -> ! {
     let mut device = [0u8; 768];
     loop {
         if let Some(m) = chain(&mut signer, &mut device) {
-            black_box(&device[..m]);
+            black_box(device.get(..m));
         }
     }
 }
