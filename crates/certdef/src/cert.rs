@@ -660,24 +660,41 @@ impl<'a> Cert<'a> {
         Ok(())
     }
 
-    /// Applies a compressed certificate (`atcacert_set_comp_cert`): checks its template id,
-    /// chain id and serial-number source against the definition, then writes signature, issue
-    /// and expire dates and signer id.
-    #[inline(always)] // one device-path caller (rebuild)
+    /// Applies decoded compressed-certificate fields (see [`Cert::set_comp_cert_bytes`]).
     pub fn set_comp_cert(&mut self, comp: &CompressedCert) -> Result<(), Error> {
+        self.set_comp_cert_bytes(&comp.to_bytes()?)
+    }
+
+    /// Applies the 72 bytes of a compressed certificate (`atcacert_set_comp_cert`): checks the
+    /// format version, then its template id, chain id and serial-number source against the
+    /// definition, then writes signature, issue and expire dates and signer id. Straight from
+    /// the bytes: the device path never builds a [`CompressedCert`].
+    #[inline(always)] // one device-path caller (rebuild)
+    pub fn set_comp_cert_bytes(&mut self, b: &[u8; COMP_CERT_LEN]) -> Result<(), Error> {
         let def = self.def;
-        if comp.template_id != def.template_id
-            || comp.chain_id != def.chain_id
-            || comp.sn_source != def.sn_source
+        let [sig @ .., _, _, _, _, _, _, _, _] = b;
+        let [signer_0, signer_1, ids, source_version, ext] = [b[67], b[68], b[69], b[70], b[71]];
+        let version = source_version & 0x0F;
+        if version > 1 {
+            return Err(Error::UnsupportedFormatVersion(version));
+        }
+        // Extension bits only exist in format 1; cryptoauthlib's writers zero them for 0.
+        if version == 0 && ext & 0xF0 != 0 {
+            return Err(Error::Decoding);
+        }
+        if ids != (def.template_id << 4 | def.chain_id)
+            || source_version >> 4 != def.sn_source.value()
         {
             return Err(Error::WrongDefinition);
         }
-        self.set_signature(&comp.signature)?;
-        self.set_issue_date(&comp.issue_date)?;
+        let (issue, expire_years) = date::decode_comp_dates(version, b)?;
+        self.set_signature(sig)?;
+        self.set_issue_date(&issue)?;
         if def.std_loc(StdElement::ExpireDate).is_present() {
-            self.set_expire_date(&comp.expire_date(def.expire_date_format)?)?;
+            let fmt = def.expire_date_format;
+            self.set_expire_date(&date::expire_date(&issue, expire_years, fmt)?)?;
         }
-        self.set_signer_id(&comp.signer_id)
+        self.set_signer_id(&[signer_0, signer_1])
     }
 
     /// Generates the serial number for a generated source and writes it.

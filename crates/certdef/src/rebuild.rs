@@ -3,7 +3,7 @@
 
 use crate::Reason;
 use crate::cert::{Cert, unpad_public_key};
-use crate::comp::{COMP_CERT_LEN, CompressedCert};
+use crate::comp::COMP_CERT_LEN;
 use crate::def::{PADDED_PUBKEY_LEN, PUBKEY_LEN};
 use crate::{CertDef, CertType, DeviceLoc, Error, SnSource, StdElement, transform};
 
@@ -180,7 +180,7 @@ pub fn rebuild(
             .read(&def.comp_cert_dev_loc)
             .ok_or(Error::MissingDeviceData)?;
         let b: &[u8; COMP_CERT_LEN] = b.try_into().map_err(|_| Error::MissingDeviceData)?;
-        cert.set_comp_cert(&CompressedCert::from_bytes(b)?)?;
+        cert.set_comp_cert_bytes(b)?;
         comp_bytes = Some(b);
     }
     for (device_loc, cert_loc, transforms) in def.cert_elements.iter_locs() {
