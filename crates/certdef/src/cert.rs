@@ -640,23 +640,26 @@ impl<'a> Cert<'a> {
             return self.set_element(self.def.std_loc(StdElement::Signature), sig);
         }
         let off = self.view().x509_sig_offset()?;
-        let new = der::ecdsa_sig_size(sig);
-        let old = self.len - off;
-        if off + new > self.buf.len() {
-            return Err(Error::too_small(off + new));
-        }
-        let delta = new as isize - old as isize;
-        if delta != 0 {
-            self.adjust_lengths(&[1], delta)?;
-            self.len = off + new;
-        }
-        let dst = self.buf.get_mut(off..off + new).ok_or(Error::BadCert)?;
-        der::encode_ecdsa_sig(sig, dst)?;
-        // The outer SEQUENCE must cover exactly the certificate.
+        let (enc, new) = der::ecdsa_sig_der(sig);
+        let end = off + new;
+        // Everything is checked before the first byte is written.
         let (outer, hdr) = der::decode_length(self.filled().get(1..).ok_or(Error::BadCert)?)?;
-        if 1 + hdr + outer != self.len {
+        let delta = end as isize - self.len as isize;
+        let new_outer = outer.checked_add_signed(delta).ok_or(Error::BadCert)?;
+        if delta != 0 && der::length_size(new_outer) != hdr {
+            return Err(Error::LengthOfLengthChange);
+        }
+        // The outer SEQUENCE must cover exactly the certificate.
+        if 1 + hdr + new_outer != end {
             return Err(Error::BadCert);
         }
+        let dst = self.buf.get_mut(off..end).ok_or(Error::too_small(end))?;
+        dst.copy_from_slice(enc.get(..new).ok_or(Error::BadCert)?);
+        if delta != 0 {
+            let len_bytes = self.buf.get_mut(1..).ok_or(Error::BadCert)?;
+            der::encode_length(new_outer, len_bytes)?;
+        }
+        self.len = end;
         Ok(())
     }
 

@@ -147,29 +147,38 @@ pub fn ecdsa_sig_size(sig: &[u8; 64]) -> usize {
 
 /// Encodes R‖S as the X.509 signatureValue BIT STRING (`atcacert_der_enc_ecdsa_sig_value`):
 /// `03 L 00 30 L2 (02 lr R) (02 ls S)`. Every length is below 128 (short form).
-#[inline(always)] // one device-path caller (set_signature)
 pub fn encode_ecdsa_sig(sig: &[u8; 64], out: &mut [u8]) -> Result<usize, Error> {
-    let total = ecdsa_sig_size(sig);
-    let out = out.get_mut(..total).ok_or(Error::too_small(total))?;
-    if let Some(h) = out.get_mut(..5) {
-        h.copy_from_slice(&[0x03, (total - 2) as u8, 0x00, 0x30, (total - 5) as u8]);
-    }
+    let (enc, total) = ecdsa_sig_der(sig);
+    out.get_mut(..total)
+        .ok_or(Error::too_small(total))?
+        .copy_from_slice(enc.get(..total).unwrap_or(&[]));
+    Ok(total)
+}
+
+/// [`encode_ecdsa_sig`] into a fixed buffer: `(bytes, size used)`. The shape of each half is
+/// worked out once (the device path calls this, not [`ecdsa_sig_size`]).
+#[inline(always)] // one caller each on the device (set_signature) and the host
+pub(crate) fn ecdsa_sig_der(sig: &[u8; 64]) -> ([u8; crate::def::MAX_DER_SIG_LEN], usize) {
+    let mut enc = [0u8; crate::def::MAX_DER_SIG_LEN];
     let mut at = 5;
     for half in [&sig[..32], &sig[32..]] {
         let (start, pad) = half_shape(half);
         let value = half.get(start..).unwrap_or(&[]);
         let n = value.len() + pad;
-        if let Some([tag, len, d @ ..]) = out.get_mut(at..at + 2 + n) {
+        // 02 n [00] value; `enc` is zeroed, so the pad byte is already there.
+        if let Some([tag, len, d @ ..]) = enc.get_mut(at..at + 2 + n) {
             *tag = 0x02;
             *len = n as u8;
-            // The pad byte (if any) then the value.
-            for (o, v) in d.iter_mut().rev().zip(value.iter().rev().chain([&0])) {
+            for (o, v) in d.iter_mut().rev().zip(value.iter().rev()) {
                 *o = *v;
             }
         }
         at += 2 + n;
     }
-    Ok(total)
+    if let Some(h) = enc.get_mut(..5) {
+        h.copy_from_slice(&[0x03, (at - 2) as u8, 0x00, 0x30, (at - 5) as u8]);
+    }
+    (enc, at)
 }
 
 /// One signature INTEGER → 32 bytes, left-padded: `(value, bytes used)`.
