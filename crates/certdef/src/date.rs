@@ -146,15 +146,12 @@ impl DateTime {
 
     /// The "no expiration" date of `fmt` (`atcacert_date_get_max_date`).
     pub const fn max_for(fmt: DateFormat) -> Self {
-        match fmt {
-            DateFormat::Iso8601Sep | DateFormat::Rfc5280Gen => {
-                DateTime::new(9999, 12, 31, 23, 59, 59)
-            }
-            DateFormat::Rfc5280Utc => DateTime::new(2049, 12, 31, 23, 59, 59),
-            DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
-                DateTime::new(2106, 2, 7, 6, 28, 15)
-            }
-        }
+        const GEN: DateTime = DateTime::new(9999, 12, 31, 23, 59, 59);
+        const UTC: DateTime = DateTime::new(2049, 12, 31, 23, 59, 59);
+        const POSIX: DateTime = DateTime::new(2106, 2, 7, 6, 28, 15);
+        // Indexed by `DateFormat` value: one table load instead of a table per field.
+        const MAX: [DateTime; 5] = [GEN, UTC, POSIX, POSIX, GEN];
+        MAX[fmt as usize]
     }
 }
 
