@@ -695,7 +695,7 @@ impl<'a> Cert<'a> {
         self.set_issue_date(&issue)?;
         if def.std_loc(StdElement::ExpireDate).is_present() {
             let fmt = def.expire_date_format;
-            self.set_expire_date(&date::expire_date(&issue, expire_years, fmt)?)?;
+            self.set_expire_date(&date::comp_expire_date(&issue, expire_years, fmt)?)?;
         }
         self.set_signer_id(&[signer_0, signer_1])
     }

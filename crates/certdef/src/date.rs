@@ -401,9 +401,52 @@ pub fn expire_date(issue: &DateTime, expire_years: u8, fmt: DateFormat) -> Resul
     }
 }
 
+/// [`expire_date`] for an issue date decoded from a compressed certificate (valid, year ≤ 2127,
+/// so + 127 years stays a valid year): only 29 February can fail.
+#[inline(always)] // one caller (Cert::set_comp_cert_bytes)
+pub(crate) fn comp_expire_date(
+    issue: &DateTime,
+    expire_years: u8,
+    fmt: DateFormat,
+) -> Result<DateTime, Error> {
+    if expire_years == 0 {
+        return Ok(DateTime::max_for(fmt));
+    }
+    let year = issue.year + expire_years as u16;
+    if issue.month == 2 && issue.day == 29 && !is_leap(year as u32) {
+        return Err(Error::InvalidDate);
+    }
+    Ok(DateTime { year, ..*issue })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comp_expire_date_agrees_with_add_years() {
+        // Every issue date a compressed cert can hold (hours and days sampled), every expire
+        // years value, every format: the device-path shortcut must equal the general rule.
+        for year in 2000..=2127u16 {
+            for month in 1..=12u8 {
+                for day in [1, 28, 29, days_in_month(year, month)] {
+                    let issue = DateTime::new(year, month, day, 23, 0, 0);
+                    if !issue.is_valid() {
+                        continue;
+                    }
+                    for years in 0..=127u8 {
+                        for &fmt in DateFormat::ALL {
+                            assert_eq!(
+                                comp_expire_date(&issue, years, fmt),
+                                expire_date(&issue, years, fmt),
+                                "{issue:?} + {years}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// Byte-by-byte reference for the two RFC 5280 formats: every non-`Z` byte a digit.
     fn reference(fmt: DateFormat, t: &[u8]) -> Result<DateTime, Error> {
