@@ -103,6 +103,12 @@ impl DateTime {
     /// Seconds since 1970-01-01 00:00:00 as a `u32` (1970-01-01 … 2106-02-07 06:28:15).
     pub fn to_posix(&self) -> Result<u32, Error> {
         self.check()?;
+        self.posix_of_valid()
+    }
+
+    /// [`DateTime::to_posix`] of a date already checked valid.
+    #[inline(always)] // two callers: to_posix and encode
+    fn posix_of_valid(&self) -> Result<u32, Error> {
         if self.year < 1970 || self.year > 2106 {
             return Err(Error::InvalidDate);
         }
@@ -184,7 +190,7 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
             1
         }
         DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
-            let t = date.to_posix()?;
+            let t = date.posix_of_valid()?;
             let b = if fmt == DateFormat::PosixUint32Be {
                 t.to_be_bytes()
             } else {
