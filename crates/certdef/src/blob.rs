@@ -132,7 +132,7 @@ pub(crate) fn decode_element(rec: &[u8]) -> Result<CertElement, Error> {
 }
 
 fn name_at(b: &[u8], at: usize, len: usize) -> Result<Name<'_>, Error> {
-    Name::from_ascii(b.get(at..at + len).ok_or(Error::BadBlob)?).ok_or(Error::BadBlob)
+    Ok(Name::unchecked(b.get(at..at + len).ok_or(Error::BadBlob)?))
 }
 
 fn loc_in(f: &[u8; DEF_FIXED_LEN], at: usize) -> Result<DeviceLoc, Error> {
@@ -196,11 +196,11 @@ fn decode_def(rec: &[u8]) -> Result<(Role, CertDef<'_>, usize), Error> {
     Ok((Role::from_value(f[0])?, def, el_end + template_len))
 }
 
-/// Checks every custom element record of `def` (done once, in `DefBlob::parse`).
+/// Checks the locations and transforms of every custom element record of `def` (done once, in
+/// `DefBlob::parse`; the ids, which the device never reads, are checked by `DefBlob::validate`).
 fn check_elements(def: &CertDef<'_>) -> Result<(), Error> {
     if let CertElements::Encoded(elements) = def.cert_elements {
         for r in elements.chunks_exact(ELEMENT_RECORD_LEN) {
-            check_element_id(r)?;
             decode_element_locs(r)?;
         }
     }
@@ -286,12 +286,23 @@ impl<'a> DefBlob<'a> {
         Ok(blob)
     }
 
-    /// Checks every definition's semantic rules ([`CertDef::validate`]).
+    /// Checks every definition's semantic rules ([`CertDef::validate`]) and the text the device
+    /// never reads: names and custom element ids must be printable ASCII.
     pub fn validate(&self) -> Result<(), Error> {
         for i in 0..self.len() {
             let at = *self.offsets.get(i).ok_or(Error::BadBlob)? as usize;
             let (_, def, _) = decode_def(self.bytes.get(at..).ok_or(Error::BadBlob)?)?;
             def.validate()?;
+            if !def.name.is_ascii_printable()
+                || def.ca_cert_def.is_some_and(|n| !n.is_ascii_printable())
+            {
+                return Err(Error::BadBlob);
+            }
+            if let CertElements::Encoded(elements) = def.cert_elements {
+                for r in elements.chunks_exact(ELEMENT_RECORD_LEN) {
+                    check_element_id(r)?;
+                }
+            }
         }
         Ok(())
     }

@@ -445,8 +445,18 @@ impl<'a> Name<'a> {
         Name(s.as_bytes())
     }
 
+    /// A name from blob bytes, checked later by [`CertDef::validate`] (the device never uses
+    /// names, so it never links the check).
+    pub(crate) const fn unchecked(b: &'a [u8]) -> Self {
+        Name(b)
+    }
+
+    /// True when the name is printable ASCII (what a blob may hold).
+    pub fn is_ascii_printable(&self) -> bool {
+        self.0.iter().all(|c| (0x20..0x7F).contains(c))
+    }
+
     /// A name from bytes that must be printable ASCII (`None` otherwise).
-    #[inline(never)] // two callers in decode_def
     pub fn from_ascii(b: &'a [u8]) -> Option<Self> {
         b.iter()
             .all(|c| (0x20..0x7F).contains(c))

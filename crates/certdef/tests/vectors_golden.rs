@@ -291,6 +291,20 @@ fn every_p256_definition_through_json_and_blob() {
         Err(Error::InvalidDefinition(Reason::NotFourBit))
     );
     assert!(DefBlob::parse_validated(&bad).is_err());
+    // The same for text the device never reads: a control character in a definition name.
+    let mut bad = blob[..n].to_vec();
+    let name_at = 16 + 64 + 76; // header, root key, fixed record part
+    assert_eq!(bad[name_at], signer.name.as_bytes()[0]);
+    bad[name_at] = 0x01;
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bad[..n - 32])
+    };
+    bad[n - 32..].copy_from_slice(&digest);
+    assert_eq!(
+        DefBlob::parse(&bad).unwrap().validate(),
+        Err(Error::BadBlob)
+    );
 }
 
 #[test]
