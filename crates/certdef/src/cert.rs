@@ -642,23 +642,22 @@ impl<'a> Cert<'a> {
         let off = self.view().x509_sig_offset()?;
         let (enc, new) = der::ecdsa_sig_der(sig);
         let end = off + new;
-        // Everything is checked before the first byte is written.
+        // The outer SEQUENCE must cover exactly the certificate (then it does after the change).
         let (outer, hdr) = der::decode_length(self.filled().get(1..).ok_or(Error::BadCert)?)?;
-        let delta = end as isize - self.len as isize;
-        let new_outer = outer.checked_add_signed(delta).ok_or(Error::BadCert)?;
-        if delta != 0 && der::length_size(new_outer) != hdr {
-            return Err(Error::LengthOfLengthChange);
-        }
-        // The outer SEQUENCE must cover exactly the certificate.
-        if 1 + hdr + new_outer != end {
+        if 1 + hdr + outer != self.len {
             return Err(Error::BadCert);
         }
+        if end > self.buf.len() {
+            return Err(Error::too_small(end));
+        }
+        let delta = end as isize - self.len as isize;
+        if delta != 0 {
+            let len_bytes = self.buf.get_mut(1..self.len).ok_or(Error::BadCert)?;
+            der::adjust_length(len_bytes, delta)?;
+        }
+        // Nothing was written before the last check.
         let dst = self.buf.get_mut(off..end).ok_or(Error::too_small(end))?;
         dst.copy_from_slice(enc.get(..new).ok_or(Error::BadCert)?);
-        if delta != 0 {
-            let len_bytes = self.buf.get_mut(1..).ok_or(Error::BadCert)?;
-            der::encode_length(new_outer, len_bytes)?;
-        }
         self.len = end;
         Ok(())
     }
