@@ -38,7 +38,9 @@ pub const fn format_size(fmt: DateFormat) -> usize {
 }
 
 const fn is_leap(year: u32) -> bool {
-    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
+    // Gregorian rule with one division: for multiples of 4, "not a multiple of 100" is "not a
+    // multiple of 25", and "multiple of 400" is "multiple of 16 and of 25".
+    year & 3 == 0 && (!year.is_multiple_of(25) || year & 15 == 0)
 }
 
 /// Days in `month` (1–12) of `year`; 0 for an invalid month.
@@ -428,6 +430,14 @@ pub(crate) fn comp_expire_date(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_leap_is_the_gregorian_rule() {
+        for y in 0..=10_000u32 {
+            let textbook = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            assert_eq!(is_leap(y), textbook, "{y}");
+        }
+    }
 
     #[test]
     fn comp_expire_date_agrees_with_add_years() {
