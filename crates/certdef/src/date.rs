@@ -117,8 +117,9 @@ impl DateTime {
         // Days before each month in a common year.
         const BEFORE: [u16; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
         let y = self.year as u32;
-        let leaps_before = |y: u32| y / 4 - y / 100 + y / 400;
-        let mut days = (y - 1970) * 365 + leaps_before(y - 1) - leaps_before(1969);
+        // Leap days in 1970..y: every fourth year from 1972, except 2100 (2000 is one).
+        let leaps_before = (y - 1969) / 4 - (y > 2100) as u32;
+        let mut days = (y - 1970) * 365 + leaps_before;
         days += BEFORE[(self.month as usize - 1) % 12] as u32 + self.day as u32 - 1;
         if self.month > 2 && is_leap(y) {
             days += 1;
@@ -430,6 +431,24 @@ pub(crate) fn comp_expire_date(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn posix_days_match_the_calendar() {
+        // Anchors from Python's calendar.timegm, around both centuries in range.
+        for (date, secs) in [
+            (DateTime::new(2000, 1, 1, 0, 0, 0), 946_684_800),
+            (DateTime::new(2100, 2, 28, 0, 0, 0), 4_107_456_000),
+            (DateTime::new(2100, 3, 1, 0, 0, 0), 4_107_542_400),
+            (DateTime::new(2106, 2, 7, 0, 0, 0), 4_294_944_000),
+        ] {
+            assert_eq!(date.to_posix(), Ok(secs), "{date:?}");
+        }
+        // Every day of the range: to_posix inverts the independent civil-from-days conversion.
+        for day in 0..=(u32::MAX / 86_400) {
+            let secs = day * 86_400;
+            assert_eq!(DateTime::from_posix(secs).to_posix(), Ok(secs), "day {day}");
+        }
+    }
 
     #[test]
     fn is_leap_is_the_gregorian_rule() {
