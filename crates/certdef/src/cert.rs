@@ -429,13 +429,15 @@ impl<'a> Cert<'a> {
         num[0] = new_len as u8;
         num[1..].copy_from_slice(value);
         rest.copy_from_slice(tail);
-        let mut cert = Cert { def, buf, len };
         let delta = new_len as isize - cur_len as isize;
         if delta != 0 {
+            // A fresh buffer: on error nothing is returned, so no all-or-nothing pass needed.
             let tbs = def.tbs_cert_loc.offset as usize;
-            cert.adjust_lengths(&[1, tbs + 1], delta)?;
+            for at in [1, tbs + 1] {
+                der::adjust_length(buf.get_mut(at..len).ok_or(Error::BadCert)?, delta)?;
+            }
         }
-        Ok(cert)
+        Ok(Cert { def, buf, len })
     }
 
     /// Wraps a certificate already in `buf[..len]`.
