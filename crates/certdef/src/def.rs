@@ -28,6 +28,12 @@ macro_rules! c_enum {
 
             /// The variant with cryptoauthlib value `v`.
             pub const fn from_value(v: u8) -> Result<Self, Error> {
+                // Every value is below 32: one mask test, then a match the compiler turns into
+                // the identity (instead of a lookup table of whole `Result`s).
+                const VALID: u32 = 0 $( | (1 << $val) )*;
+                if v >= 32 || (VALID >> v) & 1 == 0 {
+                    return Err(Error::InvalidEnum { field: EnumField::$name, value: v });
+                }
                 match v {
                     $( $val => Ok($name::$var), )*
                     _ => Err(Error::InvalidEnum { field: EnumField::$name, value: v }),
@@ -711,5 +717,41 @@ impl<'a> CertDef<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `from_value` accepts exactly the declared values (cryptoauthlib's), maps each back to
+    /// itself and names the rejected value.
+    macro_rules! check_enum {
+        ($($name:ident),*) => {$(
+            for v in 0..=255u8 {
+                let declared = $name::ALL.iter().any(|e| e.value() == v);
+                match $name::from_value(v) {
+                    Ok(e) => assert!(declared && e.value() == v, "{} {v}", stringify!($name)),
+                    Err(Error::InvalidEnum { field, value }) => {
+                        assert!(!declared, "{} {v}", stringify!($name));
+                        assert_eq!((field, value), (EnumField::$name, v));
+                    }
+                    Err(e) => panic!("{} {v}: {e:?}", stringify!($name)),
+                }
+            }
+        )*};
+    }
+
+    #[test]
+    fn enum_values_round_trip_and_nothing_else_decodes() {
+        check_enum!(
+            CertType, SnSource, DateFormat, DeviceZone, Transform, StdElement
+        );
+        // Spot checks against cryptoauthlib's headers (atcacert_def.h, atcacert_date.h).
+        assert_eq!(SnSource::from_value(0x7), Ok(SnSource::StoredDynamic));
+        assert_eq!(SnSource::from_value(0xA), Ok(SnSource::PubKeyHash));
+        assert!(SnSource::from_value(0x1).is_err());
+        assert_eq!(DeviceZone::from_value(7), Ok(DeviceZone::None));
+        assert_eq!(DateFormat::from_value(4), Ok(DateFormat::Rfc5280Gen));
     }
 }
