@@ -134,6 +134,23 @@ fn half_shape(half: &[u8]) -> (usize, usize) {
     (start, 0)
 }
 
+/// Writes one signature half as a DER INTEGER TLV `02 n [00] value` at the start of `out`
+/// (zeroed, so the pad byte is already there), returning its size.
+#[inline(never)] // two calls: one copy in flash
+fn put_sig_int(half: &[u8], out: &mut [u8]) -> usize {
+    let (start, pad) = half_shape(half);
+    let value = half.get(start..).unwrap_or(&[]);
+    let n = value.len() + pad;
+    if let Some([tag, len, d @ ..]) = out.get_mut(..2 + n) {
+        *tag = 0x02;
+        *len = n as u8;
+        for (o, v) in d.iter_mut().rev().zip(value.iter().rev()) {
+            *o = *v;
+        }
+    }
+    2 + n
+}
+
 /// DER size of the signatureValue BIT STRING for raw signature `sig` (R‖S).
 pub fn ecdsa_sig_size(sig: &[u8; 64]) -> usize {
     let int_len = |half: &[u8]| {
@@ -161,19 +178,8 @@ pub fn encode_ecdsa_sig(sig: &[u8; 64], out: &mut [u8]) -> Result<usize, Error> 
 pub(crate) fn ecdsa_sig_der(sig: &[u8; 64]) -> ([u8; crate::def::MAX_DER_SIG_LEN], usize) {
     let mut enc = [0u8; crate::def::MAX_DER_SIG_LEN];
     let mut at = 5;
-    for half in [&sig[..32], &sig[32..]] {
-        let (start, pad) = half_shape(half);
-        let value = half.get(start..).unwrap_or(&[]);
-        let n = value.len() + pad;
-        // 02 n [00] value; `enc` is zeroed, so the pad byte is already there.
-        if let Some([tag, len, d @ ..]) = enc.get_mut(at..at + 2 + n) {
-            *tag = 0x02;
-            *len = n as u8;
-            for (o, v) in d.iter_mut().rev().zip(value.iter().rev()) {
-                *o = *v;
-            }
-        }
-        at += 2 + n;
+    for half in sig.chunks_exact(32) {
+        at += put_sig_int(half, enc.get_mut(at..).unwrap_or_default());
     }
     if let Some(h) = enc.get_mut(..5) {
         h.copy_from_slice(&[0x03, (at - 2) as u8, 0x00, 0x30, (at - 5) as u8]);
