@@ -118,11 +118,13 @@ pub fn device_sn_from_config(config: &[u8]) -> Option<[u8; 9]> {
     Some(sn)
 }
 
-/// Reads the subject public key (removing the 72-byte ATECC padding).
-pub fn read_public_key(
+/// Reads the subject public key X‖Y: a reference into `data`, or into `unpadded` when the
+/// location holds the 72-byte ATECC padded form (no copy of an unpadded key).
+pub fn read_public_key<'d>(
     def: &CertDef<'_>,
-    data: &(impl DeviceData + ?Sized),
-) -> Result<Option<[u8; 64]>, Error> {
+    data: &'d (impl DeviceData + ?Sized),
+    unpadded: &'d mut [u8; 64],
+) -> Result<Option<&'d [u8; 64]>, Error> {
     let loc = &def.public_key_dev_loc;
     if !loc.is_present() {
         return Ok(None);
@@ -132,7 +134,8 @@ pub fn read_public_key(
         PUBKEY_LEN => Ok(Some(b.try_into().map_err(|_| Error::MissingDeviceData)?)),
         PADDED_PUBKEY_LEN => {
             let p: &[u8; 72] = b.try_into().map_err(|_| Error::MissingDeviceData)?;
-            Ok(Some(unpad_public_key(p)))
+            *unpadded = unpad_public_key(p);
+            Ok(Some(unpadded))
         }
         _ => Err(Error::InvalidDefinition(Reason::PublicKeyLocSize)),
     }
@@ -171,8 +174,9 @@ pub fn rebuild(
     if let Some(ca) = ca_public_key {
         cert.set_auth_key_id(ca)?;
     }
-    if let Some(pk) = read_public_key(def, data)? {
-        cert.set_subj_public_key(&pk)?;
+    let mut unpadded = [0u8; 64];
+    if let Some(pk) = read_public_key(def, data, &mut unpadded)? {
+        cert.set_subj_public_key(pk)?;
     }
     let mut comp_bytes = None;
     if def.comp_cert_dev_loc.is_present() {
