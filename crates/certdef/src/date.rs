@@ -173,24 +173,28 @@ fn d2(p: [u8; 2], bad: &mut bool) -> u8 {
 }
 
 /// ISO 8601 layout: a byte below 14 is the index of a digit in `CCYYMMDDhhmmss`, anything
-/// else is written as is. (The RFC 5280 formats are plain digit pairs followed by `Z`.)
+/// else is written as is.
 const ISO_LAYOUT: [u8; 20] = [
     0, 1, 2, 3, b'-', 4, 5, b'-', 6, 7, b'T', 8, 9, b':', 10, 11, b':', 12, 13, b'Z',
 ];
+/// UTCTime `YYMMDDhhmmssZ` (no century) in the same notation.
+const UTC_LAYOUT: [u8; 13] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, b'Z'];
+/// GeneralizedTime `YYYYMMDDhhmmssZ` in the same notation.
+const GEN_LAYOUT: [u8; 15] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, b'Z'];
 
 /// Encodes `date` in `fmt` into `out`, returning the size written.
 pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize, Error> {
     let size = format_size(fmt);
     let out = out.get_mut(..size).ok_or(Error::too_small(size))?;
     date.check()?;
-    // Two-digit values not written by the format (UTCTime has no century).
-    let skip = match fmt {
-        DateFormat::Iso8601Sep | DateFormat::Rfc5280Gen => 0,
+    let layout: &[u8] = match fmt {
+        DateFormat::Iso8601Sep => &ISO_LAYOUT,
+        DateFormat::Rfc5280Gen => &GEN_LAYOUT,
         DateFormat::Rfc5280Utc => {
             if !(1950..=2049).contains(&date.year) {
                 return Err(Error::InvalidDate);
             }
-            1
+            &UTC_LAYOUT
         }
         DateFormat::PosixUint32Be | DateFormat::PosixUint32Le => {
             let t = date.posix_of_valid()?;
@@ -214,22 +218,14 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
         date.minute,
         date.second,
     ];
+    // `CCYYMMDDhhmmss`, then placed by the format's layout.
     let mut digits = [0u8; 14];
-    let pairs = if fmt == DateFormat::Iso8601Sep {
-        &mut digits[..]
-    } else {
-        &mut out[..]
-    };
-    for (d, &v) in pairs.chunks_exact_mut(2).zip(&values[skip..]) {
+    for (d, &v) in digits.chunks_exact_mut(2).zip(&values) {
         d[0] = b'0' + v / 10;
         d[1] = b'0' + v % 10;
     }
-    if fmt == DateFormat::Iso8601Sep {
-        for (o, &p) in out.iter_mut().zip(&ISO_LAYOUT) {
-            *o = digits.get(p as usize).copied().unwrap_or(p);
-        }
-    } else if let Some(z) = out.last_mut() {
-        *z = b'Z';
+    for (o, &p) in out.iter_mut().zip(layout) {
+        *o = digits.get(p as usize).copied().unwrap_or(p);
     }
     Ok(size)
 }
