@@ -121,9 +121,6 @@ pub fn decode_integer(data: &[u8]) -> Result<(&[u8], usize), Error> {
 /// DER INTEGER shape of an unsigned 32-byte signature half: `(first byte kept, 0x00 pad)`.
 /// (For an unsigned value only leading zeros are ever redundant.)
 fn half_shape(half: &[u8]) -> (usize, usize) {
-    if half.first().is_some_and(|&b| b & 0x80 != 0) {
-        return (0, 1);
-    }
     let mut start = 0;
     while let Some(&[0, next, ..]) = half.get(start..) {
         if next & 0x80 != 0 {
@@ -131,7 +128,9 @@ fn half_shape(half: &[u8]) -> (usize, usize) {
         }
         start += 1;
     }
-    (start, 0)
+    // Only an unstripped first byte can have its top bit set (a stripped zero never precedes one).
+    let pad = half.get(start).is_some_and(|&b| b & 0x80 != 0) as usize;
+    (start, pad)
 }
 
 /// Writes one signature half as a DER INTEGER TLV `02 n [00] value` at the start of `out`
@@ -141,12 +140,12 @@ fn put_sig_int(half: &[u8], out: &mut [u8]) -> usize {
     let (start, pad) = half_shape(half);
     let value = half.get(start..).unwrap_or(&[]);
     let n = value.len() + pad;
-    if let Some([tag, len, d @ ..]) = out.get_mut(..2 + n) {
+    if let Some([tag, len, ..]) = out.get_mut(..2) {
         *tag = 0x02;
         *len = n as u8;
-        for (o, v) in d.iter_mut().rev().zip(value.iter().rev()) {
-            *o = *v;
-        }
+    }
+    if let Some(d) = out.get_mut(2 + pad..2 + n) {
+        d.copy_from_slice(value);
     }
     2 + n
 }
