@@ -183,6 +183,7 @@ const UTC_LAYOUT: [u8; 13] = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, b'Z'];
 const GEN_LAYOUT: [u8; 15] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, b'Z'];
 
 /// Encodes `date` in `fmt` into `out`, returning the size written.
+#[inline(always)] // one device caller (set_date): measured smaller
 pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize, Error> {
     let size = format_size(fmt);
     let out = out.get_mut(..size).ok_or(Error::too_small(size))?;

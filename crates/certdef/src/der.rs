@@ -38,6 +38,7 @@ pub fn encode_length(len: usize, out: &mut [u8]) -> Result<usize, Error> {
 /// Decodes a DER length at the start of `data`: `(length, bytes used)`. Indefinite lengths and
 /// lengths that do not fit a `usize` are [`Error::Decoding`] (non-minimal forms are accepted, as
 /// cryptoauthlib does).
+#[inline(always)] // measured: smaller device image inlined
 pub fn decode_length(data: &[u8]) -> Result<(usize, usize), Error> {
     let first = *data.first().ok_or(Error::Decoding)?;
     if first & 0x80 == 0 {
