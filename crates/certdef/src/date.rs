@@ -109,7 +109,7 @@ impl DateTime {
     }
 
     /// [`DateTime::to_posix`] of a date already checked valid.
-    #[inline(always)] // two callers: to_posix and encode
+    #[inline] // two callers: to_posix and encode (measured: smaller than always)
     fn posix_of_valid(&self) -> Result<u32, Error> {
         if self.year < 1970 || self.year > 2106 {
             return Err(Error::InvalidDate);

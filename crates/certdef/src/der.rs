@@ -121,6 +121,7 @@ pub fn decode_integer(data: &[u8]) -> Result<(&[u8], usize), Error> {
 
 /// DER INTEGER shape of an unsigned 32-byte signature half: `(first byte kept, 0x00 pad)`.
 /// (For an unsigned value only leading zeros are ever redundant.)
+#[inline(always)] // measured: smaller device image inlined
 fn half_shape(half: &[u8]) -> (usize, usize) {
     let mut start = 0;
     while let Some(&[0, next, ..]) = half.get(start..) {
