@@ -9,19 +9,15 @@ use keystamp_certdef::{
     CertDef, CertElements, CertLoc, CertType, CertView, DateFormat, DeviceLoc, SnSource,
     StdElement, compress, date,
 };
+use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 
-struct Reader<'a>(&'a [u8]);
+/// Fuzz bytes as small numbers (zeros once they run out).
+struct Reader<'a>(Unstructured<'a>);
 
 impl Reader<'_> {
     fn u8(&mut self) -> u8 {
-        let (b, rest) = self
-            .0
-            .split_first()
-            .map(|(b, r)| (*b, r))
-            .unwrap_or((0, &[]));
-        self.0 = rest;
-        b
+        self.0.arbitrary().unwrap_or(0)
     }
     fn pick<T: Copy>(&mut self, all: &[T]) -> T {
         all[self.u8() as usize % all.len()]
@@ -52,7 +48,7 @@ fn date_text(fmt: DateFormat, [y, mo, d, h, mi, s]: [u32; 6]) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut r = Reader(data);
+    let mut r = Reader(Unstructured::new(data));
     use DateFormat::{Rfc5280Gen as Gen, Rfc5280Utc as Utc};
     let issue_fmt = r.pick(&[
         Utc,
