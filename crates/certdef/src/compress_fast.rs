@@ -11,7 +11,7 @@
 //! once in a `u64`. The dynamic serial-number shift is computed once per certificate.
 
 use crate::comp::COMP_CERT_LEN;
-use crate::date::{self, DateTime};
+use crate::date;
 use crate::{CertDef, CertLoc, CertType, DateFormat, SnSource, StdElement};
 
 /// Bytes after the year in both RFC 5280 text formats: `MMDDhhmmssZ`.
@@ -91,10 +91,20 @@ fn month_days(year: u16, month: u8) -> u8 {
     }
 }
 
+/// A compressible issue date as the compressed certificate needs it.
+#[derive(Clone, Copy)]
+struct Issue<'a> {
+    year: u16,
+    /// Bytes 64–66 without the expire years: year (low 5 bits), month, day, hour.
+    bits: u32,
+    /// `MMDDhhmmssZ`, which a reproducible expire date repeats.
+    tail: &'a [u8; TAIL],
+}
+
 /// An issue date `text` in `fmt` that compresses: minutes and seconds `00`, a valid date in
-/// 2000–2127. Returns it and its `MMDDhhmmssZ` tail (which a reproducible expire date repeats).
+/// 2000–2127.
 #[inline(always)]
-fn issue_date(fmt: DateFormat, text: &[u8]) -> Option<(DateTime, &[u8; TAIL])> {
+fn issue_date(fmt: DateFormat, text: &[u8]) -> Option<Issue<'_>> {
     let yl = year_len(fmt)?;
     let t = text.get(..yl + TAIL)?;
     let tail: &[u8; TAIL] = t.get(yl..)?.try_into().ok()?;
@@ -114,21 +124,24 @@ fn issue_date(fmt: DateFormat, text: &[u8]) -> Option<(DateTime, &[u8; TAIL])> {
         && day >= 1
         && day <= month_days(year, month)
         && hour <= 23;
-    valid.then_some((DateTime::new(year, month, day, hour, 0, 0), tail))
+    if !valid {
+        return None;
+    }
+    let bits = ((year as u32 - 2000) & 0x1F) << 19
+        | (month as u32) << 15
+        | (day as u32) << 10
+        | (hour as u32) << 5;
+    Some(Issue { year, bits, tail })
 }
 
 /// The expire years of an expire date `text` in `fmt` that a rebuild reproduces: the format's
 /// max date (0 years), or the issue date's tail 1–127 years later (on a day that exists).
 #[inline(always)]
-fn expire_years(
-    fmt: DateFormat,
-    issue: Option<(DateTime, &[u8; TAIL])>,
-    text: &[u8],
-) -> Option<u8> {
+fn expire_years(fmt: DateFormat, issue: Option<Issue<'_>>, text: &[u8]) -> Option<u8> {
     let yl = year_len(fmt)?;
     let t = text.get(..yl + TAIL)?;
     match issue {
-        Some((issue, issue_tail)) if t.get(yl..) == Some(&issue_tail[..]) => {
+        Some(issue) if t.get(yl..) == Some(&issue.tail[..]) => {
             let mut bad = false;
             let year = match *t {
                 [c0, c1, y0, y1, ..] if yl == 4 => {
@@ -142,8 +155,7 @@ fn expire_years(
             };
             let years = year.checked_sub(issue.year)?;
             // Only the year differs from a valid date: only 29 February can stop existing.
-            let day_exists =
-                issue.month != 2 || issue.day != 29 || date::days_in_month(year, 2) == 29;
+            let day_exists = issue.tail[..4] != *b"0229" || date::days_in_month(year, 2) == 29;
             (!bad && (1..=127).contains(&years) && day_exists).then_some(years as u8)
         }
         // An issue date's tail ends in 0000Z: the max date (…5959Z) never matched above.
@@ -232,19 +244,20 @@ pub(crate) fn compress(def: &CertDef<'_>, der: &[u8]) -> Option<[u8; COMP_CERT_L
     let (sig, fields) = b.split_first_chunk_mut::<64>()?;
     signature(der.get(sig_at..)?, sig)?;
     let fields: &mut [u8; 8] = fields.try_into().ok()?;
-    let d = issue.map_or(DateTime::new(2000, 1, 1, 0, 0, 0), |(d, _)| d);
+    // 2000-01-01 00:00 without an issue date.
+    let (year, bits) = issue.map_or((2000, 1 << 15 | 1 << 10), |i| (i.year, i.bits));
     // Bytes 64–71 as `date::encode_comp_dates` and `comp::encode_fields` write them; every
     // field is already in range (year 2000–2127, expire years ≤ 127, 4-bit ids).
-    let y = (d.year - 2000) as u8;
-    let version = date::comp_version_for(d.year, expire_years);
+    let [_, b64, b65, b66] = (bits | (expire_years & 0x1F) as u32).to_be_bytes();
+    let y = (year - 2000) as u8;
     *fields = [
-        (y << 3) | (d.month >> 1),
-        (d.month << 7) | (d.day << 2) | (d.hour >> 3),
-        (d.hour << 5) | (expire_years & 0x1F),
+        b64,
+        b65,
+        b66,
         signer_id[0],
         signer_id[1],
         (def.template_id << 4) | def.chain_id,
-        (def.sn_source.value() << 4) | version,
+        (def.sn_source.value() << 4) | date::comp_version_for(year, expire_years),
         ((y & 0x60) << 1) | ((expire_years & 0x60) >> 1),
     ];
     Some(b)
@@ -253,7 +266,7 @@ pub(crate) fn compress(def: &CertDef<'_>, der: &[u8]) -> Option<[u8; COMP_CERT_L
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CertDefBuf, CertView, Error, der, parse_defs_json};
+    use crate::{CertDefBuf, CertView, DateTime, Error, der, parse_defs_json};
 
     /// Xorshift: reproducible inputs without a dependency.
     struct Rng(u64);
