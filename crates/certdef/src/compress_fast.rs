@@ -1,6 +1,6 @@
 //! The fast path of [`crate::compress`] for certificates in the usual shape: X.509, RFC 5280 text
 //! dates, and a short-form DER signatureValue with 32- or 33-byte INTEGERs (all but about one
-//! signature in 128). It answers `None` for every other shape and for every input the general
+//! signature in 256). It answers `None` for every other shape and for every input the general
 //! path ([`crate::CertView::compressed`]'s checks, in their order) would reject, which then
 //! produces the result or its exact error: both paths agree on every input (tests below).
 //!
