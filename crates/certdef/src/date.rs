@@ -166,7 +166,7 @@ impl DateTime {
 
 /// Two ASCII digits → value; sets `bad` when either is not a digit.
 #[inline(always)]
-fn d2(p: [u8; 2], bad: &mut bool) -> u8 {
+pub(crate) fn d2(p: [u8; 2], bad: &mut bool) -> u8 {
     let (a, b) = (p[0].wrapping_sub(b'0'), p[1].wrapping_sub(b'0'));
     *bad |= (a > 9) | (b > 9);
     a.wrapping_mul(10).wrapping_add(b)
@@ -234,7 +234,7 @@ pub fn encode(fmt: DateFormat, date: &DateTime, out: &mut [u8]) -> Result<usize,
 /// Eight ASCII digits at `t[at..at + 8]` → four two-digit values, all at once in a `u64`
 /// (the RFC 5280 formats are pure digit runs); sets `bad` when any byte is not a digit.
 #[inline(always)]
-fn digits8<const N: usize>(t: &[u8; N], at: usize, bad: &mut bool) -> [u8; 4] {
+pub(crate) fn digits8<const N: usize>(t: &[u8; N], at: usize, bad: &mut bool) -> [u8; 4] {
     let mut b = [0u8; 8];
     if let Some(s) = t.get(at..at + 8) {
         b.copy_from_slice(s);

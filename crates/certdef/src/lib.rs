@@ -17,6 +17,7 @@
 pub mod blob;
 pub mod cert;
 pub mod comp;
+mod compress_fast;
 pub mod date;
 pub mod def;
 pub mod der;
@@ -58,5 +59,9 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// Compresses a full certificate (`atcacert_get_comp_cert`, strict): its 72 bytes.
 pub fn compress(def: &CertDef<'_>, der: &[u8]) -> Result<[u8; COMP_CERT_LEN], Error> {
-    CertView::new(def, der).compressed_bytes()
+    // The fast path covers the usual shapes; the general one every other input and every error.
+    match compress_fast::compress(def, der) {
+        Some(b) => Ok(b),
+        None => CertView::new(def, der).compressed_bytes(),
+    }
 }
