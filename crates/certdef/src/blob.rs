@@ -297,7 +297,7 @@ impl<'a> DefBlob<'a> {
             if !def.name.is_ascii_printable()
                 || def.ca_cert_def.is_some_and(|n| !n.is_ascii_printable())
             {
-                return Err(Error::BadBlob);
+                return Err(Error::InvalidDefinition(Reason::NameNotAscii));
             }
             if let CertElements::Encoded(elements) = def.cert_elements {
                 for r in elements.chunks_exact(ELEMENT_RECORD_LEN) {
