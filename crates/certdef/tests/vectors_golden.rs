@@ -303,7 +303,7 @@ fn every_p256_definition_through_json_and_blob() {
     bad[n - 32..].copy_from_slice(&digest);
     assert_eq!(
         DefBlob::parse(&bad).unwrap().validate(),
-        Err(Error::BadBlob)
+        Err(Error::InvalidDefinition(Reason::NameNotAscii))
     );
 }
 
