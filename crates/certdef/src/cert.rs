@@ -648,7 +648,7 @@ impl<'a> Cert<'a> {
         let end = off + new;
         // The outer SEQUENCE must cover exactly the certificate (then it does after the change).
         let (outer, hdr) = der::decode_length(self.filled().get(1..).ok_or(Error::BadCert)?)?;
-        if 1 + hdr + outer != self.len {
+        if outer.checked_add(1 + hdr) != Some(self.len) {
             return Err(Error::BadCert);
         }
         if end > self.buf.len() {

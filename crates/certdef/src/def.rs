@@ -705,7 +705,7 @@ impl<'a> CertDef<'a> {
         }
         let (outer_len, hdr) = crate::der::decode_length(self.template.get(1..).unwrap_or(&[]))
             .map_err(|_| Error::InvalidDefinition(Reason::TemplateNotSequence))?;
-        if self.template.first() != Some(&0x30) || 1 + hdr + outer_len != tlen {
+        if self.template.first() != Some(&0x30) || outer_len.checked_add(1 + hdr) != Some(tlen) {
             return Err(Error::InvalidDefinition(Reason::TemplateLength));
         }
         let base = (sig.offset as usize)

@@ -188,6 +188,20 @@ fn set_signature_vectors() {
             needed: (d.template.len() + 1) as u16
         })
     );
+    // An outer length at the top of the length range (8 length bytes of 0xFF, found by the
+    // certdef_blob fuzz target): a typed error, not an arithmetic overflow.
+    let mut huge = buf.clone();
+    let hdr_len = 2 + (huge.template[1] & 0x7F) as usize; // 30 82 LL LL
+    let mut t = vec![0x30, 0x88, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+    t.extend_from_slice(&huge.template[hdr_len..]);
+    let grow = (t.len() - huge.template.len()) as u16;
+    huge.template = t;
+    huge.std_cert_elements[StdElement::Signature as usize].offset += grow;
+    let hd = huge.as_def_unchecked();
+    assert!(hd.validate().is_err());
+    let mut out = vec![0u8; 600];
+    let mut cert = Cert::from_template(&hd, &mut out).unwrap();
+    assert_eq!(cert.set_signature(&sig), Err(Error::BadCert));
     // x509_bad_cert_length / x509_cert_length_change
     for (byte, want) in [(0x89u8, Error::Decoding), (0x01, Error::BadCert)] {
         let mut bad = buf.clone();
