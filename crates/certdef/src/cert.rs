@@ -688,8 +688,8 @@ impl<'a> Cert<'a> {
         if version == 0 && ext & 0xF0 != 0 {
             return Err(Error::Decoding);
         }
-        if ids != (def.template_id << 4 | def.chain_id)
-            || source_version >> 4 != def.sn_source.value()
+        if [ids >> 4, ids & 0x0F, source_version >> 4]
+            != [def.template_id, def.chain_id, def.sn_source.value()]
         {
             return Err(Error::WrongDefinition);
         }

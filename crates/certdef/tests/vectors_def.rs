@@ -302,6 +302,17 @@ fn set_comp_cert_vectors() {
             }
         }
     }
+    // An unvalidated definition whose ids do not fit 4 bits never matches a compressed cert
+    // (template id 16 must not alias template id 0).
+    let mut wide = buf.clone();
+    wide.template_id = 16;
+    wide.chain_id = 0;
+    let wd = wide.as_def_unchecked();
+    let mut comp = g_comp;
+    comp[69] = 0x00;
+    let mut out = vec![0u8; 600];
+    let mut cert = Cert::from_template(&wd, &mut out).unwrap();
+    assert_eq!(cert.set_comp_cert_bytes(&comp), Err(Error::WrongDefinition));
 }
 
 #[test]
