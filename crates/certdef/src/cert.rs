@@ -557,7 +557,7 @@ impl<'a> Cert<'a> {
     }
 
     /// Writes the signer id as four upper-case hex characters (`atcacert_set_signer_id`).
-    #[inline(always)] // one device-path caller (set_comp_cert)
+    #[inline(always)] // one device-path caller (set_comp_cert_bytes)
     pub fn set_signer_id(&mut self, id: &[u8; 2]) -> Result<(), Error> {
         const HEX: &[u8; 16] = b"0123456789ABCDEF";
         let s = [

@@ -89,7 +89,6 @@ impl CompressedCert {
     }
 
     /// The expire date in `fmt` (issue + expire years, or the format's max date for 0 years).
-    #[inline(always)] // one device-path caller (set_comp_cert)
     pub fn expire_date(&self, fmt: crate::DateFormat) -> Result<DateTime, Error> {
         date::expire_date(&self.issue_date, self.expire_years, fmt)
     }
