@@ -28,8 +28,8 @@ use keystamp_certdef::{CertDef, DateTime};
 use keystamp_wire::{Chunk, HelloInfo, MAX_CHUNK, Request, Response};
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 
-use crate::issue::{DeviceCertRequest, Issued, SlotWrites, issue_device_cert};
 use crate::link::{Link, LinkError, LinkStats, Port};
+use crate::pki::issue::{DeviceCertRequest, Issued, SlotWrites, issue_device_cert};
 use crate::registry::{
     CertKind, CertStatus, ChipSerial, IssueOutcome, IssueRequest, Outcome, Registry,
 };
@@ -75,7 +75,7 @@ pub trait Issuer: Sync {
     fn sign(&self, digest: &[u8; 32]) -> Result<[u8; 64], String>;
 }
 
-impl Issuer for crate::ca::Signer {
+impl Issuer for crate::pki::ca::Signer {
     fn sign(&self, digest: &[u8; 32]) -> Result<[u8; 64], String> {
         self.sign_digest(digest).map_err(|e| e.to_string())
     }
@@ -525,8 +525,8 @@ impl<'a, P: Port> Station<'a, P> {
         };
         let device = self.read_cert(keystamp_wire::CertKind::Device, chain.device.len)?;
         let signer = self.read_cert(keystamp_wire::CertKind::Signer, chain.signer.len)?;
-        if crate::ca::sha256(&device) != chain.device.digest
-            || crate::ca::sha256(&signer) != chain.signer.digest
+        if crate::pki::ca::sha256(&device) != chain.device.digest
+            || crate::pki::ca::sha256(&signer) != chain.signer.digest
         {
             return Err(Failure::new(
                 Step::Verify,
@@ -541,9 +541,9 @@ impl<'a, P: Port> Station<'a, P> {
                 "the device's signer certificate is not this project's signer",
             ));
         }
-        crate::ca::verify_signed_by(&signer_cert, &m.root_public_key)
+        crate::pki::ca::verify_signed_by(&signer_cert, &m.root_public_key)
             .map_err(|e| Failure::new(Step::Verify, format!("signer certificate: {e}")))?;
-        crate::ca::verify_signed_by(&device_cert, &m.signer_public_key)
+        crate::pki::ca::verify_signed_by(&device_cert, &m.signer_public_key)
             .map_err(|e| Failure::new(Step::Verify, format!("device certificate: {e}")))?;
         report.cn = common_name(&device);
         let def = self.device_def(Step::Verify)?;
@@ -705,7 +705,7 @@ impl<'a, P: Port> Station<'a, P> {
                 && rec.public_key == *public_key
             {
                 let device_sn = keystamp_certdef::device_sn_from_config(config);
-                let issued = crate::issue::split_for_device(
+                let issued = crate::pki::issue::split_for_device(
                     &def,
                     rec.der.clone(),
                     Some(&m.signer_public_key),
@@ -764,7 +764,7 @@ impl<'a, P: Port> Station<'a, P> {
             IssueOutcome::Reused(rec) => {
                 let status = rec.status;
                 let device_sn = keystamp_certdef::device_sn_from_config(config);
-                let issued = crate::issue::split_for_device(
+                let issued = crate::pki::issue::split_for_device(
                     &def,
                     rec.der,
                     Some(&m.signer_public_key),
@@ -866,8 +866,8 @@ impl<'a, P: Port> Station<'a, P> {
                 ));
             }
         };
-        let device_ok = report.device.digest == crate::ca::sha256(&issued.der);
-        let signer_ok = report.signer.digest == crate::ca::sha256(&m.signer.der);
+        let device_ok = report.device.digest == crate::pki::ca::sha256(&issued.der);
+        let signer_ok = report.signer.digest == crate::pki::ca::sha256(&m.signer.der);
         if !device_ok || !signer_ok {
             let which = if device_ok { "signer" } else { "device" };
             return Err(Failure::new(
@@ -928,7 +928,7 @@ pub fn verify_prehash(
 pub fn common_name(der: &[u8]) -> Option<String> {
     use der::Decode;
     let cert = x509_cert::Certificate::from_der(der).ok()?;
-    crate::ca::common_name(cert.tbs_certificate().subject())
+    crate::pki::ca::common_name(cert.tbs_certificate().subject())
 }
 
 fn now_hour() -> DateTime {

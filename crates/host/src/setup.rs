@@ -7,10 +7,10 @@ use std::time::SystemTime;
 
 use keystamp_certdef::{CertDefBuf, Role, write_blob};
 
-use crate::ca::{DeviceCertRequest, Signer};
 use crate::engine::Material;
-use crate::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
-use crate::issue::split_for_device;
+use crate::pki::ca::{DeviceCertRequest, Signer};
+use crate::pki::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
+use crate::pki::issue::split_for_device;
 use crate::project::{ConfigZoneSource, Profile, Project};
 
 /// File name of the generated device definition in a project.
@@ -189,7 +189,7 @@ pub fn material_from_parts(
     });
     Ok(Material {
         config,
-        blob_digest: crate::ca::sha256(&blob),
+        blob_digest: crate::pki::ca::sha256(&blob),
         blob,
         device_def,
         signer: signer_split,

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 
 use zeroize::Zeroizing;
 
-use crate::ca::PASSPHRASE_ENV;
+use crate::pki::ca::PASSPHRASE_ENV;
 
 /// Shortest passphrase `init` accepts for a new CA.
 pub const MIN_NEW_PASSPHRASE_LEN: usize = 8;

@@ -1,0 +1,47 @@
+//! `keystamp verify`: re-read devices' chains, check them, challenge the keys.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use clap::Args;
+
+use super::CliError;
+use super::output::summarize;
+use crate::ops::{self, run_stations};
+use crate::project::Project;
+use crate::registry::Registry;
+use crate::setup;
+
+/// `keystamp verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Serial port of the device (repeat to verify several).
+    #[arg(long = "port", value_name = "PATH", required = true)]
+    pub ports: Vec<String>,
+    /// Baud rate.
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keystamp verify`.
+pub fn verify(project_dir: &Path, args: VerifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let project = Project::open(project_dir)?;
+    let signer = ops::unlock(&project)?;
+    let material = setup::material(&project, &signer).map_err(|e| CliError(e.to_string()))?;
+    let registry = Mutex::new(Registry::open(&project.registry_path())?);
+    let reports = run_stations(
+        &args.ports,
+        args.baud,
+        false,
+        &material,
+        &signer,
+        &registry,
+        true,
+        !args.json,
+    );
+    summarize(&reports, args.json, out)
+}
