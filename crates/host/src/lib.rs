@@ -16,12 +16,14 @@
 //! | [`project`] | the project directory and its `keystamp.toml` profile. |
 //! | [`outputs`] | the per-device PEM files written after provisioning. |
 //! | [`setup`] | preparing a run: definitions generated from the CA, the material stations share. |
+//! | [`certdef_io`] | certificate and definition files: certificates (PEM/DER), definition JSON, device images, hex inputs. |
 //!
 //! # Rule
 //!
 //! `cli` may use everything below it; nothing below imports `cli`. `ops` may use every module
 //! except `cli`. No import circles among the top-level modules. `tests/layering.rs` checks both.
 
+pub mod certdef_io;
 pub mod cli;
 pub mod engine;
 pub mod link;

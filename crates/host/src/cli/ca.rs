@@ -103,7 +103,7 @@ fn ca_check(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let project = Project::open(dir)?;
     let ca_dir = project.ca_dir();
     let passphrase = if ca::keys_encrypted(&ca_dir)? {
-        Some(read_passphrase(false).map_err(CliError)?)
+        Some(read_passphrase(false)?)
     } else {
         None
     };

@@ -12,15 +12,17 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use keystamp_certdef::blob::BLOB_MAGIC;
 use keystamp_certdef::rebuild::DeviceData;
-use keystamp_certdef::split::{CONFIG_LEN, MAX_SLOT_LEN, OTP_LEN, SLOT_COUNT, slot_size};
 use keystamp_certdef::{
-    CertDef, CertDefBuf, CertLoc, CompressedCert, DefBlob, DeviceImage, DeviceLoc, DeviceZone,
-    Role, SnSource, StdElement, Transform, compress, parse_defs_json, read_plan, rebuild, split,
-    write_blob,
+    CertDef, CertDefBuf, CertLoc, CompressedCert, DefBlob, DeviceImage, DeviceLoc, Role, SnSource,
+    StdElement, Transform, compress, read_plan, rebuild, split, write_blob,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::CliError;
+use super::output::io_err;
+use crate::certdef_io::{
+    DeviceImageJson, defs_to_json, load_cert, load_def, load_defs, parse_hex, parse_public_key,
+};
 use crate::ops::certdef::{assign_roles, export_c};
 use crate::pki::ca::{self, CaCerts};
 use crate::pki::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
@@ -218,134 +220,29 @@ pub fn run(cmd: CertdefCommand, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-fn io_err(e: std::io::Error) -> CliError {
-    CliError(format!("writing output: {e}"))
-}
-
 fn err(msg: impl Into<String>) -> CliError {
-    CliError(msg.into())
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| err(format!("{}: {e}", path.display())))
-}
-
-/// A certificate file: PEM (`CERTIFICATE`) or DER, detected by content.
-pub fn load_cert(path: &Path) -> Result<Vec<u8>, CliError> {
-    let bytes = read(path)?;
-    let text_start = bytes.iter().position(|b| !b.is_ascii_whitespace());
-    if bytes.get(text_start.unwrap_or(0)) == Some(&b'-') {
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| err(format!("{}: PEM is not text", path.display())))?;
-        let begin = text
-            .find("-----BEGIN CERTIFICATE-----")
-            .ok_or_else(|| err(format!("{}: no CERTIFICATE in the PEM", path.display())))?;
-        let (label, der) = der::pem::decode_vec(&text.as_bytes()[begin..])
-            .map_err(|e| err(format!("{}: bad PEM: {e}", path.display())))?;
-        if label != "CERTIFICATE" {
-            return Err(err(format!("{}: PEM holds a {label}", path.display())));
-        }
-        return Ok(der);
-    }
-    if bytes.first() != Some(&0x30) {
-        return Err(err(format!(
-            "{}: neither a PEM certificate nor DER (no SEQUENCE)",
-            path.display()
-        )));
-    }
-    Ok(bytes)
-}
-
-/// Loads one definition: `FILE` or `FILE#NAME` (a `{"defs": {...}}` file or one definition
-/// object), validated.
-pub fn load_def(spec: &str) -> Result<CertDefBuf, CliError> {
-    let (path, name) = match spec.rsplit_once('#') {
-        Some((p, n)) if !Path::new(spec).exists() => (p, Some(n)),
-        _ => (spec, None),
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")))?;
-    let mut defs = parse_defs_json(&text).map_err(|e| err(format!("{path}: {e}")))?;
-    let def = match name {
-        Some(n) => {
-            let i = defs.iter().position(|d| d.name == n).ok_or_else(|| {
-                err(format!(
-                    "{path}: no definition `{n}` (it has: {})",
-                    names(&defs)
-                ))
-            })?;
-            defs.swap_remove(i)
-        }
-        None if defs.len() == 1 => defs.remove(0),
-        None => {
-            return Err(err(format!(
-                "{path} holds {} definitions ({}): pick one with {path}#NAME",
-                defs.len(),
-                names(&defs)
-            )));
-        }
-    };
-    def.as_def()
-        .map_err(|e| err(format!("{spec}: invalid definition: {e}")))?;
-    Ok(def)
-}
-
-fn names(defs: &[CertDefBuf]) -> String {
-    defs.iter()
-        .map(|d| d.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Hex with optional `0x`, spaces and colons.
-fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, CliError> {
-    let s = s.trim();
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    let clean: String = s
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace() && *c != ':')
-        .collect();
-    hex::decode(&clean).map_err(|e| err(format!("{what}: not hex ({e})")))
-}
-
-/// A public key X‖Y: 64 bytes, or 65 with the uncompressed-point prefix 04.
-fn parse_public_key(s: &str, what: &str) -> Result<[u8; 64], CliError> {
-    let b = parse_hex(s, what)?;
-    let xy = match b.as_slice() {
-        [0x04, rest @ ..] if rest.len() == 64 => rest,
-        b => b,
-    };
-    xy.try_into().map_err(|_| {
-        err(format!(
-            "{what}: a P-256 public key is 64 bytes X‖Y (128 hex digits), got {} bytes",
-            b.len()
-        ))
-    })
+    CliError::Invalid(msg.into())
 }
 
 fn def_err(what: &str) -> impl Fn(keystamp_certdef::Error) -> CliError + '_ {
-    move |e| err(format!("{what}: {e}"))
+    move |source| CliError::Codec {
+        what: what.to_string(),
+        source,
+    }
+}
+
+fn write_err(path: &Path) -> impl Fn(std::io::Error) -> CliError + '_ {
+    move |source| CliError::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn write_output(path: Option<&Path>, data: &[u8], out: &mut dyn Write) -> Result<(), CliError> {
     match path {
-        Some(p) => std::fs::write(p, data).map_err(|e| err(format!("{}: {e}", p.display()))),
+        Some(p) => std::fs::write(p, data).map_err(write_err(p)),
         None => out.write_all(data).map_err(io_err),
     }
-}
-
-/// Definitions as a `{"defs": {name: def}}` document (the shape of cryptoauthlib's
-/// `cert_defs.json`, which keeps the names).
-pub fn defs_to_json(defs: &[&CertDefBuf]) -> String {
-    // Built by hand so each definition keeps its field order (`type` first, template last).
-    let mut s = String::from("{\n  \"defs\": {");
-    for (i, d) in defs.iter().enumerate() {
-        let name = serde_json::to_string(&d.name).unwrap_or_default();
-        let body = d.to_json().replace('\n', "\n    ");
-        let sep = if i + 1 < defs.len() { "," } else { "" };
-        let _ = write!(s, "\n    {name}: {body}{sep}");
-    }
-    s.push_str("\n  }\n}\n");
-    s
 }
 
 fn cmd_from_cert(a: FromCertArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -379,7 +276,8 @@ fn cmd_from_cert(a: FromCertArgs, out: &mut dyn Write) -> Result<(), CliError> {
         CaseArg::Lower => HexCase::Lower,
     });
     opts.ca_cert_def = a.ca_def;
-    let def = from_cert(&der, &opts).map_err(|e| err(format!("{}: {e}", a.cert.display())))?;
+    let def = from_cert(&der, &opts)
+        .map_err(|e| CliError::Invalid(format!("{}: {e}", a.cert.display())))?;
     warn_if_sample_does_not_rebuild(&def, &der);
     write_output(a.output.as_deref(), defs_to_json(&[&def]).as_bytes(), out)
 }
@@ -421,7 +319,10 @@ fn parse_sn_source(s: &str) -> Result<SnSource, CliError> {
 /// Length of the serial-number INTEGER content of a certificate.
 fn serial_len(der: &[u8]) -> Result<u16, CliError> {
     let cert: x509_cert::Certificate =
-        der::Decode::from_der(der).map_err(|e| err(format!("certificate: {e}")))?;
+        der::Decode::from_der(der).map_err(|source| CliError::Der {
+            what: "certificate".into(),
+            source,
+        })?;
     let n = cert.tbs_certificate().serial_number().as_bytes().len();
     u16::try_from(n).map_err(|_| err("serial number too long"))
 }
@@ -436,101 +337,6 @@ fn cmd_compress(a: CompressArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .map_err(|e| err(format!("{}: {e}", a.io.cert.display())))?;
     let comp = compress(&def, &der).map_err(def_err("compress"))?;
     writeln!(out, "{}", hex::encode(comp)).map_err(io_err)
-}
-
-/// The JSON form of a device image: every key optional, missing bytes zero.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceImageJson {
-    /// Config zone (128 bytes; device serial number in bytes 0–3 and 8–12).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<String>,
-    /// OTP zone (64 bytes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub otp: Option<String>,
-    /// Data slots by number.
-    #[serde(default)]
-    pub slots: BTreeMap<u16, String>,
-    /// Public keys (X‖Y, what GenKey returns) of private-key slots by number.
-    #[serde(default)]
-    pub public_keys: BTreeMap<u16, String>,
-}
-
-fn fill(dst: &mut [u8], hex_text: &str, what: &str) -> Result<(), CliError> {
-    let b = parse_hex(hex_text, what)?;
-    let room = dst.len();
-    let d = dst
-        .get_mut(..b.len())
-        .ok_or_else(|| err(format!("{what}: {} bytes, at most {room} fit", b.len())))?;
-    d.copy_from_slice(&b);
-    Ok(())
-}
-
-impl DeviceImageJson {
-    /// The image these bytes describe.
-    pub fn to_image(&self) -> Result<DeviceImage, CliError> {
-        let mut img = DeviceImage::default();
-        if let Some(c) = &self.config {
-            fill(&mut img.config, c, "config")?;
-        }
-        if let Some(o) = &self.otp {
-            fill(&mut img.otp, o, "otp")?;
-        }
-        for (slot, h) in &self.slots {
-            let what = format!("slots.{slot}");
-            let s = img
-                .slots
-                .get_mut(*slot as usize)
-                .ok_or_else(|| err(format!("{what}: slots are 0–{}", SLOT_COUNT - 1)))?;
-            fill(s, h, &what)?;
-        }
-        for (slot, h) in &self.public_keys {
-            let what = format!("public_keys.{slot}");
-            let k = img
-                .public_keys
-                .get_mut(*slot as usize)
-                .ok_or_else(|| err(format!("{what}: slots are 0–{}", SLOT_COUNT - 1)))?;
-            *k = Some(parse_public_key(h, &what)?);
-        }
-        Ok(img)
-    }
-
-    /// An image's JSON: config and OTP, the slots `def` uses (each at least its ATECC608
-    /// size), and the known public keys.
-    pub fn from_image(img: &DeviceImage, def: &CertDef<'_>) -> Self {
-        let mut used: BTreeMap<u16, usize> = BTreeMap::new();
-        let mut note = |l: &DeviceLoc| {
-            if l.is_present() && l.zone == DeviceZone::Data && !l.is_genkey {
-                let e = used.entry(l.slot).or_insert(slot_size(l.slot));
-                *e = (*e).max(l.end()).min(MAX_SLOT_LEN);
-            }
-        };
-        note(&def.comp_cert_dev_loc);
-        note(&def.cert_sn_dev_loc);
-        note(&def.public_key_dev_loc);
-        for (l, _, _) in def.cert_elements.iter_locs() {
-            note(&l);
-        }
-        let slots = used
-            .into_iter()
-            .filter_map(|(slot, len)| {
-                let bytes = img.slots.get(slot as usize)?.get(..len)?;
-                Some((slot, hex::encode(bytes)))
-            })
-            .collect();
-        let public_keys = img
-            .public_keys
-            .iter()
-            .enumerate()
-            .filter_map(|(i, k)| Some((i as u16, hex::encode(k.as_ref()?))))
-            .collect();
-        DeviceImageJson {
-            config: Some(hex::encode(&img.config[..CONFIG_LEN])),
-            otp: Some(hex::encode(&img.otp[..OTP_LEN])),
-            slots,
-            public_keys,
-        }
-    }
 }
 
 fn cmd_split(a: SplitArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -580,10 +386,7 @@ fn scratch_len(def: &CertDef<'_>) -> Result<usize, CliError> {
 fn cmd_rebuild(a: RebuildArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let buf = load_def(&a.def)?;
     let def = buf.as_def().map_err(def_err("definition"))?;
-    let text = std::fs::read_to_string(&a.device_image)
-        .map_err(|e| err(format!("{}: {e}", a.device_image.display())))?;
-    let json: DeviceImageJson = serde_json::from_str(&text)
-        .map_err(|e| err(format!("{}: {e}", a.device_image.display())))?;
+    let json = DeviceImageJson::load(&a.device_image)?;
     let image = Box::new(json.to_image()?);
     let ca_key = a
         .ca_public_key
@@ -627,20 +430,6 @@ fn check_image(def: &CertDef<'_>, image: &DeviceImage) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Loads every definition of `spec` (`FILE` — all of them — or `FILE#NAME`).
-fn load_defs(spec: &str) -> Result<Vec<CertDefBuf>, CliError> {
-    if spec.contains('#') && !Path::new(spec).exists() {
-        return Ok(vec![load_def(spec)?]);
-    }
-    let text = std::fs::read_to_string(spec).map_err(|e| err(format!("{spec}: {e}")))?;
-    let defs = parse_defs_json(&text).map_err(|e| err(format!("{spec}: {e}")))?;
-    for d in &defs {
-        d.as_def()
-            .map_err(|e| err(format!("{spec}: definition `{}`: {e}", d.name)))?;
-    }
-    Ok(defs)
-}
-
 fn cmd_pack(a: PackArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mut defs = Vec::new();
     for spec in &a.defs {
@@ -672,7 +461,7 @@ fn cmd_pack(a: PackArgs, out: &mut dyn Write) -> Result<(), CliError> {
     blob.truncate(n);
     // Check what we wrote the way a device will read it.
     let parsed = DefBlob::parse_validated(&blob).map_err(def_err("pack: the written blob"))?;
-    std::fs::write(&a.output, &blob).map_err(|e| err(format!("{}: {e}", a.output.display())))?;
+    std::fs::write(&a.output, &blob).map_err(write_err(&a.output))?;
     let summary = BlobSummary::of(&parsed)?;
     writeln!(out, "blob: {}", a.output.display()).map_err(io_err)?;
     writeln!(out, "size: {n}").map_err(io_err)?;
@@ -929,7 +718,7 @@ fn cmd_show(a: ShowArgs, out: &mut dyn Write) -> Result<(), CliError> {
         Some((p, _)) if !Path::new(&a.file).exists() => p,
         _ => a.file.as_str(),
     };
-    let bytes = read(Path::new(path_only))?;
+    let bytes = crate::certdef_io::read(Path::new(path_only))?;
     let summary = if bytes.starts_with(&BLOB_MAGIC) {
         let blob = DefBlob::parse_validated(&bytes).map_err(def_err(&a.file))?;
         BlobSummary::of(&blob)?

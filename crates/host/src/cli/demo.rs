@@ -30,7 +30,7 @@ pub struct DemoArgs {
 /// `keystamp demo`.
 pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let dir = args.dir.clone();
-    let io = |e: std::io::Error| CliError(e.to_string());
+    let io = CliError::Output;
     let created = !dir.join(crate::project::PROFILE_FILE).exists();
     if created {
         let mut profile = Profile::default();
@@ -47,13 +47,13 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
     let project = Project::open(&dir)?;
     if ca::keys_encrypted(&project.ca_dir())? {
-        return Err(CliError(format!(
+        return Err(CliError::Invalid(format!(
             "{} is not a demo project (its CA keys are encrypted); use another --dir",
             dir.display()
         )));
     }
     let signer = Signer::unlock(&project.ca_dir(), None)?;
-    let material = setup::material(&project, &signer).map_err(|e| CliError(e.to_string()))?;
+    let material = setup::material(&project, &signer)?;
     let registry = Mutex::new(Registry::open(&project.registry_path())?);
     let flags = SimOptions {
         timing: keystamp_atecc_sim::Timing::Realistic,
@@ -112,7 +112,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     .map_err(io)?;
     drop(sims);
     if ok != verified.len() {
-        return Err(CliError(format!(
+        return Err(CliError::Invalid(format!(
             "{} device(s) failed verification",
             verified.len() - ok
         )));

@@ -42,7 +42,7 @@ pub fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<
     let protection = if args.insecure_no_passphrase {
         KeyProtection::Unencrypted
     } else {
-        KeyProtection::Passphrase(read_passphrase(true).map_err(CliError)?)
+        KeyProtection::Passphrase(read_passphrase(true)?)
     };
     // CA, certificate definitions generated from it, profile naming them, registry.
     let project = create_project(&dir, &profile, &protection)?;

@@ -1,7 +1,6 @@
 //! The `keystamp` command line. Results go to stdout (plain `key: value` lines or tables, or JSON
 //! with `--json`); errors are one line on stderr, `keystamp: error: ...`, with a non-zero exit.
 
-use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,12 +11,15 @@ pub mod args;
 pub mod ca;
 pub mod certdef;
 pub mod demo;
+pub mod error;
 pub mod init;
 pub mod output;
 pub mod provision;
 pub mod registry;
 pub mod sim;
 pub mod verify;
+
+pub use error::CliError;
 
 /// keystamp: provision ATECC608 secure elements with per-device certificates.
 #[derive(Debug, Parser)]
@@ -61,22 +63,6 @@ pub enum Command {
     Demo(demo::DemoArgs),
 }
 
-/// An error for the user: printed as one line.
-#[derive(Debug)]
-pub struct CliError(pub String);
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<E: std::error::Error> From<E> for CliError {
-    fn from(e: E) -> Self {
-        Self(e.to_string())
-    }
-}
-
 /// Runs the CLI from the process arguments; the binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -85,9 +71,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = stdout.flush();
-            // One line, always: collapse anything multi-line a lower layer produced.
-            let msg = e.0.split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("keystamp: error: {msg}");
+            eprintln!("keystamp: error: {}", error::one_line(&e));
             ExitCode::FAILURE
         }
     }

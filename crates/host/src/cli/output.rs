@@ -10,7 +10,7 @@ use crate::ops::Tally;
 
 /// A failed write to stdout.
 pub fn io_err(e: std::io::Error) -> CliError {
-    CliError(format!("writing output: {e}"))
+    CliError::Invalid(format!("writing output: {e}"))
 }
 
 /// `value` as pretty JSON and a newline.
@@ -25,7 +25,7 @@ pub fn summarize(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let io = |e: std::io::Error| CliError(e.to_string());
+    let io = CliError::Output;
     if json {
         let rows: Vec<_> = reports
             .iter()
@@ -79,10 +79,10 @@ pub fn summarize(
     }
     let failed = Tally::of(reports).failed;
     if failed > 0 {
-        return Err(CliError(format!(
-            "{failed} of {} devices failed; see the table above and rerun to resume",
-            reports.len()
-        )));
+        return Err(CliError::DevicesFailed {
+            failed,
+            total: reports.len(),
+        });
     }
     Ok(())
 }

@@ -54,12 +54,12 @@ pub fn provision(
         ports.extend(sims.iter().map(|d| d.port_path().to_string()));
     }
     if ports.is_empty() {
-        return Err(CliError(
+        return Err(CliError::Invalid(
             "name at least one --port PATH (or --simulate N)".into(),
         ));
     }
     let signer = ops::unlock(&project)?;
-    let material = setup::material(&project, &signer).map_err(|e| CliError(e.to_string()))?;
+    let material = setup::material(&project, &signer)?;
     let registry = Mutex::new(Registry::open(&project.registry_path())?);
     let reports = run_stations(
         &ports,

@@ -44,7 +44,7 @@ fn open_registry(dir: &Path) -> Result<Registry, CliError> {
     let project = Project::open(dir)?;
     let path = project.registry_path();
     if !path.exists() {
-        return Err(CliError(format!(
+        return Err(CliError::Invalid(format!(
             "registry {} does not exist: check registry.path in {PROFILE_FILE} \
              (keystamp init creates it)",
             path.display()
@@ -194,7 +194,7 @@ fn registry_show(
         .map_err(io_err);
     }
     let Some(cert) = registry.certificate(wanted)? else {
-        return Err(CliError(format!(
+        return Err(CliError::Invalid(format!(
             "{serial}: no device with that chip serial and no certificate with that serial \
              (see `keystamp registry list`)"
         )));

@@ -32,9 +32,9 @@ pub fn sim(project_dir: &Path, args: SimArgs, out: &mut dyn Write) -> Result<(),
         .unwrap_or_else(|| project_dir.join("sim"));
     let sims = start_sims(args.devices, &state, &args.sim.options(), args.baud)?;
     for d in &sims {
-        writeln!(out, "{} {}", d.name(), d.port_path()).map_err(|e| CliError(e.to_string()))?;
+        writeln!(out, "{} {}", d.name(), d.port_path()).map_err(CliError::Output)?;
     }
-    out.flush().map_err(|e| CliError(e.to_string()))?;
+    out.flush().map_err(CliError::Output)?;
     eprintln!(
         "keystamp: {} simulated device(s) running, state in {}; press Ctrl-D (end of input) to stop",
         sims.len(),

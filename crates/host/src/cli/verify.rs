@@ -31,7 +31,7 @@ pub struct VerifyArgs {
 pub fn verify(project_dir: &Path, args: VerifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let project = Project::open(project_dir)?;
     let signer = ops::unlock(&project)?;
-    let material = setup::material(&project, &signer).map_err(|e| CliError(e.to_string()))?;
+    let material = setup::material(&project, &signer)?;
     let registry = Mutex::new(Registry::open(&project.registry_path())?);
     let reports = run_stations(
         &args.ports,

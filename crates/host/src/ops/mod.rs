@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::pki::ca::CaError;
+use crate::pki::passphrase::PassphraseError;
 use crate::project::ProjectError;
 use crate::registry::RegistryError;
 use crate::setup::SetupError;
@@ -32,7 +33,7 @@ pub enum OpsError {
     /// Preparing the run: definitions, material.
     Setup(SetupError),
     /// The CA passphrase could not be read.
-    Passphrase(String),
+    Passphrase(PassphraseError),
     /// A file or directory could not be created or written.
     Io {
         /// The file or directory.
@@ -56,7 +57,7 @@ impl fmt::Display for OpsError {
             Self::Ca(e) => e.fmt(f),
             Self::Registry(e) => e.fmt(f),
             Self::Setup(e) => e.fmt(f),
-            Self::Passphrase(m) => f.write_str(m),
+            Self::Passphrase(e) => e.fmt(f),
             Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Self::SimDevice { index, source } => {
                 write!(f, "cannot start simulated device {index}: {source}")
@@ -72,7 +73,7 @@ impl std::error::Error for OpsError {
             Self::Ca(e) => Some(e),
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
-            Self::Passphrase(_) => None,
+            Self::Passphrase(e) => Some(e),
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }
