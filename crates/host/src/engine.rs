@@ -1217,3 +1217,69 @@ fn rfc3339(d: &DateTime) -> String {
         d.year, d.month, d.day, d.hour, d.minute, d.second
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn an_unexpected_answer_names_its_kind_and_size_but_never_prints_device_bytes() {
+        // A hostile device answers with terminal escape sequences instead of a public key.
+        let payload = b"\x1b[2J\x1b]0;owned\x07";
+        let data = Chunk::from_slice(payload).expect("fits a chunk");
+        let f = Failure::unexpected(Step::Key, "PublicKey", &Response::Data(data));
+        assert!(matches!(
+            f.kind,
+            FailureKind::UnexpectedAnswer {
+                expected: "PublicKey",
+                got: Answer::Data(n),
+            } if n == payload.len()
+        ));
+        let text = f.to_string();
+        assert_eq!(
+            text,
+            format!(
+                "key: unexpected answer Data ({} bytes) (expected PublicKey)",
+                payload.len()
+            )
+        );
+        assert!(!text.contains('\x1b') && !text.contains("owned"));
+    }
+
+    #[test]
+    fn a_failure_reaches_the_underlying_error_through_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "cable pulled");
+        let f = Failure::new(
+            Step::Certificates,
+            FailureKind::Link {
+                error: Box::new(LinkError::Io(io)),
+                last_line: None,
+            },
+        );
+        // The kind is part of the failure's own message; its source is the link's error.
+        let link = f.source().expect("the link error");
+        assert!(link.downcast_ref::<LinkError>().is_some());
+        let root = link.source().expect("the I/O error");
+        assert_eq!(root.to_string(), "cable pulled");
+        assert!(f.to_string().starts_with("certificates: serial I/O failed"));
+    }
+
+    #[test]
+    fn no_answer_shows_the_last_line_the_device_printed() {
+        let f = Failure::new(
+            Step::Probe,
+            FailureKind::Link {
+                error: Box::new(LinkError::NoAnswer {
+                    request: "Hello",
+                    attempts: 3,
+                }),
+                last_line: Some("rst:0x1 (POWERON_RESET)".into()),
+            },
+        );
+        let text = f.to_string();
+        assert!(text.starts_with("probe: the device did not answer Hello (3 attempts)"));
+        assert!(text.ends_with("(last line seen: \"rst:0x1 (POWERON_RESET)\")"));
+    }
+}

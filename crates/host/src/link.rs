@@ -77,7 +77,11 @@ impl std::fmt::Display for LinkError {
                  that the device runs the keystamp firmware, and the baud rate"
             ),
             LinkError::Device { request, error } => {
-                write!(f, "the device refused {request}: {:?}", error.code)?;
+                write!(
+                    f,
+                    "the device refused {request}: {}",
+                    wire_text(&error.code)
+                )?;
                 if !error.detail.is_empty() {
                     write!(f, " ({})", error.detail)?;
                 }
@@ -89,14 +93,27 @@ impl std::fmt::Display for LinkError {
                     "protocol version mismatch on {request}: this host speaks {host}, the device \
                      {device}; update the firmware or the host tool"
                 ),
-                other => write!(f, "bad answer to {request}: {other:?}"),
+                other => write!(f, "bad answer to {request}: {}", wire_text(other)),
             },
             LinkError::Io(e) => write!(f, "serial I/O failed: {e}"),
         }
     }
 }
 
-impl std::error::Error for LinkError {}
+impl std::error::Error for LinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LinkError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How a wire-level value reads in a message. keystamp-wire's error types get `Display` on
+/// another branch; until then this is the one place that shows them, with `{:?}`.
+pub fn wire_text(value: &impl std::fmt::Debug) -> String {
+    format!("{value:?}")
+}
 
 impl From<io::Error> for LinkError {
     fn from(e: io::Error) -> Self {

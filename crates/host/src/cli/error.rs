@@ -150,3 +150,24 @@ pub fn one_line(e: &CliError) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_multi_line_lower_error_prints_as_one_line() {
+        let e = CliError::Invalid("first line\n  second line\r\nthird".into());
+        assert_eq!(one_line(&e), "first line second line third");
+    }
+
+    #[test]
+    fn the_edge_error_keeps_the_layer_error_as_its_source() {
+        let e = CliError::from(RegistryError::NewerSchema(99));
+        let source = e.source().expect("the registry error");
+        assert!(source.downcast_ref::<RegistryError>().is_some());
+        assert_eq!(e.to_string(), source.to_string());
+    }
+}

@@ -112,7 +112,14 @@ impl fmt::Display for CaError {
     }
 }
 
-impl std::error::Error for CaError {}
+impl std::error::Error for CaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 fn malformed(path: &Path, e: impl fmt::Display) -> CaError {
     CaError::Malformed(path.to_path_buf(), e.to_string())
