@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::Args;
@@ -10,11 +9,9 @@ use clap::Args;
 use super::CliError;
 use super::output::summarize;
 use crate::engine::DeviceResult;
-use crate::ops::{SimOptions, create_project, run_stations, start_sims};
+use crate::ops::{Run, SimOptions, StationMode, create_project, start_sims};
 use crate::pki::ca::{self, KeyProtection, Signer};
 use crate::project::{Profile, Project};
-use crate::registry::Registry;
-use crate::setup;
 
 /// `keystamp demo`.
 #[derive(Debug, Args)]
@@ -53,8 +50,8 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         )));
     }
     let signer = Signer::unlock(&project.ca_dir(), None)?;
-    let material = setup::material(&project, &signer)?;
-    let registry = Mutex::new(Registry::open(&project.registry_path())?);
+    let run = Run::with_signer(project, signer)?;
+    let project = &run.project;
     let flags = SimOptions {
         timing: keystamp_atecc_sim::Timing::Realistic,
         trace_i2c: None,
@@ -69,9 +66,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     )
     .map_err(io)?;
     let started = Instant::now();
-    let reports = run_stations(
-        &ports, 115_200, true, &material, &signer, &registry, false, true,
-    );
+    let reports = run.stations(&ports, 115_200, true, StationMode::Provision, true);
     let wall = started.elapsed();
     summarize(&reports, false, out)?;
     writeln!(
@@ -79,9 +74,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         "verifying every device again (rebuild, compare, challenge)..."
     )
     .map_err(io)?;
-    let verified = run_stations(
-        &ports, 115_200, true, &material, &signer, &registry, true, false,
-    );
+    let verified = run.stations(&ports, 115_200, true, StationMode::Verify, false);
     let ok = verified
         .iter()
         .filter(|r| !matches!(r.result, DeviceResult::Failed(_)))

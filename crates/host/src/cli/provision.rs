@@ -3,17 +3,14 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
 
 use clap::Args;
 
 use super::CliError;
 use super::args::SimFlags;
 use super::output::summarize;
-use crate::ops::{self, run_stations, start_sims};
+use crate::ops::{Run, StationMode, start_sims};
 use crate::project::Project;
-use crate::registry::Registry;
-use crate::setup;
 
 /// `keystamp provision`.
 #[derive(Debug, Args)]
@@ -58,17 +55,12 @@ pub fn provision(
             "name at least one --port PATH (or --simulate N)".into(),
         ));
     }
-    let signer = ops::unlock(&project)?;
-    let material = setup::material(&project, &signer)?;
-    let registry = Mutex::new(Registry::open(&project.registry_path())?);
-    let reports = run_stations(
+    let run = Run::prepare(project)?;
+    let reports = run.stations(
         &ports,
         args.baud,
         !sims.is_empty(),
-        &material,
-        &signer,
-        &registry,
-        false,
+        StationMode::Provision,
         !args.json,
     );
     drop(sims);

@@ -9,8 +9,9 @@ use serde::Serialize;
 use super::CliError;
 use super::args::JsonFlag;
 use super::output::{io_err, print_json};
+use crate::ops;
 use crate::pki::ca;
-use crate::project::{PROFILE_FILE, Project};
+use crate::project::Project;
 use crate::registry::{AuditRecord, CertRecord, ChipSerial, DeviceRecord, Registry};
 
 /// `keystamp registry ...`.
@@ -41,16 +42,7 @@ pub fn run(dir: &Path, cmd: RegistryCommand, out: &mut dyn Write) -> Result<(), 
 }
 
 fn open_registry(dir: &Path) -> Result<Registry, CliError> {
-    let project = Project::open(dir)?;
-    let path = project.registry_path();
-    if !path.exists() {
-        return Err(CliError::Invalid(format!(
-            "registry {} does not exist: check registry.path in {PROFILE_FILE} \
-             (keystamp init creates it)",
-            path.display()
-        )));
-    }
-    Ok(Registry::open(&path)?)
+    Ok(ops::open_registry(&Project::open(dir)?)?)
 }
 
 #[derive(Serialize)]

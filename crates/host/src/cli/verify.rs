@@ -2,16 +2,13 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
 
 use clap::Args;
 
 use super::CliError;
 use super::output::summarize;
-use crate::ops::{self, run_stations};
+use crate::ops::{Run, StationMode};
 use crate::project::Project;
-use crate::registry::Registry;
-use crate::setup;
 
 /// `keystamp verify`.
 #[derive(Debug, Args)]
@@ -30,17 +27,12 @@ pub struct VerifyArgs {
 /// `keystamp verify`.
 pub fn verify(project_dir: &Path, args: VerifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let project = Project::open(project_dir)?;
-    let signer = ops::unlock(&project)?;
-    let material = setup::material(&project, &signer)?;
-    let registry = Mutex::new(Registry::open(&project.registry_path())?);
-    let reports = run_stations(
+    let run = Run::prepare(project)?;
+    let reports = run.stations(
         &args.ports,
         args.baud,
         false,
-        &material,
-        &signer,
-        &registry,
-        true,
+        StationMode::Verify,
         !args.json,
     );
     summarize(&reports, args.json, out)

@@ -8,16 +8,18 @@ use std::path::PathBuf;
 
 use crate::pki::ca::CaError;
 use crate::pki::passphrase::PassphraseError;
-use crate::project::ProjectError;
+use crate::project::{PROFILE_FILE, ProjectError};
 use crate::registry::RegistryError;
 use crate::setup::SetupError;
 
 pub mod certdef;
 pub mod project;
+pub mod run;
 pub mod sim;
 pub mod stations;
 
-pub use project::{create_project, record_signer, unlock};
+pub use project::{create_project, open_registry, record_signer, unlock};
+pub use run::{Run, StationMode};
 pub use sim::{SimOptions, start_sims};
 pub use stations::{Tally, run_stations};
 
@@ -41,6 +43,8 @@ pub enum OpsError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The registry the profile names does not exist.
+    NoRegistry(PathBuf),
     /// A simulated device could not be started.
     SimDevice {
         /// Its index (`devNN`).
@@ -59,6 +63,12 @@ impl fmt::Display for OpsError {
             Self::Setup(e) => e.fmt(f),
             Self::Passphrase(e) => e.fmt(f),
             Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Self::NoRegistry(path) => write!(
+                f,
+                "registry {} does not exist: check registry.path in {PROFILE_FILE} \
+                 (keystamp init creates it)",
+                path.display()
+            ),
             Self::SimDevice { index, source } => {
                 write!(f, "cannot start simulated device {index}: {source}")
             }
@@ -74,6 +84,7 @@ impl std::error::Error for OpsError {
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
             Self::Passphrase(e) => Some(e),
+            Self::NoRegistry(_) => None,
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }

@@ -68,6 +68,16 @@ pub fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), Ops
     Ok(())
 }
 
+/// Opens the project's registry for reading and recording; refuses a registry file that does
+/// not exist rather than creating an empty one.
+pub fn open_registry(project: &Project) -> Result<Registry, OpsError> {
+    let path = project.registry_path();
+    if !path.exists() {
+        return Err(OpsError::NoRegistry(path));
+    }
+    Ok(Registry::open(&path)?)
+}
+
 /// Unlocks the project's signer, asking for the passphrase when its keys are encrypted.
 pub fn unlock(project: &Project) -> Result<Signer, OpsError> {
     let dir = project.ca_dir();
