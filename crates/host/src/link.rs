@@ -26,9 +26,9 @@ pub fn open_port(path: &str, baud: u32) -> Result<Box<dyn serialport::SerialPort
     serialport::new(path, baud)
         .timeout(Duration::from_millis(20))
         .open()
-        .map_err(|e| LinkError::Open {
+        .map_err(|source| LinkError::Open {
             port: path.to_string(),
-            reason: e.to_string(),
+            source,
         })
 }
 
@@ -40,7 +40,7 @@ pub enum LinkError {
         /// Port path.
         port: String,
         /// The OS's reason.
-        reason: String,
+        source: serialport::Error,
     },
     /// No answer after every retransmission.
     NoAnswer {
@@ -70,7 +70,7 @@ pub enum LinkError {
 impl std::fmt::Display for LinkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LinkError::Open { port, reason } => write!(f, "cannot open {port}: {reason}"),
+            LinkError::Open { port, source } => write!(f, "cannot open {port}: {source}"),
             LinkError::NoAnswer { request, attempts } => write!(
                 f,
                 "the device did not answer {request} ({attempts} attempts); check the cable, \
@@ -104,6 +104,7 @@ impl std::error::Error for LinkError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LinkError::Io(e) => Some(e),
+            LinkError::Open { source, .. } => Some(source),
             _ => None,
         }
     }
