@@ -4,7 +4,7 @@
 //!
 //! Machine-readable results go to `out` (stdout); errors are [`CliError`]s (one line).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use keystamp_certdef::blob::BLOB_MAGIC;
 use keystamp_certdef::rebuild::DeviceData;
 use keystamp_certdef::{
     CertDef, CertDefBuf, CertLoc, CompressedCert, DefBlob, DeviceImage, DeviceLoc, Role, SnSource,
-    StdElement, Transform, compress, read_plan, rebuild, split, write_blob,
+    StdElement, Transform, compress, read_plan, rebuild, split,
 };
 use serde::Serialize;
 
@@ -23,7 +23,7 @@ use super::output::io_err;
 use crate::certdef_io::{
     DeviceImageJson, defs_to_json, load_cert, load_def, load_defs, parse_hex, parse_public_key,
 };
-use crate::ops::certdef::{assign_roles, export_c};
+use crate::ops::certdef::{export_c, pack};
 use crate::pki::ca::{self, CaCerts};
 use crate::pki::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
 
@@ -435,31 +435,13 @@ fn cmd_pack(a: PackArgs, out: &mut dyn Write) -> Result<(), CliError> {
     for spec in &a.defs {
         defs.extend(load_defs(spec)?);
     }
-    let mut seen = BTreeSet::new();
-    for d in &defs {
-        if !seen.insert(d.name.as_str()) {
-            return Err(err(format!(
-                "two definitions are named `{}`: names must be unique in a blob",
-                d.name
-            )));
-        }
-    }
     let root = match (&a.root_public_key, &a.ca_dir) {
         (Some(k), _) => Some(parse_public_key(k, "--root-public-key")?),
         (None, Some(dir)) => Some(CaCerts::load(dir)?.root_public_key()?),
         (None, None) => None,
     };
-    let roles = assign_roles(&defs);
-    let views = defs
-        .iter()
-        .map(|d| d.as_def().map_err(def_err(&d.name)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let pairs: Vec<(Role, &CertDef<'_>)> = roles.iter().copied().zip(views.iter()).collect();
-    let cap = 64 + 128 + views.iter().map(|d| 256 + d.template.len()).sum::<usize>();
-    let mut blob = vec![0u8; cap];
-    let n = write_blob(&pairs, root.as_ref(), &mut blob).map_err(def_err("pack"))?;
-    blob.truncate(n);
-    // Check what we wrote the way a device will read it.
+    let blob = pack(&defs, root.as_ref())?;
+    let n = blob.len();
     let parsed = DefBlob::parse_validated(&blob).map_err(def_err("pack: the written blob"))?;
     std::fs::write(&a.output, &blob).map_err(write_err(&a.output))?;
     let summary = BlobSummary::of(&parsed)?;

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::certdef_io::InputError;
 use crate::ops::OpsError;
-use crate::ops::certdef::ExportCError;
+use crate::ops::certdef::{ExportCError, PackError};
 use crate::pki::ca::CaError;
 use crate::pki::from_cert::FromCertError;
 use crate::pki::passphrase::PassphraseError;
@@ -35,6 +35,8 @@ pub enum CliError {
     FromCert(FromCertError),
     /// Exporting a definition as C.
     ExportC(ExportCError),
+    /// Packing definitions into a blob.
+    Pack(PackError),
     /// The certificate-definition codec refused (`what` says which input or operation).
     Codec {
         /// The input or operation.
@@ -83,6 +85,7 @@ impl fmt::Display for CliError {
             Self::Input(e) => e.fmt(f),
             Self::FromCert(e) => e.fmt(f),
             Self::ExportC(e) => e.fmt(f),
+            Self::Pack(e) => e.fmt(f),
             Self::Codec { what, source } => write!(f, "{what}: {source}"),
             Self::Der { what, source } => write!(f, "{what}: {source}"),
             Self::WriteFile { path, source } => write!(f, "{}: {source}", path.display()),
@@ -109,6 +112,7 @@ impl std::error::Error for CliError {
             Self::Input(e) => Some(e),
             Self::FromCert(e) => Some(e),
             Self::ExportC(e) => Some(e),
+            Self::Pack(e) => Some(e),
             Self::Codec { source, .. } => Some(source),
             Self::Der { source, .. } => Some(source),
             Self::WriteFile { source, .. } => Some(source),
@@ -139,6 +143,7 @@ from_layer!(
     Input(InputError),
     FromCert(FromCertError),
     ExportC(ExportCError),
+    Pack(PackError),
     Json(serde_json::Error),
 );
 

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 
-use keystamp_certdef::{CertDefBuf, CertLoc, DeviceLoc, Role, StdElement, Transform};
+use keystamp_certdef::{
+    CertDef, CertDefBuf, CertLoc, DefBlob, DeviceLoc, Role, StdElement, Transform, write_blob,
+};
 
 /// Why a definition could not be exported as C.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,84 @@ impl fmt::Display for ExportCError {
 }
 
 impl std::error::Error for ExportCError {}
+
+/// Why definitions could not be packed into a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackError {
+    /// Two definitions share a name.
+    DuplicateName(String),
+    /// A definition does not validate.
+    Definition {
+        /// Its name.
+        name: String,
+        /// The validator's reason.
+        source: keystamp_certdef::Error,
+    },
+    /// The blob writer refused, or the written blob does not read back.
+    Blob {
+        /// `pack`, or `pack: the written blob` for the read-back.
+        what: &'static str,
+        /// The codec's reason.
+        source: keystamp_certdef::Error,
+    },
+}
+
+impl fmt::Display for PackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DuplicateName(n) => write!(
+                f,
+                "two definitions are named `{n}`: names must be unique in a blob"
+            ),
+            Self::Definition { name, source } => write!(f, "{name}: {source}"),
+            Self::Blob { what, source } => write!(f, "{what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for PackError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::DuplicateName(_) => None,
+            Self::Definition { source, .. } | Self::Blob { source, .. } => Some(source),
+        }
+    }
+}
+
+/// Packs `defs` (roles from [`assign_roles`]) and the root public key into a definition blob,
+/// and checks that the blob reads back the way a device reads it.
+pub fn pack(defs: &[CertDefBuf], root: Option<&[u8; 64]>) -> Result<Vec<u8>, PackError> {
+    let mut seen = BTreeSet::new();
+    for d in defs {
+        if !seen.insert(d.name.as_str()) {
+            return Err(PackError::DuplicateName(d.name.clone()));
+        }
+    }
+    let roles = assign_roles(defs);
+    let views = defs
+        .iter()
+        .map(|d| {
+            d.as_def().map_err(|source| PackError::Definition {
+                name: d.name.clone(),
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pairs: Vec<(Role, &CertDef<'_>)> = roles.iter().copied().zip(views.iter()).collect();
+    let cap = 64 + 128 + views.iter().map(|d| 256 + d.template.len()).sum::<usize>();
+    let mut blob = vec![0u8; cap];
+    let n = write_blob(&pairs, root, &mut blob).map_err(|source| PackError::Blob {
+        what: "pack",
+        source,
+    })?;
+    blob.truncate(n);
+    // Check what we wrote the way a device will read it.
+    DefBlob::parse_validated(&blob).map_err(|source| PackError::Blob {
+        what: "pack: the written blob",
+        source,
+    })?;
+    Ok(blob)
+}
 
 /// Roles in a pack: a definition another one names as its CA is the signer's; the first
 /// other one is the device's; the rest are `Other`.
