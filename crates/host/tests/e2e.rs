@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use keystamp::ca::{self, KeyProtection, Signer};
 use keystamp::engine::{DeviceResult, Material, Station};
 use keystamp::link::{self, Link};
+use keystamp::pki::ca::{self, KeyProtection, Signer};
 use keystamp::project::Profile;
 use keystamp::registry::{ChipSerial, Registry};
 use keystamp::setup;
