@@ -210,6 +210,22 @@ impl StdElement {
     }
 }
 
+impl core::fmt::Display for StdElement {
+    /// The element in operator words (e.g. "issue date").
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            StdElement::PublicKey => "public key",
+            StdElement::Signature => "signature",
+            StdElement::IssueDate => "issue date",
+            StdElement::ExpireDate => "expire date",
+            StdElement::SignerId => "signer id",
+            StdElement::CertSn => "serial number",
+            StdElement::AuthKeyId => "authority key id",
+            StdElement::SubjKeyId => "subject key id",
+        })
+    }
+}
+
 /// Location of an element in the certificate (`atcacert_cert_loc_t`). `count == 0` = absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
