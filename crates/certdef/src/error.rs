@@ -1,6 +1,6 @@
 //! The one error type of the crate: every malformed input maps to a variant, never a panic.
 
-use crate::def::StdElement;
+use crate::enums::{CertType, DateFormat, DeviceZone, SnSource, StdElement, Transform};
 
 /// Why a definition is invalid or unsupported ([`Error::InvalidDefinition`],
 /// [`Error::Unsupported`]): a one-byte code so `Error` stays small (it is returned in registers
@@ -144,6 +144,26 @@ impl core::fmt::Display for EnumField {
         })
     }
 }
+
+macro_rules! from_value {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The variant with cryptoauthlib value `v`, or [`Error::InvalidEnum`].
+            pub const fn from_value(v: u8) -> Result<Self, Error> {
+                match Self::from_raw(v) {
+                    Some(x) => Ok(x),
+                    None => Err(Error::InvalidEnum { field: EnumField::$name, value: v }),
+                }
+            }
+        }
+    )*};
+}
+
+// Here rather than next to the enums: an unknown raw value is an `Error`, and the enums stay a
+// leaf module that this one (which names `StdElement`) can use.
+from_value!(
+    CertType, SnSource, DateFormat, DeviceZone, Transform, StdElement
+);
 
 /// Everything that can go wrong in the codec.
 ///
