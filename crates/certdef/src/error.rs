@@ -252,9 +252,10 @@ impl core::fmt::Display for Error {
             Error::BadCert => {
                 f.write_str("the certificate is malformed or does not fit its definition")
             }
-            Error::WrongDefinition => {
-                f.write_str("the certificate does not belong to this definition")
-            }
+            Error::WrongDefinition => f.write_str(
+                "the certificate does not match the definition (template, ids or serial-number \
+                 source differ)",
+            ),
             Error::InvalidTransform => {
                 f.write_str("an element transform is unknown or failed on its input")
             }
