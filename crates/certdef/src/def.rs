@@ -15,7 +15,7 @@ pub(crate) const ELEMENT_RECORD_LEN: usize = field::element::LEN;
 /// iteration, no copy of the whole list) or a plain slice.
 #[derive(Debug, Clone, Copy)]
 pub enum CertElements<'a> {
-    /// Validated blob records, [`ELEMENT_RECORD_LEN`] bytes each.
+    /// Validated blob records, [`field::element::LEN`] bytes each.
     Encoded(&'a [u8]),
     /// Decoded elements.
     Slice(&'a [CertElement]),
@@ -166,7 +166,7 @@ impl defmt::Format for Name<'_> {
 pub const STD_ELEMENT_COUNT: usize = 8;
 
 /// A certificate definition (`atcacert_def_t` for P-256) as a zero-copy view: template bytes and
-/// custom elements borrow from a blob (or a [`CertDefBuf`](crate::CertDefBuf)).
+/// custom elements borrow from a blob (or a `CertDefBuf`).
 ///
 /// Construct it by hand, from [`DefBlob`](crate::DefBlob), or from `CertDefBuf::as_def`; call
 /// [`CertDef::validate`] before use on anything not coming from a parsed blob (the blob parser

@@ -5,12 +5,12 @@
 //! * [`CertDef`] — a certificate definition (template + element locations), zero-copy.
 //! * [`DefBlob`] / [`write_blob`] — the versioned, integrity-checked binary form a device stores.
 //! * [`CompressedCert`] — the 72-byte compressed certificate.
-//! * [`read_plan`] / [`rebuild`] — what to read from the chip, and the full DER certificate
+//! * [`read_plan`] / [`rebuild()`] — what to read from the chip, and the full DER certificate
 //!   rebuilt from it into a caller buffer.
 //! * [`Cert`] / [`CertView`] — element setters and getters to issue or inspect a certificate.
-//! * [`split`] — a full certificate → what the chip must hold.
+//! * [`split()`] — a full certificate → what the chip must hold.
 //!
-//! `no_std`, no allocation, no panics on any input. The `std` feature adds [`CertDefBuf`] and
+//! `no_std`, no allocation, no panics on any input. The `std` feature adds `CertDefBuf` and
 //! the cryptoauthlib-shaped JSON.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
