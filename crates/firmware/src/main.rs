@@ -27,6 +27,8 @@ use esp_hal::{Blocking, main};
 use esp_storage::FlashStorage;
 use keystamp_agent::{Action, Agent, MAX_CERT};
 use keystamp_atecc::Atecc;
+// Config-zone bytes 86 (data/OTP lock) and 87 (config lock): 0x55 means unlocked.
+use keystamp_atecc::config::{LOCK_CONFIG_BYTE, LOCK_VALUE_BYTE, UNLOCKED};
 use keystamp_wire::FirmwareVersion;
 use static_cell::StaticCell;
 
@@ -86,10 +88,6 @@ const fn parse_u8(s: &str) -> u8 {
     value
 }
 
-/// Config-zone bytes 86 (data/OTP lock) and 87 (config lock): 0x55 means unlocked.
-const LOCK_VALUE: usize = 86;
-const LOCK_CONFIG: usize = 87;
-const UNLOCKED: u8 = 0x55;
 
 /// What the firmware does next.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -273,7 +271,7 @@ fn decide(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
             return provision(uart, line.text(" not answering ").why(&e));
         }
     };
-    if config[LOCK_CONFIG] == UNLOCKED || config[LOCK_VALUE] == UNLOCKED {
+    if config[LOCK_CONFIG_BYTE] == UNLOCKED || config[LOCK_VALUE_BYTE] == UNLOCKED {
         return provision(uart, Line::new().text("secure element not locked"));
     }
     if agent.definitions().is_none() {
