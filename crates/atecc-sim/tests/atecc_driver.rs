@@ -45,7 +45,7 @@ fn provision<B: I2c>(d: &mut Atecc<B, VirtualDelay>) -> [u8; 64] {
     // covers everything it freezes.
     let mut contents: Vec<Vec<u8>> = (0..16).map(slot_contents).collect();
     contents[usize::from(SLOT_SIGNER_PUBKEY)] =
-        keystamp_atecc::driver::public_key_to_slot(&[0x42; 64]).to_vec();
+        keystamp_atecc::driver::public_key_to_slot(&signer_public()).to_vec();
     for slot in 8..16u8 {
         d.write_slot(slot, &contents[usize::from(slot)]).unwrap();
     }
@@ -66,6 +66,42 @@ fn provision<B: I2c>(d: &mut Atecc<B, VirtualDelay>) -> [u8; 64] {
     public
 }
 
+/// A host-side signer key (p256, independent of the emulator).
+fn signer_key() -> p256::ecdsa::SigningKey {
+    p256::ecdsa::SigningKey::from_slice(&[0x5C; 32]).unwrap()
+}
+
+/// X‖Y of [`signer_key`].
+fn signer_public() -> [u8; 64] {
+    use p256::elliptic_curve::sec1::ToSec1Point;
+    let point = signer_key()
+        .verifying_key()
+        .as_affine()
+        .to_sec1_point(false);
+    point.as_bytes()[1..].try_into().unwrap()
+}
+
+/// Verify stored mode against the signer public key slot: a p256 signature by the signer key
+/// verifies, a tampered digest or signature does not, and a private-key slot cannot serve as
+/// the stored key (reference §6.4: stored Verify needs a public P-256 slot).
+fn check_verify_stored<B: I2c>(d: &mut Atecc<B, VirtualDelay>) {
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    let digest: [u8; 32] = Sha256::digest(b"definition blob").into();
+    let sig: p256::ecdsa::Signature = signer_key().sign_prehash(&digest).unwrap();
+    let sig: [u8; 64] = sig.to_bytes().into();
+    assert!(d.verify_stored(SLOT_SIGNER_PUBKEY, &digest, &sig).unwrap());
+    let mut other = digest;
+    other[0] ^= 1;
+    assert!(!d.verify_stored(SLOT_SIGNER_PUBKEY, &other, &sig).unwrap());
+    let mut bad = sig;
+    bad[63] ^= 1;
+    assert!(!d.verify_stored(SLOT_SIGNER_PUBKEY, &digest, &bad).unwrap());
+    assert!(matches!(
+        d.verify_stored(SLOT_DEVICE_KEY, &digest, &sig),
+        Err(Error::Status(Status::ExecutionError))
+    ));
+}
+
 fn check_signing<B: I2c>(d: &mut Atecc<B, VirtualDelay>, public: &[u8; 64]) {
     let challenge: [u8; 32] = Sha256::digest(b"host challenge").into();
     let sig = d.sign_digest(SLOT_DEVICE_KEY, &challenge).unwrap();
@@ -82,6 +118,7 @@ fn check_signing<B: I2c>(d: &mut Atecc<B, VirtualDelay>, public: &[u8; 64]) {
     other[31] ^= 1;
     assert!(!d.verify_extern(&other, &sig, public).unwrap());
     assert_eq!(&d.get_public_key(SLOT_DEVICE_KEY).unwrap(), public);
+    check_verify_stored(d);
 }
 
 #[test]
