@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
-use p256::elliptic_curve::sec1::ToSec1Point;
 
 /// KeyConfig bits (§5.3).
 const P256_PUBLIC: u16 = 4 << 2; // Private 0, PubInfo 0, KeyType 4
@@ -31,10 +30,10 @@ fn chip(seed: u64, lock_data: bool) -> Host {
     h.write_config_bytes(&cfg);
     assert_eq!(h.lock_config_crc(), 0x00);
     assert_eq!(h.genkey(12).len(), 64);
-    let point = host_key().verifying_key().as_affine().to_sec1_point(false);
+    let xy = public_xy(&host_key());
     let mut padded = [0u8; 96];
-    padded[4..36].copy_from_slice(&point.as_bytes()[1..33]);
-    padded[40..72].copy_from_slice(&point.as_bytes()[33..65]);
+    padded[4..36].copy_from_slice(&xy[..32]);
+    padded[40..72].copy_from_slice(&xy[32..]);
     for slot in [9u16, 10, 11] {
         for block in 0..3u16 {
             let b = usize::from(block) * 32;
@@ -49,7 +48,7 @@ fn chip(seed: u64, lock_data: bool) -> Host {
 }
 
 fn host_key() -> p256::ecdsa::SigningKey {
-    p256::ecdsa::SigningKey::from_slice(&[0x3A; 32]).unwrap()
+    host_signing_key(0x3A)
 }
 
 fn signature(digest: &[u8; 32]) -> Vec<u8> {
