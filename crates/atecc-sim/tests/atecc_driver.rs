@@ -2,6 +2,8 @@
 //! sequence: program config, lock with CRC, GenKey, write certificate slots, lock data with CRC,
 //! read back, sign a challenge, verify.
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -45,8 +47,8 @@ fn provision<B: I2c>(d: &mut Atecc<B, VirtualDelay>) -> [u8; 64] {
     // covers everything it freezes.
     let mut contents: Vec<Vec<u8>> = (0..16).map(slot_contents).collect();
     contents[usize::from(SLOT_SIGNER_PUBKEY)] =
-        keystamp_atecc::driver::public_key_to_slot(&[0x42; 64]).to_vec();
-    for slot in 8..16u8 {
+        keystamp_atecc::driver::public_key_to_slot(&signer_public()).to_vec();
+    for slot in 1..16u8 {
         d.write_slot(slot, &contents[usize::from(slot)]).unwrap();
     }
     let otp: [u8; 64] = core::array::from_fn(|i| i as u8);
@@ -66,6 +68,37 @@ fn provision<B: I2c>(d: &mut Atecc<B, VirtualDelay>) -> [u8; 64] {
     public
 }
 
+/// A host-side signer key (p256, independent of the emulator).
+fn signer_key() -> p256::ecdsa::SigningKey {
+    common::host_signing_key(0x5C)
+}
+
+/// X‖Y of [`signer_key`].
+fn signer_public() -> [u8; 64] {
+    common::public_xy(&signer_key())
+}
+
+/// Verify stored mode against the signer public key slot: a p256 signature by the signer key
+/// verifies, a tampered digest or signature does not, and a private-key slot cannot serve as
+/// the stored key (reference §6.4: stored Verify needs a public P-256 slot).
+fn check_verify_stored<B: I2c>(d: &mut Atecc<B, VirtualDelay>) {
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    let digest: [u8; 32] = Sha256::digest(b"definition blob").into();
+    let sig: p256::ecdsa::Signature = signer_key().sign_prehash(&digest).unwrap();
+    let sig: [u8; 64] = sig.to_bytes().into();
+    assert!(d.verify_stored(SLOT_SIGNER_PUBKEY, &digest, &sig).unwrap());
+    let mut other = digest;
+    other[0] ^= 1;
+    assert!(!d.verify_stored(SLOT_SIGNER_PUBKEY, &other, &sig).unwrap());
+    let mut bad = sig;
+    bad[63] ^= 1;
+    assert!(!d.verify_stored(SLOT_SIGNER_PUBKEY, &digest, &bad).unwrap());
+    assert!(matches!(
+        d.verify_stored(SLOT_DEVICE_KEY, &digest, &sig),
+        Err(Error::Status(Status::ExecutionError))
+    ));
+}
+
 fn check_signing<B: I2c>(d: &mut Atecc<B, VirtualDelay>, public: &[u8; 64]) {
     let challenge: [u8; 32] = Sha256::digest(b"host challenge").into();
     let sig = d.sign_digest(SLOT_DEVICE_KEY, &challenge).unwrap();
@@ -82,6 +115,7 @@ fn check_signing<B: I2c>(d: &mut Atecc<B, VirtualDelay>, public: &[u8; 64]) {
     other[31] ^= 1;
     assert!(!d.verify_extern(&other, &sig, public).unwrap());
     assert_eq!(&d.get_public_key(SLOT_DEVICE_KEY).unwrap(), public);
+    check_verify_stored(d);
 }
 
 #[test]

@@ -441,6 +441,39 @@ impl Command for VerifyExternal<'_> {
     }
 }
 
+/// Verify command (0x45), stored mode: check an ECDSA P-256 signature of the 32-byte message in
+/// TempKey or the message digest buffer against the public key stored in a slot (mode 0x00 /
+/// 0x20, Param2 = slot, data = R‖S; cryptoauthlib `calib_verify_stored`). Status 0x00 means
+/// valid, 0x01 means not valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct VerifyStored<'a> {
+    /// Where the digest was loaded.
+    pub source: MessageSource,
+    /// The slot holding the public key (KeyConfig: P-256, not private).
+    pub key_slot: Slot,
+    /// R‖S, big-endian.
+    pub signature: &'a [u8; 64],
+}
+
+impl Command for VerifyStored<'_> {
+    fn opcode(&self) -> Opcode {
+        Opcode::Verify
+    }
+    fn param1(&self) -> u8 {
+        self.source.bit5()
+    }
+    fn param2(&self) -> u16 {
+        self.key_slot.number() as u16
+    }
+    fn data(&self) -> [&[u8]; 3] {
+        [self.signature, &[], &[]]
+    }
+    fn response_len(&self) -> usize {
+        STATUS_RESPONSE_LEN
+    }
+}
+
 /// Destination of a pass-through Nonce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

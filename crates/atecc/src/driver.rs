@@ -7,7 +7,7 @@ use embedded_hal::i2c::{ErrorKind, I2c};
 use crate::command::{
     ClockDivider, Command, Counter, CounterId, Ecdh, GenKey, Info, Lock, MessageSource, Nonce,
     NonceTarget, PrivWrite, Random, Read, STATUS_RESPONSE_LEN, SelfTest, Sha, Sign, UpdateExtra,
-    VerifyExternal, Write, WriteData,
+    VerifyExternal, VerifyStored, Write, WriteData,
 };
 use crate::config::{ConfigWriteOp, ConfigZone, config_write_ops};
 use crate::packet::{
@@ -375,7 +375,14 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
     }
 
     /// Idle: keeps TempKey, the message digest buffer and the SHA context; stops the watchdog.
+    ///
+    /// Nothing is sent when the driver already idled or slept the chip (or never woke it): an
+    /// idle or sleeping chip NACKs its address (reference §1.4), so the Idle would only be a
+    /// NACKed transfer on the bus.
     pub fn idle(&mut self) -> Result<(), Error<I2C::Error>> {
+        if self.awake_us.is_none() {
+            return Ok(());
+        }
         self.word_address(WORD_ADDRESS_IDLE)
     }
 
@@ -884,8 +891,11 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
         })
     }
 
-    /// Sign a 32-byte digest with the key in `slot`: Nonce pass-through into TempKey, then
-    /// Sign external from TempKey. Returns R‖S.
+    /// Sign a 32-byte digest with the key in `slot` (the slot's SlotConfig must allow external
+    /// Sign). Returns R‖S. The sequence is cryptoauthlib's `calib_sign` on a 608: Random (seed
+    /// update; cryptoauthlib: "make sure RNG has updated its seed", the output is discarded),
+    /// Nonce pass-through of the digest into the message digest buffer, then Sign external
+    /// from the message digest buffer.
     pub fn sign_digest(
         &mut self,
         slot: u8,
@@ -893,18 +903,20 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
     ) -> Result<[u8; 64], Error<I2C::Error>> {
         let slot = slot_of(slot)?;
         self.op(|d| {
-            d.tempkey_sequence(digest, |d| {
+            d.data_cmd::<32>(&Random { update_seed: true })?;
+            d.msg_dig_sequence(digest, |d| {
                 d.data_cmd(&Sign::External {
                     slot,
-                    source: MessageSource::TempKey,
+                    source: MessageSource::MsgDigBuf,
                 })
             })
         })
     }
 
     /// Verify an ECDSA P-256 signature R‖S of a 32-byte digest against a public key X‖Y on the
-    /// chip: Nonce pass-through into TempKey, then Verify external. `Ok(true)` only for status
-    /// 0x00, `Ok(false)` only for status 0x01; anything else is an error.
+    /// chip: Nonce pass-through into the message digest buffer, then Verify external from it
+    /// (cryptoauthlib `calib_verify_extern` on a 608). `Ok(true)` only for status 0x00,
+    /// `Ok(false)` only for status 0x01 (verify miscompare); anything else is an error.
     pub fn verify_extern(
         &mut self,
         digest: &[u8; 32],
@@ -912,33 +924,62 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
         public_key: &[u8; 64],
     ) -> Result<bool, Error<I2C::Error>> {
         self.op(|d| {
-            d.tempkey_sequence(digest, |d| {
-                let cmd = VerifyExternal {
-                    source: MessageSource::TempKey,
+            d.msg_dig_sequence(digest, |d| {
+                d.verify_cmd(&VerifyExternal {
+                    source: MessageSource::MsgDigBuf,
                     signature,
                     public_key,
-                };
-                let mut resp = [0u8; MAX_RESPONSE_LEN];
-                match d.execute(&cmd, &mut resp)? {
-                    Reply::Status(Status::Success) => Ok(true),
-                    Reply::Status(Status::Miscompare) => Ok(false),
-                    Reply::Status(s) => Err(Error::Status(s)),
-                    Reply::Data { len } => Err(unexpected(STATUS_RESPONSE_LEN, len + 3)),
-                }
+                })
             })
         })
     }
 
-    /// Nonce pass-through of `value` into TempKey, then `then`. If `then` fails with an
-    /// execution error (TempKey lost, e.g. the chip slept in between), the pair is run once
-    /// more; a second execution error is returned.
-    fn tempkey_sequence<T>(
+    /// Verify an ECDSA P-256 signature R‖S of a 32-byte digest against the public key stored in
+    /// `key_slot` (KeyConfig P-256, not private; with PubInfo = 1 the key must have been
+    /// validated first): Nonce pass-through into the message digest buffer, then Verify stored
+    /// mode from it (cryptoauthlib `calib_verify_stored` on a 608). `Ok(true)` only for status
+    /// 0x00, `Ok(false)` only for status 0x01 (verify miscompare); anything else — including
+    /// the execution error a chip returns for a slot that cannot be used — is an error.
+    pub fn verify_stored(
+        &mut self,
+        key_slot: u8,
+        digest: &[u8; 32],
+        signature: &[u8; 64],
+    ) -> Result<bool, Error<I2C::Error>> {
+        let key_slot = slot_of(key_slot)?;
+        self.op(|d| {
+            d.msg_dig_sequence(digest, |d| {
+                d.verify_cmd(&VerifyStored {
+                    source: MessageSource::MsgDigBuf,
+                    key_slot,
+                    signature,
+                })
+            })
+        })
+    }
+
+    /// Run a Verify command: status 0x00 → `true`, 0x01 (miscompare) → `false`, other statuses
+    /// are errors.
+    fn verify_cmd(&mut self, cmd: &dyn Command) -> Result<bool, Error<I2C::Error>> {
+        let mut resp = [0u8; MAX_RESPONSE_LEN];
+        match self.execute(cmd, &mut resp)? {
+            Reply::Status(Status::Success) => Ok(true),
+            Reply::Status(Status::Miscompare) => Ok(false),
+            Reply::Status(s) => Err(Error::Status(s)),
+            Reply::Data { len } => Err(unexpected(STATUS_RESPONSE_LEN, len + 3)),
+        }
+    }
+
+    /// Nonce pass-through of `value` into the message digest buffer, then `then`. If `then`
+    /// fails with an execution error (buffer lost, e.g. the chip slept in between), the pair is
+    /// run once more; a second execution error is returned.
+    fn msg_dig_sequence<T>(
         &mut self,
         value: &[u8; 32],
         mut then: impl FnMut(&mut Self) -> Result<T, Error<I2C::Error>>,
     ) -> Result<T, Error<I2C::Error>> {
         let nonce = Nonce::Fixed32 {
-            target: NonceTarget::TempKey,
+            target: NonceTarget::MsgDigBuf,
             value,
         };
         self.status_cmd(&nonce)?;

@@ -6,7 +6,7 @@ mod common;
 
 use keystamp_atecc::config::{CounterBytes, DataCrcError, UNLOCKED};
 use keystamp_atecc::default_config::{DEFAULT_CONFIG, DEFAULT_CONFIG_BYTES};
-use keystamp_atecc::lint::{Rule, Severity};
+use keystamp_atecc::lint::{LintProfile, Rule, Severity, lint_in};
 use keystamp_atecc::{
     ConfigWriteOp, ConfigZone, KeyType, WriteMode, config_write_ops, data_lock_crc, lint,
 };
@@ -405,8 +405,8 @@ fn data_lock_crc_skips_private_slots_then_adds_otp() {
         }
     }
     expected.extend_from_slice(&otp);
-    // Slots 0-7 are private in the default config; 8-15 are 416 + 7*72 bytes.
-    assert_eq!(expected.len(), 416 + 7 * 72 + 64);
+    // Only slot 0 is private in the default config; 1-7 are 7*36 bytes, 8-15 416 + 7*72.
+    assert_eq!(expected.len(), 7 * 36 + 416 + 7 * 72 + 64);
     assert_eq!(
         data_lock_crc(&cfg, &slots, &otp),
         Ok(INDEPENDENT.checksum(&expected))
@@ -433,18 +433,28 @@ fn default_config_lints_clean_and_matches_its_slot_map() {
     let all: Vec<String> = r.findings().map(|f| f.to_string()).collect();
     assert!(r.is_empty(), "{all:#?}");
     let c = DEFAULT_CONFIG;
-    // Slot 0: P-256 private key, GenKey-able, external Sign, never readable/writable in clear.
+    // Slot 0: P-256 private key, external Sign, never readable/writable in clear, and permanent
+    // after the data lock: WriteConfig bit 1 (GenKey, 0x2000) and bit 2 (PrivWrite, 0x4000)
+    // clear (reference §5.2); SlotConfig 0x0081 like TNGTLS's permanent slot 0 (0x0085, §7.2).
     let (s0, k0) = (c.slot_config[0], c.key_config[0]);
-    assert!(k0.private() && k0.pub_info() && k0.lockable());
+    assert_eq!(s0.0 & 0x6000, 0);
+    assert!(k0.private() && k0.pub_info());
     assert_eq!(k0.key_type(), KeyType::P256);
-    assert!(s0.is_secret() && s0.ext_sign() && s0.gen_key_allowed());
+    assert!(s0.is_secret() && s0.ext_sign() && !s0.gen_key_allowed());
     assert!(!s0.priv_write_allowed() && !s0.encrypt_read() && !s0.ecdh());
-    // Cert slots: clear read, writable, lockable; 11 holds a P-256 public key.
+    // No other private key: nothing else signs caller-chosen digests.
+    for s in 1..16 {
+        assert!(!c.key_config[s].private(), "slot {s}");
+    }
+    // Cert slots: clear read, writable, lockable (KeyConfig bit 5); 11 holds a P-256 public key
+    // that Verify stored mode can use without validation (Private 0, PubInfo 0, KeyType 4).
     for s in 10..13 {
         assert!(!c.slot_config[s].is_secret());
         assert_eq!(c.slot_config[s].write_mode(), WriteMode::Always);
         assert!(c.key_config[s].lockable() && !c.key_config[s].private());
+        assert_ne!(c.key_config[s].0 & 0x0020, 0);
     }
+    assert!(!c.key_config[11].pub_info());
     assert_eq!(c.key_config[11].key_type(), KeyType::P256);
     assert_eq!(c.i2c_address_7bit(), 0x60);
     assert!(!c.config_locked() && !c.data_locked());
@@ -493,17 +503,25 @@ fn lint_errors_for_dangerous_configs() {
     c.key_config[0].0 = 0x003C; // slot 0 a data slot
     assert!(lint(&c).has_slot(Rule::Slot0NotDeviceKey, 0));
 
-    let mut c = base;
-    c.slot_config[1].0 |= 0x4000 | 0x0900; // PrivWrite with write key slot 9 (clear)
+    // A private P-256 slot 1 (§5.3: Private bit 0, PubInfo bit 1, KeyType 4 in bits 4:2,
+    // Lockable bit 5 → 0x0033), secret (SlotConfig bit 7), external Sign (bit 0).
+    let with_key1 = |slot_config: u16, key_config: u16| {
+        let mut c = base;
+        c.slot_config[1].0 = slot_config;
+        c.key_config[1].0 = key_config;
+        c
+    };
+    // PrivWrite (WriteConfig bit 2, 0x4000) with write key slot 9 (clear).
+    let c = with_key1(0x4000 | 0x0900 | 0x0081, 0x0033);
     assert!(lint(&c).has_slot(Rule::PrivateKeyClearWrite, 1));
 
-    let mut c = base;
-    c.key_config[1].0 &= !0x0020; // GenKey-able, not lockable
+    // GenKey-able (WriteConfig bit 1, 0x2000), not lockable.
+    let c = with_key1(0x2081, 0x0013);
     assert!(lint(&c).has_slot(Rule::GenKeyNotLockable, 1));
 
-    let mut c = base;
-    c.key_config[2].0 = (c.key_config[2].0 & !0x001C) | (6 << 2); // private AES?
-    assert!(lint(&c).has_slot(Rule::PrivateKeyNotP256, 2));
+    // Private with KeyType 6 (AES).
+    let c = with_key1(0x0081, 0x0001 | (6 << 2));
+    assert!(lint(&c).has_slot(Rule::PrivateKeyNotP256, 1));
 
     let mut c = base;
     c.slot_config[10].0 |= 0x0080;
@@ -545,4 +563,157 @@ fn rule_ids_are_stable_and_unique() {
     for r in Rule::ALL {
         assert!(!r.explanation().is_empty() && !r.name().is_empty());
     }
+}
+
+/// Reference §5.2 / §5.3 bit values the production rules are written against.
+mod bits {
+    /// SlotConfig ReadKey bit 0 on a private-key slot: external Sign.
+    pub const EXT_SIGN: u16 = 0x0001;
+    /// SlotConfig ReadKey bit 1 on a private-key slot: internal Sign.
+    pub const INT_SIGN: u16 = 0x0002;
+    /// SlotConfig bit 7: IsSecret.
+    pub const IS_SECRET: u16 = 0x0080;
+    /// SlotConfig WriteConfig bit 1 on a private-key slot: GenKey after the data lock.
+    pub const GENKEY: u16 = 0x2000;
+    /// SlotConfig WriteConfig bit 2 on a private-key slot: PrivWrite.
+    pub const PRIVWRITE: u16 = 0x4000;
+    /// SlotConfig WriteConfig 0b1000: Never (for Write).
+    pub const WRITE_NEVER: u16 = 0x8000;
+    /// KeyConfig bit 0: Private.
+    pub const PRIVATE: u16 = 0x0001;
+    /// KeyConfig bit 1: PubInfo.
+    pub const PUB_INFO: u16 = 0x0002;
+    /// KeyConfig KeyType 4 (P-256) in bits 4:2.
+    pub const P256: u16 = 4 << 2;
+    /// KeyConfig KeyType 7 (data) in bits 4:2.
+    pub const DATA: u16 = 7 << 2;
+    /// KeyConfig bit 5: Lockable.
+    pub const LOCKABLE: u16 = 0x0020;
+    /// KeyConfig bit 7: ReqAuth.
+    pub const REQ_AUTH: u16 = 0x0080;
+}
+
+/// The findings of `rule` in both profiles: (development severity, production severity), or
+/// `None` where it does not fire.
+fn severities(c: &ConfigZone, rule: Rule, slot: u8) -> (Option<Severity>, Option<Severity>) {
+    let find = |p| {
+        lint_in(c, p)
+            .findings()
+            .find(|f| f.rule == rule && f.slot == Some(slot))
+            .map(|f| f.severity())
+    };
+    (
+        find(LintProfile::Development),
+        find(LintProfile::Production),
+    )
+}
+
+#[test]
+fn production_identity_rules_fire_on_reference_bits_and_not_on_the_default() {
+    use Severity::{Error, Warning};
+    use bits::*;
+    let prod = lint_in(&DEFAULT_CONFIG, LintProfile::Production);
+    let all: Vec<String> = prod.findings().map(|f| f.to_string()).collect();
+    assert!(prod.is_empty(), "{all:#?}");
+    let base = DEFAULT_CONFIG;
+    let with = |slot: usize, slot_config: u16, key_config: u16| {
+        let mut c = base;
+        c.slot_config[slot].0 = slot_config;
+        c.key_config[slot].0 = key_config;
+        c
+    };
+    let device_key = PRIVATE | PUB_INFO | P256;
+
+    // ATL019: the device key regenerable after the data lock (GenKey bit) or by PrivWrite.
+    for extra in [GENKEY, PRIVWRITE, GENKEY | PRIVWRITE] {
+        let c = with(0, IS_SECRET | EXT_SIGN | extra, device_key | LOCKABLE);
+        assert_eq!(
+            severities(&c, Rule::IdentityKeyRegenerable, 0),
+            (Some(Warning), Some(Error)),
+            "SlotConfig {extra:#06x}"
+        );
+    }
+    // The previous default (0x2081 / 0x0033) is exactly such a key.
+    let c = with(0, 0x2081, 0x0033);
+    assert_eq!(lint_in(&c, LintProfile::Production).errors(), 1);
+
+    // ATL010: certificate and trust-anchor slots not Lockable — writable (Always) or not.
+    for slot in [10u8, 11, 12] {
+        let key_type = if slot == 11 { P256 } else { DATA };
+        for write in [0x0F0F, WRITE_NEVER | 0x0F0F] {
+            let c = with(usize::from(slot), write, key_type);
+            let (dev, prod) = severities(&c, Rule::CertSlotNotLockable, slot);
+            assert_eq!(prod, Some(Error), "slot {slot} SlotConfig {write:#06x}");
+            // Development: only a slot that stays writable is reported, as a warning.
+            let want_dev = (write == 0x0F0F).then_some(Warning);
+            assert_eq!(dev, want_dev, "slot {slot} SlotConfig {write:#06x}");
+        }
+    }
+
+    // ATL020: the trust anchor private, not P-256, needing validation (PubInfo) or ReqAuth.
+    for key_config in [
+        PRIVATE | PUB_INFO | P256 | LOCKABLE,
+        DATA | LOCKABLE,
+        P256 | PUB_INFO | LOCKABLE,
+        P256 | REQ_AUTH | LOCKABLE,
+    ] {
+        let c = with(11, 0x0F0F, key_config);
+        assert_eq!(
+            severities(&c, Rule::TrustAnchorUnusable, 11),
+            (Some(Warning), Some(Error)),
+            "KeyConfig {key_config:#06x}"
+        );
+    }
+    // TNGTLS's signer public key slot (KeyConfig 0x0010, §7.2) is usable.
+    let c = with(11, 0x0F0F, P256 | LOCKABLE);
+    assert_eq!(severities(&c, Rule::TrustAnchorUnusable, 11), (None, None));
+
+    // ATL021: a spare private key with external Sign (also when combined with internal Sign or
+    // GenKey); an internal-sign-only key is fine.
+    for slot in [1usize, 5, 9] {
+        for slot_config in [
+            IS_SECRET | EXT_SIGN,
+            IS_SECRET | EXT_SIGN | INT_SIGN,
+            IS_SECRET | EXT_SIGN | GENKEY,
+        ] {
+            let c = with(slot, slot_config, device_key | LOCKABLE);
+            assert_eq!(
+                severities(&c, Rule::SpareKeyExternalSign, slot as u8),
+                (Some(Warning), Some(Error)),
+                "slot {slot} SlotConfig {slot_config:#06x}"
+            );
+        }
+        let c = with(slot, IS_SECRET | INT_SIGN, device_key | LOCKABLE);
+        assert_eq!(
+            severities(&c, Rule::SpareKeyExternalSign, slot as u8),
+            (None, None)
+        );
+    }
+    // The device key itself signs external digests: that is its job.
+    assert!(!prod.has(Rule::SpareKeyExternalSign));
+}
+
+#[test]
+fn production_profile_on_real_configs() {
+    let Some(d) = dumps() else { return };
+    // TNGTLS (§7.2): permanent slot 0, but slots 2-4 are GenKey-able external-Sign keys (0x2085)
+    // and the certificate slots are not Lockable (KeyConfig 0x001C / 0x0010).
+    let tng = lint_in(
+        &ConfigZone::from_bytes(&d.tngtls_608a),
+        LintProfile::Production,
+    );
+    assert!(!tng.has(Rule::IdentityKeyRegenerable));
+    assert!(!tng.has(Rule::TrustAnchorUnusable));
+    for s in 2..5 {
+        assert!(tng.has_slot(Rule::SpareKeyExternalSign, s));
+    }
+    for s in 10..13 {
+        assert!(tng.has_slot(Rule::CertSlotNotLockable, s));
+    }
+    // The factory blank (§7.1): slot 0 0x2083 is regenerable.
+    let blank = lint_in(
+        &ConfigZone::from_bytes(&d.blank_608a),
+        LintProfile::Production,
+    );
+    assert!(blank.has_slot(Rule::IdentityKeyRegenerable, 0));
 }

@@ -163,9 +163,24 @@ fn finish(d: Atecc<Mock, Clock>) {
 const INFO_REV: [u8; 7] = [0x07, 0x30, 0x00, 0x00, 0x00, 0x03, 0x5D];
 const RANDOM: [u8; 7] = [0x07, 0x1B, 0x00, 0x00, 0x00, 0x24, 0xCD];
 const SHA_START: [u8; 7] = [0x07, 0x47, 0x00, 0x00, 0x00, 0x2E, 0x85];
-const SIGN_EXT_TEMPKEY_0: [u8; 7] = [0x07, 0x41, 0x80, 0x00, 0x00, 0x28, 0x05];
+const SIGN_EXT_MSGDIG_0: [u8; 7] = [0x07, 0x41, 0xA0, 0x00, 0x00, 0x7B, 0x85];
 const GENKEY_PRIVATE_0: [u8; 7] = [0x07, 0x40, 0x04, 0x00, 0x00, 0x83, 0x87];
 const GENKEY_PUBLIC_0: [u8; 7] = [0x07, 0x40, 0x00, 0x00, 0x00, 0x00, 0x05];
+/// What cryptoauthlib's `calib_sign` sends first on a 608 ("make sure RNG has updated its
+/// seed"): Random, seed update; the driver discards the output.
+fn random_first() -> Vec<T> {
+    let mut v = vec![send(&RANDOM)];
+    v.extend(reply(&data_reply(&[0x3C; 32])));
+    v
+}
+
+/// Nonce pass-through (mode 0x03) into the message digest buffer (target bits 0x40): the
+/// message load of cryptoauthlib's `calib_sign`, `calib_verify_extern` and
+/// `calib_verify_stored` on a 608 (`NONCE_MODE_TARGET_MSGDIGBUF`).
+fn nonce_msgdig(digest: &[u8; 32]) -> Vec<u8> {
+    packet(0x16, 0x43, 0, digest)
+}
+
 const INFO_REPLY_608A: [u8; 7] = [0x07, 0x00, 0x00, 0x60, 0x02, 0x80, 0x38];
 
 #[test]
@@ -375,20 +390,22 @@ fn resends_are_bounded() {
 
 #[test]
 fn watchdog_status_idles_wakes_and_resends() {
-    // 0xEE: not executed; only Idle/Sleep then wake restart the watchdog (§1.5). Idle keeps
-    // TempKey, so the Nonce → Sign pair survives.
+    // 0xEE: not executed; only Idle/Sleep then wake restart the watchdog (§1.5). Idle keeps the
+    // message digest buffer, so the Nonce → Sign pair survives. The sequence (Random, Nonce
+    // into the message digest buffer, Sign external from it) is cryptoauthlib's `calib_sign`.
     let digest = [0xD1u8; 32];
-    let nonce = packet(0x16, 0x03, 0, &digest);
+    let nonce = nonce_msgdig(&digest);
     let sig: Vec<u8> = (100..164).collect();
     let s = Script::new()
         .add(wake())
+        .add(random_first())
         .one(send(&nonce))
         .add(reply(&[0x04, 0xEE, 0x31, 0x41]))
         .one(idle())
         .add(wake())
         .one(send(&nonce))
         .add(reply(&status_reply(0x00)))
-        .one(send(&SIGN_EXT_TEMPKEY_0))
+        .one(send(&SIGN_EXT_MSGDIG_0))
         .add(reply(&data_reply(&sig)))
         .one(idle());
     let (mut d, _) = s.driver();
@@ -398,17 +415,19 @@ fn watchdog_status_idles_wakes_and_resends() {
 
 #[test]
 fn watchdog_budget_rewakes_before_a_command_that_would_cross_it() {
-    // With a 150 ms budget, Sign (115 ms + 50%) after Nonce would cross it: idle + wake first.
+    // With a 150 ms budget, Sign (115 ms + 50%) after Random and Nonce would cross it: idle +
+    // wake first (the message digest buffer survives Idle, §1.3).
     let digest = [0x42u8; 32];
-    let nonce = packet(0x16, 0x03, 0, &digest);
+    let nonce = nonce_msgdig(&digest);
     let sig = [0x5Au8; 64];
     let s = Script::new()
         .add(wake())
+        .add(random_first())
         .one(send(&nonce))
         .add(reply(&status_reply(0x00)))
         .one(idle())
         .add(wake())
-        .one(send(&SIGN_EXT_TEMPKEY_0))
+        .one(send(&SIGN_EXT_MSGDIG_0))
         .add(busy(3))
         .add(reply(&data_reply(&sig)))
         .one(idle());
@@ -423,14 +442,16 @@ fn watchdog_budget_rewakes_before_a_command_that_would_cross_it() {
 
 #[test]
 fn default_budget_keeps_a_short_sequence_in_one_wake() {
+    // cryptoauthlib's `calib_sign` on a 608, in one wake: Random, Nonce → MsgDigBuf, Sign 0xA0.
     let digest = [0x42u8; 32];
-    let nonce = packet(0x16, 0x03, 0, &digest);
+    let nonce = nonce_msgdig(&digest);
     let sig = [0x5Au8; 64];
     let s = Script::new()
         .add(wake())
+        .add(random_first())
         .one(send(&nonce))
         .add(reply(&status_reply(0x00)))
-        .one(send(&SIGN_EXT_TEMPKEY_0))
+        .one(send(&SIGN_EXT_MSGDIG_0))
         .add(busy(50))
         .add(reply(&data_reply(&sig)))
         .one(idle());
@@ -595,12 +616,38 @@ fn bus_errors_other_than_nack_are_reported() {
 fn sleep_and_idle_word_addresses() {
     let s = Script::new()
         .add(wake())
-        .one(T::write(ADDR, vec![0x01]))
-        .one(T::write(ADDR, vec![0x02]));
+        .one(T::write(ADDR, vec![0x02]))
+        .add(wake())
+        .one(T::write(ADDR, vec![0x01]));
     let (mut d, _) = s.driver();
+    d.wake().unwrap();
+    d.idle().unwrap();
+    assert_eq!(d.awake_for_us(), None);
     d.wake().unwrap();
     d.sleep().unwrap();
     assert_eq!(d.awake_for_us(), None);
+    finish(d);
+}
+
+#[test]
+fn idle_is_not_sent_to_a_chip_the_driver_already_idled() {
+    // An idle or sleeping chip NACKs its address (§1.4): an operation already ends with Idle,
+    // so a caller's Idle afterwards (the agent idles after every request), a second Idle, or
+    // an Idle after Sleep sends nothing. The mock fails on any unexpected transfer.
+    let s = Script::new()
+        .add(wake())
+        .one(send(&INFO_REV))
+        .add(reply(&INFO_REPLY_608A))
+        .one(idle())
+        .add(wake())
+        .one(T::write(ADDR, vec![0x01]));
+    let (mut d, _) = s.driver();
+    d.idle().unwrap(); // never woken
+    d.info().unwrap();
+    d.idle().unwrap();
+    d.idle().unwrap();
+    d.wake().unwrap();
+    d.sleep().unwrap();
     d.idle().unwrap();
     finish(d);
 }
@@ -617,10 +664,12 @@ fn verify_script(code_twice: Option<u8>, code: u8) -> Script {
     let digest = [0xABu8; 32];
     let sig = [0x01u8; 64];
     let key = [0x02u8; 64];
-    let nonce = packet(0x16, 0x03, 0, &digest);
+    // cryptoauthlib's `calib_verify_extern` on a 608: Nonce → MsgDigBuf, Verify external
+    // (mode 0x02) with source MsgDigBuf (0x20), key type P-256.
+    let nonce = nonce_msgdig(&digest);
     let mut data = sig.to_vec();
     data.extend(key);
-    let verify = packet(0x45, 0x02, 0x0004, &data);
+    let verify = packet(0x45, 0x22, 0x0004, &data);
     let mut s = Script::new()
         .add(wake())
         .one(send(&nonce))
@@ -1004,5 +1053,48 @@ fn write_config_zone_on_a_locked_chip_writes_nothing() {
     let tng_cfg = keystamp_atecc::ConfigZone::from_bytes(&tng);
     let (mut d, _) = config_reads(Script::new(), &tng).driver();
     assert_eq!(d.write_config_zone(&tng_cfg), Ok(tng_cfg));
+    finish(d);
+}
+
+/// cryptoauthlib's `calib_verify_stored` on a 608: Nonce pass-through into the message digest
+/// buffer, then Verify stored mode (0x00) with source MsgDigBuf (0x20), Param2 = key slot,
+/// data = R‖S (count 71, §4.2).
+fn verify_stored_script(code: u8) -> Script {
+    let digest = [0x5Eu8; 32];
+    let sig = [0x0Bu8; 64];
+    Script::new()
+        .add(wake())
+        .one(send(&nonce_msgdig(&digest)))
+        .add(reply(&status_reply(0)))
+        .one(send(&packet(0x45, 0x20, 11, &sig)))
+        .add(busy(5))
+        .add(reply(&status_reply(code)))
+        .one(idle())
+}
+
+#[test]
+fn verify_stored_true_false_and_errors() {
+    let (digest, sig) = ([0x5Eu8; 32], [0x0Bu8; 64]);
+    assert_eq!(packet(0x45, 0x20, 11, &sig)[0], 71);
+    for (code, want) in [
+        (0x00, Ok(true)),
+        (0x01, Ok(false)),
+        // An ECC fault is an error, never "false".
+        (0x05, Err(Error::Status(Status::EccFault))),
+    ] {
+        let (mut d, _) = verify_stored_script(code).driver();
+        assert_eq!(
+            d.verify_stored(11, &digest, &sig),
+            want,
+            "status {code:#04x}"
+        );
+        finish(d);
+    }
+    // A slot number the chip does not have never reaches the bus.
+    let (mut d, _) = Script::new().driver();
+    assert_eq!(
+        d.verify_stored(16, &digest, &sig),
+        Err(Error::Address(keystamp_atecc::zone::AddressError::Slot))
+    );
     finish(d);
 }
