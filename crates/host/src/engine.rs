@@ -634,6 +634,9 @@ impl<'a, P: Port> Station<'a, P> {
                 .lock()
                 .map_err(|_| Failure::new(Step::Probe, FailureKind::RegistryPoisoned))?;
             reg.upsert_device(ChipSerial(serial)).at(Step::Probe)?;
+            // Lots, mode and reissue cap: refuse before anything is written to the chip.
+            reg.admit(ChipSerial(serial), !hello.chip.data_locked)
+                .at(Step::Probe)?;
         }
         self.audit(
             Step::Probe,

@@ -15,8 +15,10 @@ use serde::Serialize;
 
 use crate::project::CHIP_SERIAL_LEN;
 
+pub mod lots;
+
 /// Current schema version (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE devices (
@@ -195,6 +197,8 @@ pub enum RegistryError {
         /// Requested status.
         to: CertStatus,
     },
+    /// A lot refused the chip, or a lot operation failed.
+    Lot(lots::LotError),
 }
 
 impl fmt::Display for RegistryError {
@@ -223,6 +227,7 @@ impl fmt::Display for RegistryError {
             Self::BadTransition { serial, from, to } => {
                 write!(f, "certificate {serial} is {from}; it cannot become {to}")
             }
+            Self::Lot(e) => e.fmt(f),
         }
     }
 }
@@ -231,6 +236,7 @@ impl std::error::Error for RegistryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Sqlite(e) => Some(e),
+            Self::Lot(e) => Some(e),
             _ => None,
         }
     }
@@ -380,6 +386,7 @@ pub fn now_rfc3339() -> String {
 /// The SQLite registry.
 pub struct Registry {
     conn: Connection,
+    policy: lots::IssuancePolicy,
 }
 
 impl fmt::Debug for Registry {
@@ -450,7 +457,10 @@ impl Registry {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "foreign_keys", true)?;
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        let mut reg = Self { conn };
+        let mut reg = Self {
+            conn,
+            policy: lots::IssuancePolicy::default(),
+        };
         reg.migrate()?;
         Ok(reg)
     }
@@ -465,6 +475,9 @@ impl Registry {
         }
         if version < 1 {
             tx.execute_batch(SCHEMA_V1)?;
+        }
+        if version < 2 {
+            tx.execute_batch(lots::SCHEMA_V2)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
@@ -517,11 +530,13 @@ impl Registry {
     /// (pending, issued or verified) device certificate for the same public key, which is
     /// returned instead. Live pending/issued certificates of the chip for *another* key are
     /// marked superseded (the chip's key changed before they were verified); a verified one for
-    /// another key is an error. All in one transaction.
+    /// another key is an error. A new certificate for a chip also takes the chip's place in a
+    /// lot per the issuance policy ([`lots`]). All in one transaction.
     pub fn begin_issue(&mut self, req: &IssueRequest<'_>) -> Result<IssueOutcome, RegistryError> {
         let now = now_rfc3339();
         let serial = hex::encode_upper(req.serial);
         let pk_hex = hex::encode_upper(req.public_key);
+        let policy = self.policy;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -544,6 +559,9 @@ impl Registry {
                     chip_serial: req.chip_serial.unwrap_or(ChipSerial([0; CHIP_SERIAL_LEN])),
                     cert_serial: v.serial.clone(),
                 });
+            }
+            if let Some(c) = req.chip_serial {
+                lots::claim(&tx, c, policy, &now)?;
             }
             tx.execute(
                 "UPDATE certificates SET status = 'superseded', updated_at = ?2
