@@ -11,7 +11,7 @@ use super::output::summarize;
 use crate::engine::DeviceResult;
 use crate::ops::{Run, SimOptions, StationMode, create_project, start_sims};
 use crate::pki::ca::{self, KeyProtection, Signer};
-use crate::project::{Profile, Project};
+use crate::project::{Mode, Profile, Project};
 
 /// `keystamp demo`.
 #[derive(Debug, Args)]
@@ -43,9 +43,10 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         writeln!(out, "demo project in {} (existing)", dir.display()).map_err(io)?;
     }
     let project = Project::open(&dir)?;
-    if ca::keys_encrypted(&project.ca_dir())? {
+    if project.profile.mode == Mode::Production || ca::keys_encrypted(&project.ca_dir())? {
         return Err(CliError::Invalid(format!(
-            "{} is not a demo project (its CA keys are encrypted); use another --dir",
+            "{} is not a demo project (production, or its CA keys are encrypted); use another \
+             --dir",
             dir.display()
         )));
     }

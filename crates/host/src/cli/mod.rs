@@ -13,6 +13,7 @@ pub mod certdef;
 pub mod demo;
 pub mod error;
 pub mod init;
+pub mod lot;
 pub mod output;
 pub mod provision;
 pub mod registry;
@@ -50,6 +51,9 @@ pub enum Command {
     /// The registry of devices and certificates.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Lots: which chips (and how many) the project may issue certificates to.
+    #[command(subcommand)]
+    Lot(lot::LotCommand),
     /// Certificate definitions: generate, compress, split, rebuild, pack, show, export as C.
     #[command(subcommand)]
     Certdef(certdef::CertdefCommand),
@@ -83,6 +87,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Init(args) => init::init(&cli.project, args, out),
         Command::Ca(c) => ca::run(&cli.project, c, out),
         Command::Registry(c) => registry::run(&cli.project, c, out),
+        Command::Lot(c) => lot::run(&cli.project, c, out),
         Command::Certdef(c) => certdef::run(c, out),
         Command::Provision(a) => provision::provision(&cli.project, a, out),
         Command::Verify(a) => verify::verify(&cli.project, a, out),

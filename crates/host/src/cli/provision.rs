@@ -9,7 +9,7 @@ use clap::Args;
 use super::CliError;
 use super::args::SimFlags;
 use super::output::summarize;
-use crate::ops::{Run, StationMode, start_sims};
+use crate::ops::{Run, StationMode, check_mode, start_sims};
 use crate::project::Project;
 
 /// `keystamp provision`.
@@ -39,6 +39,8 @@ pub fn provision(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let project = Project::open(project_dir)?;
+    // Production refusals come before any simulated device starts or any port is opened.
+    check_mode(&project, args.simulate.is_some())?;
     let mut ports = args.ports.clone();
     let mut sims = Vec::new();
     if let Some(n) = args.simulate {

@@ -13,11 +13,13 @@ use crate::registry::RegistryError;
 use crate::setup::SetupError;
 
 pub mod certdef;
+pub mod lot;
 pub mod project;
 pub mod run;
 pub mod sim;
 pub mod stations;
 
+pub use lot::{LotFileError, ModeError, check_mode, issuance_policy};
 pub use project::{create_project, open_registry, record_signer, unlock};
 pub use run::{Run, StationMode};
 pub use sim::{SimOptions, start_sims};
@@ -45,6 +47,10 @@ pub enum OpsError {
     },
     /// The registry the profile names does not exist.
     NoRegistry(PathBuf),
+    /// A serial list could not be imported.
+    LotFile(LotFileError),
+    /// The project's mode refuses the run.
+    Mode(ModeError),
     /// A simulated device could not be started.
     SimDevice {
         /// Its index (`devNN`).
@@ -72,6 +78,8 @@ impl fmt::Display for OpsError {
             Self::SimDevice { index, source } => {
                 write!(f, "cannot start simulated device {index}: {source}")
             }
+            Self::LotFile(e) => e.fmt(f),
+            Self::Mode(e) => e.fmt(f),
         }
     }
 }
@@ -85,6 +93,8 @@ impl std::error::Error for OpsError {
             Self::Setup(e) => Some(e),
             Self::Passphrase(e) => Some(e),
             Self::NoRegistry(_) => None,
+            Self::LotFile(e) => Some(e),
+            Self::Mode(e) => Some(e),
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }
@@ -111,5 +121,17 @@ impl From<RegistryError> for OpsError {
 impl From<SetupError> for OpsError {
     fn from(e: SetupError) -> Self {
         Self::Setup(e)
+    }
+}
+
+impl From<LotFileError> for OpsError {
+    fn from(e: LotFileError) -> Self {
+        Self::LotFile(e)
+    }
+}
+
+impl From<ModeError> for OpsError {
+    fn from(e: ModeError) -> Self {
+        Self::Mode(e)
     }
 }

@@ -149,6 +149,8 @@ pub enum LotError {
     Empty,
     /// More chips than a lot holds.
     TooLarge(u64),
+    /// A lot name that is empty, too long or not printable.
+    BadName,
 }
 
 impl fmt::Display for LotError {
@@ -195,6 +197,9 @@ impl fmt::Display for LotError {
                 )
             }
             Self::Empty => f.write_str("a lot needs at least one chip"),
+            Self::BadName => f.write_str(
+                "a lot name is 1 to 64 printable characters without spaces at either end",
+            ),
             Self::TooLarge(n) => write!(
                 f,
                 "{n} chips is more than one lot holds ({MAX_LOT_COUNT}): split it"
@@ -538,6 +543,13 @@ fn insert_lot(
     count: u64,
     source: Option<&str>,
 ) -> Result<i64, RegistryError> {
+    if name.is_empty()
+        || name.len() > 64
+        || name.trim() != name
+        || name.chars().any(char::is_control)
+    {
+        return Err(LotError::BadName.into());
+    }
     if count == 0 {
         return Err(LotError::Empty.into());
     }
