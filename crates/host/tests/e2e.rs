@@ -515,3 +515,73 @@ fn link_noise_is_skipped_or_retried_and_never_accepted() {
         finish_and_check(&fx, &dev);
     }
 }
+
+/// A device's station report must be a refusal at the probe step naming `want`, with the chip
+/// exactly as it was (nothing written: config, data, OTP, locks) and no certificate recorded.
+fn assert_refused_before_any_write(fx: &Fixture, dev: &SimDevice, want: &str) {
+    let before = dev.chip().lock().state().clone();
+    let report = run(fx, dev);
+    let DeviceResult::Failed(msg) = &report.result else {
+        panic!("expected a refusal, got {report:?}");
+    };
+    assert!(msg.starts_with("probe: "), "{msg}");
+    assert!(msg.contains(want), "{msg}");
+    assert_eq!(
+        dev.chip().lock().state(),
+        &before,
+        "the refused chip must be unchanged"
+    );
+    let serial = ChipSerial(report.chip_serial.unwrap());
+    let reg = fx.registry.lock().unwrap();
+    assert!(reg.certificates_for(serial).unwrap().is_empty());
+}
+
+#[test]
+fn a_serial_outside_every_open_lot_is_refused_before_any_write() {
+    let fx = fixture();
+    let state = fx.dir.path().join("sim");
+    let dev = device(&state, "dev0", 11, FaultConfig::default());
+    let other = ChipSerial([0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE]);
+    fx.registry
+        .lock()
+        .unwrap()
+        .import_lot("reel", &[other], None)
+        .unwrap();
+    let serial = ChipSerial(dev.chip().lock().serial_number());
+    assert_refused_before_any_write(
+        &fx,
+        &dev,
+        &format!("serial {serial} is not in any open lot"),
+    );
+    // Listed, the same chip is provisioned and takes the lot's place.
+    fx.registry
+        .lock()
+        .unwrap()
+        .import_lot("reel-2", &[serial], None)
+        .unwrap();
+    let report = run(&fx, &dev);
+    assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
+    let reg = fx.registry.lock().unwrap();
+    assert_eq!(reg.lot("reel-2").unwrap().used, 1);
+    let origin = reg.device_origin(serial).unwrap().unwrap();
+    assert_eq!(origin.lot.as_deref(), Some("reel-2"));
+    assert!(
+        origin.simulated,
+        "a simulated chip is flagged in the registry"
+    );
+}
+
+#[test]
+fn the_lots_n_plus_first_device_is_refused_before_any_write() {
+    let fx = fixture();
+    let state = fx.dir.path().join("sim");
+    fx.registry.lock().unwrap().create_lot("two", 2).unwrap();
+    for (i, seed) in [21u64, 22].into_iter().enumerate() {
+        let dev = device(&state, &format!("dev{i}"), seed, FaultConfig::default());
+        let report = run(&fx, &dev);
+        assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
+    }
+    let third = device(&state, "dev2", 23, FaultConfig::default());
+    assert_refused_before_any_write(&fx, &third, "lot two is full: 2/2");
+    assert_eq!(fx.registry.lock().unwrap().lot("two").unwrap().used, 2);
+}
