@@ -761,6 +761,30 @@ mod tests {
     }
 
     #[test]
+    fn mode_defaults_to_development_and_takes_only_the_two_words() {
+        assert_eq!(
+            Profile::from_toml("").expect("parse").mode,
+            Mode::Development
+        );
+        let p = Profile::from_toml("mode = \"production\"\n[issuance]\nmax_reissues = 0\n")
+            .expect("parse");
+        assert_eq!((p.mode, p.issuance.max_reissues), (Mode::Production, 0));
+        let back = Profile::from_toml(&p.to_commented_toml()).expect("round trip");
+        assert_eq!(back, p);
+        let err = Profile::from_toml("mode = \"staging\"\n").expect_err("unknown mode");
+        assert!(err.starts_with("line 1: `mode`:"), "{err}");
+    }
+
+    #[test]
+    fn simulated_serials_are_outside_the_real_range() {
+        let real = [0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE];
+        let sim = [SIMULATED_SERIAL_FIRST_BYTE, 0x23, 1, 2, 3, 4, 5, 6, 0xEE];
+        assert!(!is_simulated_serial(&real));
+        assert!(is_simulated_serial(&sim));
+        assert_ne!(sim[..2], REAL_SERIAL_PREFIX);
+    }
+
+    #[test]
     fn lock_policy_order_is_enforced() {
         let dir = tmp();
         let mut p = Profile {
