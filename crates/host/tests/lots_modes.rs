@@ -155,6 +155,27 @@ fn production_refuses_simulate_unencrypted_keys_and_a_missing_lot_before_any_dev
     assert!(!e.contains("production project"), "{e}");
     // The production CA carries no development marker.
     assert!(!organization(&dir.join("ca/root.pem")).contains("development"));
+    // A production project's serial list may not hold a simulated chip's serial.
+    let list = dir.join("list.txt");
+    std::fs::write(&list, "0123A1B2C3D4E5F6EE\nEE23A1B2C3D4E5F6EE\n").expect("write");
+    let e = error_line(&run(keystamp(dir).args(["lot", "import"]).arg(&list)));
+    assert!(e.contains("line 2: a simulated chip's serial"), "{e}");
+
+    // An encrypted development CA switched to production is refused: its certificates are
+    // marked development.
+    let tmp3 = tempfile::tempdir().expect("tmp");
+    let dir = tmp3.path();
+    ok(run(keystamp(dir)
+        .args(["init", "--mode", "development"])
+        .env("KEYSTAMP_CA_PASSPHRASE", "correct horse battery")));
+    set_mode(dir, "production");
+    ok(run(keystamp(dir).args(["lot", "create", "--count", "5"])));
+    let e = error_line(&run(keystamp(dir).args([
+        "provision",
+        "--port",
+        "/nonexistent/tty",
+    ])));
+    assert!(e.contains("is a development CA"), "{e}");
 }
 
 #[test]

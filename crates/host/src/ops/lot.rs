@@ -185,8 +185,17 @@ pub fn check_mode(project: &Project, simulate: bool) -> Result<(), OpsError> {
         return Err(ModeError::UnencryptedKeys(ca_dir).into());
     }
     let certs = ca::CaCerts::load(&ca_dir)?;
-    let organization = certs.root.cert.tbs_certificate().subject().to_string();
-    if organization.contains(DEVELOPMENT_MARKER.trim()) {
+    let organization = certs
+        .root
+        .cert
+        .tbs_certificate()
+        .subject()
+        .organization()
+        .ok()
+        .flatten()
+        .map(String::from)
+        .unwrap_or_default();
+    if organization.ends_with(DEVELOPMENT_MARKER) {
         return Err(ModeError::DevelopmentCa(ca_dir).into());
     }
     let registry = super::open_registry(project)?;

@@ -739,7 +739,36 @@ mod tests {
         ));
         let reg = Registry::open(&path).expect("reopen");
         assert_eq!(reg.lot("last").expect("lot").used, 1);
+        // The count matches the registry: one device holds the lot's one place.
+        assert_eq!(reg.lot_devices("last").expect("devices").len(), 1);
         assert_eq!(reg.certificates().expect("all").len(), 1);
+    }
+
+    #[test]
+    fn a_failed_issuance_takes_no_place() {
+        let mut reg = Registry::open_in_memory().expect("open");
+        reg.create_lot("l", 2).expect("create");
+        issue(&mut reg, A, 1).expect("A");
+        // B's certificate reuses A's serial number: the insert fails after B's place was
+        // counted, and the whole transaction (place included) rolls back.
+        let mut serial = [0x40u8; 10];
+        serial[1..].copy_from_slice(&A.0);
+        serial[9] ^= 1;
+        let e = reg
+            .begin_issue(&IssueRequest {
+                kind: CertKind::Device,
+                chip_serial: Some(B),
+                serial: &serial,
+                public_key: &[2; 64],
+                subject_cn: "dev",
+                der: b"\x30\x00",
+                not_before: "2026-01-01T00:00:00Z",
+                not_after: "2046-01-01T00:00:00Z",
+            })
+            .expect_err("duplicate serial");
+        assert!(matches!(e, RegistryError::DuplicateSerial(_)), "{e}");
+        assert_eq!(reg.lot("l").expect("lot").used, 1);
+        assert_eq!(reg.lot_devices("l").expect("devices"), [A]);
     }
 
     #[test]
