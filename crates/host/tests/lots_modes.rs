@@ -32,6 +32,24 @@ fn error_line(o: &Output) -> String {
     line.to_string()
 }
 
+const PASS: &str = "correct horse battery";
+
+/// `init --mode MODE` with an encrypted CA.
+fn init_encrypted(dir: &Path, mode: &str) {
+    ok(run(keystamp(dir)
+        .args(["init", "--mode", mode])
+        .env("KEYSTAMP_CA_PASSPHRASE", PASS)));
+}
+
+/// The error of `provision` on a port that does not exist (no passphrase given).
+fn provision_port_error(dir: &Path) -> String {
+    error_line(&run(keystamp(dir).args([
+        "provision",
+        "--port",
+        "/nonexistent/tty",
+    ])))
+}
+
 fn set_mode(dir: &Path, mode: &str) {
     let path = dir.join("keystamp.toml");
     let text = std::fs::read_to_string(&path).expect("profile");
@@ -128,30 +146,20 @@ fn production_refuses_simulate_unencrypted_keys_and_a_missing_lot_before_any_dev
     let e = error_line(&run(keystamp(dir).args(["provision", "--simulate", "1"])));
     assert!(e.contains("--simulate is refused"), "{e}");
     assert!(!dir.join("sim").exists(), "no simulated device was started");
-    let e = error_line(&run(keystamp(dir).args([
-        "provision",
-        "--port",
-        "/nonexistent/tty",
-    ])));
+    let e = provision_port_error(dir);
     assert!(e.contains("are not encrypted"), "{e}");
 
     // An encrypted production CA still needs an open lot.
     let tmp2 = tempfile::tempdir().expect("tmp");
     let dir = tmp2.path();
-    ok(run(keystamp(dir)
-        .args(["init", "--mode", "production"])
-        .env("KEYSTAMP_CA_PASSPHRASE", "correct horse battery")));
-    let e = error_line(&run(keystamp(dir).args([
-        "provision",
-        "--port",
-        "/nonexistent/tty",
-    ])));
+    init_encrypted(dir, "production");
+    let e = provision_port_error(dir);
     assert!(e.contains("no open lot"), "{e}");
     ok(run(keystamp(dir).args(["lot", "create", "--count", "5"])));
     // Past the mode checks, the run gets as far as the (missing) port.
     let e = error_line(&run(keystamp(dir)
         .args(["provision", "--port", "/nonexistent/tty"])
-        .env("KEYSTAMP_CA_PASSPHRASE", "correct horse battery")));
+        .env("KEYSTAMP_CA_PASSPHRASE", PASS)));
     assert!(!e.contains("production project"), "{e}");
     // The production CA carries no development marker.
     assert!(!organization(&dir.join("ca/root.pem")).contains("development"));
@@ -165,16 +173,10 @@ fn production_refuses_simulate_unencrypted_keys_and_a_missing_lot_before_any_dev
     // marked development.
     let tmp3 = tempfile::tempdir().expect("tmp");
     let dir = tmp3.path();
-    ok(run(keystamp(dir)
-        .args(["init", "--mode", "development"])
-        .env("KEYSTAMP_CA_PASSPHRASE", "correct horse battery")));
+    init_encrypted(dir, "development");
     set_mode(dir, "production");
     ok(run(keystamp(dir).args(["lot", "create", "--count", "5"])));
-    let e = error_line(&run(keystamp(dir).args([
-        "provision",
-        "--port",
-        "/nonexistent/tty",
-    ])));
+    let e = provision_port_error(dir);
     assert!(e.contains("is a development CA"), "{e}");
 }
 
