@@ -19,7 +19,7 @@ pub const CONFIG_ZONE_LEN: usize = 128;
 /// Length of an ATECC608 chip serial number in bytes (config bytes 0–3 and 8–12).
 pub const CHIP_SERIAL_LEN: usize = 9;
 
-/// The first two serial-number bytes of every real ATECC608 (datasheet: SN[0:1] = 0x01 0x23).
+/// The first two serial-number bytes of every real ATECC608 (datasheet: `SN[0:1]` = 0x01 0x23).
 pub const REAL_SERIAL_PREFIX: [u8; 2] = [0x01, 0x23];
 
 /// The first serial-number byte of simulated chips: no real ATECC608 starts with it, so a
