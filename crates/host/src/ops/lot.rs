@@ -415,6 +415,27 @@ mod tests {
     }
 
     #[test]
+    fn the_issuance_policy_follows_the_mode_and_profile() {
+        let mut project = Project {
+            dir: PathBuf::from("."),
+            profile: crate::project::Profile::default(),
+            config_zone: crate::project::ConfigZoneSource::Default,
+        };
+        project.profile.issuance.max_reissues = 5;
+        assert_eq!(
+            issuance_policy(&project),
+            IssuancePolicy {
+                lot_required: false,
+                max_reissues: Some(5),
+                refuse_simulated: false
+            }
+        );
+        project.profile.mode = Mode::Production;
+        let p = issuance_policy(&project);
+        assert!(p.lot_required && p.refuse_simulated, "{p:?}");
+    }
+
+    #[test]
     fn an_oversized_file_is_refused_before_parsing() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("big.txt");
