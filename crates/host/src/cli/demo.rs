@@ -65,8 +65,10 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         ports.len()
     )
     .map_err(io)?;
+    // The demo's project is throwaway: Ctrl-C simply ends it.
+    let never = std::sync::atomic::AtomicBool::new(false);
     let started = Instant::now();
-    let reports = run.stations(&ports, 115_200, true, StationMode::Provision, true);
+    let reports = run.stations(&ports, 115_200, true, StationMode::Provision, true, &never);
     let wall = started.elapsed();
     summarize(&reports, false, out)?;
     writeln!(
@@ -74,10 +76,10 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         "verifying every device again (rebuild, compare, challenge)..."
     )
     .map_err(io)?;
-    let verified = run.stations(&ports, 115_200, true, StationMode::Verify, false);
+    let verified = run.stations(&ports, 115_200, true, StationMode::Verify, false, &never);
     let ok = verified
         .iter()
-        .filter(|r| !matches!(r.result, DeviceResult::Failed(_)))
+        .filter(|r| r.result == DeviceResult::AlreadyProvisioned)
         .count();
     writeln!(out, "verified: {ok}/{}", verified.len()).map_err(io)?;
     let issued = reports

@@ -69,6 +69,13 @@ pub enum CliError {
         /// How many there were.
         total: usize,
     },
+    /// The operator interrupted the run (Ctrl-C); the stations stopped at a step boundary.
+    Interrupted {
+        /// Devices whose station stopped before finishing.
+        stopped: usize,
+        /// How many there were.
+        total: usize,
+    },
     /// A problem the command line found in its own arguments or state, said in full.
     Invalid(String),
 }
@@ -95,6 +102,11 @@ impl fmt::Display for CliError {
                 f,
                 "{failed} of {total} devices failed; see the table above and rerun to resume"
             ),
+            Self::Interrupted { stopped, total } => write!(
+                f,
+                "interrupted: {stopped} of {total} devices stopped between steps; rerun the \
+                 same command to resume them"
+            ),
             Self::Invalid(m) => f.write_str(m),
         }
     }
@@ -118,7 +130,7 @@ impl std::error::Error for CliError {
             Self::WriteFile { source, .. } => Some(source),
             Self::Output(e) => Some(e),
             Self::Json(e) => Some(e),
-            Self::DevicesFailed { .. } | Self::Invalid(_) => None,
+            Self::DevicesFailed { .. } | Self::Interrupted { .. } | Self::Invalid(_) => None,
         }
     }
 }

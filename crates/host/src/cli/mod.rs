@@ -72,7 +72,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = stdout.flush();
             eprintln!("keystamp: error: {}", error::one_line(&e));
-            ExitCode::FAILURE
+            match e {
+                // 128 + SIGINT, what a shell reports for a process Ctrl-C ended.
+                CliError::Interrupted { .. } => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -39,6 +39,7 @@ pub fn summarize(
                     "seconds": r.elapsed.as_secs_f64(),
                     "result": result_word(&r.result),
                     "error": match &r.result { DeviceResult::Failed(m) => Some(m.clone()), _ => None },
+                    "stopped_before": match &r.result { DeviceResult::Interrupted { step } => Some(step.name()), _ => None },
                     "bytes_out": r.link.bytes_out,
                     "bytes_in": r.link.bytes_in,
                     "retries": r.link.retries,
@@ -71,13 +72,22 @@ pub fn summarize(
                 r.elapsed.as_secs_f64(),
                 match &r.result {
                     DeviceResult::Failed(m) => format!("FAILED: {m}"),
+                    DeviceResult::Interrupted { step } =>
+                        format!("interrupted before {}", step.name()),
                     other => result_word(other).to_string(),
                 }
             )
             .map_err(io)?;
         }
     }
-    let failed = Tally::of(reports).failed;
+    let tally = Tally::of(reports);
+    if tally.interrupted > 0 {
+        return Err(CliError::Interrupted {
+            stopped: tally.interrupted,
+            total: reports.len(),
+        });
+    }
+    let failed = tally.failed;
     if failed > 0 {
         return Err(CliError::DevicesFailed {
             failed,
@@ -92,5 +102,6 @@ fn result_word(r: &DeviceResult) -> &'static str {
         DeviceResult::Provisioned => "provisioned",
         DeviceResult::AlreadyProvisioned => "verified",
         DeviceResult::Failed(_) => "failed",
+        DeviceResult::Interrupted { .. } => "interrupted",
     }
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use super::CliError;
 use super::args::SimFlags;
 use super::output::summarize;
-use crate::ops::{Run, StationMode, start_sims};
+use crate::ops::{Run, StationMode, Tally, start_sims, stop_on_interrupt};
 use crate::project::Project;
 
 /// `keystamp provision`.
@@ -39,6 +39,9 @@ pub fn provision(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let project = Project::open(project_dir)?;
+    // Installed before anything touches a device, so Ctrl-C never kills a station mid-step.
+    let stop = stop_on_interrupt()
+        .map_err(|e| CliError::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
     let mut ports = args.ports.clone();
     let mut sims = Vec::new();
     if let Some(n) = args.simulate {
@@ -62,7 +65,12 @@ pub fn provision(
         !sims.is_empty(),
         StationMode::Provision,
         !args.json,
+        &stop,
     );
     drop(sims);
+    let tally = Tally::of(&reports);
+    if tally.interrupted > 0 {
+        run.audit_interrupt(&tally);
+    }
     summarize(&reports, args.json, out)
 }

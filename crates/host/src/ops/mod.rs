@@ -21,7 +21,7 @@ pub mod stations;
 pub use project::{create_project, open_registry, record_signer, unlock};
 pub use run::{Run, StationMode};
 pub use sim::{SimOptions, start_sims};
-pub use stations::{Tally, run_stations};
+pub use stations::{Tally, run_stations, stop_on_interrupt};
 
 /// Why an operation failed.
 #[derive(Debug)]

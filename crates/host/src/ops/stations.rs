@@ -1,7 +1,8 @@
 //! Running stations: one per port, in parallel, each provisioning (or verifying) the device on
 //! its port, with a progress bar per station on stderr; and counting what they did.
 
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keystamp_wire::RetryPolicy;
@@ -11,7 +12,20 @@ use crate::link::{self, Link};
 use crate::pki::ca::Signer;
 use crate::registry::Registry;
 
-/// One station per port, in parallel; returns the reports in port order.
+/// A flag that Ctrl-C (SIGINT) sets, for stations to stop at their next step boundary; a
+/// second Ctrl-C ends the process at once (exit status 130, as a shell reports SIGINT).
+pub fn stop_on_interrupt() -> std::io::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::SIGINT;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Order matters: the shutdown hook runs first and only fires once the flag is already set,
+    // i.e. on the second signal.
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&stop))?;
+    signal_hook::flag::register(SIGINT, Arc::clone(&stop))?;
+    Ok(stop)
+}
+
+/// One station per port, in parallel; returns the reports in port order. Once `stop` is set,
+/// each station finishes its current step and reports [`DeviceResult::Interrupted`].
 #[allow(clippy::too_many_arguments)]
 pub fn run_stations(
     ports: &[String],
@@ -22,6 +36,7 @@ pub fn run_stations(
     registry: &Mutex<Registry>,
     verify_only: bool,
     show_progress: bool,
+    stop: &AtomicBool,
 ) -> Vec<DeviceReport> {
     let multi = MultiProgress::with_draw_target(if show_progress {
         ProgressDrawTarget::stderr()
@@ -77,7 +92,8 @@ pub fn run_stations(
                         signer,
                         registry,
                         progress,
-                    );
+                    )
+                    .with_stop(stop);
                     if verify_only {
                         station.verify_only()
                     } else {
@@ -96,6 +112,7 @@ pub fn run_stations(
             DeviceResult::Failed(_) => bar.abandon_with_message("failed"),
             DeviceResult::Provisioned => bar.finish_with_message("provisioned"),
             DeviceResult::AlreadyProvisioned => bar.finish_with_message("verified"),
+            DeviceResult::Interrupted { .. } => bar.abandon_with_message("interrupted"),
         }
     }
     reports
@@ -114,6 +131,8 @@ pub struct Tally {
     pub verified: usize,
     /// Devices that failed.
     pub failed: usize,
+    /// Devices whose station stopped on an interrupt.
+    pub interrupted: usize,
 }
 
 impl Tally {
@@ -125,6 +144,7 @@ impl Tally {
                 DeviceResult::Provisioned => t.provisioned += 1,
                 DeviceResult::AlreadyProvisioned => t.verified += 1,
                 DeviceResult::Failed(_) => t.failed += 1,
+                DeviceResult::Interrupted { .. } => t.interrupted += 1,
             }
         }
         t
@@ -132,6 +152,6 @@ impl Tally {
 
     /// Every device counted.
     pub fn total(&self) -> usize {
-        self.provisioned + self.verified + self.failed
+        self.provisioned + self.verified + self.failed + self.interrupted
     }
 }
