@@ -116,3 +116,124 @@ fn trap8_sigint_during_provision_stops_between_steps_and_reports() {
     let rerun_out = ok(rerun);
     assert_eq!(rerun_out.matches("provisioned").count(), 2, "{rerun_out}");
 }
+
+/// The one `keystamp: error:` line of a failed run (and nothing else on stderr).
+fn one_error_line(o: &Output) -> String {
+    assert!(!o.status.success(), "expected failure: {}", text(&o.stdout));
+    let err = text(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "want one stderr line, got {err:?}");
+    assert!(lines[0].starts_with("keystamp: error: "), "{err}");
+    lines[0].to_string()
+}
+
+/// Trap 9: a missing port is refused before any station starts: one line naming it, no table
+/// row, no "rerun to resume" (nothing was started), in text and JSON alike. Before: a table
+/// row `FAILED: cannot open ...` and "see the table above and rerun to resume".
+#[test]
+fn trap9_a_missing_port_is_one_line_before_any_station() {
+    let dir = project();
+    for json in [false, true] {
+        let mut cmd = keystamp(dir.path());
+        cmd.args(["provision", "--port", "/dev/keystamp-no-such-port"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let o = cmd.output().expect("run provision");
+        let line = one_error_line(&o);
+        assert!(line.contains("/dev/keystamp-no-such-port"), "{line}");
+        assert!(line.contains("does not exist"), "{line}");
+        assert!(!line.contains("rerun") && !line.contains("table"), "{line}");
+        assert!(o.stdout.is_empty(), "no table: {}", text(&o.stdout));
+    }
+}
+
+/// Trap 9: with `--json` a failed device's message points at the JSON, not at a table, and a
+/// device that was never reached gets no "rerun to resume". (`/dev/null` exists but is no
+/// serial port, so its station fails on opening it.) Before: "see the table above and rerun
+/// to resume" under JSON output.
+#[cfg(unix)]
+#[test]
+fn trap9_json_failures_do_not_point_at_a_table() {
+    let dir = project();
+    let o = keystamp(dir.path())
+        .args(["provision", "--port", "/dev/null", "--json"])
+        .output()
+        .expect("run provision");
+    let line = one_error_line(&o);
+    assert!(line.contains("1 of 1 devices failed"), "{line}");
+    assert!(line.contains("\"error\""), "{line}");
+    assert!(!line.contains("table"), "{line}");
+    assert!(!line.contains("rerun"), "nothing to resume: {line}");
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON results");
+    assert_eq!(rows[0]["result"], "failed");
+}
+
+/// Trap 9: a reader that stops early (`keystamp registry list | head`) is not an error worth
+/// a message. The pipe's reading end is closed before keystamp starts, so every write fails
+/// with EPIPE. Before: `keystamp: error: writing output: Broken pipe`.
+#[test]
+fn trap9_broken_pipe_exits_quietly() {
+    let dir = project();
+    for args in [
+        &["ca", "show"][..],
+        &["registry", "list"],
+        &["registry", "list", "--json"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let o = keystamp(dir.path())
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run keystamp");
+        assert_eq!(text(&o.stderr), "", "{args:?}");
+        assert!(
+            !o.status.success(),
+            "{args:?}: the output was not delivered"
+        );
+    }
+}
+
+/// Trap 9: a definition file of the wrong shape says what the file must be, not the name of
+/// a Rust type. Before: `expected struct JDef with 18 elements`.
+#[test]
+fn trap9_definition_errors_name_no_internal_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, body) in [("array.json", "[]"), ("number.json", "7")] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).expect("write");
+        let o = keystamp(dir.path())
+            .arg("certdef")
+            .arg("show")
+            .arg(&path)
+            .output()
+            .expect("run certdef show");
+        let line = one_error_line(&o);
+        assert!(!line.contains("JDef") && !line.contains("struct"), "{line}");
+        assert!(line.contains("certificate definition"), "{line}");
+    }
+}
+
+/// Trap 9: an out-of-range slot reads as a human range. Before: "16 is not in 0..16".
+#[test]
+fn trap9_slot_ranges_read_as_0_to_15() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for flag in ["--comp-cert-slot", "--device-key-slot", "--public-key-slot"] {
+        let o = keystamp(dir.path())
+            .args(["certdef", "from-cert", "cert.pem", flag, "16"])
+            .output()
+            .expect("run certdef from-cert");
+        let err = text(&o.stderr);
+        assert!(!o.status.success());
+        assert!(!err.contains("0..16"), "{err}");
+        assert!(err.contains("0 to 15"), "{err}");
+    }
+    let o = keystamp(dir.path())
+        .args(["certdef", "from-cert", "cert.pem", "--template-id", "16"])
+        .output()
+        .expect("run certdef from-cert");
+    let err = text(&o.stderr);
+    assert!(!err.contains("0..16") && err.contains("0 to 15"), "{err}");
+}

@@ -68,6 +68,10 @@ pub enum CliError {
         failed: usize,
         /// How many there were.
         total: usize,
+        /// The results went out as JSON (there is no table to point at).
+        json: bool,
+        /// A failed device was reached, so rerunning resumes it.
+        resumable: bool,
     },
     /// The operator interrupted the run (Ctrl-C); the stations stopped at a step boundary.
     Interrupted {
@@ -98,10 +102,23 @@ impl fmt::Display for CliError {
             Self::WriteFile { path, source } => write!(f, "{}: {source}", path.display()),
             Self::Output(e) => write!(f, "writing output: {e}"),
             Self::Json(e) => write!(f, "writing JSON: {e}"),
-            Self::DevicesFailed { failed, total } => write!(
-                f,
-                "{failed} of {total} devices failed; see the table above and rerun to resume"
-            ),
+            Self::DevicesFailed {
+                failed,
+                total,
+                json,
+                resumable,
+            } => {
+                let why = if *json {
+                    "each result's \"error\" says why"
+                } else {
+                    "the table says why"
+                };
+                write!(f, "{failed} of {total} devices failed; {why}")?;
+                if *resumable {
+                    f.write_str("; rerun the same command to resume")?;
+                }
+                Ok(())
+            }
             Self::Interrupted { stopped, total } => write!(
                 f,
                 "interrupted: {stopped} of {total} devices stopped between steps; rerun the \
@@ -158,6 +175,25 @@ from_layer!(
     Pack(PackError),
     Json(serde_json::Error),
 );
+
+/// Whether `e` is standard output closing early (`keystamp registry list | head`): the reader
+/// has what it wanted, so this is not reported.
+pub fn is_broken_pipe(e: &CliError) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    if let CliError::Json(j) = e {
+        return j.io_error_kind() == Some(BrokenPipe);
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == BrokenPipe)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
 
 /// The one line printed for `e`: its message with any line breaks a lower layer produced
 /// collapsed, so a log line stays one line.

@@ -10,7 +10,7 @@ use crate::ops::Tally;
 
 /// A failed write to stdout.
 pub fn io_err(e: std::io::Error) -> CliError {
-    CliError::Invalid(format!("writing output: {e}"))
+    CliError::Output(e)
 }
 
 /// `value` as pretty JSON and a newline.
@@ -92,6 +92,11 @@ pub fn summarize(
         return Err(CliError::DevicesFailed {
             failed,
             total: reports.len(),
+            json,
+            // Only a device the station reached has progress a rerun can resume.
+            resumable: reports
+                .iter()
+                .any(|r| matches!(r.result, DeviceResult::Failed(_)) && r.chip_serial.is_some()),
         });
     }
     Ok(())

@@ -9,7 +9,7 @@ use clap::Args;
 use super::CliError;
 use super::args::SimFlags;
 use super::output::summarize;
-use crate::ops::{Run, StationMode, Tally, start_sims, stop_on_interrupt};
+use crate::ops::{Run, StationMode, Tally, check_ports, start_sims, stop_on_interrupt};
 use crate::project::Project;
 
 /// `keystamp provision`.
@@ -42,6 +42,7 @@ pub fn provision(
     // Installed before anything touches a device, so Ctrl-C never kills a station mid-step.
     let stop = stop_on_interrupt()
         .map_err(|e| CliError::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
+    check_ports(&args.ports)?;
     let mut ports = args.ports.clone();
     let mut sims = Vec::new();
     if let Some(n) = args.simulate {

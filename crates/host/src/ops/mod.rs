@@ -21,7 +21,7 @@ pub mod stations;
 pub use project::{create_project, open_registry, record_signer, unlock};
 pub use run::{Run, StationMode};
 pub use sim::{SimOptions, start_sims};
-pub use stations::{Tally, run_stations, stop_on_interrupt};
+pub use stations::{Tally, check_ports, run_stations, stop_on_interrupt};
 
 /// Why an operation failed.
 #[derive(Debug)]
@@ -45,6 +45,8 @@ pub enum OpsError {
     },
     /// The registry the profile names does not exist.
     NoRegistry(PathBuf),
+    /// Serial ports named on the command line that do not exist (nothing was started).
+    MissingPorts(Vec<String>),
     /// A simulated device could not be started.
     SimDevice {
         /// Its index (`devNN`).
@@ -69,6 +71,19 @@ impl fmt::Display for OpsError {
                  (keystamp init creates it)",
                 path.display()
             ),
+            Self::MissingPorts(ports) => {
+                let (noun, verb) = if ports.len() == 1 {
+                    ("port", "does")
+                } else {
+                    ("ports", "do")
+                };
+                write!(
+                    f,
+                    "serial {noun} {} {verb} not exist: check the name and that the device is \
+                     plugged in (nothing was started)",
+                    ports.join(", ")
+                )
+            }
             Self::SimDevice { index, source } => {
                 write!(f, "cannot start simulated device {index}: {source}")
             }
@@ -84,7 +99,7 @@ impl std::error::Error for OpsError {
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
             Self::Passphrase(e) => Some(e),
-            Self::NoRegistry(_) => None,
+            Self::NoRegistry(_) | Self::MissingPorts(_) => None,
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }

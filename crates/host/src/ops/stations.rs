@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keystamp_wire::RetryPolicy;
 
+use super::OpsError;
 use crate::engine::{DeviceReport, DeviceResult, Material, Station, Step};
 use crate::link::{self, Link};
 use crate::pki::ca::Signer;
@@ -22,6 +23,26 @@ pub fn stop_on_interrupt() -> std::io::Result<Arc<AtomicBool>> {
     signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&stop))?;
     signal_hook::flag::register(SIGINT, Arc::clone(&stop))?;
     Ok(stop)
+}
+
+/// Checks that every port exists before any station starts, so a mistyped port is one clear
+/// error instead of a failed station. Ports that are not file paths (Windows `COM3`) are left
+/// to the station, which reports what opening them says.
+pub fn check_ports(ports: &[String]) -> Result<(), OpsError> {
+    let missing: Vec<String> = ports
+        .iter()
+        .filter(|p| is_path(p) && !std::path::Path::new(p).exists())
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(OpsError::MissingPorts(missing))
+    }
+}
+
+fn is_path(port: &str) -> bool {
+    cfg!(unix) || port.contains(['/', '\\'])
 }
 
 /// One station per port, in parallel; returns the reports in port order. Once `stop` is set,
