@@ -161,6 +161,9 @@ pub struct DeviceReport {
     pub cn: Option<String>,
     /// Device certificate serial (hex).
     pub cert_serial: Option<String>,
+    /// A new certificate was issued for the device in this run (not one reused from the
+    /// registry on resume).
+    pub issued: bool,
     /// Wall time at the station.
     pub elapsed: Duration,
     /// Result.
@@ -178,6 +181,7 @@ impl DeviceReport {
             chip_serial: None,
             cn: None,
             cert_serial: None,
+            issued: false,
             elapsed: Duration::ZERO,
             result: DeviceResult::Failed(message),
             link: LinkStats::default(),
@@ -714,6 +718,7 @@ impl<'a, P: Port> Station<'a, P> {
         self.step(Step::Issue);
         let (issued, prior) = self.issue(&config, &public_key)?;
         let reused = prior.is_some();
+        report.issued = !reused;
         report.cert_serial = Some(hex::encode_upper(&issued.serial));
         report.cn = common_name(&issued.der);
         if let (Some(f), Some(cn)) = (&m.expected_cn, &report.cn) {

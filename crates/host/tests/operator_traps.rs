@@ -58,25 +58,8 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 fn trap8_sigint_during_provision_stops_between_steps_and_reports() {
     let dir = project();
     let registry = dir.path().join("registry.sqlite");
-    // A slow link (1200 baud, paced) keeps the stations busy for many seconds, so the signal
-    // lands in the middle of the run.
-    let child = keystamp(dir.path())
-        .args(["provision", "--simulate", "2", "--baud", "1200"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn keystamp provision");
-    // Both stations have probed their chips: they are past the first step.
-    wait_until("both stations to probe their chips", || {
-        Registry::open(&registry)
-            .and_then(|r| r.audit_log(None))
-            .is_ok_and(|log| log.iter().filter(|a| a.step == "probe").count() >= 2)
-    });
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
+    let child = slow_provision(dir.path(), 2, &[]);
+    interrupt(&child);
     let out = child.wait_with_output().expect("wait for keystamp");
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
@@ -85,7 +68,7 @@ fn trap8_sigint_during_provision_stops_between_steps_and_reports() {
         Some(130),
         "stdout {stdout}\nstderr {stderr}"
     );
-    let rows: Vec<&str> = stdout.lines().skip(1).collect();
+    let rows: Vec<&str> = stdout.lines().skip(1).take(2).collect();
     assert_eq!(rows.len(), 2, "{stdout}");
     for row in &rows {
         assert!(row.contains("interrupted before "), "{row}");
@@ -114,7 +97,11 @@ fn trap8_sigint_during_provision_stops_between_steps_and_reports() {
         .output()
         .expect("rerun");
     let rerun_out = ok(rerun);
-    assert_eq!(rerun_out.matches("provisioned").count(), 2, "{rerun_out}");
+    let resumed = rerun_out
+        .lines()
+        .filter(|l| l.ends_with("  provisioned"))
+        .count();
+    assert_eq!(resumed, 2, "{rerun_out}");
 }
 
 /// The one `keystamp: error:` line of a failed run (and nothing else on stderr).
@@ -165,8 +152,8 @@ fn trap9_json_failures_do_not_point_at_a_table() {
     assert!(line.contains("\"error\""), "{line}");
     assert!(!line.contains("table"), "{line}");
     assert!(!line.contains("rerun"), "nothing to resume: {line}");
-    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON results");
-    assert_eq!(rows[0]["result"], "failed");
+    let results: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON results");
+    assert_eq!(results["devices"][0]["result"], "failed");
 }
 
 /// Trap 9: a reader that stops early (`keystamp registry list | head`) is not an error worth
@@ -236,4 +223,130 @@ fn trap9_slot_ranges_read_as_0_to_15() {
         .expect("run certdef from-cert");
     let err = text(&o.stderr);
     assert!(!err.contains("0..16") && err.contains("0 to 15"), "{err}");
+}
+
+/// Every number in `v` is an integer (no float noise such as `0.30000000000000004`).
+fn assert_integers(v: &serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) => assert!(n.is_u64() || n.is_i64(), "float {n}"),
+        serde_json::Value::Array(a) => a.iter().for_each(assert_integers),
+        serde_json::Value::Object(o) => o.values().for_each(assert_integers),
+        _ => {}
+    }
+}
+
+/// Trap 10: `provision` closes with a count line (provisioned / verified / failed / issued),
+/// in text and in JSON, and JSON times are whole milliseconds. Before: the table ended with
+/// its last row, and JSON had `"seconds": 1.234567`.
+#[test]
+fn trap10_provision_closes_with_counts_and_integer_milliseconds() {
+    let dir = project();
+    let first = ok(keystamp(dir.path())
+        .args(["provision", "--simulate", "2", "--timing", "instant"])
+        .output()
+        .expect("provision"));
+    assert_eq!(
+        first.lines().last(),
+        Some("2 devices: 2 provisioned, 0 verified, 0 failed; 2 certificates issued"),
+        "{first}"
+    );
+    let again = ok(keystamp(dir.path())
+        .args([
+            "provision",
+            "--simulate",
+            "2",
+            "--timing",
+            "instant",
+            "--json",
+        ])
+        .output()
+        .expect("provision --json"));
+    let v: serde_json::Value = serde_json::from_str(&again).expect("JSON");
+    assert_eq!(
+        v["counts"],
+        serde_json::json!({"provisioned": 0, "verified": 2, "failed": 0, "interrupted": 0, "issued": 0})
+    );
+    let devices = v["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 2);
+    for d in devices {
+        assert!(d["milliseconds"].is_u64(), "{d}");
+    }
+    assert_integers(&v);
+}
+
+/// Starts a slow `provision --simulate N` (a paced 1200-baud link keeps the stations busy for
+/// many seconds) and waits until each station has probed its chip, i.e. holds its simulated
+/// device and its station row and is in the middle of the run.
+fn slow_provision(dir: &Path, n: usize, extra: &[&str]) -> std::process::Child {
+    let registry = dir.join("registry.sqlite");
+    let probes = || {
+        Registry::open(&registry)
+            .and_then(|r| r.audit_log(None))
+            .map(|l| l.iter().filter(|a| a.step == "probe").count())
+            .unwrap_or(0)
+    };
+    let before = probes();
+    let child = keystamp(dir)
+        .args(["provision", "--simulate", &n.to_string(), "--baud", "1200"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn keystamp provision");
+    wait_until("the stations to probe their chips", || {
+        probes() >= before + n
+    });
+    child
+}
+
+/// Sends SIGINT (Ctrl-C) to `child`.
+fn interrupt(child: &std::process::Child) {
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+}
+
+/// Trap 10: two `provision` processes on one project. A second run on the same simulated
+/// devices is refused with one line (they would load and save the same chip files); with its
+/// own `--state-dir` it runs, and the two stations keep their own rows in the registry (named
+/// host:port). Before: the second run drove the same chips, and both stations were `station1`.
+#[cfg(unix)]
+#[test]
+fn trap10_two_provision_processes_on_one_project() {
+    let dir = project();
+    let first = slow_provision(dir.path(), 1, &[]);
+    let refused = keystamp(dir.path())
+        .args(["provision", "--simulate", "1", "--timing", "instant"])
+        .output()
+        .expect("second provision");
+    let line = one_error_line(&refused);
+    assert!(line.contains("in use by keystamp process"), "{line}");
+    assert!(line.contains("--state-dir"), "{line}");
+    let other = dir.path().join("sim-b");
+    ok(keystamp(dir.path())
+        .args([
+            "provision",
+            "--simulate",
+            "1",
+            "--timing",
+            "instant",
+            "--state-dir",
+        ])
+        .arg(&other)
+        .output()
+        .expect("second provision, own state dir"));
+    interrupt(&first);
+    let out = first.wait_with_output().expect("wait for the first run");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let registry = Registry::open(&dir.path().join("registry.sqlite")).expect("registry");
+    let stations = registry.stations().expect("stations");
+    assert_eq!(stations.len(), 2, "{stations:?}");
+    assert_ne!(stations[0].name, stations[1].name);
+    // The lock goes with the run: the default state directory is free again.
+    ok(keystamp(dir.path())
+        .args(["provision", "--simulate", "1", "--timing", "instant"])
+        .output()
+        .expect("third provision"));
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use super::CliError;
 use super::output::summarize;
 use crate::engine::DeviceResult;
-use crate::ops::{Run, SimOptions, StationMode, create_project, start_sims};
+use crate::ops::{Run, SimOptions, StationMode, create_project, lock_sim_dir, start_sims};
 use crate::pki::ca::{self, KeyProtection, Signer};
 use crate::project::{Profile, Project};
 
@@ -57,6 +57,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         trace_i2c: None,
     };
     let state = project.dir.join("sim");
+    let _lock = lock_sim_dir(&state)?;
     let sims = start_sims(args.devices, &state, &flags, 115_200)?;
     let ports: Vec<String> = sims.iter().map(|d| d.port_path().to_string()).collect();
     writeln!(
@@ -82,10 +83,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .filter(|r| r.result == DeviceResult::AlreadyProvisioned)
         .count();
     writeln!(out, "verified: {ok}/{}", verified.len()).map_err(io)?;
-    let issued = reports
-        .iter()
-        .filter(|r| r.result == DeviceResult::Provisioned)
-        .count();
+    let issued = crate::ops::Tally::of(&reports).issued;
     writeln!(
         out,
         "issued this run: {issued} certificate(s); provisioning wall time {:.2} s",

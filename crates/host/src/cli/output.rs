@@ -19,13 +19,15 @@ pub fn print_json<T: Serialize>(value: &T, out: &mut dyn Write) -> Result<(), Cl
     writeln!(out).map_err(io_err)
 }
 
-/// Prints the summary table (or JSON) and returns an error when any device failed.
+/// Prints the summary table (or JSON) and its closing count line, and returns an error when
+/// any device failed or was interrupted.
 pub fn summarize(
     reports: &[DeviceReport],
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let io = CliError::Output;
+    let tally = Tally::of(reports);
     if json {
         let rows: Vec<_> = reports
             .iter()
@@ -36,7 +38,9 @@ pub fn summarize(
                     "chip_serial": r.chip_serial.map(hex::encode_upper),
                     "cn": r.cn,
                     "cert_serial": r.cert_serial,
-                    "seconds": r.elapsed.as_secs_f64(),
+                    "issued": r.issued,
+                    // Whole milliseconds: an integer reads the same in every JSON consumer.
+                    "milliseconds": millis(r.elapsed),
                     "result": result_word(&r.result),
                     "error": match &r.result { DeviceResult::Failed(m) => Some(m.clone()), _ => None },
                     "stopped_before": match &r.result { DeviceResult::Interrupted { step } => Some(step.name()), _ => None },
@@ -46,23 +50,27 @@ pub fn summarize(
                 })
             })
             .collect();
-        writeln!(
+        print_json(
+            &serde_json::json!({ "devices": rows, "counts": tally }),
             out,
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        )
-        .map_err(io)?;
+        )?;
     } else {
+        let width = reports
+            .iter()
+            .map(|r| r.station.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max("station".len());
         writeln!(
             out,
-            "{:<9} {:<18} {:<20} {:<20} {:>7}  result",
+            "{:<width$} {:<18} {:<20} {:<20} {:>7}  result",
             "station", "chip serial", "CN", "certificate serial", "time"
         )
         .map_err(io)?;
         for r in reports {
             writeln!(
                 out,
-                "{:<9} {:<18} {:<20} {:<20} {:>6.2}s  {}",
+                "{:<width$} {:<18} {:<20} {:<20} {:>6.2}s  {}",
                 r.station,
                 r.chip_serial
                     .map(hex::encode_upper)
@@ -79,18 +87,17 @@ pub fn summarize(
             )
             .map_err(io)?;
         }
+        writeln!(out, "{}", count_line(&tally)).map_err(io)?;
     }
-    let tally = Tally::of(reports);
     if tally.interrupted > 0 {
         return Err(CliError::Interrupted {
             stopped: tally.interrupted,
             total: reports.len(),
         });
     }
-    let failed = tally.failed;
-    if failed > 0 {
+    if tally.failed > 0 {
         return Err(CliError::DevicesFailed {
-            failed,
+            failed: tally.failed,
             total: reports.len(),
             json,
             // Only a device the station reached has progress a rerun can resume.
@@ -100,6 +107,26 @@ pub fn summarize(
         });
     }
     Ok(())
+}
+
+/// The line closing a run's table: what happened to how many devices.
+pub fn count_line(t: &Tally) -> String {
+    let mut line = format!(
+        "{} devices: {} provisioned, {} verified, {} failed",
+        t.total(),
+        t.provisioned,
+        t.verified,
+        t.failed
+    );
+    if t.interrupted > 0 {
+        line.push_str(&format!(", {} interrupted", t.interrupted));
+    }
+    line.push_str(&format!("; {} certificates issued", t.issued));
+    line
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn result_word(r: &DeviceResult) -> &'static str {

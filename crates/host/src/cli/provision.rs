@@ -9,7 +9,9 @@ use clap::Args;
 use super::CliError;
 use super::args::SimFlags;
 use super::output::summarize;
-use crate::ops::{Run, StationMode, Tally, check_ports, start_sims, stop_on_interrupt};
+use crate::ops::{
+    Run, StationMode, Tally, check_ports, lock_sim_dir, start_sims, stop_on_interrupt,
+};
 use crate::project::Project;
 
 /// `keystamp provision`.
@@ -45,12 +47,14 @@ pub fn provision(
     check_ports(&args.ports)?;
     let mut ports = args.ports.clone();
     let mut sims = Vec::new();
+    let mut _sim_lock = None;
     if let Some(n) = args.simulate {
         let state = args
             .sim
             .state_dir
             .clone()
             .unwrap_or_else(|| project.dir.join("sim"));
+        _sim_lock = Some(lock_sim_dir(&state)?);
         sims = start_sims(n, &state, &args.sim.options(), args.baud)?;
         ports.extend(sims.iter().map(|d| d.port_path().to_string()));
     }

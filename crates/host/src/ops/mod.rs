@@ -20,7 +20,7 @@ pub mod stations;
 
 pub use project::{create_project, open_registry, record_signer, unlock};
 pub use run::{Run, StationMode};
-pub use sim::{SimOptions, start_sims};
+pub use sim::{SimDirLock, SimOptions, lock_sim_dir, start_sims};
 pub use stations::{Tally, check_ports, run_stations, stop_on_interrupt};
 
 /// Why an operation failed.
@@ -47,6 +47,15 @@ pub enum OpsError {
     NoRegistry(PathBuf),
     /// Serial ports named on the command line that do not exist (nothing was started).
     MissingPorts(Vec<String>),
+    /// Another run holds the simulated-device state directory.
+    SimDirInUse {
+        /// The state directory.
+        dir: PathBuf,
+        /// The process holding it, when its lock file says.
+        holder: Option<u32>,
+        /// The lock file.
+        lock: PathBuf,
+    },
     /// A simulated device could not be started.
     SimDevice {
         /// Its index (`devNN`).
@@ -84,6 +93,18 @@ impl fmt::Display for OpsError {
                     ports.join(", ")
                 )
             }
+            Self::SimDirInUse { dir, holder, lock } => {
+                write!(f, "simulated devices in {} are in use", dir.display())?;
+                if let Some(pid) = holder {
+                    write!(f, " by keystamp process {pid}")?;
+                }
+                write!(
+                    f,
+                    ": give this run its own --state-dir, or wait for that run to end (if none \
+                     runs, delete {})",
+                    lock.display()
+                )
+            }
             Self::SimDevice { index, source } => {
                 write!(f, "cannot start simulated device {index}: {source}")
             }
@@ -99,7 +120,7 @@ impl std::error::Error for OpsError {
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
             Self::Passphrase(e) => Some(e),
-            Self::NoRegistry(_) | Self::MissingPorts(_) => None,
+            Self::NoRegistry(_) | Self::MissingPorts(_) | Self::SimDirInUse { .. } => None,
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }

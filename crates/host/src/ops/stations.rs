@@ -25,6 +25,36 @@ pub fn stop_on_interrupt() -> std::io::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// The registry name of the station on `port`: this host's name and the port, so stations
+/// of two processes (or two hosts) sharing one registry never take each other's rows. A port
+/// is held by one process at a time, so the pair is unique among running stations.
+pub fn station_name(port: &str) -> String {
+    format!("{}:{port}", host_name())
+}
+
+/// This computer's name, for station names; the process id when the system does not say.
+pub fn host_name() -> String {
+    let from_file = |p: &str| std::fs::read_to_string(p).ok();
+    let name = std::env::var("COMPUTERNAME")
+        .ok()
+        .or_else(|| from_file("/proc/sys/kernel/hostname"))
+        .or_else(|| from_file("/etc/hostname"))
+        .or_else(|| std::env::var("HOSTNAME").ok());
+    // Sanitized: it ends up in the registry and in tables.
+    let clean: String = name
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        format!("pid{}", std::process::id())
+    } else {
+        clean
+    }
+}
+
 /// Checks that every port exists before any station starts, so a mistyped port is one clear
 /// error instead of a failed station. Ports that are not file paths (Windows `COM3`) are left
 /// to the station, which reports what opening them says.
@@ -69,17 +99,14 @@ pub fn run_stations(
         .progress_chars("=> ");
     let bars: Vec<ProgressBar> = ports
         .iter()
-        .enumerate()
-        .map(|(i, _)| {
+        .map(|port| {
             let bar = multi.add(ProgressBar::new(Step::Done.index().1));
             bar.set_style(style.clone());
-            bar.set_prefix(format!("station{}", i + 1));
+            bar.set_prefix(port.clone());
             bar
         })
         .collect();
-    let names: Vec<String> = (0..ports.len())
-        .map(|i| format!("station{}", i + 1))
-        .collect();
+    let names: Vec<String> = ports.iter().map(|p| station_name(p)).collect();
     let progress = |name: &str, step: Step| {
         if let Some(i) = names.iter().position(|n| n == name)
             && let Some(bar) = bars.get(i)
@@ -144,7 +171,7 @@ fn panic_report() -> DeviceReport {
 }
 
 /// What a run of stations did, by result.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Tally {
     /// Devices that received a certificate in this run.
     pub provisioned: usize,
@@ -154,6 +181,8 @@ pub struct Tally {
     pub failed: usize,
     /// Devices whose station stopped on an interrupt.
     pub interrupted: usize,
+    /// New certificates issued in this run (a resumed device reuses its recorded one).
+    pub issued: usize,
 }
 
 impl Tally {
@@ -161,6 +190,7 @@ impl Tally {
     pub fn of(reports: &[DeviceReport]) -> Self {
         let mut t = Self::default();
         for r in reports {
+            t.issued += usize::from(r.issued);
             match r.result {
                 DeviceResult::Provisioned => t.provisioned += 1,
                 DeviceResult::AlreadyProvisioned => t.verified += 1,
