@@ -350,3 +350,96 @@ fn trap10_two_provision_processes_on_one_project() {
         .output()
         .expect("third provision"));
 }
+
+/// Trap 10: `registry list` and `registry show` open the registry read-only: the file is not
+/// written (so they work on a read-only project, e.g. a copy for the auditors). Before: every
+/// open migrated, i.e. wrote, the database.
+#[cfg(unix)]
+#[test]
+fn trap10_read_only_commands_leave_the_registry_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = project();
+    ok(keystamp(dir.path())
+        .args(["provision", "--simulate", "1", "--timing", "instant"])
+        .output()
+        .expect("provision"));
+    let db = dir.path().join("registry.sqlite");
+    let before = std::fs::read(&db).expect("read registry");
+    // Read-only for everyone but root (root ignores modes; the byte check still holds).
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    let listing = ok(keystamp(dir.path())
+        .args(["registry", "list", "--json"])
+        .output()
+        .expect("registry list"));
+    let devices: serde_json::Value = serde_json::from_str(&listing).expect("JSON");
+    let chip = devices[0]["chip_serial"]
+        .as_str()
+        .expect("chip serial")
+        .to_string();
+    ok(keystamp(dir.path())
+        .args(["registry", "list"])
+        .output()
+        .expect("registry list"));
+    let shown = ok(keystamp(dir.path())
+        .args(["registry", "show", &chip])
+        .output()
+        .expect("registry show"));
+    assert!(shown.contains(&chip), "{shown}");
+    as_nobody_if_root(dir.path());
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert!(
+        std::fs::read(&db).expect("read registry") == before,
+        "the registry was written"
+    );
+}
+
+/// Root ignores file modes, so as root `registry list` is run once more as `nobody` (via
+/// `setpriv`, when present), for whom the project really is read-only.
+#[cfg(unix)]
+fn as_nobody_if_root(project: &Path) {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| text(&o.stdout).trim() == "0");
+    if !root {
+        return;
+    }
+    let nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_keystamp"))
+            .arg("--project")
+            .arg(project)
+            .args(args)
+            .env_remove("KEYSTAMP_PROJECT")
+            .output()
+    };
+    let Ok(o) = nobody(&["registry", "list"]) else {
+        eprintln!("SKIP read-only run as nobody: setpriv not found");
+        return;
+    };
+    assert!(o.status.success(), "as nobody: {}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("provisioned"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+/// Trap 10: a database error names the file. Before: `registry database: file is not a
+/// database`, with no path.
+#[test]
+fn trap10_database_errors_name_the_file() {
+    let dir = project();
+    let db = dir.path().join("registry.sqlite");
+    std::fs::write(&db, vec![b'x'; 4096]).expect("overwrite registry");
+    for args in [&["registry", "list"][..], &["provision", "--simulate", "1"]] {
+        let o = keystamp(dir.path())
+            .args(args)
+            .output()
+            .expect("run keystamp");
+        let line = one_error_line(&o);
+        assert!(line.contains(&db.display().to_string()), "{args:?}: {line}");
+    }
+}

@@ -68,14 +68,14 @@ pub fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), Ops
     Ok(())
 }
 
-/// Opens the project's registry for reading and recording; refuses a registry file that does
-/// not exist rather than creating an empty one.
+/// Opens the project's registry for reading only (`registry list`, `registry show`): nothing
+/// is written, so a read-only project works; refuses a registry file that does not exist.
 pub fn open_registry(project: &Project) -> Result<Registry, OpsError> {
     let path = project.registry_path();
     if !path.exists() {
         return Err(OpsError::NoRegistry(path));
     }
-    Ok(Registry::open(&path)?)
+    Ok(Registry::open_read_only(&path)?)
 }
 
 /// Unlocks the project's signer, asking for the passphrase when its keys are encrypted.
