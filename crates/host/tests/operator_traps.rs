@@ -443,3 +443,60 @@ fn trap10_database_errors_name_the_file() {
         assert!(line.contains(&db.display().to_string()), "{args:?}: {line}");
     }
 }
+
+/// Trap 10: input files are size-capped (1 MiB) with a clear error before they are read: a
+/// definition, a certificate and the profile, each a sparse 64 MiB file here. Before: the
+/// whole file was read (a 2.8 GB JSON took 8.7 GB of memory) and then failed to parse.
+#[test]
+fn trap10_oversized_input_files_are_refused_before_reading() {
+    let dir = project();
+    let big = |name: &str| {
+        let path = dir.path().join(name);
+        let f = std::fs::File::create(&path).expect("create");
+        f.set_len(64 << 20).expect("sparse 64 MiB");
+        path
+    };
+    let def = big("huge-def.json");
+    let cert = big("huge-cert.pem");
+    for (args, path) in [
+        (
+            vec!["certdef".into(), "show".into(), def.display().to_string()],
+            &def,
+        ),
+        (
+            vec![
+                "certdef".into(),
+                "compress".into(),
+                "--def".into(),
+                dir.path().join("device-def.json").display().to_string(),
+                "--cert".into(),
+                cert.display().to_string(),
+            ],
+            &cert,
+        ),
+    ] {
+        let o = keystamp(dir.path()).args(&args).output().expect("run");
+        let line = one_error_line(&o);
+        assert!(line.contains(&path.display().to_string()), "{line}");
+        assert!(
+            line.contains("67108864 bytes") && line.contains("1 MiB"),
+            "{line}"
+        );
+    }
+    let profile = dir.path().join("keystamp.toml");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&profile)
+        .and_then(|f| f.set_len(64 << 20))
+        .expect("grow the profile");
+    let line = one_error_line(
+        &keystamp(dir.path())
+            .args(["registry", "list"])
+            .output()
+            .expect("registry list"),
+    );
+    assert!(
+        line.contains("keystamp.toml") && line.contains("1 MiB"),
+        "{line}"
+    );
+}
