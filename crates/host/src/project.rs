@@ -450,7 +450,7 @@ impl Profile {
             return Ok(ConfigZoneSource::Inline(bytes));
         }
         let path = self.resolve(dir, Path::new(value));
-        let data = std::fs::read(&path).map_err(|e| {
+        let data = crate::certdef_io::read_limited(&path).map_err(|e| {
             invalid(
                 "chip.config_zone",
                 format!(
@@ -671,7 +671,7 @@ impl Project {
     /// Opens the project in `dir`: reads and validates `keystamp.toml`.
     pub fn open(dir: &Path) -> Result<Self, ProjectError> {
         let path = dir.join(PROFILE_FILE);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::certdef_io::read_limited_text(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ProjectError::NotAProject(dir.to_path_buf()));

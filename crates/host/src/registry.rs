@@ -7,10 +7,10 @@
 //! [`Registry::mark_verified`] move it forward once the device holds it and has proven it.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use crate::project::CHIP_SERIAL_LEN;
@@ -175,6 +175,20 @@ text_enum! {
 pub enum RegistryError {
     /// SQLite failed.
     Sqlite(rusqlite::Error),
+    /// The registry file could not be opened or read as a registry.
+    File {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A registry opened read-only has an older schema, which only a writing command upgrades.
+    OlderSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        version: i64,
+    },
     /// The database was written by a newer keystamp.
     NewerSchema(i64),
     /// A certificate with this serial number is already recorded.
@@ -205,6 +219,22 @@ impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sqlite(e) => write!(f, "registry database: {e}"),
+            Self::File { path, source } => {
+                write!(f, "registry {}: {source}", path.display())?;
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+                    f.write_str(
+                        " (not a keystamp registry: check registry.path in keystamp.toml)",
+                    )?;
+                }
+                Ok(())
+            }
+            Self::OlderSchema { path, version } => write!(
+                f,
+                "registry {} has schema version {version}, older than this keystamp's \
+                 ({SCHEMA_VERSION}); a command that records (e.g. keystamp provision) \
+                 upgrades it",
+                path.display()
+            ),
             Self::NewerSchema(v) => write!(
                 f,
                 "registry schema version {v} is newer than this keystamp ({SCHEMA_VERSION}): \
@@ -232,10 +262,39 @@ impl fmt::Display for RegistryError {
     }
 }
 
+/// `path` as an SQLite URI that opens it immutable (no locks, no shared memory).
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            '%' => uri.push_str("%25"),
+            '\\' if cfg!(windows) => uri.push('/'),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
+impl RegistryError {
+    /// Names the database file in a bare SQLite error.
+    fn in_file(self, path: &Path) -> Self {
+        match self {
+            Self::Sqlite(source) => Self::File {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => other,
+        }
+    }
+}
+
 impl std::error::Error for RegistryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Sqlite(e) => Some(e),
+            Self::Sqlite(e) | Self::File { source: e, .. } => Some(e),
             Self::Lot(e) => Some(e),
             _ => None,
         }
@@ -443,7 +502,55 @@ fn device_from_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
 impl Registry {
     /// Opens (creating if needed) the registry at `path` and migrates it to [`SCHEMA_VERSION`].
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
-        Self::from_connection(Connection::open(path)?)
+        Connection::open(path)
+            .map_err(RegistryError::from)
+            .and_then(Self::from_connection)
+            .map_err(|e| e.in_file(path))
+    }
+
+    /// Opens the registry at `path` for reading only: nothing is created, migrated or
+    /// written, so `registry list` works on a read-only project (and on a copy of a registry).
+    pub fn open_read_only(path: &Path) -> Result<Self, RegistryError> {
+        let read = |immutable: bool| -> Result<Self, RegistryError> {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = if immutable {
+                Connection::open_with_flags(
+                    immutable_uri(path),
+                    flags | OpenFlags::SQLITE_OPEN_URI,
+                )?
+            } else {
+                Connection::open_with_flags(path, flags)?
+            };
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Err(RegistryError::NewerSchema(version));
+            }
+            if version < SCHEMA_VERSION {
+                return Err(RegistryError::OlderSchema {
+                    path: path.to_path_buf(),
+                    version,
+                });
+            }
+            Ok(Self {
+                conn,
+                policy: lots::IssuancePolicy::default(),
+            })
+        };
+        // A WAL database needs its shared-memory file even to be read; in a directory nobody
+        // may write to, read it as immutable instead (nothing can be writing to it there).
+        match read(false) {
+            Err(RegistryError::Sqlite(e))
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+                ) =>
+            {
+                read(true)
+            }
+            other => other,
+        }
+        .map_err(|e| e.in_file(path))
     }
 
     /// An in-memory registry (tests, dry runs).

@@ -103,7 +103,7 @@ fn a_development_project_marks_its_certificates_and_flags_simulated_chips() {
     ])));
     let summary: serde_json::Value = serde_json::from_str(&out).expect("json");
     let serial = summary
-        .pointer("/0/chip_serial")
+        .pointer("/devices/0/chip_serial")
         .and_then(|v| v.as_str())
         .unwrap_or_else(|| panic!("chip serial in {out}"))
         .to_string();

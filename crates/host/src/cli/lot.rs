@@ -128,7 +128,7 @@ pub fn run(dir: &Path, cmd: LotCommand, out: &mut dyn Write) -> Result<(), CliEr
             .map_err(io_err)
         }
         LotCommand::Close(a) => {
-            let lot = ops::open_registry(&project)?.close_lot(&a.name)?;
+            let lot = ops::open_registry_for_update(&project)?.close_lot(&a.name)?;
             if a.json {
                 return print_json(&lot, out);
             }

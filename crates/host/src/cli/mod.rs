@@ -73,10 +73,16 @@ pub fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match run(cli, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
+        // Quiet, with the status a shell gives a process SIGPIPE ends (128 + 13).
+        Err(e) if error::is_broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             let _ = stdout.flush();
             eprintln!("keystamp: error: {}", error::one_line(&e));
-            ExitCode::FAILURE
+            match e {
+                // 128 + SIGINT, what a shell reports for a process Ctrl-C ended.
+                CliError::Interrupted { .. } => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

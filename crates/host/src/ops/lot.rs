@@ -340,7 +340,7 @@ pub fn import_lot(
         .into());
     }
     let serials: Vec<ChipSerial> = numbered.into_iter().map(|(_, s)| s).collect();
-    let mut registry = super::open_registry(project)?;
+    let mut registry = super::open_registry_for_update(project)?;
     let name = match name {
         Some(n) => n.to_string(),
         None => registry.next_lot_name()?,
@@ -355,7 +355,7 @@ pub fn create_lot(
     count: u64,
     name: Option<&str>,
 ) -> Result<LotRecord, OpsError> {
-    let mut registry = super::open_registry(project)?;
+    let mut registry = super::open_registry_for_update(project)?;
     let name = match name {
         Some(n) => n.to_string(),
         None => registry.next_lot_name()?,

@@ -20,10 +20,10 @@ pub mod sim;
 pub mod stations;
 
 pub use lot::{LotFileError, ModeError, check_mode, issuance_policy};
-pub use project::{create_project, open_registry, record_signer, unlock};
+pub use project::{create_project, open_registry, open_registry_for_update, record_signer, unlock};
 pub use run::{Run, StationMode};
-pub use sim::{SimOptions, start_sims};
-pub use stations::{Tally, run_stations};
+pub use sim::{SimDirLock, SimOptions, lock_sim_dir, start_sims};
+pub use stations::{Tally, check_ports, run_stations, stop_on_interrupt};
 
 /// Why an operation failed.
 #[derive(Debug)]
@@ -51,6 +51,17 @@ pub enum OpsError {
     LotFile(LotFileError),
     /// The project's mode refuses the run.
     Mode(ModeError),
+    /// Serial ports named on the command line that do not exist (nothing was started).
+    MissingPorts(Vec<String>),
+    /// Another run holds the simulated-device state directory.
+    SimDirInUse {
+        /// The state directory.
+        dir: PathBuf,
+        /// The process holding it, when its lock file says.
+        holder: Option<u32>,
+        /// The lock file.
+        lock: PathBuf,
+    },
     /// A simulated device could not be started.
     SimDevice {
         /// Its index (`devNN`).
@@ -75,6 +86,31 @@ impl fmt::Display for OpsError {
                  (keystamp init creates it)",
                 path.display()
             ),
+            Self::MissingPorts(ports) => {
+                let (noun, verb) = if ports.len() == 1 {
+                    ("port", "does")
+                } else {
+                    ("ports", "do")
+                };
+                write!(
+                    f,
+                    "serial {noun} {} {verb} not exist: check the name and that the device is \
+                     plugged in (nothing was started)",
+                    ports.join(", ")
+                )
+            }
+            Self::SimDirInUse { dir, holder, lock } => {
+                write!(f, "simulated devices in {} are in use", dir.display())?;
+                if let Some(pid) = holder {
+                    write!(f, " by keystamp process {pid}")?;
+                }
+                write!(
+                    f,
+                    ": give this run its own --state-dir, or wait for that run to end (if none \
+                     runs, delete {})",
+                    lock.display()
+                )
+            }
             Self::SimDevice { index, source } => {
                 write!(f, "cannot start simulated device {index}: {source}")
             }
@@ -92,7 +128,7 @@ impl std::error::Error for OpsError {
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
             Self::Passphrase(e) => Some(e),
-            Self::NoRegistry(_) => None,
+            Self::NoRegistry(_) | Self::MissingPorts(_) | Self::SimDirInUse { .. } => None,
             Self::LotFile(e) => Some(e),
             Self::Mode(e) => Some(e),
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),

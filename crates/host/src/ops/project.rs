@@ -86,9 +86,19 @@ pub fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), Ops
     Ok(())
 }
 
-/// Opens the project's registry for reading and recording; refuses a registry file that does
-/// not exist rather than creating an empty one.
+/// Opens the project's registry for reading only (`registry list`, `registry show`): nothing
+/// is written, so a read-only project works; refuses a registry file that does not exist.
 pub fn open_registry(project: &Project) -> Result<Registry, OpsError> {
+    let path = project.registry_path();
+    if !path.exists() {
+        return Err(OpsError::NoRegistry(path));
+    }
+    Ok(Registry::open_read_only(&path)?)
+}
+
+/// Opens the project's existing registry for changes (`lot import|create|close`); refuses a
+/// registry file that does not exist rather than creating an empty one.
+pub fn open_registry_for_update(project: &Project) -> Result<Registry, OpsError> {
     let path = project.registry_path();
     if !path.exists() {
         return Err(OpsError::NoRegistry(path));
