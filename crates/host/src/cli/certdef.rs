@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::CliError;
 use super::output::io_err;
 use crate::certdef_io::{
-    DeviceImageJson, defs_to_json, load_cert, load_def, load_defs, parse_hex, parse_public_key,
+    DeviceImageJson, defs_to_json, load_cert_at, load_def, load_defs, parse_hex, parse_public_key,
 };
 use crate::ops::certdef::{export_c, pack};
 use crate::pki::ca::{self, CaCerts};
@@ -67,8 +67,12 @@ pub enum CaseArg {
 /// `keystamp certdef from-cert`.
 #[derive(Debug, Args)]
 pub struct FromCertArgs {
-    /// Sample certificate (PEM or DER).
+    /// Sample certificate (PEM or DER; text around PEM blocks is skipped).
     pub cert: PathBuf,
+    /// Which certificate of a multi-certificate PEM file to use, from 1 (default: the first,
+    /// with a note).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub index: Option<u64>,
     /// Which certificate of the chain the sample is.
     #[arg(long, value_enum, default_value = "device")]
     pub role: RoleArg,
@@ -117,6 +121,10 @@ pub struct DefCertArgs {
     /// Certificate (PEM or DER).
     #[arg(long)]
     pub cert: PathBuf,
+    /// Which certificate of a multi-certificate PEM file to use, from 1 (default: the first,
+    /// with a note).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub index: Option<u64>,
 }
 
 /// `keystamp certdef compress`.
@@ -245,8 +253,23 @@ fn write_output(path: Option<&Path>, data: &[u8], out: &mut dyn Write) -> Result
     }
 }
 
+/// The certificate `--index` picks from `path`; taking the first of several without
+/// `--index` is noted on stderr, since a chain file's first block may not be the one meant.
+fn cert_input(path: &Path, index: Option<u64>) -> Result<Vec<u8>, CliError> {
+    let index = index.map(|i| usize::try_from(i).unwrap_or(usize::MAX));
+    let (der, count) = load_cert_at(path, index)?;
+    if count > 1 && index.is_none() {
+        eprintln!(
+            "keystamp: note: {} holds {count} certificates; using the first (pick another with \
+             --index N)",
+            path.display()
+        );
+    }
+    Ok(der)
+}
+
 fn cmd_from_cert(a: FromCertArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let der = load_cert(&a.cert)?;
+    let der = cert_input(&a.cert, a.index)?;
     let role = match a.role {
         RoleArg::Device => CertRole::Device,
         RoleArg::Signer => CertRole::Signer,
@@ -330,7 +353,7 @@ fn serial_len(der: &[u8]) -> Result<u16, CliError> {
 fn cmd_compress(a: CompressArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let buf = load_def(&a.io.def)?;
     let def = buf.as_def().map_err(def_err("definition"))?;
-    let der = load_cert(&a.io.cert)?;
+    let der = cert_input(&a.io.cert, a.io.index)?;
     // The certificate must fit the definition, as for split: a clear error instead of a
     // compressed form of the wrong bytes.
     keystamp_certdef::split::check_template(&def, &der)
@@ -342,7 +365,7 @@ fn cmd_compress(a: CompressArgs, out: &mut dyn Write) -> Result<(), CliError> {
 fn cmd_split(a: SplitArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let buf = load_def(&a.io.def)?;
     let def = buf.as_def().map_err(def_err("definition"))?;
-    let der = load_cert(&a.io.cert)?;
+    let der = cert_input(&a.io.cert, a.io.index)?;
     let device_sn = match &a.device_sn {
         Some(s) => Some(
             <[u8; 9]>::try_from(parse_hex(s, "--device-sn")?).map_err(|b| {

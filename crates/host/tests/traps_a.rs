@@ -1,0 +1,99 @@
+//! Operator traps of issue 12 (items 2 and 4–7), each run through the real binary the way a new
+//! user would hit it. Every test here failed on the code before its fix.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn keystamp(project: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_keystamp"));
+    c.arg("--project")
+        .arg(project)
+        .env_remove("KEYSTAMP_CA_PASSPHRASE")
+        .env_remove("KEYSTAMP_PROJECT")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run keystamp")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "keystamp failed: {}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A clean failure: non-zero exit, one `keystamp: error:` line on stderr; returns it.
+fn failed(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "expected failure, got: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "want one stderr line, got {err:?}");
+    assert!(lines[0].starts_with("keystamp: error: "), "{err}");
+    lines[0].to_string()
+}
+
+fn init(dir: &Path) {
+    ok(run(keystamp(dir).args(["init", "--insecure-no-passphrase"])));
+}
+
+fn pem_to_der(path: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).expect("read pem");
+    der::pem::decode_vec(text.as_bytes()).expect("pem").1
+}
+
+fn from_cert(project: &Path, cert: &Path, extra: &[&str]) -> Output {
+    run(keystamp(project)
+        .args(["certdef", "from-cert", "--role", "signer"])
+        .arg(cert)
+        .args(extra))
+}
+
+// ---- trap 5: certificate input with text around PEM, and chains ----
+
+#[test]
+fn trap5_certificate_input_accepts_text_around_pem_and_chains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir);
+    let signer_pem = std::fs::read_to_string(dir.join("ca/signer.pem")).unwrap();
+    let root_pem = std::fs::read_to_string(dir.join("ca/root.pem")).unwrap();
+    // DER files are the independent reference: no PEM parsing involved.
+    let signer_der = dir.join("signer.der");
+    let root_der = dir.join("root.der");
+    std::fs::write(&signer_der, pem_to_der(&dir.join("ca/signer.pem"))).unwrap();
+    std::fs::write(&root_der, pem_to_der(&dir.join("ca/root.pem"))).unwrap();
+    let want_signer = ok(from_cert(dir, &signer_der, &[]));
+    let want_root = ok(from_cert(dir, &root_der, &[]));
+
+    // `openssl ca` output: a text dump before the block.
+    let annotated = dir.join("annotated.pem");
+    std::fs::write(
+        &annotated,
+        format!("Certificate:\n    Data:\n        Version: 3 (0x2)\n{signer_pem}trailing note\n"),
+    )
+    .unwrap();
+    assert_eq!(ok(from_cert(dir, &annotated, &[])), want_signer);
+
+    // A chain file (signer then root): the first by default, with a note; --index picks.
+    let chain = dir.join("chain.pem");
+    std::fs::write(&chain, format!("{signer_pem}{root_pem}")).unwrap();
+    let o = from_cert(dir, &chain, &[]);
+    let note = stderr(&o);
+    assert_eq!(ok(o), want_signer);
+    assert!(note.contains("2 certificates"), "{note}");
+    assert!(note.contains("--index"), "{note}");
+    let o = from_cert(dir, &chain, &["--index", "2"]);
+    assert!(!stderr(&o).contains("note:"), "{}", stderr(&o));
+    assert_eq!(ok(o), want_root);
+    let line = failed(&from_cert(dir, &chain, &["--index", "3"]));
+    assert!(line.contains("2 certificates"), "{line}");
+}
