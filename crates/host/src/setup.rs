@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use keystamp_certdef::{CertDefBuf, Role, write_blob};
+use keystamp_certdef::{CertDefBuf, Role, parse_defs_json, write_blob};
 
+use crate::certdef_io::defs_to_json;
 use crate::engine::Material;
 use crate::pki::ca::{CaError, DeviceCertRequest, Signer};
 use crate::pki::from_cert::{CertRole, FromCertError, FromCertOptions, HexCase, from_cert};
@@ -42,6 +43,13 @@ pub enum SetupError {
         /// The parser's reason.
         source: serde_json::Error,
     },
+    /// A project definition file holds no definition or several.
+    NotOneDefinition {
+        /// The file.
+        path: PathBuf,
+        /// How many it holds.
+        count: usize,
+    },
     /// A definition that is not valid (`what`: its file, or which definition).
     InvalidDefinition {
         /// The file or the definition's role.
@@ -75,6 +83,11 @@ impl std::fmt::Display for SetupError {
                 "{}: not a certificate definition: {source}",
                 path.display()
             ),
+            Self::NotOneDefinition { path, count } => write!(
+                f,
+                "{}: holds {count} definitions; a project definition file holds exactly one",
+                path.display()
+            ),
             Self::InvalidDefinition { what, source } => {
                 write!(f, "{what}: invalid definition: {source}")
             }
@@ -103,7 +116,9 @@ impl std::error::Error for SetupError {
             Self::NotADefinition { source, .. } => Some(source),
             Self::InvalidDefinition { source, .. } | Self::Blob(source) => Some(source),
             Self::SignerDoesNotFit(e) => Some(e),
-            Self::HalfNamedDefinitions | Self::BlobTooLarge { .. } => None,
+            Self::HalfNamedDefinitions
+            | Self::BlobTooLarge { .. }
+            | Self::NotOneDefinition { .. } => None,
         }
     }
 }
@@ -176,7 +191,9 @@ pub fn cn_case(scheme: &str) -> Option<HexCase> {
     }
 }
 
-/// Writes both definitions as cryptoauthlib-shaped JSON into `dir`; returns their paths.
+/// Writes both definitions into `dir` as `{"defs": {"<name>": {...}}}` files (the shape of
+/// cryptoauthlib's `cert_defs.json`), so each keeps its name and `certdef pack` can pair the
+/// device's `ca_cert_def` with the signer's; returns their paths.
 pub fn write_definitions(
     dir: &Path,
     device: &CertDefBuf,
@@ -184,17 +201,27 @@ pub fn write_definitions(
 ) -> Result<(PathBuf, PathBuf), SetupError> {
     let d = dir.join(DEVICE_DEF_FILE);
     let s = dir.join(SIGNER_DEF_FILE);
-    std::fs::write(&d, device.to_json()).map_err(io_err(&d))?;
-    std::fs::write(&s, signer.to_json()).map_err(io_err(&s))?;
+    std::fs::write(&d, defs_to_json(&[device])).map_err(io_err(&d))?;
+    std::fs::write(&s, defs_to_json(&[signer])).map_err(io_err(&s))?;
     Ok((d, s))
 }
 
+/// Reads a definition file holding one definition: named (`{"defs": {...}}`), or a bare object
+/// as projects made before definitions were named have.
 fn read_def(path: &Path) -> Result<CertDefBuf, SetupError> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    let def = CertDefBuf::from_json(&text).map_err(|source| SetupError::NotADefinition {
+    let not_a_def = |source| SetupError::NotADefinition {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut defs = parse_defs_json(&text).map_err(not_a_def)?;
+    if defs.len() != 1 {
+        return Err(SetupError::NotOneDefinition {
+            path: path.to_path_buf(),
+            count: defs.len(),
+        });
+    }
+    let def = defs.swap_remove(0);
     def.as_def().map_err(invalid(path.display().to_string()))?;
     Ok(def)
 }
@@ -281,4 +308,38 @@ pub fn material_from_parts(
         expected_cn,
         output_dir,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::ca::{self, KeyProtection};
+
+    /// Definitions written by `init` are named; files of projects made before (one bare
+    /// definition object, named "") still read.
+    #[test]
+    fn definition_files_named_and_bare_both_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let profile = Profile::default();
+        let ca_dir = tmp.path().join("ca");
+        ca::create(
+            &ca_dir,
+            &profile.ca,
+            &KeyProtection::Unencrypted,
+            SystemTime::now(),
+        )
+        .unwrap();
+        let signer = Signer::unlock(&ca_dir, None).unwrap();
+        let (device, signer_def) = generate_definitions(&profile, &signer).unwrap();
+        let (d, s) = write_definitions(tmp.path(), &device, &signer_def).unwrap();
+        let (d, s) = (read_def(&d).unwrap(), read_def(&s).unwrap());
+        assert_eq!((d.name.as_str(), s.name.as_str()), ("device", "signer"));
+        assert_eq!(d.ca_cert_def.as_deref(), Some("signer"));
+
+        let bare = tmp.path().join("old-device-def.json");
+        std::fs::write(&bare, device.to_json()).unwrap();
+        let old = read_def(&bare).unwrap();
+        assert_eq!(old.name, "");
+        assert_eq!(old.template, device.template);
+    }
 }

@@ -97,3 +97,35 @@ fn trap5_certificate_input_accepts_text_around_pem_and_chains() {
     let line = failed(&from_cert(dir, &chain, &["--index", "3"]));
     assert!(line.contains("2 certificates"), "{line}");
 }
+
+// ---- trap 6: init names its definitions; pack checks ca_cert_def ----
+
+#[test]
+fn trap6_init_definitions_pack_and_dangling_ca_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir);
+    let s = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    let dev = s(dir.join("device-def.json"));
+    let sig = s(dir.join("signer-def.json"));
+    let blob = s(dir.join("defs.bin"));
+    ok(run(keystamp(dir).args([
+        "certdef",
+        "pack",
+        &dev,
+        &sig,
+        "--ca-dir",
+        &s(dir.join("ca")),
+        "-o",
+        &blob,
+    ])));
+    let shown = ok(run(keystamp(dir).args(["certdef", "show", &blob])));
+    assert!(shown.contains("device"), "{shown}");
+    assert!(shown.contains("signer"), "{shown}");
+
+    // The device definition alone names a CA definition that is not in the pack.
+    let line = failed(&run(
+        keystamp(dir).args(["certdef", "pack", &dev, "-o", &blob])
+    ));
+    assert!(line.contains("`signer`"), "{line}");
+}
