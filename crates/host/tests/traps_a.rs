@@ -129,3 +129,56 @@ fn trap6_init_definitions_pack_and_dangling_ca_is_refused() {
     ));
     assert!(line.contains("`signer`"), "{line}");
 }
+
+// ---- trap 7: a non-whole-hour issue date is named as the cause, as an error ----
+
+/// Sets the minutes and seconds of the validity dates picked by `which` ([notBefore,
+/// notAfter]) in a DER certificate to `mmss`, keeping their lengths (the signature no longer
+/// matches; from-cert does not check it).
+fn set_minutes_seconds(der: &mut [u8], mmss: &[u8; 4], which: [bool; 2]) {
+    let mut found = 0;
+    let mut i = 0;
+    while i + 2 < der.len() && found < 2 {
+        let (tag, len) = (der[i], der[i + 1] as usize);
+        if (tag == 0x17 && len == 13) || (tag == 0x18 && len == 15) {
+            let end = i + 2 + len;
+            if der.get(end - 1) == Some(&b'Z') {
+                if which[found] {
+                    der[end - 5..end - 1].copy_from_slice(mmss);
+                }
+                found += 1;
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    assert_eq!(found, 2, "two dates");
+}
+
+#[test]
+fn trap7_from_cert_names_a_non_whole_hour_issue_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir);
+    let mut der = pem_to_der(&dir.join("ca/signer.pem"));
+    let original = der.clone();
+    // Both dates at 05:09:01-style times: validity still whole years, issue not a whole hour.
+    set_minutes_seconds(&mut der, b"0901", [true, true]);
+    let cert = dir.join("odd-time.der");
+    std::fs::write(&cert, &der).unwrap();
+    let line = failed(&from_cert(dir, &cert, &[]));
+    assert!(line.contains("issue date"), "{line}");
+    assert!(line.contains("whole hour"), "{line}");
+    assert!(line.contains(":09:01"), "{line}");
+    assert!(!line.contains("SNSRC"), "{line}");
+
+    // Same severity for the expiry: an error naming both dates.
+    let mut der = original;
+    set_minutes_seconds(&mut der, b"0901", [false, true]);
+    std::fs::write(&cert, &der).unwrap();
+    let line = failed(&from_cert(dir, &cert, &[]));
+    assert!(line.contains("whole number of years"), "{line}");
+    assert!(line.contains(":09:01 UTC"), "{line}");
+    assert!(line.contains(":00:00 UTC"), "{line}");
+}

@@ -301,25 +301,47 @@ fn cmd_from_cert(a: FromCertArgs, out: &mut dyn Write) -> Result<(), CliError> {
     opts.ca_cert_def = a.ca_def;
     let def = from_cert(&der, &opts)
         .map_err(|e| CliError::Invalid(format!("{}: {e}", a.cert.display())))?;
-    warn_if_sample_does_not_rebuild(&def, &der);
+    check_sample_rebuilds(&def, &der, &a.cert)?;
     write_output(a.output.as_deref(), defs_to_json(&[&def]).as_bytes(), out)
 }
 
-/// The sample need not rebuild from its own definition (its serial number may be random while
-/// devices get generated ones), but the operator should know: a note on stderr.
-fn warn_if_sample_does_not_rebuild(buf: &CertDefBuf, der: &[u8]) {
-    let Ok(def) = buf.as_def() else { return };
-    let Ok(len) = scratch_len(&def) else { return };
+/// The sample need not rebuild from its own definition when its serial number is not one the
+/// definition generates (a random serial, devices getting generated ones): a warning naming
+/// that cause. A date the compressed form cannot keep is an error (the one rule for dates, see
+/// [`crate::pki::from_cert`]); any other difference is a warning to check the options.
+fn check_sample_rebuilds(buf: &CertDefBuf, der: &[u8], path: &Path) -> Result<(), CliError> {
+    use keystamp_certdef::Error as DefError;
+    let Ok(def) = buf.as_def() else { return Ok(()) };
+    let Ok(len) = scratch_len(&def) else {
+        return Ok(());
+    };
     let mut image = Box::<DeviceImage>::default();
     let mut scratch = vec![0u8; len];
-    match split(&def, der, None, None, &mut image, &mut scratch) {
-        Ok(_) | Err(keystamp_certdef::Error::MissingDeviceSn) => {}
-        Err(e) => eprintln!(
-            "keystamp: warning: the sample does not rebuild from this definition ({e}): \
-             certificates built from it differ there (expected for a generated serial number \
-             such as {}; otherwise check the options)",
-            def.sn_source.c_name()
-        ),
+    let e = match split(&def, der, None, None, &mut image, &mut scratch) {
+        Ok(_) | Err(DefError::MissingDeviceSn) => return Ok(()),
+        Err(e) => e,
+    };
+    let generated = !matches!(def.sn_source, SnSource::Stored | SnSource::StoredDynamic);
+    match e {
+        DefError::NotReproducible(StdElement::IssueDate | StdElement::ExpireDate) => {
+            Err(CliError::Invalid(format!("{}: {e}", path.display())))
+        }
+        DefError::NotReproducible(StdElement::CertSn) if generated => {
+            eprintln!(
+                "keystamp: warning: the sample's serial number is not the one {} generates: \
+                 certificates built from this definition get their own (expected for a sample \
+                 not issued by this definition)",
+                def.sn_source.c_name()
+            );
+            Ok(())
+        }
+        e => {
+            eprintln!(
+                "keystamp: warning: the sample does not rebuild from this definition ({e}): \
+                 certificates built from it differ there; check the options"
+            );
+            Ok(())
+        }
     }
 }
 
