@@ -590,8 +590,8 @@ pub struct Project {
 }
 
 impl Project {
-    /// Opens the project in `dir`: reads and validates `keystamp.toml`.
-    pub fn open(dir: &Path) -> Result<Self, ProjectError> {
+    /// Reads `dir/keystamp.toml` without validating it (see [`Profile::validate`]).
+    pub fn read_profile(dir: &Path) -> Result<Profile, ProjectError> {
         let path = dir.join(PROFILE_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -600,7 +600,12 @@ impl Project {
             }
             Err(e) => return Err(ProjectError::Io(path, e)),
         };
-        let profile = Profile::from_toml(&text).map_err(|m| ProjectError::Parse(path, m))?;
+        Profile::from_toml(&text).map_err(|m| ProjectError::Parse(path, m))
+    }
+
+    /// Opens the project in `dir`: reads and validates `keystamp.toml`.
+    pub fn open(dir: &Path) -> Result<Self, ProjectError> {
+        let profile = Self::read_profile(dir)?;
         let config_zone = profile.validate(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -618,6 +623,18 @@ impl Project {
         std::fs::create_dir_all(dir).map_err(|e| ProjectError::Io(dir.to_path_buf(), e))?;
         std::fs::write(&path, profile.to_commented_toml())
             .map_err(|e| ProjectError::Io(path.clone(), e))?;
+        Ok(path)
+    }
+
+    /// Replaces `dir/keystamp.toml` with `profile` (every key written out; comments in the old
+    /// file are not kept). Written to a temporary file and renamed, so a crash leaves the old
+    /// profile or the new one, never half of one.
+    pub fn replace_profile(dir: &Path, profile: &Profile) -> Result<PathBuf, ProjectError> {
+        let path = dir.join(PROFILE_FILE);
+        let tmp = dir.join(format!(".{PROFILE_FILE}.tmp"));
+        std::fs::write(&tmp, profile.to_commented_toml())
+            .map_err(|e| ProjectError::Io(tmp.clone(), e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| ProjectError::Io(path.clone(), e))?;
         Ok(path)
     }
 

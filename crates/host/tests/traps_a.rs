@@ -57,6 +57,40 @@ fn from_cert(project: &Path, cert: &Path, extra: &[&str]) -> Output {
         .args(extra))
 }
 
+// ---- trap 4: init honours an existing keystamp.toml ----
+
+fn subject_cn(der: &[u8]) -> String {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).expect("certificate");
+    cert.tbs_certificate().subject().to_string()
+}
+
+#[test]
+fn trap4_init_takes_the_ca_keys_of_an_existing_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("keystamp.toml"),
+        "[ca]\norganization = \"Acme Widgets\"\nroot_cn = \"Acme Root\"\n\
+         signer_cn_prefix = \"Acme Signer\"\n",
+    )
+    .unwrap();
+    init(dir);
+    let root = subject_cn(&pem_to_der(&dir.join("ca/root.pem")));
+    assert!(root.contains("CN=Acme Root"), "{root}");
+    assert!(root.contains("O=Acme Widgets"), "{root}");
+    let signer = subject_cn(&pem_to_der(&dir.join("ca/signer.pem")));
+    assert!(signer.contains("CN=Acme Signer "), "{signer}");
+    // The operator's keys stay; init adds the definitions it generated.
+    let profile = std::fs::read_to_string(dir.join("keystamp.toml")).unwrap();
+    assert!(profile.contains("Acme Root"), "{profile}");
+    assert!(profile.contains("device_def"), "{profile}");
+    // A second init refuses: the project has a CA now.
+    failed(&run(
+        keystamp(dir).args(["init", "--insecure-no-passphrase"])
+    ));
+}
+
 // ---- trap 5: certificate input with text around PEM, and chains ----
 
 #[test]

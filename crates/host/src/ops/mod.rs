@@ -18,7 +18,7 @@ pub mod run;
 pub mod sim;
 pub mod stations;
 
-pub use project::{create_project, open_registry, record_signer, unlock};
+pub use project::{ProfileFile, create_project, open_registry, record_signer, unlock};
 pub use run::{Run, StationMode};
 pub use sim::{SimOptions, start_sims};
 pub use stations::{Tally, run_stations};

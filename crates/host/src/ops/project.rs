@@ -9,11 +9,22 @@ use crate::project::{Profile, Project};
 use crate::registry::{CertKind, IssueRequest, Registry};
 use crate::setup;
 
+/// Whether `create_project` writes a new `keystamp.toml` or completes the operator's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileFile {
+    /// There is none: write it (refusing to overwrite one that appeared meanwhile).
+    New,
+    /// The operator wrote it before `init`: its keys are `base`; rewrite it with the generated
+    /// definitions added.
+    Existing,
+}
+
 /// Creates a project in `dir`: CA, definitions generated from it, profile naming them.
 pub fn create_project(
     dir: &Path,
     base: &Profile,
     protection: &KeyProtection,
+    file: ProfileFile,
 ) -> Result<Project, OpsError> {
     let mut profile = base.clone();
     profile.validate(dir)?;
@@ -33,7 +44,10 @@ pub fn create_project(
     setup::write_definitions(dir, &device_def, &signer_def)?;
     profile.certificates.device_def = Some(PathBuf::from(setup::DEVICE_DEF_FILE));
     profile.certificates.signer_def = Some(PathBuf::from(setup::SIGNER_DEF_FILE));
-    Project::write_profile(dir, &profile)?;
+    match file {
+        ProfileFile::New => Project::write_profile(dir, &profile)?,
+        ProfileFile::Existing => Project::replace_profile(dir, &profile)?,
+    };
     let project = Project::open(dir)?;
     std::fs::create_dir_all(project.output_dir()).map_err(|source| OpsError::Io {
         path: project.output_dir(),
