@@ -107,6 +107,11 @@ pub struct CaSection {
 pub struct RegistrySection {
     /// Path of the SQLite database.
     pub path: PathBuf,
+    /// The registry's id (32 hex digits), created with it by `init` and stored in it too, so
+    /// an empty or another project's database is refused. `None` in projects made before ids
+    /// (`keystamp registry adopt` sets it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// `[output]`: per-device outputs.
@@ -163,6 +168,7 @@ impl Default for RegistrySection {
     fn default() -> Self {
         Self {
             path: "registry.sqlite".into(),
+            id: None,
         }
     }
 }
@@ -471,6 +477,7 @@ impl Profile {
              [registry]\n\
              # SQLite database: devices, certificates, stations, audit log.\n\
              path = {registry}\n\
+             {registry_id}\
              \n\
              [output]\n\
              # Per device: <dir>/<chip serial>/{{device,signer,chain}}.pem\n\
@@ -490,6 +497,14 @@ impl Profile {
             root_years = self.ca.root_validity_years,
             signer_years = self.ca.signer_validity_years,
             registry = p(&self.registry.path),
+            registry_id = match &self.registry.id {
+                Some(id) => format!(
+                    "# Id of the registry created with this project; a database with another id \
+                     is refused.\nid = {}\n",
+                    q(id)
+                ),
+                None => String::new(),
+            },
             output = p(&self.output.dir),
         )
     }

@@ -57,6 +57,82 @@ fn from_cert(project: &Path, cert: &Path, extra: &[&str]) -> Output {
         .args(extra))
 }
 
+// ---- trap 2: an empty or foreign registry is refused ----
+
+#[test]
+fn trap2_empty_registry_is_refused_with_its_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir);
+    let reg = dir.join("registry.sqlite");
+    std::fs::write(&reg, b"").unwrap();
+    let line = failed(&run(keystamp(dir).args(["registry", "list"])));
+    assert!(line.contains("registry.sqlite"), "{line}");
+    assert!(line.contains("empty"), "{line}");
+    // Nothing was created in its place.
+    assert_eq!(std::fs::metadata(&reg).unwrap().len(), 0);
+}
+
+/// Two projects, `a` and `b`, under `dir`.
+fn two_projects(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for p in [&a, &b] {
+        std::fs::create_dir_all(p).unwrap();
+        init(p);
+    }
+    (a, b)
+}
+
+#[test]
+fn trap2_foreign_registry_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_projects(tmp.path());
+    ok(run(keystamp(&a).args(["registry", "list"])));
+    std::fs::copy(b.join("registry.sqlite"), a.join("registry.sqlite")).unwrap();
+    let line = failed(&run(keystamp(&a).args(["registry", "list"])));
+    assert!(line.contains("registry.sqlite"), "{line}");
+    assert!(line.contains("another project"), "{line}");
+}
+
+/// A project made before registry ids (no `registry.id`, a database without one) is asked to
+/// run `registry adopt` once; adopting checks the database holds the project's signer.
+#[test]
+fn trap2_project_without_registry_id_is_adopted_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_projects(tmp.path());
+    // Make `a` look old: no id line in keystamp.toml.
+    let profile_path = a.join("keystamp.toml");
+    let profile = std::fs::read_to_string(&profile_path).unwrap();
+    let old: String = profile
+        .lines()
+        .filter(|l| !l.starts_with("id = ") && !l.starts_with("# Id of the registry"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(old, profile, "init records the id");
+    std::fs::write(&profile_path, &old).unwrap();
+    let line = failed(&run(keystamp(&a).args(["registry", "list"])));
+    assert!(line.contains("keystamp registry adopt"), "{line}");
+
+    // Another project's database is not adopted.
+    let ours = a.join("registry.sqlite");
+    let saved = tmp.path().join("saved.sqlite");
+    std::fs::rename(&ours, &saved).unwrap();
+    std::fs::copy(b.join("registry.sqlite"), &ours).unwrap();
+    let line = failed(&run(keystamp(&a).args(["registry", "adopt"])));
+    assert!(line.contains("signer certificate"), "{line}");
+    std::fs::rename(&saved, &ours).unwrap();
+    for f in ["registry.sqlite-wal", "registry.sqlite-shm"] {
+        let _ = std::fs::remove_file(a.join(f));
+    }
+
+    ok(run(keystamp(&a).args(["registry", "adopt"])));
+    ok(run(keystamp(&a).args(["registry", "list"])));
+    // The id is now in the profile; a second adopt has nothing to do.
+    let profile = std::fs::read_to_string(&profile_path).unwrap();
+    assert!(profile.contains("\nid = "), "{profile}");
+    failed(&run(keystamp(&a).args(["registry", "adopt"])));
+}
+
 // ---- trap 4: init honours an existing keystamp.toml ----
 
 fn subject_cn(der: &[u8]) -> String {

@@ -18,7 +18,9 @@ pub mod run;
 pub mod sim;
 pub mod stations;
 
-pub use project::{ProfileFile, create_project, open_registry, record_signer, unlock};
+pub use project::{
+    ProfileFile, adopt_registry, create_project, open_registry, record_signer, unlock,
+};
 pub use run::{Run, StationMode};
 pub use sim::{SimOptions, start_sims};
 pub use stations::{Tally, run_stations};
@@ -45,6 +47,17 @@ pub enum OpsError {
     },
     /// The registry the profile names does not exist.
     NoRegistry(PathBuf),
+    /// The project predates registry ids: `keystamp registry adopt` gives it one.
+    RegistryWithoutId(PathBuf),
+    /// `registry adopt` on a project whose registry has an id already.
+    RegistryHasId {
+        /// The database file.
+        path: PathBuf,
+        /// Its id in `keystamp.toml`.
+        id: String,
+    },
+    /// `registry adopt` found a database without this project's signer certificate.
+    RegistryNotOurs(PathBuf),
     /// A simulated device could not be started.
     SimDevice {
         /// Its index (`devNN`).
@@ -69,6 +82,23 @@ impl fmt::Display for OpsError {
                  (keystamp init creates it)",
                 path.display()
             ),
+            Self::RegistryWithoutId(path) => write!(
+                f,
+                "registry {} has no id in {PROFILE_FILE} (a project made before registry ids): \
+                 run `keystamp registry adopt` once to record it",
+                path.display()
+            ),
+            Self::RegistryHasId { path, id } => write!(
+                f,
+                "registry {} already has id {id} in {PROFILE_FILE}: nothing to adopt",
+                path.display()
+            ),
+            Self::RegistryNotOurs(path) => write!(
+                f,
+                "registry {} does not hold this project's signer certificate: it belongs to \
+                 another project; restore this project's registry or fix registry.path",
+                path.display()
+            ),
             Self::SimDevice { index, source } => {
                 write!(f, "cannot start simulated device {index}: {source}")
             }
@@ -84,7 +114,10 @@ impl std::error::Error for OpsError {
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
             Self::Passphrase(e) => Some(e),
-            Self::NoRegistry(_) => None,
+            Self::NoRegistry(_)
+            | Self::RegistryWithoutId(_)
+            | Self::RegistryHasId { .. }
+            | Self::RegistryNotOurs(_) => None,
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }

@@ -44,6 +44,9 @@ pub fn create_project(
     setup::write_definitions(dir, &device_def, &signer_def)?;
     profile.certificates.device_def = Some(PathBuf::from(setup::DEVICE_DEF_FILE));
     profile.certificates.signer_def = Some(PathBuf::from(setup::SIGNER_DEF_FILE));
+    // The registry first: its id goes into the profile, which makes the directory a project.
+    let (mut registry, id) = Registry::create(&profile.resolve(dir, &profile.registry.path))?;
+    profile.registry.id = Some(id);
     match file {
         ProfileFile::New => Project::write_profile(dir, &profile)?,
         ProfileFile::Existing => Project::replace_profile(dir, &profile)?,
@@ -53,7 +56,6 @@ pub fn create_project(
         path: project.output_dir(),
         source,
     })?;
-    let mut registry = Registry::open(&project.registry_path())?;
     record_signer(&mut registry, signer.certs())?;
     Ok(project)
 }
@@ -82,14 +84,57 @@ pub fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), Ops
     Ok(())
 }
 
-/// Opens the project's registry for reading and recording; refuses a registry file that does
-/// not exist rather than creating an empty one.
+/// Opens the project's registry for reading and recording: refuses a registry file that does
+/// not exist rather than creating an empty one, an empty (0-byte) file, a database whose id is
+/// not `registry.id` of `keystamp.toml`, and — in a project made before registry ids — asks
+/// for `keystamp registry adopt` once.
 pub fn open_registry(project: &Project) -> Result<Registry, OpsError> {
     let path = project.registry_path();
     if !path.exists() {
         return Err(OpsError::NoRegistry(path));
     }
-    Ok(Registry::open(&path)?)
+    let Some(id) = project.profile.registry.id.as_deref() else {
+        // Still refuse an empty file first: adopting cannot fix that.
+        Registry::open_project(&path, None)?;
+        return Err(OpsError::RegistryWithoutId(path));
+    };
+    Ok(Registry::open_project(&path, Some(id))?)
+}
+
+/// Gives the registry of a project made before registry ids an id and records it in
+/// `keystamp.toml`, after checking the database holds this project's signer certificate (so a
+/// foreign database is not adopted). Returns the id.
+pub fn adopt_registry(project: &Project) -> Result<String, OpsError> {
+    let path = project.registry_path();
+    if !path.exists() {
+        return Err(OpsError::NoRegistry(path));
+    }
+    if let Some(id) = &project.profile.registry.id {
+        return Err(OpsError::RegistryHasId {
+            path,
+            id: id.clone(),
+        });
+    }
+    let registry = Registry::open_project(&path, None)?;
+    let certs = CaCerts::load(&project.ca_dir())?;
+    let ours = registry
+        .certificate(&hex::encode_upper(certs.signer.serial()))?
+        .is_some_and(|c| c.der == certs.signer.der);
+    if !ours {
+        return Err(OpsError::RegistryNotOurs(path));
+    }
+    let id = match registry.id()? {
+        Some(id) => id,
+        None => {
+            let id = Registry::new_id()?;
+            registry.set_id(&id)?;
+            id
+        }
+    };
+    let mut profile = project.profile.clone();
+    profile.registry.id = Some(id.clone());
+    Project::replace_profile(&project.dir, &profile)?;
+    Ok(id)
 }
 
 /// Unlocks the project's signer, asking for the passphrase when its keys are encrypted.

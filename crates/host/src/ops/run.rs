@@ -41,7 +41,7 @@ impl Run {
     /// Prepares the run with an already unlocked signer.
     pub fn with_signer(project: Project, signer: Signer) -> Result<Self, OpsError> {
         let material = setup::material(&project, &signer)?;
-        let registry = Mutex::new(Registry::open(&project.registry_path())?);
+        let registry = Mutex::new(super::open_registry(&project)?);
         Ok(Run {
             project,
             signer,
