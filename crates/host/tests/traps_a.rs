@@ -1,4 +1,4 @@
-//! Operator traps of issue 12 (items 2 and 4–7), each run through the real binary the way a new
+//! Operator traps of issue 12 (items 2–7), each run through the real binary the way a new
 //! user would hit it. Every test here failed on the code before its fix.
 
 use std::path::Path;
@@ -131,6 +131,63 @@ fn trap2_project_without_registry_id_is_adopted_once() {
     let profile = std::fs::read_to_string(&profile_path).unwrap();
     assert!(profile.contains("\nid = "), "{profile}");
     failed(&run(keystamp(&a).args(["registry", "adopt"])));
+}
+
+// ---- trap 3: a profile/definition mismatch stops provisioning before any device ----
+
+fn registry_devices(dir: &Path) -> Vec<serde_json::Value> {
+    let list = ok(run(keystamp(dir).args(["registry", "list", "--json"])));
+    serde_json::from_str::<serde_json::Value>(&list)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Replaces `from` by `to` in the project's keystamp.toml, runs `provision --simulate 1` and
+/// returns its stderr after checking it failed with the advice to regenerate.
+fn refused_after_edit(dir: &Path, from: &str, to: &str) -> String {
+    let path = dir.join("keystamp.toml");
+    let profile = std::fs::read_to_string(&path).unwrap();
+    assert!(profile.contains(from), "{profile}");
+    std::fs::write(&path, profile.replace(from, to)).unwrap();
+    let o = run(keystamp(dir).args(["provision", "--simulate", "1", "--json"]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "provisioned: {out}");
+    let err = stderr(&o);
+    assert!(err.contains("keystamp certdef regenerate"), "{err}");
+    err
+}
+
+#[test]
+fn trap3_cn_scheme_changed_after_init_is_refused_before_any_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir);
+    let err = refused_after_edit(dir, "cn = \"{sn}\"\n", "cn = \"dev-{sn}\"\n");
+    assert!(err.contains("certificates.cn"), "{err}");
+    // Nothing was recorded and no simulated chip was even started.
+    assert!(registry_devices(dir).is_empty());
+    assert!(!dir.join("sim").exists());
+
+    // The advice works: regenerate, then the same run provisions with the new scheme.
+    ok(run(keystamp(dir).args(["certdef", "regenerate"])));
+    ok(run(keystamp(dir).args([
+        "provision",
+        "--simulate",
+        "1",
+        "--json",
+    ])));
+    let devices = registry_devices(dir);
+    assert_eq!(devices.len(), 1);
+    let chip = devices[0]["chip_serial"].as_str().unwrap();
+    assert_eq!(devices[0]["cn"], format!("dev-{chip}"));
+    assert_eq!(devices[0]["state"], "provisioned");
+
+    // A changed validity is refused the same way, naming its key.
+    let err = refused_after_edit(dir, "validity_years = 20\n", "validity_years = 10\n");
+    assert!(err.contains("certificates.validity_years"), "{err}");
+    assert_eq!(registry_devices(dir).len(), 1);
 }
 
 // ---- trap 4: init honours an existing keystamp.toml ----

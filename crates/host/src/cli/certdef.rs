@@ -26,6 +26,7 @@ use crate::certdef_io::{
 use crate::ops::certdef::{export_c, pack};
 use crate::pki::ca::{self, CaCerts};
 use crate::pki::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
+use crate::project::Project;
 
 /// `keystamp certdef ...`.
 #[derive(Debug, Subcommand)]
@@ -44,6 +45,9 @@ pub enum CertdefCommand {
     Show(ShowArgs),
     /// Export a definition as cryptoauthlib C source (an `atcacert_def_t` initialiser).
     ExportC(ExportCArgs),
+    /// Rebuild the project's device and signer definitions from keystamp.toml and the CA
+    /// (after changing certificates.cn or certificates.validity_years).
+    Regenerate,
 }
 
 /// `--role`.
@@ -211,9 +215,16 @@ pub struct ExportCArgs {
     pub include: String,
 }
 
-/// Runs one `certdef` command.
-pub fn run(cmd: CertdefCommand, out: &mut dyn Write) -> Result<(), CliError> {
+/// Runs one `certdef` command; `project` is the project directory (`regenerate` only).
+pub fn run(project: &Path, cmd: CertdefCommand, out: &mut dyn Write) -> Result<(), CliError> {
     match cmd {
+        CertdefCommand::Regenerate => {
+            let project = Project::open(project)?;
+            let (device, signer) = crate::ops::regenerate_definitions(&project)?;
+            writeln!(out, "device: {}", device.display())
+                .and_then(|()| writeln!(out, "signer: {}", signer.display()))
+                .map_err(io_err)
+        }
         CertdefCommand::FromCert(a) => cmd_from_cert(a, out),
         CertdefCommand::Compress(a) => cmd_compress(a, out),
         CertdefCommand::Split(a) => cmd_split(a, out),

@@ -39,14 +39,16 @@ pub fn provision(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let project = Project::open(project_dir)?;
+    let state = args
+        .sim
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| project.dir.join("sim"));
+    // Everything the profile and definitions decide is checked here, before any device.
+    let run = Run::prepare(project)?;
     let mut ports = args.ports.clone();
     let mut sims = Vec::new();
     if let Some(n) = args.simulate {
-        let state = args
-            .sim
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| project.dir.join("sim"));
         sims = start_sims(n, &state, &args.sim.options(), args.baud)?;
         ports.extend(sims.iter().map(|d| d.port_path().to_string()));
     }
@@ -55,7 +57,6 @@ pub fn provision(
             "name at least one --port PATH (or --simulate N)".into(),
         ));
     }
-    let run = Run::prepare(project)?;
     let reports = run.stations(
         &ports,
         args.baud,

@@ -19,7 +19,8 @@ pub mod sim;
 pub mod stations;
 
 pub use project::{
-    ProfileFile, adopt_registry, create_project, open_registry, record_signer, unlock,
+    ProfileFile, adopt_registry, create_project, open_registry, record_signer,
+    regenerate_definitions, unlock,
 };
 pub use run::{Run, StationMode};
 pub use sim::{SimOptions, start_sims};

@@ -137,6 +137,31 @@ pub fn adopt_registry(project: &Project) -> Result<String, OpsError> {
     Ok(id)
 }
 
+/// Rebuilds the project's device and signer definitions from its profile and CA (after the
+/// CN scheme or validity changed) and writes them where the profile names them, or to the
+/// default files, recorded in the profile. Returns their paths.
+pub fn regenerate_definitions(project: &Project) -> Result<(PathBuf, PathBuf), OpsError> {
+    let signer = unlock(project)?;
+    let (device_def, signer_def) = setup::generate_definitions(&project.profile, &signer)?;
+    let mut profile = project.profile.clone();
+    let certs = &mut profile.certificates;
+    let device_path = certs
+        .device_def
+        .get_or_insert_with(|| PathBuf::from(setup::DEVICE_DEF_FILE))
+        .clone();
+    let signer_path = certs
+        .signer_def
+        .get_or_insert_with(|| PathBuf::from(setup::SIGNER_DEF_FILE))
+        .clone();
+    let device_path = profile.resolve(&project.dir, &device_path);
+    let signer_path = profile.resolve(&project.dir, &signer_path);
+    setup::write_definitions_to(&device_path, &device_def, &signer_path, &signer_def)?;
+    if profile != project.profile {
+        Project::replace_profile(&project.dir, &profile)?;
+    }
+    Ok((device_path, signer_path))
+}
+
 /// Unlocks the project's signer, asking for the passphrase when its keys are encrypted.
 pub fn unlock(project: &Project) -> Result<Signer, OpsError> {
     let dir = project.ca_dir();
