@@ -397,6 +397,7 @@ pub fn material_from_parts(
         lock_data: profile.locks.lock_data,
         lock_cert_slots: profile.locks.lock_cert_slots,
         expected_cn,
+        reprovision: false,
         output_dir,
     })
 }

@@ -1,4 +1,4 @@
-//! Operator traps of issue 12 (items 2–7), each run through the real binary the way a new
+//! Operator traps of issue 12 (items 1–7), each run through the real binary the way a new
 //! user would hit it. Every test here failed on the code before its fix.
 
 use std::path::Path;
@@ -55,6 +55,65 @@ fn from_cert(project: &Path, cert: &Path, extra: &[&str]) -> Output {
         .args(["certdef", "from-cert", "--role", "signer"])
         .arg(cert)
         .args(extra))
+}
+
+// ---- trap 1: a device holding another project's chain is refused ----
+
+/// `provision --simulate 1` in `project` on the simulated chip kept in `state`.
+fn provision_sim(project: &Path, state: &Path, extra: &[&str]) -> Output {
+    run(keystamp(project)
+        .args(["provision", "--simulate", "1", "--json", "--state-dir"])
+        .arg(state)
+        .args(extra))
+}
+
+#[test]
+fn trap1_device_of_another_project_is_refused_unless_reprovision() {
+    use der::{Decode, Encode};
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = two_projects(tmp.path());
+    let state = tmp.path().join("sim");
+    ok(provision_sim(&b, &state, &[]));
+
+    // The same chip under project A: refused, naming B's signer (CN and key fingerprint).
+    let o = provision_sim(&a, &state, &[]);
+    assert!(!o.status.success(), "A re-stamped B's device");
+    let report = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let signer_der = pem_to_der(&b.join("ca/signer.pem"));
+    let cert = x509_cert::Certificate::from_der(&signer_der).unwrap();
+    let cn = cert.tbs_certificate().subject().to_string();
+    let cn = cn
+        .split(',')
+        .find_map(|rdn| rdn.strip_prefix("CN="))
+        .unwrap()
+        .to_string();
+    let spki = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .unwrap();
+    let fingerprint = hex::encode(sha2::Sha256::digest(&spki));
+    assert!(report.contains(&cn), "{report}");
+    let flat = report.replace(':', "").to_ascii_lowercase();
+    assert!(flat.contains(&fingerprint), "{report}");
+    assert!(report.contains("--reprovision"), "{report}");
+    assert!(
+        registry_devices(&a)
+            .iter()
+            .all(|d| d["certificate"].is_null()),
+        "A recorded a certificate"
+    );
+    // Nothing was written: B's device is still B's, provisioned and verified.
+    ok(provision_sim(&b, &state, &[]));
+    let devices = registry_devices(&b);
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0]["certificate"]["status"], "verified");
+
+    // With --reprovision A takes it over.
+    ok(provision_sim(&a, &state, &["--reprovision"]));
+    let devices = registry_devices(&a);
+    assert_eq!(devices[0]["state"], "provisioned");
 }
 
 // ---- trap 2: an empty or foreign registry is refused ----

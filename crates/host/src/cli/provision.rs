@@ -30,6 +30,10 @@ pub struct ProvisionArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Re-stamp devices that hold a valid chain from another signer (another project); without
+    /// it they are refused before anything is written.
+    #[arg(long)]
+    pub reprovision: bool,
 }
 
 /// `keystamp provision`.
@@ -45,7 +49,8 @@ pub fn provision(
         .clone()
         .unwrap_or_else(|| project.dir.join("sim"));
     // Everything the profile and definitions decide is checked here, before any device.
-    let run = Run::prepare(project)?;
+    let mut run = Run::prepare(project)?;
+    run.material.reprovision = args.reprovision;
     let mut ports = args.ports.clone();
     let mut sims = Vec::new();
     if let Some(n) = args.simulate {
