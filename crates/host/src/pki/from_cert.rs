@@ -94,6 +94,8 @@ pub enum FromCertError {
     Shape(&'static str),
     /// A stored serial-number source without `--cert-sn-slot` (the source's C name).
     SnLocationMissing(&'static str),
+    /// A DER header (tag and length) that does not decode.
+    Der(der::Error),
     /// A validity date that does not decode.
     Date(keystamp_certdef::Error),
     /// A validity a compressed certificate cannot keep exactly.
@@ -110,6 +112,7 @@ impl std::fmt::Display for FromCertError {
                 f,
                 "{source} needs the device location of the serial number (--cert-sn-slot)"
             ),
+            Self::Der(e) => write!(f, "certificate DER: {e}"),
             Self::Date(e) => write!(f, "date: {e}"),
             Self::DateNotKept(d) => d.fmt(f),
             Self::Generated(e) => write!(f, "the generated definition is invalid: {e}"),
@@ -121,6 +124,7 @@ impl std::error::Error for FromCertError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Date(e) | Self::Generated(e) => Some(e),
+            Self::Der(e) => Some(e),
             Self::Shape(_) | Self::SnLocationMissing(_) | Self::DateNotKept(_) => None,
         }
     }
@@ -196,27 +200,21 @@ impl Tlv {
     }
 }
 
+/// The TLV at `at`: its header (tag, length; DER rules, definite lengths only) decoded by the
+/// `der` crate, kept with its byte offsets, which a definition records.
 fn tlv(der: &[u8], at: usize) -> Result<Tlv, FromCertError> {
+    use der::{Decode, Reader};
     let truncated = || bad("certificate DER is truncated");
-    let tag = *der.get(at).ok_or_else(truncated)?;
-    let first = *der.get(at + 1).ok_or_else(truncated)?;
-    let (len, hdr) = if first < 0x80 {
-        (first as usize, 2)
-    } else {
-        let n = (first & 0x7F) as usize;
-        if n == 0 || n > 3 {
-            return Err(bad("unsupported DER length"));
-        }
-        let bytes = der.get(at + 2..at + 2 + n).ok_or_else(truncated)?;
-        (
-            bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize),
-            2 + n,
-        )
-    };
+    let rest = der.get(at..).ok_or_else(truncated)?;
+    let tag = *rest.first().ok_or_else(truncated)?;
+    let mut reader = der::SliceReader::new(rest).map_err(FromCertError::Der)?;
+    let header = der::Header::decode(&mut reader).map_err(FromCertError::Der)?;
+    let header_len = usize::try_from(reader.position()).map_err(FromCertError::Der)?;
+    let len = usize::try_from(header.length()).map_err(FromCertError::Der)?;
     let t = Tlv {
         tag,
         start: at,
-        value: at + hdr,
+        value: at + header_len,
         len,
     };
     if t.end() > der.len() {
@@ -543,6 +541,24 @@ mod tests {
             CertLoc::new(14, 11)
         );
         assert_eq!(der[14], 10);
+    }
+
+    /// Headers are decoded by the `der` crate with DER rules: a BER-only long-form length for
+    /// a short value (`81 03`), which the hand-written walker took, is refused as DER.
+    #[test]
+    fn non_minimal_lengths_are_not_der() {
+        let ber = [0x30, 0x81, 0x03, 0x02, 0x01, 0x00];
+        let opts = FromCertOptions::new("x", CertRole::Device);
+        assert!(
+            matches!(from_cert(&ber, &opts), Err(FromCertError::Der(_))),
+            "{:?}",
+            from_cert(&ber, &opts)
+        );
+        let der = [0x30, 0x03, 0x02, 0x01, 0x00];
+        assert!(matches!(
+            from_cert(&der, &opts),
+            Err(FromCertError::Shape(_))
+        ));
     }
 
     proptest! {
