@@ -441,7 +441,8 @@ impl std::fmt::Display for FailureKind {
             Self::CnMismatch { got, want } => write!(
                 f,
                 "the device definition gives CN {got:?} but the profile's CN scheme gives \
-                 {want:?}; regenerate the definition with `keystamp certdef from-cert`"
+                 {want:?}; run `keystamp certdef regenerate` to rebuild the definitions from \
+                 the profile and CA"
             ),
             Self::NotProvisioned => f.write_str(
                 "the device is not provisioned (zones unlocked or no definitions); run \
