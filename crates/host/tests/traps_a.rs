@@ -142,6 +142,20 @@ fn two_projects(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (a, b)
 }
 
+/// `init` where a registry file is left over refuses before creating anything.
+#[test]
+fn trap2_init_refuses_a_leftover_registry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("registry.sqlite"), b"").unwrap();
+    let line = failed(&run(
+        keystamp(dir).args(["init", "--insecure-no-passphrase"])
+    ));
+    assert!(line.contains("registry.sqlite"), "{line}");
+    assert!(!dir.join("ca").exists());
+    assert!(!dir.join("keystamp.toml").exists());
+}
+
 #[test]
 fn trap2_foreign_registry_is_refused() {
     let tmp = tempfile::tempdir().unwrap();

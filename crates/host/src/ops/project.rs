@@ -28,6 +28,11 @@ pub fn create_project(
 ) -> Result<Project, OpsError> {
     let mut profile = base.clone();
     profile.validate(dir)?;
+    // Refuse a leftover registry before writing anything (the CA would be left half made).
+    let registry_path = profile.resolve(dir, &profile.registry.path);
+    if registry_path.exists() {
+        return Err(crate::registry::RegistryError::Exists(registry_path).into());
+    }
     let ca_dir = profile.resolve(dir, &profile.ca.dir);
     ca::create(
         &ca_dir,
@@ -45,7 +50,7 @@ pub fn create_project(
     profile.certificates.device_def = Some(PathBuf::from(setup::DEVICE_DEF_FILE));
     profile.certificates.signer_def = Some(PathBuf::from(setup::SIGNER_DEF_FILE));
     // The registry first: its id goes into the profile, which makes the directory a project.
-    let (mut registry, id) = Registry::create(&profile.resolve(dir, &profile.registry.path))?;
+    let (mut registry, id) = Registry::create(&registry_path)?;
     profile.registry.id = Some(id);
     match file {
         ProfileFile::New => Project::write_profile(dir, &profile)?,
