@@ -40,6 +40,15 @@ pub enum InputError {
     },
     /// Neither PEM nor DER.
     NotACertificate(PathBuf),
+    /// `--index` beyond the certificates a file holds.
+    NoSuchCertificate {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based index asked for.
+        index: usize,
+        /// How many certificates the file holds.
+        count: usize,
+    },
     /// A definitions file does not parse.
     Definitions {
         /// The file.
@@ -122,6 +131,12 @@ impl fmt::Display for InputError {
                 f,
                 "{}: neither a PEM certificate nor DER (no SEQUENCE)",
                 p.display()
+            ),
+            Self::NoSuchCertificate { path, index, count } => write!(
+                f,
+                "{}: --index {index}, but the file holds {count} certificate{}: use 1..={count}",
+                path.display(),
+                if *count == 1 { "" } else { "s" }
             ),
             Self::Definitions { path, source } => write!(f, "{path}: {source}"),
             Self::NoSuchDefinition { path, name, have } => {
@@ -224,34 +239,84 @@ fn read_text(path: &str) -> Result<String, InputError> {
     })
 }
 
-/// A certificate file: PEM (`CERTIFICATE`) or DER, detected by content.
+/// A certificate file: PEM (`CERTIFICATE`) or DER, detected by content; the first
+/// certificate when the file holds several (see [`load_certs`]).
 pub fn load_cert(path: &Path) -> Result<Vec<u8>, InputError> {
+    let mut certs = load_certs(path)?;
+    Ok(certs.swap_remove(0))
+}
+
+/// Every certificate of a file, in file order (at least one): DER (one), or PEM with any text
+/// around and between the `CERTIFICATE` blocks (`openssl ca` output, chain files).
+pub fn load_certs(path: &Path) -> Result<Vec<Vec<u8>>, InputError> {
     let bytes = read(path)?;
-    let text_start = bytes.iter().position(|b| !b.is_ascii_whitespace());
-    if bytes.get(text_start.unwrap_or(0)) == Some(&b'-') {
-        let text =
-            std::str::from_utf8(&bytes).map_err(|_| InputError::PemNotText(path.to_path_buf()))?;
-        let begin = text
-            .find("-----BEGIN CERTIFICATE-----")
-            .ok_or_else(|| InputError::NoCertificate(path.to_path_buf()))?;
-        let (label, der) =
-            der::pem::decode_vec(&text.as_bytes()[begin..]).map_err(|source| InputError::Pem {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        if label != "CERTIFICATE" {
+    let looks_pem = bytes.windows(BEGIN.len()).any(|w| w == BEGIN.as_bytes());
+    if !looks_pem {
+        if bytes.first() != Some(&0x30) {
+            return Err(InputError::NotACertificate(path.to_path_buf()));
+        }
+        return Ok(vec![bytes]);
+    }
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| InputError::PemNotText(path.to_path_buf()))?;
+    let pem_err = |source| InputError::Pem {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut certs = Vec::new();
+    let mut rest = text;
+    while let Some(begin) = rest.find(BEGIN) {
+        let block = &rest[begin..];
+        // The block's own label line ends at the first "-----" after BEGIN.
+        let label_end = block[BEGIN.len()..]
+            .find("-----")
+            .map_or(block.len(), |i| BEGIN.len() + i);
+        let label = block[BEGIN.len()..label_end].trim();
+        let end_line = format!("-----END {label}-----");
+        let Some(end) = block.find(&end_line) else {
+            // No END: let the decoder say what is wrong.
+            return Err(pem_err(
+                der::pem::decode_vec(block.as_bytes())
+                    .err()
+                    .unwrap_or(der::pem::Error::PostEncapsulationBoundary),
+            ));
+        };
+        let block_end = end + end_line.len();
+        if label == "CERTIFICATE" {
+            let (_, der) = der::pem::decode_vec(&block.as_bytes()[..block_end]).map_err(pem_err)?;
+            certs.push(der);
+        } else if certs.is_empty() && !block[block_end..].contains(BEGIN_CERTIFICATE) {
             return Err(InputError::PemLabel {
                 path: path.to_path_buf(),
                 label: label.to_string(),
             });
         }
-        return Ok(der);
+        rest = &block[block_end..];
     }
-    if bytes.first() != Some(&0x30) {
-        return Err(InputError::NotACertificate(path.to_path_buf()));
+    if certs.is_empty() {
+        return Err(InputError::NoCertificate(path.to_path_buf()));
     }
-    Ok(bytes)
+    Ok(certs)
 }
+
+/// Certificate `index` (1-based) of a file; `None` takes the first. Also returns how many the
+/// file holds, so the caller can note a choice the operator did not make.
+pub fn load_cert_at(path: &Path, index: Option<usize>) -> Result<(Vec<u8>, usize), InputError> {
+    let mut certs = load_certs(path)?;
+    let count = certs.len();
+    let i = index.unwrap_or(1);
+    if i == 0 || i > count {
+        return Err(InputError::NoSuchCertificate {
+            path: path.to_path_buf(),
+            index: i,
+            count,
+        });
+    }
+    Ok((certs.swap_remove(i - 1), count))
+}
+
+const BEGIN: &str = "-----BEGIN ";
+const BEGIN_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----";
 
 /// Loads one definition: `FILE` or `FILE#NAME` (a `{"defs": {...}}` file or one definition
 /// object), validated.

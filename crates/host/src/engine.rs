@@ -70,6 +70,9 @@ pub struct Material {
     pub lock_cert_slots: bool,
     /// Expected subject CN for a chip serial (for the consistency check), if the profile has one.
     pub expected_cn: Option<CnScheme>,
+    /// Re-stamp devices holding a valid chain from another signer (`provision --reprovision`);
+    /// otherwise they are refused before anything is written.
+    pub reprovision: bool,
     /// Where per-device PEM files go.
     pub output_dir: PathBuf,
 }
@@ -385,6 +388,13 @@ pub enum FailureKind {
     },
     /// A valid chain the registry has no record of.
     NotInRegistry,
+    /// The device holds a valid chain from another signer (another project); nothing written.
+    ForeignChain {
+        /// Subject CN of the device's signer certificate (device text, escaped when shown).
+        signer_cn: String,
+        /// SHA-256 of the device's signer public key (SubjectPublicKeyInfo DER).
+        signer_key_sha256: [u8; 32],
+    },
     /// The certificate the device rebuilt differs from the one issued.
     RebuiltDiffers {
         /// `device` or `signer`.
@@ -445,7 +455,8 @@ impl std::fmt::Display for FailureKind {
             Self::CnMismatch { got, want } => write!(
                 f,
                 "the device definition gives CN {got:?} but the profile's CN scheme gives \
-                 {want:?}; regenerate the definition with `keystamp certdef from-cert`"
+                 {want:?}; run `keystamp certdef regenerate` to rebuild the definitions from \
+                 the profile and CA"
             ),
             Self::Interrupted => {
                 f.write_str("interrupted; rerun to resume (finished steps are kept)")
@@ -463,6 +474,17 @@ impl std::fmt::Display for FailureKind {
             Self::RegistryMismatch { registry_serial } => write!(
                 f,
                 "the device holds a certificate other than the registry's {registry_serial}"
+            ),
+            Self::ForeignChain {
+                signer_cn,
+                signer_key_sha256,
+            } => write!(
+                f,
+                "the device holds a valid chain from another signer (\"{}\", key SHA-256 {}), \
+                 i.e. another project; nothing was written. Provision it with that project, or \
+                 rerun with --reprovision to replace its identity",
+                signer_cn.escape_debug(),
+                crate::pki::ca::colon_hex(signer_key_sha256)
             ),
             Self::NotInRegistry => {
                 f.write_str("valid chain, but this project's registry has no record of the device")
@@ -650,19 +672,23 @@ impl<'a, P: Port> Station<'a, P> {
 
     fn call(&mut self, step: Step, request: &Request) -> Result<Response, Failure> {
         self.check_stop()?;
-        self.link.call(request).map_err(|error| {
-            let last_line = match &error {
-                LinkError::NoAnswer { .. } => self.link.last_noise().map(|n| n.to_string()),
-                _ => None,
-            };
-            Failure::new(
-                step,
-                FailureKind::Link {
-                    error: Box::new(error),
-                    last_line,
-                },
-            )
-        })
+        self.link
+            .call(request)
+            .map_err(|error| self.link_failure(step, error))
+    }
+
+    fn link_failure(&self, step: Step, error: LinkError) -> Failure {
+        let last_line = match &error {
+            LinkError::NoAnswer { .. } => self.link.last_noise().map(|n| n.to_string()),
+            _ => None,
+        };
+        Failure::new(
+            step,
+            FailureKind::Link {
+                error: Box::new(error),
+                last_line,
+            },
+        )
     }
 
     fn ok(&mut self, step: Step, request: &Request) -> Result<(), Failure> {
@@ -694,6 +720,7 @@ impl<'a, P: Port> Station<'a, P> {
             Outcome::Ok,
             &format!("revision {}", hex::encode(hello.chip.revision)),
         );
+        self.refuse_foreign_chain(&hello)?;
 
         // 2. config
         self.step(Step::Config);
@@ -849,6 +876,53 @@ impl<'a, P: Port> Station<'a, P> {
         report.elapsed = started.elapsed();
         report.link = self.link.stats();
         report
+    }
+
+    /// Part of the probe: a device whose data zone is locked and whose stored definitions
+    /// rebuild a chain that verifies (device certificate signed by its signer certificate) with a
+    /// signer other than this project's belongs to another project: refused before anything is
+    /// written, unless the run re-provisions. A device without such a chain goes on as before.
+    fn refuse_foreign_chain(&mut self, hello: &HelloInfo) -> Result<(), Failure> {
+        use der::{Decode, Encode};
+        let m = self.material;
+        if m.reprovision || !hello.chip.data_locked || hello.def_blob.is_none() {
+            return Ok(());
+        }
+        let chain = match self.link.call(&Request::RebuildChain) {
+            Ok(Response::Chain(r)) => r,
+            // No chain to rebuild (slots not written yet, definitions incomplete or not
+            // fitting): nothing to protect; the steps below write this project's.
+            Ok(_) | Err(LinkError::Device { .. }) => return Ok(()),
+            Err(error) => return Err(self.link_failure(Step::Probe, error)),
+        };
+        let device = self.read_cert(keystamp_wire::CertKind::Device, chain.device.len)?;
+        let signer = self.read_cert(keystamp_wire::CertKind::Signer, chain.signer.len)?;
+        if signer == m.signer.der {
+            return Ok(());
+        }
+        let (Ok(device_cert), Ok(signer_cert)) = (
+            x509_cert::Certificate::from_der(&device),
+            x509_cert::Certificate::from_der(&signer),
+        ) else {
+            return Ok(());
+        };
+        let spki = signer_cert.tbs_certificate().subject_public_key_info();
+        let Ok(signer_key) = crate::pki::ca::public_key_xy(spki) else {
+            return Ok(());
+        };
+        if crate::pki::ca::verify_signed_by(&device_cert, &signer_key).is_err() {
+            return Ok(());
+        }
+        let signer_cn = crate::pki::ca::common_name(signer_cert.tbs_certificate().subject())
+            .unwrap_or_default();
+        let spki_der = spki.to_der().unwrap_or_default();
+        Err(Failure::new(
+            Step::Probe,
+            FailureKind::ForeignChain {
+                signer_cn,
+                signer_key_sha256: crate::pki::ca::sha256(&spki_der),
+            },
+        ))
     }
 
     fn read_cert(&mut self, kind: keystamp_wire::CertKind, len: u16) -> Result<Vec<u8>, Failure> {

@@ -173,6 +173,11 @@ pub struct CaSection {
 pub struct RegistrySection {
     /// Path of the SQLite database.
     pub path: PathBuf,
+    /// The registry's id (32 hex digits), created with it by `init` and stored in it too, so
+    /// an empty or another project's database is refused. `None` in projects made before ids
+    /// (`keystamp registry adopt` sets it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// `[output]`: per-device outputs.
@@ -229,6 +234,7 @@ impl Default for RegistrySection {
     fn default() -> Self {
         Self {
             path: "registry.sqlite".into(),
+            id: None,
         }
     }
 }
@@ -542,6 +548,7 @@ impl Profile {
              [registry]\n\
              # SQLite database: devices, certificates, stations, audit log.\n\
              path = {registry}\n\
+             {registry_id}\
              \n\
              [output]\n\
              # Per device: <dir>/<chip serial>/{{device,signer,chain}}.pem\n\
@@ -568,6 +575,14 @@ impl Profile {
             root_years = self.ca.root_validity_years,
             signer_years = self.ca.signer_validity_years,
             registry = p(&self.registry.path),
+            registry_id = match &self.registry.id {
+                Some(id) => format!(
+                    "# Id of the registry created with this project; a database with another id \
+                     is refused.\nid = {}\n",
+                    q(id)
+                ),
+                None => String::new(),
+            },
             output = p(&self.output.dir),
         )
     }
@@ -668,8 +683,8 @@ pub struct Project {
 }
 
 impl Project {
-    /// Opens the project in `dir`: reads and validates `keystamp.toml`.
-    pub fn open(dir: &Path) -> Result<Self, ProjectError> {
+    /// Reads `dir/keystamp.toml` without validating it (see [`Profile::validate`]).
+    pub fn read_profile(dir: &Path) -> Result<Profile, ProjectError> {
         let path = dir.join(PROFILE_FILE);
         let text = match crate::certdef_io::read_limited_text(&path) {
             Ok(t) => t,
@@ -678,7 +693,12 @@ impl Project {
             }
             Err(e) => return Err(ProjectError::Io(path, e)),
         };
-        let profile = Profile::from_toml(&text).map_err(|m| ProjectError::Parse(path, m))?;
+        Profile::from_toml(&text).map_err(|m| ProjectError::Parse(path, m))
+    }
+
+    /// Opens the project in `dir`: reads and validates `keystamp.toml`.
+    pub fn open(dir: &Path) -> Result<Self, ProjectError> {
+        let profile = Self::read_profile(dir)?;
         let config_zone = profile.validate(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -696,6 +716,18 @@ impl Project {
         std::fs::create_dir_all(dir).map_err(|e| ProjectError::Io(dir.to_path_buf(), e))?;
         std::fs::write(&path, profile.to_commented_toml())
             .map_err(|e| ProjectError::Io(path.clone(), e))?;
+        Ok(path)
+    }
+
+    /// Replaces `dir/keystamp.toml` with `profile` (every key written out; comments in the old
+    /// file are not kept). Written to a temporary file and renamed, so a crash leaves the old
+    /// profile or the new one, never half of one.
+    pub fn replace_profile(dir: &Path, profile: &Profile) -> Result<PathBuf, ProjectError> {
+        let path = dir.join(PROFILE_FILE);
+        let tmp = dir.join(format!(".{PROFILE_FILE}.tmp"));
+        std::fs::write(&tmp, profile.to_commented_toml())
+            .map_err(|e| ProjectError::Io(tmp.clone(), e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| ProjectError::Io(path.clone(), e))?;
         Ok(path)
     }
 

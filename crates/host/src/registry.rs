@@ -18,7 +18,18 @@ use crate::project::CHIP_SERIAL_LEN;
 pub mod lots;
 
 /// Current schema version (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// Version 3: the registry's id, which `keystamp.toml` records (`registry.id`).
+const SCHEMA_V3: &str = "
+CREATE TABLE meta (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
+);
+";
+
+/// The `meta` key of the registry id.
+const META_REGISTRY_ID: &str = "registry_id";
 
 const SCHEMA_V1: &str = "
 CREATE TABLE devices (
@@ -189,6 +200,25 @@ pub enum RegistryError {
         /// Its schema version.
         version: i64,
     },
+    /// The registry file could not be inspected.
+    Io(PathBuf, std::io::Error),
+    /// The registry file is 0 bytes: not a registry (SQLite would silently start a new one).
+    Empty(PathBuf),
+    /// `init` found a registry file where it would create one.
+    Exists(PathBuf),
+    /// The database's id is not the one `keystamp.toml` records.
+    Foreign {
+        /// The database file.
+        path: PathBuf,
+        /// `registry.id` in `keystamp.toml`.
+        expected: String,
+        /// The database's id (`None`: it has none).
+        found: Option<String>,
+    },
+    /// The registry already has an id (adopting refuses to change it).
+    HasId(String),
+    /// No random id could be made.
+    Random(String),
     /// The database was written by a newer keystamp.
     NewerSchema(i64),
     /// A certificate with this serial number is already recorded.
@@ -235,6 +265,31 @@ impl fmt::Display for RegistryError {
                  upgrades it",
                 path.display()
             ),
+            Self::Io(path, e) => write!(f, "registry {}: {e}", path.display()),
+            Self::Empty(path) => write!(
+                f,
+                "registry {} is empty (0 bytes), not this project's registry: restore it from a \
+                 backup, or point registry.path in keystamp.toml at the real one",
+                path.display()
+            ),
+            Self::Exists(path) => write!(
+                f,
+                "registry {} already exists: refusing to replace it (move it away to start over)",
+                path.display()
+            ),
+            Self::Foreign {
+                path,
+                expected,
+                found,
+            } => write!(
+                f,
+                "registry {} belongs to another project (its id is {}, keystamp.toml records \
+                 {expected}): restore this project's registry, or point registry.path at it",
+                path.display(),
+                found.as_deref().unwrap_or("missing")
+            ),
+            Self::HasId(id) => write!(f, "the registry already has id {id}"),
+            Self::Random(e) => write!(f, "no random registry id: {e}"),
             Self::NewerSchema(v) => write!(
                 f,
                 "registry schema version {v} is newer than this keystamp ({SCHEMA_VERSION}): \
@@ -296,6 +351,7 @@ impl std::error::Error for RegistryError {
         match self {
             Self::Sqlite(e) | Self::File { source: e, .. } => Some(e),
             Self::Lot(e) => Some(e),
+            Self::Io(_, e) => Some(e),
             _ => None,
         }
     }
@@ -586,8 +642,97 @@ impl Registry {
         if version < 2 {
             tx.execute_batch(lots::SCHEMA_V2)?;
         }
+        if version < 3 {
+            tx.execute_batch(SCHEMA_V3)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Creates the registry of a new project at `path` with a fresh random id, which the
+    /// caller records in `keystamp.toml`. Refuses an existing file.
+    pub fn create(path: &Path) -> Result<(Self, String), RegistryError> {
+        if path.exists() {
+            return Err(RegistryError::Exists(path.to_path_buf()));
+        }
+        let id = Self::new_id()?;
+        let reg = Self::open(path)?;
+        reg.set_id(&id)?;
+        Ok((reg, id))
+    }
+
+    /// A fresh random registry id: 32 hex digits.
+    pub fn new_id() -> Result<String, RegistryError> {
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| RegistryError::Random(e.to_string()))?;
+        Ok(hex::encode(id))
+    }
+
+    /// Opens the registry of a project whose `keystamp.toml` records `expected` as its id.
+    /// Refuses a 0-byte file (SQLite would take it as a new, empty database), a database whose
+    /// id differs, and one without an id when the project has one. `expected: None` (a project
+    /// made before ids) opens any database but an empty one.
+    pub fn open_project(path: &Path, expected: Option<&str>) -> Result<Self, RegistryError> {
+        Self::open_checked(path, expected, Self::open)
+    }
+
+    /// [`Registry::open_project`] for reading only ([`Registry::open_read_only`]): the same
+    /// refusals of an empty or foreign file, and nothing written.
+    pub fn open_project_read_only(
+        path: &Path,
+        expected: Option<&str>,
+    ) -> Result<Self, RegistryError> {
+        Self::open_checked(path, expected, Self::open_read_only)
+    }
+
+    fn open_checked(
+        path: &Path,
+        expected: Option<&str>,
+        open: fn(&Path) -> Result<Self, RegistryError>,
+    ) -> Result<Self, RegistryError> {
+        let len = std::fs::metadata(path)
+            .map_err(|e| RegistryError::Io(path.to_path_buf(), e))?
+            .len();
+        if len == 0 {
+            return Err(RegistryError::Empty(path.to_path_buf()));
+        }
+        let reg = open(path)?;
+        if let Some(expected) = expected {
+            let found = reg.id()?;
+            if found.as_deref() != Some(expected) {
+                return Err(RegistryError::Foreign {
+                    path: path.to_path_buf(),
+                    expected: expected.to_string(),
+                    found,
+                });
+            }
+        }
+        Ok(reg)
+    }
+
+    /// The registry's id, if it has one (databases made before ids have none).
+    pub fn id(&self) -> Result<Option<String>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [META_REGISTRY_ID],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Gives a registry without an id the id `id` (adopting a database made before ids);
+    /// refuses to change an existing id.
+    pub fn set_id(&self, id: &str) -> Result<(), RegistryError> {
+        let n = self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
+            [META_REGISTRY_ID, id],
+        )?;
+        if n == 0 && self.id()?.as_deref() != Some(id) {
+            return Err(RegistryError::HasId(self.id()?.unwrap_or_default()));
+        }
         Ok(())
     }
 
@@ -904,6 +1049,47 @@ mod tests {
     use super::*;
 
     const CHIP: ChipSerial = ChipSerial([0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE]);
+
+    /// A version-1 database (before ids) migrates to one without an id; an id is set once and
+    /// never changed; `open_project` refuses a 0-byte file and a differing id.
+    #[test]
+    fn registry_id_is_set_once_and_checked_on_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("r.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let reg = Registry::open(&path).unwrap();
+        assert_eq!(reg.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(reg.id().unwrap(), None);
+        reg.set_id("aa").unwrap();
+        reg.set_id("aa").unwrap();
+        assert!(matches!(reg.set_id("bb"), Err(RegistryError::HasId(id)) if id == "aa"));
+        drop(reg);
+        Registry::open_project(&path, Some("aa")).unwrap();
+        Registry::open_project(&path, None).unwrap();
+        assert!(matches!(
+            Registry::open_project(&path, Some("bb")),
+            Err(RegistryError::Foreign { found: Some(f), .. }) if f == "aa"
+        ));
+
+        let empty = tmp.path().join("empty.sqlite");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(matches!(
+            Registry::open_project(&empty, None),
+            Err(RegistryError::Empty(_))
+        ));
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+        assert!(matches!(
+            Registry::create(&empty),
+            Err(RegistryError::Exists(_))
+        ));
+        let (fresh, id) = Registry::create(&tmp.path().join("new.sqlite")).unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(fresh.id().unwrap().as_deref(), Some(id.as_str()));
+    }
 
     fn req<'a>(serial: &'a [u8], pk: &'a [u8; 64], chip: ChipSerial) -> IssueRequest<'a> {
         IssueRequest {

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use keystamp_certdef::{CertDefBuf, Role, write_blob};
+use keystamp_certdef::{CertDefBuf, Role, parse_defs_json, write_blob};
 
+use crate::certdef_io::defs_to_json;
 use crate::engine::Material;
 use crate::pki::ca::{CaError, DeviceCertRequest, Signer};
 use crate::pki::from_cert::{CertRole, FromCertError, FromCertOptions, HexCase, from_cert};
@@ -42,6 +43,13 @@ pub enum SetupError {
         /// The parser's reason.
         source: serde_json::Error,
     },
+    /// A project definition file holds no definition or several.
+    NotOneDefinition {
+        /// The file.
+        path: PathBuf,
+        /// How many it holds.
+        count: usize,
+    },
     /// A definition that is not valid (`what`: its file, or which definition).
     InvalidDefinition {
         /// The file or the definition's role.
@@ -62,6 +70,16 @@ pub enum SetupError {
     },
     /// The signer certificate does not fit its definition.
     SignerDoesNotFit(IssueError),
+    /// The device definition does not give the certificates `keystamp.toml` asks for (it was
+    /// generated from an older profile or another CA).
+    ProfileMismatch {
+        /// The profile key that differs (`certificates.cn`, `certificates.validity_years`).
+        key: &'static str,
+        /// What a station would issue, against what the profile asks.
+        detail: String,
+    },
+    /// A certificate for a sample chip cannot be issued from the device definition.
+    SampleIssue(IssueError),
 }
 
 impl std::fmt::Display for SetupError {
@@ -73,6 +91,11 @@ impl std::fmt::Display for SetupError {
             Self::NotADefinition { path, source } => write!(
                 f,
                 "{}: not a certificate definition: {source}",
+                path.display()
+            ),
+            Self::NotOneDefinition { path, count } => write!(
+                f,
+                "{}: holds {count} definitions; a project definition file holds exactly one",
                 path.display()
             ),
             Self::InvalidDefinition { what, source } => {
@@ -90,6 +113,18 @@ impl std::fmt::Display for SetupError {
             Self::SignerDoesNotFit(e) => {
                 write!(f, "the signer certificate does not fit its definition: {e}")
             }
+            Self::ProfileMismatch { key, detail } => write!(
+                f,
+                "the device definition does not match `{key}` in keystamp.toml ({detail}); no \
+                 device was touched: run `keystamp certdef regenerate` to rebuild the \
+                 definitions from the profile and CA, or undo the change"
+            ),
+            Self::SampleIssue(e) => write!(
+                f,
+                "the device definition cannot issue a certificate with the profile's dates \
+                 and validity ({e}); no device was touched: run `keystamp certdef regenerate` \
+                 to rebuild the definitions from the profile and CA"
+            ),
         }
     }
 }
@@ -102,8 +137,11 @@ impl std::error::Error for SetupError {
             Self::Io { source, .. } => Some(source),
             Self::NotADefinition { source, .. } => Some(source),
             Self::InvalidDefinition { source, .. } | Self::Blob(source) => Some(source),
-            Self::SignerDoesNotFit(e) => Some(e),
-            Self::HalfNamedDefinitions | Self::BlobTooLarge { .. } => None,
+            Self::SignerDoesNotFit(e) | Self::SampleIssue(e) => Some(e),
+            Self::ProfileMismatch { .. } => None,
+            Self::HalfNamedDefinitions
+            | Self::BlobTooLarge { .. }
+            | Self::NotOneDefinition { .. } => None,
         }
     }
 }
@@ -165,6 +203,61 @@ pub fn generate_definitions(
     Ok((device_def, signer_def))
 }
 
+/// Issues a certificate for a sample chip the way a station will (same definition, profile
+/// validity, this hour) and checks it is what the profile asks for, so a profile changed after
+/// the definitions were generated stops the run before any device is touched.
+fn check_device_definition(
+    profile: &Profile,
+    def: &keystamp_certdef::CertDef<'_>,
+    config: &[u8; 128],
+    signer_public_key: &[u8; 64],
+    signer_id: [u8; 2],
+) -> Result<(), SetupError> {
+    let want_years = profile.certificates.validity_years;
+    if def.expire_years != want_years {
+        return Err(SetupError::ProfileMismatch {
+            key: "certificates.validity_years",
+            detail: format!(
+                "the definition's validity is {} years, the profile's {want_years}",
+                def.expire_years
+            ),
+        });
+    }
+    let mut config = *config;
+    config[..4].copy_from_slice(&SAMPLE_CHIP_SERIAL[..4]);
+    config[8..13].copy_from_slice(&SAMPLE_CHIP_SERIAL[4..]);
+    let now = der::DateTime::from_system_time(SystemTime::now()).unwrap_or(der::DateTime::INFINITY);
+    let req = crate::pki::issue::DeviceCertRequest {
+        def,
+        config: &config,
+        // Any valid point: the sample only shows what the definition makes of a chip.
+        public_key: signer_public_key,
+        signer_public_key,
+        signer_id,
+        issue_date: keystamp_certdef::DateTime::new(
+            now.year(),
+            now.month(),
+            now.day(),
+            now.hour(),
+            0,
+            0,
+        ),
+        expire_years: want_years,
+    };
+    // The signature is not checked here; a fixed value keeps the signer key out of it.
+    let issued = crate::pki::issue::issue_device_cert(&req, |_| Ok([0x11; 64]))
+        .map_err(SetupError::SampleIssue)?;
+    let want = profile.device_cn(&SAMPLE_CHIP_SERIAL);
+    let got = crate::engine::common_name(&issued.der).unwrap_or_default();
+    if got != want {
+        return Err(SetupError::ProfileMismatch {
+            key: "certificates.cn",
+            detail: format!("a chip would get CN \"{got}\", the profile asks for \"{want}\""),
+        });
+    }
+    Ok(())
+}
+
 /// The hex case the CN scheme writes the chip serial in, if it has one.
 pub fn cn_case(scheme: &str) -> Option<HexCase> {
     if scheme.contains("{sn_lower}") {
@@ -176,7 +269,9 @@ pub fn cn_case(scheme: &str) -> Option<HexCase> {
     }
 }
 
-/// Writes both definitions as cryptoauthlib-shaped JSON into `dir`; returns their paths.
+/// Writes both definitions into `dir` as `{"defs": {"<name>": {...}}}` files (the shape of
+/// cryptoauthlib's `cert_defs.json`), so each keeps its name and `certdef pack` can pair the
+/// device's `ca_cert_def` with the signer's; returns their paths.
 pub fn write_definitions(
     dir: &Path,
     device: &CertDefBuf,
@@ -184,17 +279,39 @@ pub fn write_definitions(
 ) -> Result<(PathBuf, PathBuf), SetupError> {
     let d = dir.join(DEVICE_DEF_FILE);
     let s = dir.join(SIGNER_DEF_FILE);
-    std::fs::write(&d, device.to_json()).map_err(io_err(&d))?;
-    std::fs::write(&s, signer.to_json()).map_err(io_err(&s))?;
+    write_definitions_to(&d, device, &s, signer)?;
     Ok((d, s))
 }
 
+/// Writes the two definitions (named, as [`write_definitions`]) to the given files.
+pub fn write_definitions_to(
+    device_path: &Path,
+    device: &CertDefBuf,
+    signer_path: &Path,
+    signer: &CertDefBuf,
+) -> Result<(), SetupError> {
+    for (path, def) in [(device_path, device), (signer_path, signer)] {
+        std::fs::write(path, defs_to_json(&[def])).map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
+/// Reads a definition file holding one definition: named (`{"defs": {...}}`), or a bare object
+/// as projects made before definitions were named have.
 fn read_def(path: &Path) -> Result<CertDefBuf, SetupError> {
     let text = crate::certdef_io::read_limited_text(path).map_err(io_err(path))?;
-    let def = CertDefBuf::from_json(&text).map_err(|source| SetupError::NotADefinition {
+    let not_a_def = |source| SetupError::NotADefinition {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut defs = parse_defs_json(&text).map_err(not_a_def)?;
+    if defs.len() != 1 {
+        return Err(SetupError::NotOneDefinition {
+            path: path.to_path_buf(),
+            count: defs.len(),
+        });
+    }
+    let def = defs.swap_remove(0);
     def.as_def().map_err(invalid(path.display().to_string()))?;
     Ok(def)
 }
@@ -260,6 +377,7 @@ pub fn material_from_parts(
     }
     let signer_split = split_for_device(&sig, certs.signer.der.clone(), Some(&root_pk), None, None)
         .map_err(SetupError::SignerDoesNotFit)?;
+    check_device_definition(profile, &dev, &config, &signer_pk, signer_id)?;
     let scheme = profile.certificates.cn.clone();
     let expected_cn: Option<crate::engine::CnScheme> = cn_case(&scheme).map(|_| {
         let p = profile.clone();
@@ -279,6 +397,41 @@ pub fn material_from_parts(
         lock_data: profile.locks.lock_data,
         lock_cert_slots: profile.locks.lock_cert_slots,
         expected_cn,
+        reprovision: false,
         output_dir,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::ca::{self, KeyProtection};
+
+    /// Definitions written by `init` are named; files of projects made before (one bare
+    /// definition object, named "") still read.
+    #[test]
+    fn definition_files_named_and_bare_both_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let profile = Profile::default();
+        let ca_dir = tmp.path().join("ca");
+        ca::create(
+            &ca_dir,
+            &profile.ca,
+            &KeyProtection::Unencrypted,
+            SystemTime::now(),
+        )
+        .unwrap();
+        let signer = Signer::unlock(&ca_dir, None).unwrap();
+        let (device, signer_def) = generate_definitions(&profile, &signer).unwrap();
+        let (d, s) = write_definitions(tmp.path(), &device, &signer_def).unwrap();
+        let (d, s) = (read_def(&d).unwrap(), read_def(&s).unwrap());
+        assert_eq!((d.name.as_str(), s.name.as_str()), ("device", "signer"));
+        assert_eq!(d.ca_cert_def.as_deref(), Some("signer"));
+
+        let bare = tmp.path().join("old-device-def.json");
+        std::fs::write(&bare, device.to_json()).unwrap();
+        let old = read_def(&bare).unwrap();
+        assert_eq!(old.name, "");
+        assert_eq!(old.template, device.template);
+    }
 }

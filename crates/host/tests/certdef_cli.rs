@@ -658,6 +658,8 @@ fn issued_certificates_with_serial_in_cn() {
         "certdef",
         "pack",
         &def,
+        // The device definition names `signer` as its CA: pack refuses it without it.
+        &signer_def,
         "--ca-dir",
         ca_dir.to_str().expect("path"),
         "-o",
@@ -684,9 +686,10 @@ fn issued_certificates_with_serial_in_cn() {
     assert_eq!(shown["digest"], hex::encode(digest));
     assert_eq!(shown["blob_id"], hex::encode(&digest[..8]));
     let defs = shown["definitions"].as_array().expect("defs");
-    assert_eq!(defs.len(), 1);
+    assert_eq!(defs.len(), 2);
     assert_eq!(defs[0]["role"], "device");
     assert_eq!(defs[0]["sn_source"], "SNSRC_DEVICE_SN");
+    assert_eq!(defs[1]["role"], "signer");
     assert_eq!(defs[0]["template_size"], sample.len());
 }
 

@@ -21,11 +21,12 @@ use serde::Serialize;
 use super::CliError;
 use super::output::io_err;
 use crate::certdef_io::{
-    DeviceImageJson, defs_to_json, load_cert, load_def, load_defs, parse_hex, parse_public_key,
+    DeviceImageJson, defs_to_json, load_cert_at, load_def, load_defs, parse_hex, parse_public_key,
 };
 use crate::ops::certdef::{export_c, pack};
 use crate::pki::ca::{self, CaCerts};
 use crate::pki::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
+use crate::project::Project;
 
 /// `keystamp certdef ...`.
 #[derive(Debug, Subcommand)]
@@ -44,6 +45,9 @@ pub enum CertdefCommand {
     Show(ShowArgs),
     /// Export a definition as cryptoauthlib C source (an `atcacert_def_t` initialiser).
     ExportC(ExportCArgs),
+    /// Rebuild the project's device and signer definitions from keystamp.toml and the CA
+    /// (after changing certificates.cn or certificates.validity_years).
+    Regenerate,
 }
 
 /// `--role`.
@@ -67,8 +71,12 @@ pub enum CaseArg {
 /// `keystamp certdef from-cert`.
 #[derive(Debug, Args)]
 pub struct FromCertArgs {
-    /// Sample certificate (PEM or DER).
+    /// Sample certificate (PEM or DER; text around PEM blocks is skipped).
     pub cert: PathBuf,
+    /// Which certificate of a multi-certificate PEM file to use, from 1 (default: the first,
+    /// with a note).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub index: Option<u64>,
     /// Which certificate of the chain the sample is.
     #[arg(long, value_enum, default_value = "device")]
     pub role: RoleArg,
@@ -117,6 +125,10 @@ pub struct DefCertArgs {
     /// Certificate (PEM or DER).
     #[arg(long)]
     pub cert: PathBuf,
+    /// Which certificate of a multi-certificate PEM file to use, from 1 (default: the first,
+    /// with a note).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub index: Option<u64>,
 }
 
 /// `keystamp certdef compress`.
@@ -203,9 +215,16 @@ pub struct ExportCArgs {
     pub include: String,
 }
 
-/// Runs one `certdef` command.
-pub fn run(cmd: CertdefCommand, out: &mut dyn Write) -> Result<(), CliError> {
+/// Runs one `certdef` command; `project` is the project directory (`regenerate` only).
+pub fn run(project: &Path, cmd: CertdefCommand, out: &mut dyn Write) -> Result<(), CliError> {
     match cmd {
+        CertdefCommand::Regenerate => {
+            let project = Project::open(project)?;
+            let (device, signer) = crate::ops::regenerate_definitions(&project)?;
+            writeln!(out, "device: {}", device.display())
+                .and_then(|()| writeln!(out, "signer: {}", signer.display()))
+                .map_err(io_err)
+        }
         CertdefCommand::FromCert(a) => cmd_from_cert(a, out),
         CertdefCommand::Compress(a) => cmd_compress(a, out),
         CertdefCommand::Split(a) => cmd_split(a, out),
@@ -245,8 +264,23 @@ fn write_output(path: Option<&Path>, data: &[u8], out: &mut dyn Write) -> Result
     }
 }
 
+/// The certificate `--index` picks from `path`; taking the first of several without
+/// `--index` is noted on stderr, since a chain file's first block may not be the one meant.
+fn cert_input(path: &Path, index: Option<u64>) -> Result<Vec<u8>, CliError> {
+    let index = index.map(|i| usize::try_from(i).unwrap_or(usize::MAX));
+    let (der, count) = load_cert_at(path, index)?;
+    if count > 1 && index.is_none() {
+        eprintln!(
+            "keystamp: note: {} holds {count} certificates; using the first (pick another with \
+             --index N)",
+            path.display()
+        );
+    }
+    Ok(der)
+}
+
 fn cmd_from_cert(a: FromCertArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let der = load_cert(&a.cert)?;
+    let der = cert_input(&a.cert, a.index)?;
     let role = match a.role {
         RoleArg::Device => CertRole::Device,
         RoleArg::Signer => CertRole::Signer,
@@ -278,25 +312,47 @@ fn cmd_from_cert(a: FromCertArgs, out: &mut dyn Write) -> Result<(), CliError> {
     opts.ca_cert_def = a.ca_def;
     let def = from_cert(&der, &opts)
         .map_err(|e| CliError::Invalid(format!("{}: {e}", a.cert.display())))?;
-    warn_if_sample_does_not_rebuild(&def, &der);
+    check_sample_rebuilds(&def, &der, &a.cert)?;
     write_output(a.output.as_deref(), defs_to_json(&[&def]).as_bytes(), out)
 }
 
-/// The sample need not rebuild from its own definition (its serial number may be random while
-/// devices get generated ones), but the operator should know: a note on stderr.
-fn warn_if_sample_does_not_rebuild(buf: &CertDefBuf, der: &[u8]) {
-    let Ok(def) = buf.as_def() else { return };
-    let Ok(len) = scratch_len(&def) else { return };
+/// The sample need not rebuild from its own definition when its serial number is not one the
+/// definition generates (a random serial, devices getting generated ones): a warning naming
+/// that cause. A date the compressed form cannot keep is an error (the one rule for dates, see
+/// [`crate::pki::from_cert`]); any other difference is a warning to check the options.
+fn check_sample_rebuilds(buf: &CertDefBuf, der: &[u8], path: &Path) -> Result<(), CliError> {
+    use keystamp_certdef::Error as DefError;
+    let Ok(def) = buf.as_def() else { return Ok(()) };
+    let Ok(len) = scratch_len(&def) else {
+        return Ok(());
+    };
     let mut image = Box::<DeviceImage>::default();
     let mut scratch = vec![0u8; len];
-    match split(&def, der, None, None, &mut image, &mut scratch) {
-        Ok(_) | Err(keystamp_certdef::Error::MissingDeviceSn) => {}
-        Err(e) => eprintln!(
-            "keystamp: warning: the sample does not rebuild from this definition ({e}): \
-             certificates built from it differ there (expected for a generated serial number \
-             such as {}; otherwise check the options)",
-            def.sn_source.c_name()
-        ),
+    let e = match split(&def, der, None, None, &mut image, &mut scratch) {
+        Ok(_) | Err(DefError::MissingDeviceSn) => return Ok(()),
+        Err(e) => e,
+    };
+    let generated = !matches!(def.sn_source, SnSource::Stored | SnSource::StoredDynamic);
+    match e {
+        DefError::NotReproducible(StdElement::IssueDate | StdElement::ExpireDate) => {
+            Err(CliError::Invalid(format!("{}: {e}", path.display())))
+        }
+        DefError::NotReproducible(StdElement::CertSn) if generated => {
+            eprintln!(
+                "keystamp: warning: the sample's serial number is not the one {} generates: \
+                 certificates built from this definition get their own (expected for a sample \
+                 not issued by this definition)",
+                def.sn_source.c_name()
+            );
+            Ok(())
+        }
+        e => {
+            eprintln!(
+                "keystamp: warning: the sample does not rebuild from this definition ({e}): \
+                 certificates built from it differ there; check the options"
+            );
+            Ok(())
+        }
     }
 }
 
@@ -330,7 +386,7 @@ fn serial_len(der: &[u8]) -> Result<u16, CliError> {
 fn cmd_compress(a: CompressArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let buf = load_def(&a.io.def)?;
     let def = buf.as_def().map_err(def_err("definition"))?;
-    let der = load_cert(&a.io.cert)?;
+    let der = cert_input(&a.io.cert, a.io.index)?;
     // The certificate must fit the definition, as for split: a clear error instead of a
     // compressed form of the wrong bytes.
     keystamp_certdef::split::check_template(&def, &der)
@@ -342,7 +398,7 @@ fn cmd_compress(a: CompressArgs, out: &mut dyn Write) -> Result<(), CliError> {
 fn cmd_split(a: SplitArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let buf = load_def(&a.io.def)?;
     let def = buf.as_def().map_err(def_err("definition"))?;
-    let der = load_cert(&a.io.cert)?;
+    let der = cert_input(&a.io.cert, a.io.index)?;
     let device_sn = match &a.device_sn {
         Some(s) => Some(
             <[u8; 9]>::try_from(parse_hex(s, "--device-sn")?).map_err(|b| {

@@ -9,7 +9,9 @@ use clap::Args;
 use super::CliError;
 use super::output::summarize;
 use crate::engine::DeviceResult;
-use crate::ops::{Run, SimOptions, StationMode, create_project, lock_sim_dir, start_sims};
+use crate::ops::{
+    ProfileFile, Run, SimOptions, StationMode, create_project, lock_sim_dir, start_sims,
+};
 use crate::pki::ca::{self, KeyProtection, Signer};
 use crate::project::{Mode, Profile, Project};
 
@@ -32,7 +34,12 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if created {
         let mut profile = Profile::default();
         profile.ca.organization = "keystamp DEMO - not for production".into();
-        create_project(&dir, &profile, &KeyProtection::Unencrypted)?;
+        create_project(
+            &dir,
+            &profile,
+            &KeyProtection::Unencrypted,
+            ProfileFile::New,
+        )?;
         writeln!(
             out,
             "demo project created in {} (throwaway CA, keys NOT encrypted)",

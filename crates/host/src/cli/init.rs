@@ -10,10 +10,10 @@ use clap::{Args, ValueEnum};
 
 use super::CliError;
 use super::output::io_err;
-use crate::ops::create_project;
+use crate::ops::{ProfileFile, create_project};
 use crate::pki::ca::{self, CaCerts, KeyProtection};
 use crate::pki::passphrase::read_passphrase;
-use crate::project::{Mode, PROFILE_FILE, Profile, ProjectError};
+use crate::project::{Mode, PROFILE_FILE, Profile, Project, ProjectError};
 
 /// `keystamp init`.
 #[derive(Debug, Args)]
@@ -73,19 +73,37 @@ fn choose_mode(arg: Option<ModeArg>) -> Result<(Mode, bool), CliError> {
 }
 
 /// Runs `keystamp init`.
+///
+/// A `keystamp.toml` the operator wrote before `init` is the profile to create the project
+/// with (its `[ca]` keys name the CA, its `[certificates]` keys shape the definitions); `init`
+/// adds the generated definitions to it. A directory whose profile already names definitions,
+/// or that has a registry, is a project already and is left alone.
 pub fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let dir = args.dir.unwrap_or_else(|| project_flag.to_path_buf());
-    let mut profile = Profile::default();
+    // Check for an existing project before asking for a passphrase.
+    let profile_path = dir.join(PROFILE_FILE);
+    let (mut profile, file) = if profile_path.exists() {
+        let profile = Project::read_profile(&dir)?;
+        let certs = &profile.certificates;
+        if certs.device_def.is_some()
+            || certs.signer_def.is_some()
+            || profile.resolve(&dir, &profile.registry.path).exists()
+        {
+            return Err(ProjectError::AlreadyAProject(profile_path).into());
+        }
+        (profile, ProfileFile::Existing)
+    } else {
+        (Profile::default(), ProfileFile::New)
+    };
     if let Some(org) = args.organization {
         profile.ca.organization = org;
     }
     profile.validate(&dir)?;
-    // Check for an existing project before asking for a passphrase.
-    let profile_path = dir.join(PROFILE_FILE);
-    if profile_path.exists() {
-        return Err(ProjectError::AlreadyAProject(profile_path).into());
-    }
-    let (mode, defaulted) = choose_mode(args.mode)?;
+    // An operator's keystamp.toml that names its mode keeps it unless --mode overrides.
+    let (mode, defaulted) = match (args.mode, file) {
+        (None, ProfileFile::Existing) => (profile.mode, false),
+        (m, _) => choose_mode(m)?,
+    };
     profile.mode = mode;
     if profile.mode == Mode::Production && args.insecure_no_passphrase {
         return Err(CliError::Invalid(
@@ -100,7 +118,7 @@ pub fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<
         KeyProtection::Passphrase(read_passphrase(true)?)
     };
     // CA, certificate definitions generated from it, profile naming them, registry.
-    let project = create_project(&dir, &profile, &protection)?;
+    let project = create_project(&dir, &profile, &protection, file)?;
     let certs = CaCerts::load(&project.ca_dir())?;
     // Report absolute paths: the operator will copy them into scripts and backups.
     let dir = dir.canonicalize().unwrap_or(dir);

@@ -94,7 +94,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Ca(c) => ca::run(&cli.project, c, out),
         Command::Registry(c) => registry::run(&cli.project, c, out),
         Command::Lot(c) => lot::run(&cli.project, c, out),
-        Command::Certdef(c) => certdef::run(c, out),
+        Command::Certdef(c) => certdef::run(&cli.project, c, out),
         Command::Provision(a) => provision::provision(&cli.project, a, out),
         Command::Verify(a) => verify::verify(&cli.project, a, out),
         Command::Sim(a) => sim::sim(&cli.project, a, out),

@@ -32,6 +32,10 @@ pub struct ProvisionArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Re-stamp devices that hold a valid chain from another signer (another project); without
+    /// it they are refused before anything is written.
+    #[arg(long)]
+    pub reprovision: bool,
 }
 
 /// `keystamp provision`.
@@ -47,15 +51,18 @@ pub fn provision(
     // Production refusals come before any simulated device starts or any port is opened.
     check_mode(&project, args.simulate.is_some())?;
     check_ports(&args.ports)?;
+    let state = args
+        .sim
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| project.dir.join("sim"));
+    // Everything the profile and definitions decide is checked here, before any device.
+    let mut run = Run::prepare(project)?;
+    run.material.reprovision = args.reprovision;
     let mut ports = args.ports.clone();
     let mut sims = Vec::new();
     let mut _sim_lock = None;
     if let Some(n) = args.simulate {
-        let state = args
-            .sim
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| project.dir.join("sim"));
         _sim_lock = Some(lock_sim_dir(&state)?);
         sims = start_sims(n, &state, &args.sim.options(), args.baud)?;
         ports.extend(sims.iter().map(|d| d.port_path().to_string()));
@@ -65,7 +72,6 @@ pub fn provision(
             "name at least one --port PATH (or --simulate N)".into(),
         ));
     }
-    let run = Run::prepare(project)?;
     let reports = run.stations(
         &ports,
         args.baud,

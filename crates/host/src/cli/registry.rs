@@ -1,4 +1,4 @@
-//! `keystamp registry list` and `keystamp registry show`.
+//! `keystamp registry list`, `keystamp registry show` and `keystamp registry adopt`.
 
 use std::io::Write;
 use std::path::Path;
@@ -22,6 +22,9 @@ pub enum RegistryCommand {
     List(JsonFlag),
     /// Show one device (by chip serial) or certificate (by certificate serial).
     Show(ShowArgs),
+    /// Give the registry of a project made before registry ids its id, recorded in
+    /// keystamp.toml (checks the database holds this project's signer certificate).
+    Adopt,
 }
 
 /// `keystamp registry show`.
@@ -39,6 +42,16 @@ pub fn run(dir: &Path, cmd: RegistryCommand, out: &mut dyn Write) -> Result<(), 
     match cmd {
         RegistryCommand::List(f) => registry_list(dir, f.json, out),
         RegistryCommand::Show(a) => registry_show(dir, &a.serial, a.json, out),
+        RegistryCommand::Adopt => {
+            let project = Project::open(dir)?;
+            let id = ops::adopt_registry(&project)?;
+            writeln!(
+                out,
+                "registry {}: id {id} recorded in keystamp.toml",
+                project.registry_path().display()
+            )
+            .map_err(io_err)
+        }
     }
 }
 

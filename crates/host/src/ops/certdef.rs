@@ -40,6 +40,13 @@ impl std::error::Error for ExportCError {}
 pub enum PackError {
     /// Two definitions share a name.
     DuplicateName(String),
+    /// A definition's `ca_cert_def` names no definition in the pack.
+    DanglingCa {
+        /// The definition naming it.
+        name: String,
+        /// The missing CA definition's name.
+        ca: String,
+    },
     /// A definition does not validate.
     Definition {
         /// Its name.
@@ -63,6 +70,11 @@ impl fmt::Display for PackError {
                 f,
                 "two definitions are named `{n}`: names must be unique in a blob"
             ),
+            Self::DanglingCa { name, ca } => write!(
+                f,
+                "definition `{name}` names `{ca}` as its CA (ca_cert_def), but no definition in \
+                 the pack is named `{ca}`: add its file or fix the name"
+            ),
             Self::Definition { name, source } => write!(f, "{name}: {source}"),
             Self::Blob { what, source } => write!(f, "{what}: {source}"),
         }
@@ -72,7 +84,7 @@ impl fmt::Display for PackError {
 impl std::error::Error for PackError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::DuplicateName(_) => None,
+            Self::DuplicateName(_) | Self::DanglingCa { .. } => None,
             Self::Definition { source, .. } | Self::Blob { source, .. } => Some(source),
         }
     }
@@ -85,6 +97,18 @@ pub fn pack(defs: &[CertDefBuf], root: Option<&[u8; 64]>) -> Result<Vec<u8>, Pac
     for d in defs {
         if !seen.insert(d.name.as_str()) {
             return Err(PackError::DuplicateName(d.name.clone()));
+        }
+    }
+    // A device reads its signer's definition through this name; a dangling one leaves the
+    // chain without an issuer on the device.
+    for d in defs {
+        if let Some(ca) = d.ca_cert_def.as_deref()
+            && !seen.contains(ca)
+        {
+            return Err(PackError::DanglingCa {
+                name: d.name.clone(),
+                ca: ca.to_string(),
+            });
         }
     }
     let roles = assign_roles(defs);

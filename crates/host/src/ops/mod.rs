@@ -20,7 +20,10 @@ pub mod sim;
 pub mod stations;
 
 pub use lot::{LotFileError, ModeError, check_mode, issuance_policy};
-pub use project::{create_project, open_registry, open_registry_for_update, record_signer, unlock};
+pub use project::{
+    ProfileFile, adopt_registry, create_project, open_registry, open_registry_for_update,
+    record_signer, regenerate_definitions, unlock,
+};
 pub use run::{Run, StationMode};
 pub use sim::{SimDirLock, SimOptions, lock_sim_dir, start_sims};
 pub use stations::{Tally, check_ports, run_stations, stop_on_interrupt};
@@ -62,6 +65,17 @@ pub enum OpsError {
         /// The lock file.
         lock: PathBuf,
     },
+    /// The project predates registry ids: `keystamp registry adopt` gives it one.
+    RegistryWithoutId(PathBuf),
+    /// `registry adopt` on a project whose registry has an id already.
+    RegistryHasId {
+        /// The database file.
+        path: PathBuf,
+        /// Its id in `keystamp.toml`.
+        id: String,
+    },
+    /// `registry adopt` found a database without this project's signer certificate.
+    RegistryNotOurs(PathBuf),
     /// A simulated device could not be started.
     SimDevice {
         /// Its index (`devNN`).
@@ -111,6 +125,23 @@ impl fmt::Display for OpsError {
                     lock.display()
                 )
             }
+            Self::RegistryWithoutId(path) => write!(
+                f,
+                "registry {} has no id in {PROFILE_FILE} (a project made before registry ids): \
+                 run `keystamp registry adopt` once to record it",
+                path.display()
+            ),
+            Self::RegistryHasId { path, id } => write!(
+                f,
+                "registry {} already has id {id} in {PROFILE_FILE}: nothing to adopt",
+                path.display()
+            ),
+            Self::RegistryNotOurs(path) => write!(
+                f,
+                "registry {} does not hold this project's signer certificate: it belongs to \
+                 another project; restore this project's registry or fix registry.path",
+                path.display()
+            ),
             Self::SimDevice { index, source } => {
                 write!(f, "cannot start simulated device {index}: {source}")
             }
@@ -128,7 +159,12 @@ impl std::error::Error for OpsError {
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
             Self::Passphrase(e) => Some(e),
-            Self::NoRegistry(_) | Self::MissingPorts(_) | Self::SimDirInUse { .. } => None,
+            Self::NoRegistry(_)
+            | Self::MissingPorts(_)
+            | Self::SimDirInUse { .. }
+            | Self::RegistryWithoutId(_)
+            | Self::RegistryHasId { .. }
+            | Self::RegistryNotOurs(_) => None,
             Self::LotFile(e) => Some(e),
             Self::Mode(e) => Some(e),
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),

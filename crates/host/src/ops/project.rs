@@ -6,8 +6,18 @@ use super::{ModeError, OpsError};
 use crate::pki::ca::{self, CaCerts, KeyProtection, Signer};
 use crate::pki::passphrase::read_passphrase;
 use crate::project::{DEVELOPMENT_MARKER, Mode, Profile, Project};
-use crate::registry::{CertKind, IssueRequest, Registry};
+use crate::registry::{CertKind, IssueRequest, Registry, RegistryError};
 use crate::setup;
+
+/// Whether `create_project` writes a new `keystamp.toml` or completes the operator's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileFile {
+    /// There is none: write it (refusing to overwrite one that appeared meanwhile).
+    New,
+    /// The operator wrote it before `init`: its keys are `base`; rewrite it with the generated
+    /// definitions added.
+    Existing,
+}
 
 /// Creates a project in `dir`: CA, definitions generated from it, profile naming them.
 ///
@@ -18,6 +28,7 @@ pub fn create_project(
     dir: &Path,
     base: &Profile,
     protection: &KeyProtection,
+    file: ProfileFile,
 ) -> Result<Project, OpsError> {
     let mut profile = base.clone();
     match profile.mode {
@@ -35,6 +46,11 @@ pub fn create_project(
         }
     }
     profile.validate(dir)?;
+    // Refuse a leftover registry before writing anything (the CA would be left half made).
+    let registry_path = profile.resolve(dir, &profile.registry.path);
+    if registry_path.exists() {
+        return Err(crate::registry::RegistryError::Exists(registry_path).into());
+    }
     let ca_dir = profile.resolve(dir, &profile.ca.dir);
     ca::create(
         &ca_dir,
@@ -51,13 +67,18 @@ pub fn create_project(
     setup::write_definitions(dir, &device_def, &signer_def)?;
     profile.certificates.device_def = Some(PathBuf::from(setup::DEVICE_DEF_FILE));
     profile.certificates.signer_def = Some(PathBuf::from(setup::SIGNER_DEF_FILE));
-    Project::write_profile(dir, &profile)?;
+    // The registry first: its id goes into the profile, which makes the directory a project.
+    let (mut registry, id) = Registry::create(&registry_path)?;
+    profile.registry.id = Some(id);
+    match file {
+        ProfileFile::New => Project::write_profile(dir, &profile)?,
+        ProfileFile::Existing => Project::replace_profile(dir, &profile)?,
+    };
     let project = Project::open(dir)?;
     std::fs::create_dir_all(project.output_dir()).map_err(|source| OpsError::Io {
         path: project.output_dir(),
         source,
     })?;
-    let mut registry = Registry::open(&project.registry_path())?;
     record_signer(&mut registry, signer.certs())?;
     Ok(project)
 }
@@ -87,23 +108,100 @@ pub fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), Ops
 }
 
 /// Opens the project's registry for reading only (`registry list`, `registry show`): nothing
-/// is written, so a read-only project works; refuses a registry file that does not exist.
+/// is written, so a read-only project works. Refuses a registry file that does not exist
+/// rather than creating an empty one, an empty (0-byte) file, a database whose id is not
+/// `registry.id` of `keystamp.toml`, and — in a project made before registry ids — asks for
+/// `keystamp registry adopt` once.
 pub fn open_registry(project: &Project) -> Result<Registry, OpsError> {
     let path = project.registry_path();
     if !path.exists() {
         return Err(OpsError::NoRegistry(path));
     }
-    Ok(Registry::open_read_only(&path)?)
+    open_checked(project, path, Registry::open_project_read_only)
 }
 
-/// Opens the project's existing registry for changes (`lot import|create|close`); refuses a
-/// registry file that does not exist rather than creating an empty one.
+/// [`open_registry`] for changes (`lot import|create|close`): the same refusals, opened for
+/// writing.
 pub fn open_registry_for_update(project: &Project) -> Result<Registry, OpsError> {
     let path = project.registry_path();
     if !path.exists() {
         return Err(OpsError::NoRegistry(path));
     }
-    Ok(Registry::open(&path)?)
+    open_checked(project, path, Registry::open_project)
+}
+
+fn open_checked(
+    project: &Project,
+    path: PathBuf,
+    open: fn(&Path, Option<&str>) -> Result<Registry, RegistryError>,
+) -> Result<Registry, OpsError> {
+    let Some(id) = project.profile.registry.id.as_deref() else {
+        // Still refuse an empty file first: adopting cannot fix that.
+        open(&path, None)?;
+        return Err(OpsError::RegistryWithoutId(path));
+    };
+    Ok(open(&path, Some(id))?)
+}
+
+/// Gives the registry of a project made before registry ids an id and records it in
+/// `keystamp.toml`, after checking the database holds this project's signer certificate (so a
+/// foreign database is not adopted). Returns the id.
+pub fn adopt_registry(project: &Project) -> Result<String, OpsError> {
+    let path = project.registry_path();
+    if !path.exists() {
+        return Err(OpsError::NoRegistry(path));
+    }
+    if let Some(id) = &project.profile.registry.id {
+        return Err(OpsError::RegistryHasId {
+            path,
+            id: id.clone(),
+        });
+    }
+    let registry = Registry::open_project(&path, None)?;
+    let certs = CaCerts::load(&project.ca_dir())?;
+    let ours = registry
+        .certificate(&hex::encode_upper(certs.signer.serial()))?
+        .is_some_and(|c| c.der == certs.signer.der);
+    if !ours {
+        return Err(OpsError::RegistryNotOurs(path));
+    }
+    let id = match registry.id()? {
+        Some(id) => id,
+        None => {
+            let id = Registry::new_id()?;
+            registry.set_id(&id)?;
+            id
+        }
+    };
+    let mut profile = project.profile.clone();
+    profile.registry.id = Some(id.clone());
+    Project::replace_profile(&project.dir, &profile)?;
+    Ok(id)
+}
+
+/// Rebuilds the project's device and signer definitions from its profile and CA (after the
+/// CN scheme or validity changed) and writes them where the profile names them, or to the
+/// default files, recorded in the profile. Returns their paths.
+pub fn regenerate_definitions(project: &Project) -> Result<(PathBuf, PathBuf), OpsError> {
+    let signer = unlock(project)?;
+    let (device_def, signer_def) = setup::generate_definitions(&project.profile, &signer)?;
+    let mut profile = project.profile.clone();
+    let certs = &mut profile.certificates;
+    let device_path = certs
+        .device_def
+        .get_or_insert_with(|| PathBuf::from(setup::DEVICE_DEF_FILE))
+        .clone();
+    let signer_path = certs
+        .signer_def
+        .get_or_insert_with(|| PathBuf::from(setup::SIGNER_DEF_FILE))
+        .clone();
+    let device_path = profile.resolve(&project.dir, &device_path);
+    let signer_path = profile.resolve(&project.dir, &signer_path);
+    setup::write_definitions_to(&device_path, &device_def, &signer_path, &signer_def)?;
+    if profile != project.profile {
+        Project::replace_profile(&project.dir, &profile)?;
+    }
+    Ok((device_path, signer_path))
 }
 
 /// Unlocks the project's signer, asking for the passphrase when its keys are encrypted.

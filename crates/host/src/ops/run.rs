@@ -42,7 +42,7 @@ impl Run {
     /// Prepares the run with an already unlocked signer.
     pub fn with_signer(project: Project, signer: Signer) -> Result<Self, OpsError> {
         let material = setup::material(&project, &signer)?;
-        let mut registry = Registry::open(&project.registry_path())?;
+        let mut registry = super::open_registry_for_update(&project)?;
         registry.set_issuance_policy(super::issuance_policy(&project));
         let registry = Mutex::new(registry);
         Ok(Run {

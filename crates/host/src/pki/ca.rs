@@ -265,7 +265,8 @@ pub fn colon_hex(bytes: &[u8]) -> String {
         .join(":")
 }
 
-fn public_key_xy(spki: &SubjectPublicKeyInfoOwned) -> Result<[u8; 64], CaError> {
+/// The X‖Y of an uncompressed P-256 public key.
+pub fn public_key_xy(spki: &SubjectPublicKeyInfoOwned) -> Result<[u8; 64], CaError> {
     let raw = spki.subject_public_key.raw_bytes();
     match raw {
         [0x04, rest @ ..] if rest.len() == 64 => {

@@ -1,6 +1,11 @@
 //! Generating a certificate definition from a sample certificate (`keystamp certdef from-cert`):
 //! find every standard element in the DER, pick the serial-number source and device locations,
 //! and optionally put the chip serial number into the subject CN as a custom element.
+//!
+//! Dates follow one severity rule, the same as `compress`, `split` and provisioning: a validity
+//! a compressed certificate cannot keep exactly (issue date not on a whole hour; expiry neither
+//! a whole number of years after issue nor "no expiration") is an error naming the date, never
+//! a warning, since every certificate rebuilt from the definition would carry other dates.
 
 use keystamp_certdef::{
     CertDefBuf, CertElement, CertLoc, CertType, DateFormat, DeviceLoc, SnSource, StdElement,
@@ -89,8 +94,12 @@ pub enum FromCertError {
     Shape(&'static str),
     /// A stored serial-number source without `--cert-sn-slot` (the source's C name).
     SnLocationMissing(&'static str),
+    /// A DER header (tag and length) that does not decode.
+    Der(der::Error),
     /// A validity date that does not decode.
     Date(keystamp_certdef::Error),
+    /// A validity a compressed certificate cannot keep exactly.
+    DateNotKept(DateNotKept),
     /// The generated definition does not validate.
     Generated(keystamp_certdef::Error),
 }
@@ -103,7 +112,9 @@ impl std::fmt::Display for FromCertError {
                 f,
                 "{source} needs the device location of the serial number (--cert-sn-slot)"
             ),
+            Self::Der(e) => write!(f, "certificate DER: {e}"),
             Self::Date(e) => write!(f, "date: {e}"),
+            Self::DateNotKept(d) => d.fmt(f),
             Self::Generated(e) => write!(f, "the generated definition is invalid: {e}"),
         }
     }
@@ -113,7 +124,59 @@ impl std::error::Error for FromCertError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Date(e) | Self::Generated(e) => Some(e),
-            Self::Shape(_) | Self::SnLocationMissing(_) => None,
+            Self::Der(e) => Some(e),
+            Self::Shape(_) | Self::SnLocationMissing(_) | Self::DateNotKept(_) => None,
+        }
+    }
+}
+
+/// A validity a compressed certificate cannot keep: it stores the issue date to the hour
+/// (minutes and seconds are dropped) and the validity as whole years (or "no expiration").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateNotKept {
+    /// notBefore has minutes or seconds.
+    IssueNotWholeHour(keystamp_certdef::DateTime),
+    /// notAfter is neither a whole number of years after notBefore nor "no expiration".
+    ExpireNotWholeYears {
+        /// notBefore.
+        issue: keystamp_certdef::DateTime,
+        /// notAfter.
+        expire: keystamp_certdef::DateTime,
+    },
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC`.
+struct Utc(keystamp_certdef::DateTime);
+
+impl std::fmt::Display for Utc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            d.year, d.month, d.day, d.hour, d.minute, d.second
+        )
+    }
+}
+
+impl std::fmt::Display for DateNotKept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::IssueNotWholeHour(issue) => write!(
+                f,
+                "the issue date {} is not on a whole hour: compressed certificates keep the \
+                 issue date to the hour, so every certificate rebuilt from this definition \
+                 would differ; use a sample issued at minutes and seconds 00",
+                Utc(issue)
+            ),
+            Self::ExpireNotWholeYears { issue, expire } => write!(
+                f,
+                "the expire date {} is not a whole number of years after the issue date {} \
+                 (nor \"no expiration\"): a compressed certificate keeps the validity in whole \
+                 years; use a sample with such a validity",
+                Utc(expire),
+                Utc(issue)
+            ),
         }
     }
 }
@@ -137,27 +200,21 @@ impl Tlv {
     }
 }
 
+/// The TLV at `at`: its header (tag, length; DER rules, definite lengths only) decoded by the
+/// `der` crate, kept with its byte offsets, which a definition records.
 fn tlv(der: &[u8], at: usize) -> Result<Tlv, FromCertError> {
+    use der::{Decode, Reader};
     let truncated = || bad("certificate DER is truncated");
-    let tag = *der.get(at).ok_or_else(truncated)?;
-    let first = *der.get(at + 1).ok_or_else(truncated)?;
-    let (len, hdr) = if first < 0x80 {
-        (first as usize, 2)
-    } else {
-        let n = (first & 0x7F) as usize;
-        if n == 0 || n > 3 {
-            return Err(bad("unsupported DER length"));
-        }
-        let bytes = der.get(at + 2..at + 2 + n).ok_or_else(truncated)?;
-        (
-            bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize),
-            2 + n,
-        )
-    };
+    let rest = der.get(at..).ok_or_else(truncated)?;
+    let tag = *rest.first().ok_or_else(truncated)?;
+    let mut reader = der::SliceReader::new(rest).map_err(FromCertError::Der)?;
+    let header = der::Header::decode(&mut reader).map_err(FromCertError::Der)?;
+    let header_len = usize::try_from(reader.position()).map_err(FromCertError::Der)?;
+    let len = usize::try_from(header.length()).map_err(FromCertError::Der)?;
     let t = Tlv {
         tag,
         start: at,
-        value: at + hdr,
+        value: at + header_len,
         len,
     };
     if t.end() > der.len() {
@@ -259,6 +316,11 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
     };
     let (issue_loc, issue_fmt, issue) = date(der, not_before)?;
     let (expire_loc, expire_fmt, expire) = date(der, not_after)?;
+    if (issue.minute, issue.second) != (0, 0) {
+        return Err(FromCertError::DateNotKept(DateNotKept::IssueNotWholeHour(
+            issue,
+        )));
+    }
     let expire_years = if (expire.year == 9999
         || (expire.year == 2049 && issue_fmt == DateFormat::Rfc5280Utc))
         && (
@@ -276,18 +338,13 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
         expire.hour,
         expire.minute,
         expire.second,
-    ) == (
-        issue.month,
-        issue.day,
-        issue.hour,
-        issue.minute,
-        issue.second,
-    ) {
+    ) == (issue.month, issue.day, issue.hour, 0, 0)
+    {
         u8::try_from(expire.year.saturating_sub(issue.year))
             .map_err(|_| bad("validity over 255 years"))?
     } else {
-        return Err(bad(
-            "the expire date is not a whole number of years after the issue date (nor \"no expiration\"); a compressed certificate cannot carry it",
+        return Err(FromCertError::DateNotKept(
+            DateNotKept::ExpireNotWholeYears { issue, expire },
         ));
     };
 
@@ -484,6 +541,24 @@ mod tests {
             CertLoc::new(14, 11)
         );
         assert_eq!(der[14], 10);
+    }
+
+    /// Headers are decoded by the `der` crate with DER rules: a BER-only long-form length for
+    /// a short value (`81 03`), which the hand-written walker took, is refused as DER.
+    #[test]
+    fn non_minimal_lengths_are_not_der() {
+        let ber = [0x30, 0x81, 0x03, 0x02, 0x01, 0x00];
+        let opts = FromCertOptions::new("x", CertRole::Device);
+        assert!(
+            matches!(from_cert(&ber, &opts), Err(FromCertError::Der(_))),
+            "{:?}",
+            from_cert(&ber, &opts)
+        );
+        let der = [0x30, 0x03, 0x02, 0x01, 0x00];
+        assert!(matches!(
+            from_cert(&der, &opts),
+            Err(FromCertError::Shape(_))
+        ));
     }
 
     proptest! {
