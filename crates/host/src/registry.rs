@@ -15,8 +15,12 @@ use serde::Serialize;
 
 use crate::project::CHIP_SERIAL_LEN;
 
-/// Current schema version (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub mod revocation;
+
+pub use revocation::{Revocation, RevocationReason, RevokedCert};
+
+/// Current schema version (SQLite `user_version`): 2 added revocations and CRL numbers.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE devices (
@@ -195,6 +199,28 @@ pub enum RegistryError {
         /// Requested status.
         to: CertStatus,
     },
+    /// Only device certificates are revoked here (this serial is the signer's).
+    NotRevocable(String),
+    /// The certificate is already revoked.
+    AlreadyRevoked {
+        /// Certificate serial.
+        serial: String,
+        /// Why it was revoked.
+        reason: RevocationReason,
+        /// When, RFC 3339.
+        revoked_at: String,
+    },
+    /// The chip presents a public key whose certificate was revoked: no new certificate for it.
+    KeyRevoked {
+        /// The chip.
+        chip_serial: ChipSerial,
+        /// The revoked certificate for that key.
+        cert_serial: String,
+        /// Why it was revoked.
+        reason: RevocationReason,
+    },
+    /// Every CRL number up to 2^63-1 was used.
+    CrlNumberExhausted,
 }
 
 impl fmt::Display for RegistryError {
@@ -222,6 +248,31 @@ impl fmt::Display for RegistryError {
             Self::UnknownCertificate(s) => write!(f, "no certificate with serial {s}"),
             Self::BadTransition { serial, from, to } => {
                 write!(f, "certificate {serial} is {from}; it cannot become {to}")
+            }
+            Self::NotRevocable(s) => write!(
+                f,
+                "certificate {s} is the signer's: keystamp revokes device certificates only \
+                 (a signer is revoked by its root)"
+            ),
+            Self::AlreadyRevoked {
+                serial,
+                reason,
+                revoked_at,
+            } => write!(
+                f,
+                "certificate {serial} is already revoked ({reason}, {revoked_at}): nothing to do"
+            ),
+            Self::KeyRevoked {
+                chip_serial,
+                cert_serial,
+                reason,
+            } => write!(
+                f,
+                "chip {chip_serial} presents the key of revoked certificate {cert_serial} \
+                 ({reason}): not issuing for it again (generate a new key on the device)"
+            ),
+            Self::CrlNumberExhausted => {
+                f.write_str("the registry has used every CRL number: start a new registry")
             }
         }
     }
@@ -466,6 +517,9 @@ impl Registry {
         if version < 1 {
             tx.execute_batch(SCHEMA_V1)?;
         }
+        if version < 2 {
+            tx.execute_batch(revocation::SCHEMA_V2)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
@@ -527,11 +581,20 @@ impl Registry {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let chip = req.chip_serial.map(|c| c.to_string());
         if let (CertKind::Device, Some(chip)) = (req.kind, &chip) {
+            // A revoked certificate is never handed out again, and its key gets no other.
+            if let Some((cert_serial, reason)) = revocation::revoked_for_key(&tx, chip, &pk_hex)? {
+                return Err(RegistryError::KeyRevoked {
+                    chip_serial: req.chip_serial.unwrap_or(ChipSerial([0; CHIP_SERIAL_LEN])),
+                    cert_serial,
+                    reason,
+                });
+            }
             let live: Vec<CertRecord> = {
                 let mut st = tx.prepare(&format!(
                     "SELECT {CERT_COLUMNS} FROM certificates
                      WHERE chip_serial = ?1 AND kind = 'device' AND status != 'superseded'
-                     ORDER BY id"
+                     AND {} ORDER BY id",
+                    revocation::NOT_REVOKED
                 ))?;
                 st.query_map([chip], cert_from_row)?
                     .collect::<Result<_, _>>()?
@@ -545,6 +608,9 @@ impl Registry {
                     cert_serial: v.serial.clone(),
                 });
             }
+            // Superseded certificates may have reached the device: revoke them in this
+            // transaction, before they are marked.
+            revocation::revoke_superseded(&tx, chip, &now)?;
             tx.execute(
                 "UPDATE certificates SET status = 'superseded', updated_at = ?2
                  WHERE chip_serial = ?1 AND kind = 'device' AND status IN ('pending', 'issued')",
@@ -646,7 +712,7 @@ impl Registry {
         self.advance(serial, CertStatus::Verified)
     }
 
-    /// The live (not superseded) device certificate of a chip, for resuming.
+    /// The live (neither superseded nor revoked) device certificate of a chip, for resuming.
     pub fn live_certificate(&self, chip: ChipSerial) -> Result<Option<CertRecord>, RegistryError> {
         Ok(self
             .conn
@@ -654,7 +720,8 @@ impl Registry {
                 &format!(
                     "SELECT {CERT_COLUMNS} FROM certificates
                      WHERE chip_serial = ?1 AND kind = 'device' AND status != 'superseded'
-                     ORDER BY id DESC LIMIT 1"
+                     AND {} ORDER BY id DESC LIMIT 1",
+                    revocation::NOT_REVOKED
                 ),
                 [chip.to_string()],
                 cert_from_row,

@@ -1,14 +1,15 @@
-//! `keystamp ca show` and `keystamp ca check`.
+//! `keystamp ca show`, `keystamp ca check` and `keystamp ca crl`.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::CliError;
 use super::args::JsonFlag;
 use super::output::{io_err, print_json};
+use crate::ops;
 use crate::pki::ca::{self, CaCert, CaCerts};
 use crate::pki::passphrase::read_passphrase;
 use crate::project::Project;
@@ -20,6 +21,22 @@ pub enum CaCommand {
     Show(JsonFlag),
     /// Check the CA: the passphrase opens both keys, keys match certificates, signatures verify.
     Check,
+    /// Write the signer's CRL: every revoked and superseded device certificate.
+    Crl(CrlArgs),
+}
+
+/// `keystamp ca crl`.
+#[derive(Debug, Args)]
+pub struct CrlArgs {
+    /// Write the CRL to this file (default: PEM on standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Days until nextUpdate (1 to 366).
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// DER instead of PEM (only with --out).
+    #[arg(long, requires = "out")]
+    pub der: bool,
 }
 
 /// Runs one `ca` command.
@@ -27,7 +44,51 @@ pub fn run(dir: &Path, cmd: CaCommand, out: &mut dyn Write) -> Result<(), CliErr
     match cmd {
         CaCommand::Show(f) => ca_show(dir, f.json, out),
         CaCommand::Check => ca_check(dir, out),
+        CaCommand::Crl(a) => ca_crl(dir, &a, out),
     }
+}
+
+fn ca_crl(dir: &Path, args: &CrlArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let project = Project::open(dir)?;
+    let mut registry = ops::open_registry(&project)?;
+    let signer = ops::unlock(&project)?;
+    let issued = ops::revocation::issue_crl(
+        &mut registry,
+        &signer,
+        args.days,
+        std::time::SystemTime::now(),
+    )?;
+    let pem = issued.crl.to_pem().map_err(ops::OpsError::from)?;
+    let Some(path) = &args.out else {
+        return out.write_all(pem.as_bytes()).map_err(io_err);
+    };
+    let bytes = if args.der {
+        issued.crl.der.clone()
+    } else {
+        pem.into_bytes()
+    };
+    std::fs::write(path, bytes).map_err(|source| ops::OpsError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let time = |t| {
+        der::DateTime::from_system_time(t)
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    };
+    (|| {
+        writeln!(out, "crl: {}", path.display())?;
+        writeln!(out, "number: {}", issued.number)?;
+        writeln!(out, "entries: {}", issued.entries)?;
+        writeln!(out, "this_update: {}", time(issued.this_update))?;
+        writeln!(out, "next_update: {}", time(issued.next_update))?;
+        writeln!(
+            out,
+            "sha256: {}",
+            ca::colon_hex(&ca::sha256(&issued.crl.der))
+        )
+    })()
+    .map_err(io_err)
 }
 
 #[derive(Serialize)]

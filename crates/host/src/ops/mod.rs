@@ -1,12 +1,13 @@
 //! What the commands do, without parsing or printing: create a project and record its signer,
 //! unlock the signer, start simulated devices, run stations and count their results,
-//! certificate-definition operations. Everything here may be called from a test or a bench
+//! certificate-definition operations, revocation and the CRL. Everything here may be called from a test or a bench
 //! without the command line; nothing here imports [`crate::cli`].
 
 use std::fmt;
 use std::path::PathBuf;
 
 use crate::pki::ca::CaError;
+use crate::pki::crl::CrlError;
 use crate::pki::passphrase::PassphraseError;
 use crate::project::{PROFILE_FILE, ProjectError};
 use crate::registry::RegistryError;
@@ -14,6 +15,7 @@ use crate::setup::SetupError;
 
 pub mod certdef;
 pub mod project;
+pub mod revocation;
 pub mod run;
 pub mod sim;
 pub mod stations;
@@ -52,6 +54,17 @@ pub enum OpsError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// Building or signing the CRL failed.
+    Crl(CrlError),
+    /// A CRL validity outside 1..=[`revocation::MAX_CRL_DAYS`] days.
+    CrlDays(u32),
+    /// A registry record that cannot be what it claims (its certificate DER or a time).
+    BadRecord {
+        /// The certificate serial.
+        serial: String,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 impl fmt::Display for OpsError {
@@ -72,6 +85,17 @@ impl fmt::Display for OpsError {
             Self::SimDevice { index, source } => {
                 write!(f, "cannot start simulated device {index}: {source}")
             }
+            Self::Crl(e) => e.fmt(f),
+            Self::CrlDays(d) => write!(
+                f,
+                "a CRL valid for {d} days: use --days between 1 and {}",
+                revocation::MAX_CRL_DAYS
+            ),
+            Self::BadRecord { serial, why } => write!(
+                f,
+                "registry record of certificate {serial} is damaged ({why}): restore the \
+                 registry from backup"
+            ),
         }
     }
 }
@@ -84,7 +108,8 @@ impl std::error::Error for OpsError {
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
             Self::Passphrase(e) => Some(e),
-            Self::NoRegistry(_) => None,
+            Self::Crl(e) => Some(e),
+            Self::NoRegistry(_) | Self::CrlDays(_) | Self::BadRecord { .. } => None,
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }
@@ -111,5 +136,11 @@ impl From<RegistryError> for OpsError {
 impl From<SetupError> for OpsError {
     fn from(e: SetupError) -> Self {
         Self::Setup(e)
+    }
+}
+
+impl From<CrlError> for OpsError {
+    fn from(e: CrlError) -> Self {
+        Self::Crl(e)
     }
 }

@@ -434,6 +434,14 @@ impl Signer {
         out.copy_from_slice(&sig.to_bytes());
         Ok(out)
     }
+
+    /// Signs `message` (ECDSA P-256 with SHA-256, low S) and returns the DER signature: what an
+    /// X.509 structure such as a CRL carries in its signature BIT STRING.
+    pub fn sign_der(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
+        self.sign_digest(&sha256(message))
+            .and_then(|raw| Signature::from_slice(&raw).map_err(build_err))
+            .map(|sig| sig.to_der().as_bytes().to_vec())
+    }
 }
 
 /// What goes into a device certificate issued directly (not through a certificate definition).
