@@ -3,8 +3,11 @@
 //! reject revoked and superseded device certificates and accept the others; skipped with a
 //! message when `openssl` is absent) and by an independent signature check with p256.
 
+mod common;
+
+use common::{field, keystamp};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use der::{Decode, Encode};
 use p256::ecdsa::signature::Verifier;
@@ -16,18 +19,6 @@ use keystamp::outputs::write_device_outputs;
 use keystamp::pki::ca::{DeviceCertRequest, Signer};
 use keystamp::registry::{CertKind, ChipSerial, IssueOutcome, IssueRequest, Registry};
 
-fn keystamp(project: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_keystamp"));
-    c.arg("--project")
-        .arg(project)
-        .env_remove("KEYSTAMP_CA_PASSPHRASE")
-        .env_remove("KEYSTAMP_ROOT_PASSPHRASE")
-        .env_remove("KEYSTAMP_SIGNER_PASSPHRASE")
-        .env_remove("KEYSTAMP_PROJECT")
-        .stdin(Stdio::null());
-    c
-}
-
 fn ok(cmd: &mut Command) -> String {
     let o = cmd.output().expect("run keystamp");
     assert!(
@@ -36,12 +27,6 @@ fn ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
-        .unwrap_or_else(|| panic!("no {key} in {text}"))
 }
 
 fn openssl_present() -> bool {

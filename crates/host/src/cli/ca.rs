@@ -10,8 +10,7 @@ use super::CliError;
 use super::args::JsonFlag;
 use super::output::{io_err, print_json};
 use crate::ops;
-use crate::pki::ca::{self, CaCert, CaCerts};
-use crate::pki::passphrase::read_passphrase;
+use crate::pki::ca::{self, CaCert, CaCerts, CaKey};
 use crate::project::Project;
 
 /// `keystamp ca ...`.
@@ -130,6 +129,8 @@ struct CaShow {
     signer: CertSummary,
     signer_id: String,
     keys: &'static str,
+    root_key: String,
+    signer_key: String,
     ca_dir: String,
 }
 
@@ -145,6 +146,8 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
         } else {
             "unencrypted"
         },
+        root_key: ca::key_protection(&project.ca_dir(), CaKey::Root)?.to_string(),
+        signer_key: ca::key_protection(&project.ca_dir(), CaKey::Signer)?.to_string(),
         ca_dir: project.ca_dir().display().to_string(),
     };
     if json {
@@ -155,6 +158,8 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
         show.signer.print("signer", out)?;
         writeln!(out, "signer.id: {}", show.signer_id)?;
         writeln!(out, "keys: {}", show.keys)?;
+        writeln!(out, "root.key: {}", show.root_key)?;
+        writeln!(out, "signer.key: {}", show.signer_key)?;
         writeln!(out, "ca: {}", show.ca_dir)
     })()
     .map_err(io_err)
@@ -163,15 +168,20 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
 fn ca_check(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let project = Project::open(dir)?;
     let ca_dir = project.ca_dir();
-    let passphrase = if ca::keys_encrypted(&ca_dir)? {
-        Some(read_passphrase(false)?)
-    } else {
-        None
-    };
-    let certs = ca::check(&ca_dir, passphrase.as_deref().map(String::as_str))?;
+    let root_pass = ops::project::key_passphrase(&ca_dir, CaKey::Root)?;
+    let signer_pass = ops::project::key_passphrase(&ca_dir, CaKey::Signer)?;
+    let certs = ca::check(
+        &ca_dir,
+        root_pass.as_deref().map(String::as_str),
+        signer_pass.as_deref().map(String::as_str),
+    )?;
+    let root_protection = ca::key_protection(&ca_dir, CaKey::Root)?;
+    let signer_protection = ca::key_protection(&ca_dir, CaKey::Signer)?;
     (|| {
         writeln!(out, "root: ok")?;
         writeln!(out, "signer: ok")?;
+        writeln!(out, "root.key: {root_protection}")?;
+        writeln!(out, "signer.key: {signer_protection}")?;
         writeln!(
             out,
             "signer.id: {}",

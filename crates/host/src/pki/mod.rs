@@ -8,3 +8,4 @@ pub mod crl;
 pub mod from_cert;
 pub mod issue;
 pub mod passphrase;
+pub mod protection;
