@@ -568,10 +568,11 @@ impl Registry {
     }
 
     /// Write-ahead issuance: records `req` as `pending` unless the chip already has a live
-    /// (pending, issued or verified) device certificate for the same public key, which is
-    /// returned instead. Live pending/issued certificates of the chip for *another* key are
-    /// marked superseded (the chip's key changed before they were verified); a verified one for
-    /// another key is an error. All in one transaction.
+    /// (pending, issued or verified, not revoked) device certificate for the same public key,
+    /// which is returned instead. Live pending/issued certificates of the chip for *another* key
+    /// are marked superseded and revoked (the chip's key changed before they were verified); a
+    /// verified one for another key is an error, and so is a key whose certificate was revoked
+    /// ([`RegistryError::KeyRevoked`]). All in one transaction.
     pub fn begin_issue(&mut self, req: &IssueRequest<'_>) -> Result<IssueOutcome, RegistryError> {
         let now = now_rfc3339();
         let serial = hex::encode_upper(req.serial);

@@ -128,3 +128,41 @@ pub fn issue_crl(
         next_update,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::ca::KeyProtection;
+    use crate::project::CaSection;
+
+    #[test]
+    fn crl_validity_is_bounded_and_numbers_follow_the_registry() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let now = SystemTime::now();
+        ca::create(
+            dir.path(),
+            &CaSection::default(),
+            &KeyProtection::Unencrypted,
+            now,
+        )
+        .expect("ca");
+        let signer = Signer::unlock(dir.path(), None).expect("signer");
+        let mut registry = Registry::open_in_memory().expect("registry");
+        for days in [0, MAX_CRL_DAYS + 1] {
+            let e = issue_crl(&mut registry, &signer, days, now).expect_err("days");
+            assert!(matches!(e, OpsError::CrlDays(d) if d == days), "{e}");
+        }
+        // Refused validities used no number.
+        let first = issue_crl(&mut registry, &signer, 1, now).expect("crl");
+        assert_eq!((first.number, first.entries), (1, 0));
+        assert_eq!(
+            first
+                .next_update
+                .duration_since(first.this_update)
+                .expect("later"),
+            Duration::from_secs(86_400)
+        );
+        let second = issue_crl(&mut registry, &signer, MAX_CRL_DAYS, now).expect("crl");
+        assert_eq!(second.number, 2);
+    }
+}
