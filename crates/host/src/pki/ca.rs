@@ -936,6 +936,37 @@ mod tests {
     }
 
     #[test]
+    fn root_and_signer_passphrases_open_only_their_own_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pass = |p: &str| KeyProtection::Passphrase(Zeroizing::new(p.into()));
+        let protection = CaProtection {
+            root: pass("root passphrase"),
+            signer: pass("signer passphrase"),
+        };
+        create(dir.path(), &settings(), &protection, SystemTime::now()).expect("create");
+        let e = Signer::unlock(dir.path(), Some("root passphrase")).expect_err("root's");
+        assert!(
+            matches!(e, CaError::WrongPassphrase(CaKey::Signer, _)),
+            "{e}"
+        );
+        let e = unlock_root(dir.path(), Some("signer passphrase")).expect_err("signer's");
+        assert!(matches!(e, CaError::WrongPassphrase(CaKey::Root, _)), "{e}");
+        let e = check(
+            dir.path(),
+            Some("signer passphrase"),
+            Some("signer passphrase"),
+        )
+        .expect_err("swapped");
+        assert!(matches!(e, CaError::WrongPassphrase(CaKey::Root, _)), "{e}");
+        check(
+            dir.path(),
+            Some("root passphrase"),
+            Some("signer passphrase"),
+        )
+        .expect("each its own");
+    }
+
+    #[test]
     fn unencrypted_ca_needs_no_passphrase() {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = create(
