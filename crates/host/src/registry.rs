@@ -221,6 +221,13 @@ pub enum RegistryError {
     },
     /// Every CRL number up to 2^63-1 was used.
     CrlNumberExhausted,
+    /// The certificate was revoked: it is not marked written or verified any more.
+    Revoked {
+        /// Certificate serial.
+        serial: String,
+        /// Why it was revoked.
+        reason: RevocationReason,
+    },
 }
 
 impl fmt::Display for RegistryError {
@@ -274,6 +281,11 @@ impl fmt::Display for RegistryError {
             Self::CrlNumberExhausted => {
                 f.write_str("the registry has used every CRL number: start a new registry")
             }
+            Self::Revoked { serial, reason } => write!(
+                f,
+                "certificate {serial} was revoked ({reason}) while this device was being \
+                 provisioned: run it again to get a new certificate for a new key"
+            ),
         }
     }
 }
@@ -676,6 +688,15 @@ impl Registry {
                 serial: serial.to_string(),
                 from: current.status,
                 to,
+            });
+        }
+        // Revoked while a station was still writing or verifying it: it goes no further.
+        if current.status != to
+            && let Some(r) = revocation::revocation_of(&tx, current.id)?
+        {
+            return Err(RegistryError::Revoked {
+                serial: current.serial,
+                reason: r.reason,
             });
         }
         if current.status != to {

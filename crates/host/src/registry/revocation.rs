@@ -359,6 +359,14 @@ impl Registry {
     }
 }
 
+/// The revocation of the certificate row `cert_id`, if revoked (in the caller's transaction).
+pub(super) fn revocation_of(
+    tx: &Transaction<'_>,
+    cert_id: i64,
+) -> Result<Option<Revocation>, RegistryError> {
+    revocation_by_id(tx, cert_id)
+}
+
 fn revocation_by_id(
     conn: &rusqlite::Connection,
     cert_id: i64,
@@ -510,6 +518,22 @@ mod tests {
         assert_eq!(
             reg.latest_certificate(CHIP).expect("q").map(|c| c.serial),
             Some("4003".into())
+        );
+    }
+
+    #[test]
+    fn a_certificate_revoked_mid_provisioning_goes_no_further() {
+        let mut reg = Registry::open_in_memory().expect("open");
+        issue(&mut reg, 1, 1).expect("issue");
+        reg.revoke("4001", RevocationReason::KeyCompromise)
+            .expect("revoke while pending");
+        let e = reg.mark_written("4001").expect_err("revoked");
+        assert!(matches!(e, RegistryError::Revoked { .. }), "{e}");
+        let e = reg.mark_verified("4001").expect_err("revoked");
+        assert!(matches!(e, RegistryError::Revoked { .. }), "{e}");
+        assert_eq!(
+            reg.certificate("4001").expect("q").map(|c| c.status),
+            Some(CertStatus::Pending)
         );
     }
 
