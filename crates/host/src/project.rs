@@ -534,9 +534,9 @@ impl Profile {
              lock_cert_slots = {lock_cert_slots}\n\
              \n\
              [ca]\n\
-             # root.key/root.pem/signer.key/signer.pem live here. Keys are encrypted with the CA\n\
-             # passphrase (KEYSTAMP_CA_PASSPHRASE or a prompt) unless created with\n\
-             # --insecure-no-passphrase.\n\
+             # root.key/root.pem/signer.key/signer.pem live here. Each key is encrypted with its\n\
+             # own passphrase (KEYSTAMP_ROOT_PASSPHRASE, KEYSTAMP_SIGNER_PASSPHRASE or a prompt)\n\
+             # unless created with --insecure-no-passphrase.\n\
              dir = {ca_dir}\n\
              organization = {org}\n\
              root_cn = {root_cn}\n\

@@ -16,9 +16,13 @@ use serde::Serialize;
 use crate::project::CHIP_SERIAL_LEN;
 
 pub mod lots;
+pub mod revocation;
 
-/// Current schema version (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub use revocation::{Revocation, RevocationReason, RevokedCert};
+
+/// Current schema version (SQLite `user_version`): 2 added lots, 3 the registry id, 4
+/// revocations and CRL numbers.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 3: the registry's id, which `keystamp.toml` records (`registry.id`).
 const SCHEMA_V3: &str = "
@@ -243,6 +247,35 @@ pub enum RegistryError {
     },
     /// A lot refused the chip, or a lot operation failed.
     Lot(lots::LotError),
+    /// Only device certificates are revoked here (this serial is the signer's).
+    NotRevocable(String),
+    /// The certificate is already revoked.
+    AlreadyRevoked {
+        /// Certificate serial.
+        serial: String,
+        /// Why it was revoked.
+        reason: RevocationReason,
+        /// When, RFC 3339.
+        revoked_at: String,
+    },
+    /// The chip presents a public key whose certificate was revoked: no new certificate for it.
+    KeyRevoked {
+        /// The chip.
+        chip_serial: ChipSerial,
+        /// The revoked certificate for that key.
+        cert_serial: String,
+        /// Why it was revoked.
+        reason: RevocationReason,
+    },
+    /// Every CRL number up to 2^63-1 was used.
+    CrlNumberExhausted,
+    /// The certificate was revoked: it is not marked written or verified any more.
+    Revoked {
+        /// Certificate serial.
+        serial: String,
+        /// Why it was revoked.
+        reason: RevocationReason,
+    },
 }
 
 impl fmt::Display for RegistryError {
@@ -312,6 +345,36 @@ impl fmt::Display for RegistryError {
             Self::BadTransition { serial, from, to } => {
                 write!(f, "certificate {serial} is {from}; it cannot become {to}")
             }
+            Self::NotRevocable(s) => write!(
+                f,
+                "certificate {s} is the signer's: keystamp revokes device certificates only \
+                 (a signer is revoked by its root)"
+            ),
+            Self::AlreadyRevoked {
+                serial,
+                reason,
+                revoked_at,
+            } => write!(
+                f,
+                "certificate {serial} is already revoked ({reason}, {revoked_at}): nothing to do"
+            ),
+            Self::KeyRevoked {
+                chip_serial,
+                cert_serial,
+                reason,
+            } => write!(
+                f,
+                "chip {chip_serial} presents the key of revoked certificate {cert_serial} \
+                 ({reason}): not issuing for it again (generate a new key on the device)"
+            ),
+            Self::CrlNumberExhausted => {
+                f.write_str("the registry has used every CRL number: start a new registry")
+            }
+            Self::Revoked { serial, reason } => write!(
+                f,
+                "certificate {serial} was revoked ({reason}) while this device was being \
+                 provisioned: run it again to get a new certificate for a new key"
+            ),
             Self::Lot(e) => e.fmt(f),
         }
     }
@@ -645,6 +708,9 @@ impl Registry {
         if version < 3 {
             tx.execute_batch(SCHEMA_V3)?;
         }
+        if version < 4 {
+            tx.execute_batch(revocation::SCHEMA_V4)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
@@ -779,11 +845,12 @@ impl Registry {
     }
 
     /// Write-ahead issuance: records `req` as `pending` unless the chip already has a live
-    /// (pending, issued or verified) device certificate for the same public key, which is
-    /// returned instead. Live pending/issued certificates of the chip for *another* key are
-    /// marked superseded (the chip's key changed before they were verified); a verified one for
-    /// another key is an error. A new certificate for a chip also takes the chip's place in a
-    /// lot per the issuance policy ([`lots`]). All in one transaction.
+    /// (pending, issued or verified, not revoked) device certificate for the same public key,
+    /// which is returned instead. Live pending/issued certificates of the chip for *another* key
+    /// are marked superseded and revoked (the chip's key changed before they were verified); a
+    /// verified one for another key is an error, and so is a key whose certificate was revoked
+    /// ([`RegistryError::KeyRevoked`]). A new certificate for a chip also takes the chip's place in a lot per the issuance
+    /// policy ([`lots`]). All in one transaction.
     pub fn begin_issue(&mut self, req: &IssueRequest<'_>) -> Result<IssueOutcome, RegistryError> {
         let now = now_rfc3339();
         let serial = hex::encode_upper(req.serial);
@@ -794,11 +861,20 @@ impl Registry {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let chip = req.chip_serial.map(|c| c.to_string());
         if let (CertKind::Device, Some(chip)) = (req.kind, &chip) {
+            // A revoked certificate is never handed out again, and its key gets no other.
+            if let Some((cert_serial, reason)) = revocation::revoked_for_key(&tx, chip, &pk_hex)? {
+                return Err(RegistryError::KeyRevoked {
+                    chip_serial: req.chip_serial.unwrap_or(ChipSerial([0; CHIP_SERIAL_LEN])),
+                    cert_serial,
+                    reason,
+                });
+            }
             let live: Vec<CertRecord> = {
                 let mut st = tx.prepare(&format!(
                     "SELECT {CERT_COLUMNS} FROM certificates
                      WHERE chip_serial = ?1 AND kind = 'device' AND status != 'superseded'
-                     ORDER BY id"
+                     AND {} ORDER BY id",
+                    revocation::NOT_REVOKED
                 ))?;
                 st.query_map([chip], cert_from_row)?
                     .collect::<Result<_, _>>()?
@@ -815,6 +891,9 @@ impl Registry {
             if let Some(c) = req.chip_serial {
                 lots::claim(&tx, c, policy, &now)?;
             }
+            // Superseded certificates may have reached the device: revoke them in this
+            // transaction, before they are marked.
+            revocation::revoke_superseded(&tx, chip, &now)?;
             tx.execute(
                 "UPDATE certificates SET status = 'superseded', updated_at = ?2
                  WHERE chip_serial = ?1 AND kind = 'device' AND status IN ('pending', 'issued')",
@@ -881,6 +960,15 @@ impl Registry {
                 to,
             });
         }
+        // Revoked while a station was still writing or verifying it: it goes no further.
+        if current.status != to
+            && let Some(r) = revocation::revocation_of(&tx, current.id)?
+        {
+            return Err(RegistryError::Revoked {
+                serial: current.serial,
+                reason: r.reason,
+            });
+        }
         if current.status != to {
             tx.execute(
                 "UPDATE certificates SET status = ?2, updated_at = ?3 WHERE id = ?1",
@@ -916,7 +1004,7 @@ impl Registry {
         self.advance(serial, CertStatus::Verified)
     }
 
-    /// The live (not superseded) device certificate of a chip, for resuming.
+    /// The live (neither superseded nor revoked) device certificate of a chip, for resuming.
     pub fn live_certificate(&self, chip: ChipSerial) -> Result<Option<CertRecord>, RegistryError> {
         Ok(self
             .conn
@@ -924,7 +1012,8 @@ impl Registry {
                 &format!(
                     "SELECT {CERT_COLUMNS} FROM certificates
                      WHERE chip_serial = ?1 AND kind = 'device' AND status != 'superseded'
-                     ORDER BY id DESC LIMIT 1"
+                     AND {} ORDER BY id DESC LIMIT 1",
+                    revocation::NOT_REVOKED
                 ),
                 [chip.to_string()],
                 cert_from_row,

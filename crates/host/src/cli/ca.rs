@@ -1,16 +1,16 @@
-//! `keystamp ca show` and `keystamp ca check`.
+//! `keystamp ca show`, `keystamp ca check` and `keystamp ca crl`.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::CliError;
 use super::args::JsonFlag;
 use super::output::{io_err, print_json};
-use crate::pki::ca::{self, CaCert, CaCerts};
-use crate::pki::passphrase::read_passphrase;
+use crate::ops;
+use crate::pki::ca::{self, CaCert, CaCerts, CaKey};
 use crate::project::Project;
 
 /// `keystamp ca ...`.
@@ -20,6 +20,22 @@ pub enum CaCommand {
     Show(JsonFlag),
     /// Check the CA: the passphrase opens both keys, keys match certificates, signatures verify.
     Check,
+    /// Write the signer's CRL: every revoked and superseded device certificate.
+    Crl(CrlArgs),
+}
+
+/// `keystamp ca crl`.
+#[derive(Debug, Args)]
+pub struct CrlArgs {
+    /// Write the CRL to this file (default: PEM on standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Days until nextUpdate (1 to 366).
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// DER instead of PEM (only with --out).
+    #[arg(long, requires = "out")]
+    pub der: bool,
 }
 
 /// Runs one `ca` command.
@@ -27,7 +43,51 @@ pub fn run(dir: &Path, cmd: CaCommand, out: &mut dyn Write) -> Result<(), CliErr
     match cmd {
         CaCommand::Show(f) => ca_show(dir, f.json, out),
         CaCommand::Check => ca_check(dir, out),
+        CaCommand::Crl(a) => ca_crl(dir, &a, out),
     }
+}
+
+fn ca_crl(dir: &Path, args: &CrlArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let project = Project::open(dir)?;
+    let mut registry = ops::open_registry_for_update(&project)?;
+    let signer = ops::unlock(&project)?;
+    let issued = ops::revocation::issue_crl(
+        &mut registry,
+        &signer,
+        args.days,
+        std::time::SystemTime::now(),
+    )?;
+    let pem = issued.crl.to_pem().map_err(ops::OpsError::from)?;
+    let Some(path) = &args.out else {
+        return out.write_all(pem.as_bytes()).map_err(io_err);
+    };
+    let bytes = if args.der {
+        issued.crl.der.clone()
+    } else {
+        pem.into_bytes()
+    };
+    std::fs::write(path, bytes).map_err(|source| ops::OpsError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let time = |t| {
+        der::DateTime::from_system_time(t)
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    };
+    (|| {
+        writeln!(out, "crl: {}", path.display())?;
+        writeln!(out, "number: {}", issued.number)?;
+        writeln!(out, "entries: {}", issued.entries)?;
+        writeln!(out, "this_update: {}", time(issued.this_update))?;
+        writeln!(out, "next_update: {}", time(issued.next_update))?;
+        writeln!(
+            out,
+            "sha256: {}",
+            ca::colon_hex(&ca::sha256(&issued.crl.der))
+        )
+    })()
+    .map_err(io_err)
 }
 
 #[derive(Serialize)]
@@ -69,6 +129,8 @@ struct CaShow {
     signer: CertSummary,
     signer_id: String,
     keys: &'static str,
+    root_key: String,
+    signer_key: String,
     ca_dir: String,
 }
 
@@ -84,6 +146,8 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
         } else {
             "unencrypted"
         },
+        root_key: ca::key_protection(&project.ca_dir(), CaKey::Root)?.to_string(),
+        signer_key: ca::key_protection(&project.ca_dir(), CaKey::Signer)?.to_string(),
         ca_dir: project.ca_dir().display().to_string(),
     };
     if json {
@@ -94,6 +158,8 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
         show.signer.print("signer", out)?;
         writeln!(out, "signer.id: {}", show.signer_id)?;
         writeln!(out, "keys: {}", show.keys)?;
+        writeln!(out, "root.key: {}", show.root_key)?;
+        writeln!(out, "signer.key: {}", show.signer_key)?;
         writeln!(out, "ca: {}", show.ca_dir)
     })()
     .map_err(io_err)
@@ -102,15 +168,20 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
 fn ca_check(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let project = Project::open(dir)?;
     let ca_dir = project.ca_dir();
-    let passphrase = if ca::keys_encrypted(&ca_dir)? {
-        Some(read_passphrase(false)?)
-    } else {
-        None
-    };
-    let certs = ca::check(&ca_dir, passphrase.as_deref().map(String::as_str))?;
+    let root_pass = ops::project::key_passphrase(&ca_dir, CaKey::Root)?;
+    let signer_pass = ops::project::key_passphrase(&ca_dir, CaKey::Signer)?;
+    let certs = ca::check(
+        &ca_dir,
+        root_pass.as_deref().map(String::as_str),
+        signer_pass.as_deref().map(String::as_str),
+    )?;
+    let root_protection = ca::key_protection(&ca_dir, CaKey::Root)?;
+    let signer_protection = ca::key_protection(&ca_dir, CaKey::Signer)?;
     (|| {
         writeln!(out, "root: ok")?;
         writeln!(out, "signer: ok")?;
+        writeln!(out, "root.key: {root_protection}")?;
+        writeln!(out, "signer.key: {signer_protection}")?;
         writeln!(
             out,
             "signer.id: {}",

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use super::CliError;
 use super::output::io_err;
 use crate::ops::{ProfileFile, create_project};
-use crate::pki::ca::{self, CaCerts, KeyProtection};
+use crate::pki::ca::{self, CaCerts, CaKey, CaProtection, KeyProtection};
 use crate::pki::passphrase::read_passphrase;
 use crate::project::{Mode, PROFILE_FILE, Profile, Project, ProjectError};
 
@@ -113,9 +113,22 @@ pub fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<
         ));
     }
     let protection = if args.insecure_no_passphrase {
-        KeyProtection::Unencrypted
+        CaProtection::from(&KeyProtection::Unencrypted)
     } else {
-        KeyProtection::Passphrase(read_passphrase(true)?)
+        let root = read_passphrase(CaKey::Root, true)?;
+        let signer = read_passphrase(CaKey::Signer, true)?;
+        if *root == *signer {
+            // Allowed (one variable for both still works), but whoever may sign devices can
+            // then also issue signers.
+            eprintln!(
+                "keystamp: note: the root and signer keys get the same passphrase; give the \
+                 root its own to keep it from the stations' operators"
+            );
+        }
+        CaProtection {
+            root: KeyProtection::Passphrase(root),
+            signer: KeyProtection::Passphrase(signer),
+        }
     };
     // CA, certificate definitions generated from it, profile naming them, registry.
     let project = create_project(&dir, &profile, &protection, file)?;

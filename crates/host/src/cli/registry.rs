@@ -1,4 +1,4 @@
-//! `keystamp registry list`, `keystamp registry show` and `keystamp registry adopt`.
+//! `keystamp registry list`, `show`, `adopt` and `revoke`.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,7 +13,9 @@ use crate::ops;
 use crate::pki::ca;
 use crate::project::Project;
 use crate::registry::lots::DeviceOrigin;
-use crate::registry::{AuditRecord, CertRecord, ChipSerial, DeviceRecord, Registry};
+use crate::registry::{
+    AuditRecord, CertRecord, ChipSerial, DeviceRecord, Registry, Revocation, RevocationReason,
+};
 
 /// `keystamp registry ...`.
 #[derive(Debug, Subcommand)]
@@ -25,6 +27,22 @@ pub enum RegistryCommand {
     /// Give the registry of a project made before registry ids its id, recorded in
     /// keystamp.toml (checks the database holds this project's signer certificate).
     Adopt,
+    /// Revoke a device certificate; `keystamp ca crl` then lists it.
+    Revoke(RevokeArgs),
+}
+
+/// `keystamp registry revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Certificate serial (hex, as `registry list` and `registry show` print it).
+    pub serial: String,
+    /// RFC 5280 CRLReason: unspecified, keyCompromise, cACompromise, affiliationChanged,
+    /// superseded, cessationOfOperation, privilegeWithdrawn.
+    #[arg(long)]
+    pub reason: RevocationReason,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `keystamp registry show`.
@@ -52,7 +70,28 @@ pub fn run(dir: &Path, cmd: RegistryCommand, out: &mut dyn Write) -> Result<(), 
             )
             .map_err(io_err)
         }
+        RegistryCommand::Revoke(a) => registry_revoke(dir, &a, out),
     }
+}
+
+fn registry_revoke(dir: &Path, args: &RevokeArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut registry = ops::open_registry_for_update(&Project::open(dir)?)?;
+    let wanted = args.serial.trim().trim_start_matches("0x");
+    let revoked = ops::revocation::revoke(&mut registry, wanted, args.reason)?;
+    if args.json {
+        return print_json(&revoked, out);
+    }
+    let c = &revoked.certificate;
+    (|| {
+        writeln!(out, "serial: {}", c.serial)?;
+        if let Some(chip) = c.chip_serial {
+            writeln!(out, "chip_serial: {chip}")?;
+        }
+        writeln!(out, "status: {}", c.status)?;
+        writeln!(out, "revoked: {}", revoked.revocation.reason)?;
+        writeln!(out, "revoked_at: {}", revoked.revocation.revoked_at)
+    })()
+    .map_err(io_err)
 }
 
 fn open_registry(dir: &Path) -> Result<Registry, CliError> {
@@ -66,6 +105,8 @@ struct DeviceListing {
     #[serde(flatten)]
     origin: DeviceOrigin,
     certificate: Option<CertRecord>,
+    /// The certificate's revocation, when it is revoked.
+    revoked: Option<Revocation>,
 }
 
 /// A device's lot and simulated flag (unknown chips: no lot, not simulated).
@@ -80,12 +121,21 @@ fn registry_list(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliE
     let registry = open_registry(dir)?;
     let mut rows = Vec::new();
     for device in registry.devices()? {
-        let certificate = registry.live_certificate(device.chip_serial)?;
+        // A revoked certificate is no longer live; the listing still shows it, as revoked.
+        let certificate = match registry.live_certificate(device.chip_serial)? {
+            Some(c) => Some(c),
+            None => registry.latest_certificate(device.chip_serial)?,
+        };
+        let revoked = match &certificate {
+            Some(c) => registry.revocation(&c.serial)?,
+            None => None,
+        };
         let origin = origin(&registry, device.chip_serial)?;
         rows.push(DeviceListing {
             device,
             origin,
             certificate,
+            revoked,
         });
     }
     if json {
@@ -98,9 +148,10 @@ fn registry_list(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliE
             "CHIP SERIAL", "SIM", "LOT", "STATE", "CN", "CERT SERIAL", "STATUS"
         )?;
         for r in &rows {
-            let (serial, status) = match &r.certificate {
-                Some(c) => (c.serial.as_str(), c.status.as_str()),
-                None => ("-", "-"),
+            let (serial, status) = match (&r.certificate, &r.revoked) {
+                (Some(c), Some(_)) => (c.serial.as_str(), "revoked"),
+                (Some(c), None) => (c.serial.as_str(), c.status.as_str()),
+                (None, _) => ("-", "-"),
             };
             writeln!(
                 out,
@@ -126,15 +177,17 @@ struct CertDetail<'a> {
     record: &'a CertRecord,
     sha256: String,
     pem: String,
+    revoked: Option<Revocation>,
 }
 
 impl<'a> CertDetail<'a> {
-    fn of(record: &'a CertRecord) -> Self {
-        Self {
+    fn of(record: &'a CertRecord, registry: &Registry) -> Result<Self, CliError> {
+        Ok(Self {
             record,
             sha256: ca::colon_hex(&ca::sha256(&record.der)),
             pem: ca::der_to_pem(&record.der),
-        }
+            revoked: registry.revocation(&record.serial)?,
+        })
     }
 
     fn print(&self, prefix: &str, out: &mut dyn Write) -> std::io::Result<()> {
@@ -154,6 +207,10 @@ impl<'a> CertDetail<'a> {
         writeln!(out, "{prefix}not_before: {}", r.not_before)?;
         writeln!(out, "{prefix}not_after: {}", r.not_after)?;
         writeln!(out, "{prefix}sha256: {}", self.sha256)?;
+        if let Some(r) = &self.revoked {
+            writeln!(out, "{prefix}revoked: {}", r.reason)?;
+            writeln!(out, "{prefix}revoked_at: {}", r.revoked_at)?;
+        }
         writeln!(out, "{prefix}created_at: {}", r.created_at)?;
         writeln!(out, "{prefix}updated_at: {}", r.updated_at)
     }
@@ -185,7 +242,10 @@ fn registry_show(
         let detail = DeviceDetail {
             device: &device,
             origin: origin(&registry, chip)?,
-            certificates: certs.iter().map(CertDetail::of).collect(),
+            certificates: certs
+                .iter()
+                .map(|c| CertDetail::of(c, &registry))
+                .collect::<Result<_, _>>()?,
             audit: &audit,
         };
         if json {
@@ -223,7 +283,7 @@ fn registry_show(
              (see `keystamp registry list`)"
         )));
     };
-    let detail = CertDetail::of(&cert);
+    let detail = CertDetail::of(&cert, &registry)?;
     if json {
         return print_json(&detail, out);
     }

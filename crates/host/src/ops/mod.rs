@@ -1,12 +1,13 @@
 //! What the commands do, without parsing or printing: create a project and record its signer,
 //! unlock the signer, start simulated devices, run stations and count their results,
-//! certificate-definition operations. Everything here may be called from a test or a bench
+//! certificate-definition operations, revocation and the CRL. Everything here may be called from a test or a bench
 //! without the command line; nothing here imports [`crate::cli`].
 
 use std::fmt;
 use std::path::PathBuf;
 
 use crate::pki::ca::CaError;
+use crate::pki::crl::CrlError;
 use crate::pki::passphrase::PassphraseError;
 use crate::project::{PROFILE_FILE, ProjectError};
 use crate::registry::RegistryError;
@@ -15,6 +16,7 @@ use crate::setup::SetupError;
 pub mod certdef;
 pub mod lot;
 pub mod project;
+pub mod revocation;
 pub mod run;
 pub mod sim;
 pub mod stations;
@@ -83,6 +85,17 @@ pub enum OpsError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// Building or signing the CRL failed.
+    Crl(CrlError),
+    /// A CRL validity outside 1..=[`revocation::MAX_CRL_DAYS`] days.
+    CrlDays(u32),
+    /// A registry record that cannot be what it claims (its certificate DER or a time).
+    BadRecord {
+        /// The certificate serial.
+        serial: String,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 impl fmt::Display for OpsError {
@@ -147,6 +160,17 @@ impl fmt::Display for OpsError {
             }
             Self::LotFile(e) => e.fmt(f),
             Self::Mode(e) => e.fmt(f),
+            Self::Crl(e) => e.fmt(f),
+            Self::CrlDays(d) => write!(
+                f,
+                "a CRL valid for {d} days: use --days between 1 and {}",
+                revocation::MAX_CRL_DAYS
+            ),
+            Self::BadRecord { serial, why } => write!(
+                f,
+                "registry record of certificate {serial} is damaged ({why}): restore the \
+                 registry from backup"
+            ),
         }
     }
 }
@@ -164,9 +188,12 @@ impl std::error::Error for OpsError {
             | Self::SimDirInUse { .. }
             | Self::RegistryWithoutId(_)
             | Self::RegistryHasId { .. }
-            | Self::RegistryNotOurs(_) => None,
+            | Self::RegistryNotOurs(_)
+            | Self::CrlDays(_)
+            | Self::BadRecord { .. } => None,
             Self::LotFile(e) => Some(e),
             Self::Mode(e) => Some(e),
+            Self::Crl(e) => Some(e),
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }
@@ -205,5 +232,11 @@ impl From<LotFileError> for OpsError {
 impl From<ModeError> for OpsError {
     fn from(e: ModeError) -> Self {
         Self::Mode(e)
+    }
+}
+
+impl From<CrlError> for OpsError {
+    fn from(e: CrlError) -> Self {
+        Self::Crl(e)
     }
 }

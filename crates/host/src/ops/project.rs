@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{ModeError, OpsError};
-use crate::pki::ca::{self, CaCerts, KeyProtection, Signer};
+use crate::pki::ca::{self, CaCerts, CaKey, CaProtection, KeyProtection, Signer};
 use crate::pki::passphrase::read_passphrase;
 use crate::project::{DEVELOPMENT_MARKER, Mode, Profile, Project};
 use crate::registry::{CertKind, IssueRequest, Registry, RegistryError};
@@ -19,7 +19,8 @@ pub enum ProfileFile {
     Existing,
 }
 
-/// Creates a project in `dir`: CA, definitions generated from it, profile naming them.
+/// Creates a project in `dir`: CA (each key protected as `protection` says; a single
+/// `KeyProtection` protects both alike), definitions generated from it, profile naming them.
 ///
 /// A development project's organization gets [`DEVELOPMENT_MARKER`] appended (in the profile,
 /// so the root, signer and device certificates all carry it); a production project refuses
@@ -27,9 +28,10 @@ pub enum ProfileFile {
 pub fn create_project(
     dir: &Path,
     base: &Profile,
-    protection: &KeyProtection,
+    protection: impl Into<CaProtection>,
     file: ProfileFile,
 ) -> Result<Project, OpsError> {
+    let protection = protection.into();
     let mut profile = base.clone();
     match profile.mode {
         Mode::Development => {
@@ -38,7 +40,10 @@ pub fn create_project(
             }
         }
         Mode::Production => {
-            if matches!(protection, KeyProtection::Unencrypted) {
+            if [&protection.root, &protection.signer]
+                .iter()
+                .any(|p| matches!(p, KeyProtection::Unencrypted))
+            {
                 return Err(
                     ModeError::UnencryptedKeys(profile.resolve(dir, &profile.ca.dir)).into(),
                 );
@@ -55,14 +60,10 @@ pub fn create_project(
     ca::create(
         &ca_dir,
         &profile.ca,
-        protection,
+        &protection,
         std::time::SystemTime::now(),
     )?;
-    let pass = match protection {
-        KeyProtection::Passphrase(p) => Some(p.as_str()),
-        KeyProtection::Unencrypted => None,
-    };
-    let signer = Signer::unlock(&ca_dir, pass)?;
+    let signer = Signer::unlock(&ca_dir, protection.signer.passphrase())?;
     let (device_def, signer_def) = setup::generate_definitions(&profile, &signer)?;
     setup::write_definitions(dir, &device_def, &signer_def)?;
     profile.certificates.device_def = Some(PathBuf::from(setup::DEVICE_DEF_FILE));
@@ -204,13 +205,22 @@ pub fn regenerate_definitions(project: &Project) -> Result<(PathBuf, PathBuf), O
     Ok((device_path, signer_path))
 }
 
-/// Unlocks the project's signer, asking for the passphrase when its keys are encrypted.
+/// Unlocks the project's signer, asking for the signer key's passphrase when it is encrypted.
 pub fn unlock(project: &Project) -> Result<Signer, OpsError> {
     let dir = project.ca_dir();
-    let pass = if ca::keys_encrypted(&dir)? {
-        Some(read_passphrase(false).map_err(OpsError::Passphrase)?)
-    } else {
-        None
-    };
+    let pass = key_passphrase(&dir, CaKey::Signer)?;
     Ok(Signer::unlock(&dir, pass.as_ref().map(|p| p.as_str()))?)
+}
+
+/// The passphrase of `key` in the CA directory `dir`, asked for only when the key is encrypted.
+pub fn key_passphrase(
+    dir: &Path,
+    key: CaKey,
+) -> Result<Option<zeroize::Zeroizing<String>>, OpsError> {
+    if !ca::key_encrypted(dir, key)? {
+        return Ok(None);
+    }
+    Ok(Some(
+        read_passphrase(key, false).map_err(OpsError::Passphrase)?,
+    ))
 }

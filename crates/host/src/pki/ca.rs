@@ -1,9 +1,9 @@
 //! The project's certificate authority: a P-256 root and a P-256 signer.
 //!
 //! The root is self-signed; the signer is signed by the root and signs device certificates.
-//! Both keys live in the CA directory as PKCS#8 PEM, encrypted (PBES2: scrypt + AES-256-CBC,
-//! parameters OpenSSL 3 reads) with the CA passphrase unless the project was created with
-//! `--insecure-no-passphrase`.
+//! Both keys live in the CA directory as PKCS#8 PEM, each encrypted with its own passphrase
+//! (PBES2: scrypt N = 2^17, r = 8, p = 1 + AES-256-CBC, see [`crate::pki::protection`]) unless
+//! the project was created with `--insecure-no-passphrase`.
 //!
 //! The signer certificate follows cryptoauthlib's conventions so that a signer certificate
 //! definition can compress it into the 72 bytes a chip holds: a 4-hex-digit signer id at the end
@@ -37,10 +37,38 @@ use x509_cert::spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::time::{Time, Validity};
 use zeroize::Zeroizing;
 
+use crate::pki::passphrase;
+use crate::pki::protection::{self, Protection};
 use crate::project::CaSection;
 
-/// Environment variable that supplies the CA passphrase.
+/// Environment variable that supplies one passphrase for both CA keys (the fallback when the
+/// per-key variables are unset; see [`passphrase`]).
 pub const PASSPHRASE_ENV: &str = "KEYSTAMP_CA_PASSPHRASE";
+
+/// One of the two CA keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaKey {
+    /// The root key: signs the signer certificate only.
+    Root,
+    /// The signer key: signs device certificates and the CRL.
+    Signer,
+}
+
+impl CaKey {
+    /// `root` or `signer`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Root => "root",
+            Self::Signer => "signer",
+        }
+    }
+}
+
+impl fmt::Display for CaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 const ROOT_KEY: &str = "root.key";
 const ROOT_CERT: &str = "root.pem";
@@ -52,12 +80,49 @@ const ENCRYPTED_LABEL: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
 const OID_ORGANIZATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
 const OID_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 
-/// How the CA keys are (to be) protected at rest.
+/// How one CA key is (to be) protected at rest.
+#[derive(Clone)]
 pub enum KeyProtection {
     /// Encrypted PKCS#8 with this passphrase.
     Passphrase(Zeroizing<String>),
     /// Plain PKCS#8: only on explicit request (`--insecure-no-passphrase`).
     Unencrypted,
+}
+
+impl KeyProtection {
+    /// The passphrase, if any.
+    pub fn passphrase(&self) -> Option<&str> {
+        match self {
+            Self::Passphrase(p) => Some(p.as_str()),
+            Self::Unencrypted => None,
+        }
+    }
+}
+
+/// How the root and the signer key are (to be) protected: each its own passphrase.
+#[derive(Clone)]
+pub struct CaProtection {
+    /// The root key's.
+    pub root: KeyProtection,
+    /// The signer key's.
+    pub signer: KeyProtection,
+}
+
+/// One protection for both keys (unencrypted throwaway CAs, tests, the single-variable
+/// fallback).
+impl From<&KeyProtection> for CaProtection {
+    fn from(p: &KeyProtection) -> Self {
+        Self {
+            root: p.clone(),
+            signer: p.clone(),
+        }
+    }
+}
+
+impl From<&CaProtection> for CaProtection {
+    fn from(p: &CaProtection) -> Self {
+        p.clone()
+    }
 }
 
 /// A CA error. Display is one line saying what to do.
@@ -67,10 +132,12 @@ pub enum CaError {
     Io(PathBuf, std::io::Error),
     /// A CA file exists where `init` would create one.
     Exists(PathBuf),
-    /// The passphrase does not decrypt the key.
-    WrongPassphrase(PathBuf),
+    /// The passphrase does not decrypt this key.
+    WrongPassphrase(CaKey, PathBuf),
     /// The key is encrypted and no passphrase was available.
-    PassphraseRequired(PathBuf),
+    PassphraseRequired(CaKey, PathBuf),
+    /// The key file's encryption is one keystamp does not open (or asks for absurd cost).
+    UnsupportedProtection(PathBuf, String),
     /// A file is not the PEM object expected.
     Malformed(PathBuf, BoxError),
     /// The key and certificate on disk do not belong together.
@@ -99,14 +166,23 @@ impl fmt::Display for CaError {
                 "{} already exists: refusing to replace a CA (move it away to start over)",
                 p.display()
             ),
-            Self::WrongPassphrase(p) => write!(
+            Self::WrongPassphrase(key, p) => write!(
                 f,
-                "wrong CA passphrase for {}: check {PASSPHRASE_ENV} or retype it",
-                p.display()
+                "wrong {key} key passphrase for {}: check {} (or {PASSPHRASE_ENV}) or retype it",
+                p.display(),
+                passphrase::env_var(*key)
             ),
-            Self::PassphraseRequired(p) => write!(
+            Self::PassphraseRequired(key, p) => write!(
                 f,
-                "{} is encrypted: set {PASSPHRASE_ENV} or run in a terminal to be prompted",
+                "{} is encrypted: set {} (or {PASSPHRASE_ENV}) or run in a terminal to be \
+                 prompted",
+                p.display(),
+                passphrase::env_var(*key)
+            ),
+            Self::UnsupportedProtection(p, why) => write!(
+                f,
+                "{}: {why}; re-encrypt it with `openssl pkcs8 -topk8 -scrypt` or restore it \
+                 from backup",
                 p.display()
             ),
             Self::Malformed(p, m) => write!(
@@ -177,6 +253,14 @@ impl CaPaths {
             root_cert: dir.join(ROOT_CERT),
             signer_key: dir.join(SIGNER_KEY),
             signer_cert: dir.join(SIGNER_CERT),
+        }
+    }
+
+    /// The private-key file of `key`.
+    pub fn key(&self, key: CaKey) -> &Path {
+        match key {
+            CaKey::Root => &self.root_key,
+            CaKey::Signer => &self.signer_key,
         }
     }
 
@@ -342,30 +426,50 @@ fn is_encrypted(path: &Path) -> Result<bool, CaError> {
     Ok(text.trim_start().starts_with(ENCRYPTED_LABEL))
 }
 
-/// Whether the CA keys in `dir` are encrypted (so a passphrase is needed to unlock them).
+/// Whether the signer key in `dir` is encrypted (so a passphrase is needed to sign).
 pub fn keys_encrypted(dir: &Path) -> Result<bool, CaError> {
-    is_encrypted(&CaPaths::new(dir).signer_key)
+    key_encrypted(dir, CaKey::Signer)
 }
 
-fn read_key(path: &Path, passphrase: Option<&str>) -> Result<SigningKey, CaError> {
+/// Whether `key` in `dir` is encrypted.
+pub fn key_encrypted(dir: &Path, key: CaKey) -> Result<bool, CaError> {
+    is_encrypted(CaPaths::new(dir).key(key))
+}
+
+/// What protects `key` in `dir` (needs no passphrase).
+pub fn key_protection(dir: &Path, key: CaKey) -> Result<Protection, CaError> {
+    let path = CaPaths::new(dir).key(key).to_path_buf();
     let text =
-        Zeroizing::new(std::fs::read_to_string(path).map_err(|e| CaError::Io(path.into(), e))?);
-    if text.trim_start().starts_with(ENCRYPTED_LABEL) {
-        let pass = passphrase.ok_or_else(|| CaError::PassphraseRequired(path.into()))?;
-        // A wrong passphrase shows up as bad CBC padding or as undecodable plaintext; both
-        // mean the same thing to the operator.
-        SigningKey::from_pkcs8_encrypted_pem(&text, pass)
-            .map_err(|_| CaError::WrongPassphrase(path.into()))
-    } else {
-        SigningKey::from_pkcs8_pem(&text).map_err(|e| malformed(path, e))
+        Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| CaError::Io(path.clone(), e))?);
+    protection::inspect(&text).map_err(|why| CaError::Malformed(path, why.into()))
+}
+
+fn read_key(dir: &Path, which: CaKey, passphrase: Option<&str>) -> Result<SigningKey, CaError> {
+    let path = CaPaths::new(dir).key(which).to_path_buf();
+    let text =
+        Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| CaError::Io(path.clone(), e))?);
+    let protection =
+        protection::inspect(&text).map_err(|why| CaError::Malformed(path.clone(), why.into()))?;
+    if !protection.is_encrypted() {
+        return SigningKey::from_pkcs8_pem(&text).map_err(|e| malformed(&path, e));
     }
+    // The file names its own KDF cost (older keys: N = 2^14); refuse absurd ones before
+    // deriving anything.
+    if let Some(why) = protection.out_of_bounds() {
+        return Err(CaError::UnsupportedProtection(path, why));
+    }
+    let pass = passphrase.ok_or_else(|| CaError::PassphraseRequired(which, path.clone()))?;
+    // A wrong passphrase shows up as bad CBC padding or as undecodable plaintext; both mean the
+    // same thing to the operator.
+    SigningKey::from_pkcs8_encrypted_pem(&text, pass)
+        .map_err(|_| CaError::WrongPassphrase(which, path))
 }
 
 fn write_key(path: &Path, key: &SigningKey, protection: &KeyProtection) -> Result<(), CaError> {
     let pem = match protection {
-        KeyProtection::Passphrase(pass) => key
-            .to_pkcs8_encrypted_pem(pass.as_bytes(), LineEnding::LF)
-            .map_err(|e| key_err("encrypting key", e))?,
+        KeyProtection::Passphrase(pass) => {
+            protection::encrypt_pem(key, pass).map_err(|e| key_err("encrypting key", e))?
+        }
         KeyProtection::Unencrypted => key
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| key_err("encoding key", e))?,
@@ -410,7 +514,7 @@ impl Signer {
     /// unencrypted key). Checks that the key belongs to the signer certificate.
     pub fn unlock(dir: &Path, passphrase: Option<&str>) -> Result<Self, CaError> {
         let certs = CaCerts::load(dir)?;
-        let key = read_key(&CaPaths::new(dir).signer_key, passphrase)?;
+        let key = read_key(dir, CaKey::Signer, passphrase)?;
         let ours = verifying_key_xy(key.verifying_key());
         if ours != certs.signer_public_key()? {
             return Err(CaError::Mismatch(
@@ -434,6 +538,14 @@ impl Signer {
         let mut out = [0u8; 64];
         out.copy_from_slice(&sig.to_bytes());
         Ok(out)
+    }
+
+    /// Signs `message` (ECDSA P-256 with SHA-256, low S) and returns the DER signature: what an
+    /// X.509 structure such as a CRL carries in its signature BIT STRING.
+    pub fn sign_der(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
+        self.sign_digest(&sha256(message))
+            .and_then(|raw| Signature::from_slice(&raw).map_err(build_err))
+            .map(|sig| sig.to_der().as_bytes().to_vec())
     }
 }
 
@@ -640,15 +752,17 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], CaError> {
     Ok(b)
 }
 
-/// Creates a new CA in `dir` (root and signer keys and certificates) per `settings`.
+/// Creates a new CA in `dir` (root and signer keys and certificates) per `settings`, each key
+/// protected as `protection` says (a single [`KeyProtection`] protects both alike).
 ///
 /// Refuses to touch an existing CA file. Keys are written owner-readable only.
 pub fn create(
     dir: &Path,
     settings: &CaSection,
-    protection: &KeyProtection,
+    protection: impl Into<CaProtection>,
     now: SystemTime,
 ) -> Result<CaCerts, CaError> {
+    let protection = protection.into();
     let paths = CaPaths::new(dir);
     if let Some(existing) = paths.all().into_iter().find(|p| p.exists()) {
         return Err(CaError::Exists(existing.clone()));
@@ -695,8 +809,8 @@ pub fn create(
         &root_key,
     )?;
 
-    write_key(&paths.root_key, &root_key, protection)?;
-    write_key(&paths.signer_key, &signer_key, protection)?;
+    write_key(&paths.root_key, &root_key, &protection.root)?;
+    write_key(&paths.signer_key, &signer_key, &protection.signer)?;
     for (path, cert) in [(&paths.root_cert, &root), (&paths.signer_cert, &signer)] {
         let pem = cert.cert.to_pem(LineEnding::LF).map_err(build_err)?;
         std::fs::write(path, pem).map_err(|e| CaError::Io(path.clone(), e))?;
@@ -704,7 +818,7 @@ pub fn create(
     Ok(CaCerts {
         root,
         signer,
-        keys_encrypted: matches!(protection, KeyProtection::Passphrase(_)),
+        keys_encrypted: matches!(protection.signer, KeyProtection::Passphrase(_)),
     })
 }
 
@@ -720,12 +834,16 @@ pub fn verify_signed_by(cert: &Certificate, issuer_public_key: &[u8; 64]) -> Res
         .map_err(|_| CaError::Mismatch("certificate signature does not verify".into()))
 }
 
-/// Checks the whole CA: the passphrase opens both keys, each key belongs to its certificate,
+/// Checks the whole CA: each passphrase opens its key, each key belongs to its certificate,
 /// the root is self-signed and the signer is signed by the root.
-pub fn check(dir: &Path, passphrase: Option<&str>) -> Result<CaCerts, CaError> {
-    let signer = Signer::unlock(dir, passphrase)?;
+pub fn check(
+    dir: &Path,
+    root_passphrase: Option<&str>,
+    signer_passphrase: Option<&str>,
+) -> Result<CaCerts, CaError> {
+    let signer = Signer::unlock(dir, signer_passphrase)?;
     let certs = signer.certs;
-    let root_key = unlock_root(dir, passphrase)?;
+    let root_key = unlock_root(dir, root_passphrase)?;
     let root_xy = certs.root_public_key()?;
     if verifying_key_xy(root_key.verifying_key()) != root_xy {
         return Err(CaError::Mismatch(
@@ -741,7 +859,7 @@ pub fn check(dir: &Path, passphrase: Option<&str>) -> Result<CaCerts, CaError> {
 
 /// Decrypts the root key (only needed to check a passphrase or to issue a new signer).
 pub fn unlock_root(dir: &Path, passphrase: Option<&str>) -> Result<SigningKey, CaError> {
-    read_key(&CaPaths::new(dir).root_key, passphrase)
+    read_key(dir, CaKey::Root, passphrase)
 }
 
 #[cfg(test)]
@@ -795,9 +913,15 @@ mod tests {
         assert_eq!(certs.signer.serial(), vec![0x40, id[0], id[1]]);
 
         let e = Signer::unlock(dir.path(), Some("wrong")).expect_err("wrong passphrase");
-        assert!(matches!(e, CaError::WrongPassphrase(_)), "{e}");
+        assert!(
+            matches!(e, CaError::WrongPassphrase(CaKey::Signer, _)),
+            "{e}"
+        );
         let e = Signer::unlock(dir.path(), None).expect_err("no passphrase");
-        assert!(matches!(e, CaError::PassphraseRequired(_)), "{e}");
+        assert!(
+            matches!(e, CaError::PassphraseRequired(CaKey::Signer, _)),
+            "{e}"
+        );
 
         let signer = Signer::unlock(dir.path(), Some("correct horse")).expect("unlock");
         let digest = sha256(b"tbs");
@@ -810,6 +934,37 @@ mod tests {
         let e = create(dir.path(), &settings(), &pass, SystemTime::now()).expect_err("exists");
         assert!(matches!(e, CaError::Exists(_)));
         unlock_root(dir.path(), Some("correct horse")).expect("root unlocks");
+    }
+
+    #[test]
+    fn root_and_signer_passphrases_open_only_their_own_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pass = |p: &str| KeyProtection::Passphrase(Zeroizing::new(p.into()));
+        let protection = CaProtection {
+            root: pass("root passphrase"),
+            signer: pass("signer passphrase"),
+        };
+        create(dir.path(), &settings(), &protection, SystemTime::now()).expect("create");
+        let e = Signer::unlock(dir.path(), Some("root passphrase")).expect_err("root's");
+        assert!(
+            matches!(e, CaError::WrongPassphrase(CaKey::Signer, _)),
+            "{e}"
+        );
+        let e = unlock_root(dir.path(), Some("signer passphrase")).expect_err("signer's");
+        assert!(matches!(e, CaError::WrongPassphrase(CaKey::Root, _)), "{e}");
+        let e = check(
+            dir.path(),
+            Some("signer passphrase"),
+            Some("signer passphrase"),
+        )
+        .expect_err("swapped");
+        assert!(matches!(e, CaError::WrongPassphrase(CaKey::Root, _)), "{e}");
+        check(
+            dir.path(),
+            Some("root passphrase"),
+            Some("signer passphrase"),
+        )
+        .expect("each its own");
     }
 
     #[test]

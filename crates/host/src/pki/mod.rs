@@ -1,8 +1,11 @@
 //! The certificate authority side: the project's CA (root + signer), issuing device certificates
-//! from a definition's template, generating definitions from sample certificates, and where the
-//! CA passphrase comes from. Uses only the domain modules below it (`project`).
+//! from a definition's template, the signer's CRL, generating definitions from sample
+//! certificates, and where the root and signer passphrases come from. Uses only the domain
+//! modules below it (`project`).
 
 pub mod ca;
+pub mod crl;
 pub mod from_cert;
 pub mod issue;
 pub mod passphrase;
+pub mod protection;
