@@ -45,7 +45,9 @@ pub use rebuild::{DeviceData, ReadPlan, device_sn_from_config, read_plan, rebuil
 pub use split::{DeviceImage, split, write_plan};
 
 /// SHA-256 of `data`: the compact loop under the `small` feature, else the `sha2` crate.
-pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+///
+/// Public so the device agent hashes with this same code (one SHA-256 in the firmware image).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
     #[cfg(feature = "small")]
     {
         sha_compact::sha256(data)
