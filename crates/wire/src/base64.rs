@@ -1,6 +1,12 @@
 //! Unpadded base64url (RFC 4648 §5, alphabet `A–Z a–z 0–9 - _`, no `=`), strict: the decoder
 //! rejects a length of 4n+1 and non-zero leftover bits, so one byte string has exactly one text
 //! form.
+//!
+//! The coding itself is RustCrypto's `base64ct` (`Base64UrlUnpadded`, which checks canonical
+//! form); this module keeps the frame grammar's pieces that must be `const` or byte-wise (the
+//! lengths and the alphabet test) and the crate's error type.
+
+use base64ct::{Base64UrlUnpadded, Encoding};
 
 /// Characters needed to encode `n` bytes.
 pub const fn encoded_len(n: usize) -> usize {
@@ -22,56 +28,15 @@ pub const fn decoded_len(n: usize) -> Option<usize> {
     }
 }
 
-fn enc(v: u8) -> u8 {
-    match v {
-        0..=25 => b'A' + v,
-        26..=51 => b'a' + (v - 26),
-        52..=61 => b'0' + (v - 52),
-        62 => b'-',
-        _ => b'_',
-    }
-}
-
-/// The 6-bit value of one base64url character.
-pub fn dec(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'-' => Some(62),
-        b'_' => Some(63),
-        _ => None,
-    }
-}
-
 /// Whether `c` belongs to the base64url alphabet.
 pub fn is_char(c: u8) -> bool {
-    dec(c).is_some()
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
 }
 
 /// Encodes `input` into the start of `out`; returns the number of characters written, or `None`
 /// when `out` is too small.
 pub fn encode(input: &[u8], out: &mut [u8]) -> Option<usize> {
-    let need = encoded_len(input.len());
-    let out = out.get_mut(..need)?;
-    let mut o = out.iter_mut();
-    for chunk in input.chunks(3) {
-        let b0 = chunk.first().copied().unwrap_or(0);
-        let b1 = chunk.get(1).copied().unwrap_or(0);
-        let b2 = chunk.get(2).copied().unwrap_or(0);
-        let sextets = [
-            b0 >> 2,
-            ((b0 & 3) << 4) | (b1 >> 4),
-            ((b1 & 0xF) << 2) | (b2 >> 6),
-            b2 & 0x3F,
-        ];
-        for s in sextets.iter().take(chunk.len() + 1) {
-            if let Some(slot) = o.next() {
-                *slot = enc(*s);
-            }
-        }
-    }
-    Some(need)
+    Base64UrlUnpadded::encode(input, out).ok().map(str::len)
 }
 
 /// Why a base64url string did not decode.
@@ -89,29 +54,12 @@ pub enum Base64Error {
 pub fn decode(input: &[u8], out: &mut [u8]) -> Result<usize, Base64Error> {
     let need = decoded_len(input.len()).ok_or(Base64Error::NotCanonical)?;
     let out = out.get_mut(..need).ok_or(Base64Error::TooLong)?;
-    let mut o = out.iter_mut();
-    for chunk in input.chunks(4) {
-        let mut acc: u32 = 0;
-        for &c in chunk {
-            acc = (acc << 6) | u32::from(dec(c).ok_or(Base64Error::BadChar)?);
-        }
-        // Left-align the chunk's bits in 24 bits; the partial tail must have zero padding bits.
-        let (bytes, pad_bits) = match chunk.len() {
-            4 => (3, 0),
-            3 => (2, 2),
-            _ => (1, 4),
-        };
-        if acc & ((1 << pad_bits) - 1) != 0 {
-            return Err(Base64Error::NotCanonical);
-        }
-        let acc = (acc >> pad_bits) << (24 - bytes * 8);
-        for i in 0..bytes {
-            if let Some(slot) = o.next() {
-                *slot = (acc >> (16 - 8 * i)) as u8;
-            }
-        }
+    match Base64UrlUnpadded::decode(input, out) {
+        Ok(bytes) => Ok(bytes.len()),
+        // base64ct reports one "invalid encoding" for both causes; tell them apart here.
+        Err(_) if !input.iter().all(|&c| is_char(c)) => Err(Base64Error::BadChar),
+        Err(_) => Err(Base64Error::NotCanonical),
     }
-    Ok(need)
 }
 
 #[cfg(test)]
@@ -134,6 +82,7 @@ mod tests {
             let mut buf = [0u8; 16];
             let n = encode(raw, &mut buf).unwrap();
             assert_eq!(&buf[..n], text.as_bytes());
+            assert_eq!(n, encoded_len(raw.len()));
             let mut back = [0u8; 16];
             let m = decode(text.as_bytes(), &mut back).unwrap();
             assert_eq!(&back[..m], raw);
@@ -146,6 +95,7 @@ mod tests {
         assert_eq!(decode(b"Zh", &mut out), Err(Base64Error::NotCanonical));
         assert_eq!(decode(b"Z", &mut out), Err(Base64Error::NotCanonical));
         assert_eq!(decode(b"Zm9=", &mut out), Err(Base64Error::BadChar));
+        assert_eq!(decode(b"Zm+v", &mut out), Err(Base64Error::BadChar));
         assert_eq!(
             decode(b"Zm9vYmFy", &mut out[..5]),
             Err(Base64Error::TooLong)
@@ -153,5 +103,14 @@ mod tests {
         assert_eq!(decode(b"-_", &mut out), Err(Base64Error::NotCanonical));
         assert_eq!(decode(b"-w", &mut out), Ok(1));
         assert_eq!(out[0], 0xFB);
+        assert_eq!(encode(b"foo", &mut out[..3]), None);
+    }
+
+    #[test]
+    fn alphabet_is_exactly_rfc4648_url_safe() {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for c in 0..=255u8 {
+            assert_eq!(is_char(c), alphabet.contains(&c), "{c:#04x}");
+        }
     }
 }

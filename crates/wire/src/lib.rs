@@ -26,6 +26,7 @@ pub mod base64;
 pub mod crc;
 mod decoder;
 mod device;
+mod error;
 pub mod frame;
 mod host;
 mod message;
