@@ -46,7 +46,7 @@ fn provision<B: I2c>(d: &mut Atecc<B, VirtualDelay>) -> [u8; 64] {
     let mut contents: Vec<Vec<u8>> = (0..16).map(slot_contents).collect();
     contents[usize::from(SLOT_SIGNER_PUBKEY)] =
         keystamp_atecc::driver::public_key_to_slot(&signer_public()).to_vec();
-    for slot in 8..16u8 {
+    for slot in 1..16u8 {
         d.write_slot(slot, &contents[usize::from(slot)]).unwrap();
     }
     let otp: [u8; 64] = core::array::from_fn(|i| i as u8);

@@ -405,8 +405,8 @@ fn data_lock_crc_skips_private_slots_then_adds_otp() {
         }
     }
     expected.extend_from_slice(&otp);
-    // Slots 0-7 are private in the default config; 8-15 are 416 + 7*72 bytes.
-    assert_eq!(expected.len(), 416 + 7 * 72 + 64);
+    // Only slot 0 is private in the default config; 1-7 are 7*36 bytes, 8-15 416 + 7*72.
+    assert_eq!(expected.len(), 7 * 36 + 416 + 7 * 72 + 64);
     assert_eq!(
         data_lock_crc(&cfg, &slots, &otp),
         Ok(INDEPENDENT.checksum(&expected))
@@ -433,18 +433,28 @@ fn default_config_lints_clean_and_matches_its_slot_map() {
     let all: Vec<String> = r.findings().map(|f| f.to_string()).collect();
     assert!(r.is_empty(), "{all:#?}");
     let c = DEFAULT_CONFIG;
-    // Slot 0: P-256 private key, GenKey-able, external Sign, never readable/writable in clear.
+    // Slot 0: P-256 private key, external Sign, never readable/writable in clear, and permanent
+    // after the data lock: WriteConfig bit 1 (GenKey, 0x2000) and bit 2 (PrivWrite, 0x4000)
+    // clear (reference §5.2); SlotConfig 0x0081 like TNGTLS's permanent slot 0 (0x0085, §7.2).
     let (s0, k0) = (c.slot_config[0], c.key_config[0]);
-    assert!(k0.private() && k0.pub_info() && k0.lockable());
+    assert_eq!(s0.0 & 0x6000, 0);
+    assert!(k0.private() && k0.pub_info());
     assert_eq!(k0.key_type(), KeyType::P256);
-    assert!(s0.is_secret() && s0.ext_sign() && s0.gen_key_allowed());
+    assert!(s0.is_secret() && s0.ext_sign() && !s0.gen_key_allowed());
     assert!(!s0.priv_write_allowed() && !s0.encrypt_read() && !s0.ecdh());
-    // Cert slots: clear read, writable, lockable; 11 holds a P-256 public key.
+    // No other private key: nothing else signs caller-chosen digests.
+    for s in 1..16 {
+        assert!(!c.key_config[s].private(), "slot {s}");
+    }
+    // Cert slots: clear read, writable, lockable (KeyConfig bit 5); 11 holds a P-256 public key
+    // that Verify stored mode can use without validation (Private 0, PubInfo 0, KeyType 4).
     for s in 10..13 {
         assert!(!c.slot_config[s].is_secret());
         assert_eq!(c.slot_config[s].write_mode(), WriteMode::Always);
         assert!(c.key_config[s].lockable() && !c.key_config[s].private());
+        assert_ne!(c.key_config[s].0 & 0x0020, 0);
     }
+    assert!(!c.key_config[11].pub_info());
     assert_eq!(c.key_config[11].key_type(), KeyType::P256);
     assert_eq!(c.i2c_address_7bit(), 0x60);
     assert!(!c.config_locked() && !c.data_locked());
@@ -493,17 +503,25 @@ fn lint_errors_for_dangerous_configs() {
     c.key_config[0].0 = 0x003C; // slot 0 a data slot
     assert!(lint(&c).has_slot(Rule::Slot0NotDeviceKey, 0));
 
-    let mut c = base;
-    c.slot_config[1].0 |= 0x4000 | 0x0900; // PrivWrite with write key slot 9 (clear)
+    // A private P-256 slot 1 (§5.3: Private bit 0, PubInfo bit 1, KeyType 4 in bits 4:2,
+    // Lockable bit 5 → 0x0033), secret (SlotConfig bit 7), external Sign (bit 0).
+    let with_key1 = |slot_config: u16, key_config: u16| {
+        let mut c = base;
+        c.slot_config[1].0 = slot_config;
+        c.key_config[1].0 = key_config;
+        c
+    };
+    // PrivWrite (WriteConfig bit 2, 0x4000) with write key slot 9 (clear).
+    let c = with_key1(0x4000 | 0x0900 | 0x0081, 0x0033);
     assert!(lint(&c).has_slot(Rule::PrivateKeyClearWrite, 1));
 
-    let mut c = base;
-    c.key_config[1].0 &= !0x0020; // GenKey-able, not lockable
+    // GenKey-able (WriteConfig bit 1, 0x2000), not lockable.
+    let c = with_key1(0x2081, 0x0013);
     assert!(lint(&c).has_slot(Rule::GenKeyNotLockable, 1));
 
-    let mut c = base;
-    c.key_config[2].0 = (c.key_config[2].0 & !0x001C) | (6 << 2); // private AES?
-    assert!(lint(&c).has_slot(Rule::PrivateKeyNotP256, 2));
+    // Private with KeyType 6 (AES).
+    let c = with_key1(0x0081, 0x0001 | (6 << 2));
+    assert!(lint(&c).has_slot(Rule::PrivateKeyNotP256, 1));
 
     let mut c = base;
     c.slot_config[10].0 |= 0x0080;
