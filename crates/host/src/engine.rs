@@ -11,13 +11,17 @@
 //!    so nothing could be verified earlier anyway). Data zone locked: read the public key.
 //! 4. issue — reuse the registry's certificate for this chip and key, or issue one; the
 //!    write-ahead record is committed before the device sees it.
-//! 5. definitions — upload the definition blob when the device's differs (resumable).
-//! 6. certificates — write the device's compressed certificate, the signer public key and the
-//!    signer's compressed certificate (skipping bytes the chip already holds).
+//! 5. certificates — write the device's compressed certificate, the signer public key (the
+//!    device's trust anchor, slot 11) and the signer's compressed certificate (skipping bytes the
+//!    chip already holds).
+//! 6. definitions — upload the definition blob, signed by the signer, when the device's differs
+//!    (resumable); the device checks the signature against slot 11 with the chip's Verify.
 //! 7. verify — the device rebuilds both certificates from the chip and verifies their signatures
-//!    with the chip; the host compares their SHA-256 with what it issued; the chip signs a random
-//!    host challenge with the device key and the host verifies it against the certificate.
-//! 8. lock slots (only if the profile asks), record, write `devices/<serial>/*.pem`.
+//!    with the chip; the host compares their SHA-256 with what it issued; the device proves its
+//!    key (IdentityProof over a host nonce and a device nonce) and the host verifies the proof
+//!    against the public key read from the chip.
+//! 8. lock slots — the anchor slot always, the certificate slots when the profile asks (the
+//!    default); then record, write `devices/<serial>/*.pem`.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -359,27 +363,7 @@ impl<'a, P: Port> Station<'a, P> {
             }
         }
 
-        // 5. definitions
-        self.step(Step::Definitions);
-        let blob_current = hello
-            .def_blob
-            .is_some_and(|b| b.len as usize == m.blob.len() && b.digest == m.blob_digest);
-        if blob_current {
-            self.audit(
-                Step::Definitions,
-                Outcome::Skipped,
-                "device holds the definitions",
-            );
-        } else {
-            self.upload_blob()?;
-            self.audit(
-                Step::Definitions,
-                Outcome::Ok,
-                &format!("{} bytes", m.blob.len()),
-            );
-        }
-
-        // 6. certificates
+        // 5. certificates (the trust anchor before the blob it checks)
         self.step(Step::Certificates);
         let check_first = !fresh_key;
         let mut wrote = 0;
@@ -404,29 +388,65 @@ impl<'a, P: Port> Station<'a, P> {
             &format!("{wrote} slot writes"),
         );
 
+        // 6. definitions (signed)
+        self.step(Step::Definitions);
+        let blob_current = hello
+            .def_blob
+            .is_some_and(|b| b.len as usize == m.blob.len() && b.digest == m.blob_digest);
+        if blob_current {
+            self.audit(
+                Step::Definitions,
+                Outcome::Skipped,
+                "device holds the definitions",
+            );
+        } else {
+            self.upload_blob()?;
+            self.audit(
+                Step::Definitions,
+                Outcome::Ok,
+                &format!("{} bytes", m.blob.len()),
+            );
+        }
+
         // 7. verify
         self.step(Step::Verify);
         self.verify(&issued, &public_key, key_slot)?;
         self.audit(
             Step::Verify,
             Outcome::Ok,
-            "chain rebuilt and compared; challenge signed",
+            "chain rebuilt and compared; identity proof verified",
         );
 
         // 8. lock slots, record, outputs
-        if m.lock_cert_slots {
-            self.step(Step::LockSlots);
-            let locked = hello.chip.slot_locked;
-            let mut slots: Vec<u8> = writes.iter().map(|w| w.0).collect();
-            slots.sort_unstable();
-            slots.dedup();
-            for slot in slots {
-                if locked & (1 << slot) == 0 {
-                    self.ok(Step::LockSlots, &Request::LockSlot { slot })?;
-                }
+        // The anchor slot is always locked (that ends Provisioning: the device is Locked);
+        // the certificate slots when the profile asks (the default). Only after verification.
+        self.step(Step::LockSlots);
+        let locked = hello.chip.slot_locked;
+        let mut slots: Vec<u8> = if m.lock_cert_slots {
+            writes.iter().map(|w| w.0).collect()
+        } else {
+            Vec::new()
+        };
+        // The anchor last: its lock makes the device Locked, which refuses further locks.
+        let anchor = keystamp_agent::auth::ANCHOR_SLOT;
+        slots.retain(|&s| s != anchor);
+        slots.sort_unstable();
+        slots.dedup();
+        slots.push(anchor);
+        for slot in slots {
+            if locked & (1 << slot) == 0 {
+                self.ok(Step::LockSlots, &Request::LockSlot { slot })?;
             }
-            self.audit(Step::LockSlots, Outcome::Ok, "certificate slots locked");
         }
+        self.audit(
+            Step::LockSlots,
+            Outcome::Ok,
+            if m.lock_cert_slots {
+                "trust anchor and certificate slots locked"
+            } else {
+                "trust anchor locked"
+            },
+        );
         {
             let mut reg = self
                 .registry
@@ -507,6 +527,13 @@ impl<'a, P: Port> Station<'a, P> {
         let serial = hello.chip.serial;
         self.chip = Some(ChipSerial(serial));
         report.chip_serial = Some(serial);
+        if hello.blob_untrusted {
+            return Err(Failure::new(
+                Step::Probe,
+                "the device's stored definitions are not signed by the signer whose key its chip \
+                 holds (unsigned, mis-signed or altered); the device does not use them",
+            ));
+        }
         if !hello.chip.config_locked || !hello.chip.data_locked || hello.def_blob.is_none() {
             return Err(Failure::new(
                 Step::Probe,
@@ -781,6 +808,13 @@ impl<'a, P: Port> Station<'a, P> {
         let m = self.material;
         let total_len = m.blob.len() as u32;
         let mut offset = 0u32;
+        // The signer signs the blob's envelope digest; the device checks it against slot 11.
+        let envelope = keystamp_agent::auth::blob_envelope_digest(&m.blob_digest);
+        let rs = self
+            .issuer
+            .sign(&envelope)
+            .map_err(|e| Failure::new(Step::Definitions, format!("signing the blob: {e}")))?;
+        let signature = signature_of(&rs);
         // Chunks of whole frames; the device reports where to continue, so a resumed upload or a
         // duplicated chunk never corrupts the blob.
         let chunk_len = MAX_CHUNK.min(480);
@@ -794,6 +828,7 @@ impl<'a, P: Port> Station<'a, P> {
                 &Request::StoreDefBlob {
                     total_len,
                     digest: m.blob_digest,
+                    signature,
                     offset,
                     data,
                 },
@@ -880,19 +915,14 @@ impl<'a, P: Port> Station<'a, P> {
         self.challenge(key_slot, public_key)
     }
 
-    /// Proof of possession: the chip signs a random host challenge with the device key; the
-    /// signature must verify against the certificate's public key.
-    fn challenge(&mut self, key_slot: u8, public_key: &[u8; 64]) -> Result<(), Failure> {
-        let mut challenge = [0u8; 32];
-        getrandom::fill(&mut challenge).map_err(|e| Failure::new(Step::Verify, e.to_string()))?;
-        let sig = match self.call(
-            Step::Verify,
-            &Request::SignChallenge {
-                slot: key_slot,
-                challenge,
-            },
-        )? {
-            Response::Signature(s) => s,
+    /// Proof of possession: the device signs SHA-256(label ‖ host nonce ‖ device nonce) with
+    /// its key; the signature must verify against `public_key`. The device never signs a digest
+    /// the host chose.
+    fn challenge(&mut self, _key_slot: u8, public_key: &[u8; 64]) -> Result<(), Failure> {
+        let mut host_nonce = [0u8; 32];
+        getrandom::fill(&mut host_nonce).map_err(|e| Failure::new(Step::Verify, e.to_string()))?;
+        let proof = match self.call(Step::Verify, &Request::IdentityProof { host_nonce })? {
+            Response::IdentityProof(p) => p,
             other => {
                 return Err(Failure::new(
                     Step::Verify,
@@ -900,13 +930,21 @@ impl<'a, P: Port> Station<'a, P> {
                 ));
             }
         };
-        verify_prehash(public_key, &challenge, &sig.r, &sig.s).map_err(|e| {
-            Failure::new(
-                Step::Verify,
-                format!("challenge signature does not verify: {e}"),
-            )
-        })
+        let digest = keystamp_agent::auth::identity_digest(&host_nonce, &proof.device_nonce);
+        verify_prehash(public_key, &digest, &proof.signature.r, &proof.signature.s)
+            .map_err(|e| Failure::new(Step::Verify, format!("identity proof does not verify: {e}")))
     }
+}
+
+/// R ‖ S as a wire signature.
+pub fn signature_of(rs: &[u8; 64]) -> keystamp_wire::Signature {
+    let mut sig = keystamp_wire::Signature {
+        r: [0; 32],
+        s: [0; 32],
+    };
+    sig.r.copy_from_slice(&rs[..32]);
+    sig.s.copy_from_slice(&rs[32..]);
+    sig
 }
 
 /// Verifies an ECDSA P-256 signature R‖S over a 32-byte prehash with public key X‖Y.

@@ -141,7 +141,7 @@ impl Default for LockPolicy {
         Self {
             lock_config: true,
             lock_data: true,
-            lock_cert_slots: false,
+            lock_cert_slots: true,
         }
     }
 }
