@@ -248,7 +248,7 @@ fn chip_err(e: ChipError) -> Fail {
         ChipError::OutOfRange => err(ErrorCode::OutOfRange, "outside the zone or slot"),
         ChipError::ConfigMismatch => err(
             ErrorCode::ChipStatus(0x0F),
-            "config read back differs from what was written",
+            "config read-back differs",
         ),
     }
 }
@@ -273,7 +273,7 @@ fn identity_err(e: IdentityError) -> Fail {
 fn untrusted() -> Fail {
     err(
         ErrorCode::BlobUntrusted,
-        "blob signature does not verify against the trust anchor",
+        "signature vs slot 11",
     )
 }
 
@@ -405,7 +405,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         match self.current_lifecycle().map_err(chip_err)? {
             Lifecycle::Locked => Err(err(
                 ErrorCode::LockedDown,
-                "device is locked; authenticate for maintenance",
+                "maintenance authentication needed",
             )),
             Lifecycle::Factory | Lifecycle::Provisioning => Ok(()),
         }
@@ -569,7 +569,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         let nonce = nonce.ok_or_else(|| {
             err(
                 ErrorCode::AuthFailed,
-                "no maintenance nonce: send MaintenanceBegin",
+                "no nonce",
             )
         })?;
         let config = self.chip.read_config().map_err(chip_err)?;
@@ -581,7 +581,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
             }
             Ok(false) | Err(ChipError::Status(_)) => Err(err(
                 ErrorCode::AuthFailed,
-                "signature does not verify against the trust anchor",
+                "signature vs slot 11",
             )),
             Err(e) => Err(chip_err(e)),
         }

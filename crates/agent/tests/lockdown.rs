@@ -511,7 +511,7 @@ fn unsigned_mis_signed_or_altered_blobs_are_refused_at_store() {
         d.store(&blob, unsigned),
         Response::Error(keystamp_wire::WireError::new(
             ErrorCode::BlobUntrusted,
-            "blob signature does not verify against the trust anchor"
+            "signature vs slot 11"
         ))
     );
     assert!(matches!(d.store(&blob, blob_signature(&signer(2), &blob)),

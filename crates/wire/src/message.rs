@@ -126,6 +126,7 @@ pub enum Request {
         /// Whole blob length, 1..=[`MAX_DEF_BLOB`].
         total_len: u32,
         /// SHA-256 of the whole blob (transfer integrity only; it authenticates nothing).
+        #[serde(with = "fixed")]
         digest: [u8; 32],
         /// The signer's signature of SHA-256([`BLOB_LABEL`] ‖ `digest`).
         signature: Signature,
@@ -152,6 +153,7 @@ pub enum Request {
     /// signed digest is never one the host chose. Answer: [`Response::IdentityProof`].
     IdentityProof {
         /// Fresh random bytes from the host.
+        #[serde(with = "fixed")]
         host_nonce: [u8; 32],
     },
     /// Id 16. 32 bytes from the chip's RNG. Answer: [`Response::Random`].
@@ -204,17 +206,18 @@ pub enum Response {
     /// Id 8. Answer to [`Request::IdentityProof`].
     IdentityProof(IdentityProof),
     /// Id 9. Random bytes.
-    Random([u8; 32]),
+    Random(#[serde(with = "fixed")] [u8; 32]),
     /// Id 10. The request failed; nothing (more) was done.
     Error(WireError),
     /// Id 11. Answer to [`Request::MaintenanceBegin`]: the nonce to sign.
-    MaintenanceNonce([u8; 32]),
+    MaintenanceNonce(#[serde(with = "fixed")] [u8; 32]),
 }
 
 /// The device's answer to [`Request::IdentityProof`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityProof {
     /// The nonce the device drew from the chip's RNG.
+    #[serde(with = "fixed")]
     pub device_nonce: [u8; 32],
     /// The device key's signature of SHA-256([`IDENTITY_LABEL`] ‖ host nonce ‖ device nonce).
     pub signature: Signature,
@@ -330,6 +333,7 @@ pub struct DefBlobId {
     /// Length in bytes.
     pub len: u32,
     /// SHA-256 of the blob.
+    #[serde(with = "fixed")]
     pub digest: [u8; 32],
 }
 
@@ -359,6 +363,7 @@ pub struct CertSummary {
     /// DER length.
     pub len: u16,
     /// SHA-256 of the DER bytes.
+    #[serde(with = "fixed")]
     pub digest: [u8; 32],
 }
 
@@ -386,8 +391,10 @@ pub struct CertChunk {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicKey {
     /// X coordinate.
+    #[serde(with = "fixed")]
     pub x: [u8; 32],
     /// Y coordinate.
+    #[serde(with = "fixed")]
     pub y: [u8; 32],
 }
 
@@ -395,8 +402,10 @@ pub struct PublicKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     /// R.
+    #[serde(with = "fixed")]
     pub r: [u8; 32],
     /// S.
+    #[serde(with = "fixed")]
     pub s: [u8; 32],
 }
 
@@ -476,6 +485,49 @@ pub enum DecodeError {
     Postcard,
     /// Bytes were left after the message.
     TrailingBytes,
+}
+
+/// `[u8; N]` as a postcard tuple of N bytes (the same bytes serde's array impl writes), decoded
+/// in a loop: serde's own array visitor is unrolled per element and was copied for every place
+/// a 32-byte field is decoded (≈ 1.2 KB of device code each).
+mod fixed {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::ser::SerializeTuple;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const N: usize>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(N)?;
+        for b in v {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+
+    struct Bytes<const N: usize>;
+
+    impl<'de, const N: usize> Visitor<'de> for Bytes<N> {
+        type Value = [u8; N];
+
+        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("a fixed number of bytes")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
+            let mut out = [0u8; N];
+            for (i, b) in out.iter_mut().enumerate() {
+                *b = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(i, &self))?;
+            }
+            Ok(out)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
+        d.deserialize_tuple(N, Bytes::<N>)
+    }
 }
 
 fn decode_exact<'de, T: Deserialize<'de>>(payload: &'de [u8]) -> Result<T, DecodeError> {
