@@ -12,9 +12,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use keystamp::ca::{self, KeyProtection, Signer};
-use keystamp::cli_provision::{SimFlags, TimingArg, run_stations, start_sims};
 use keystamp::engine::{DeviceResult, Material};
+use keystamp::ops::{SimOptions, run_stations, start_sims};
+use keystamp::pki::ca::{self, KeyProtection, Signer};
 use keystamp::project::Profile;
 use keystamp::registry::Registry;
 use keystamp::setup;
@@ -70,9 +70,8 @@ struct Batch {
 
 fn batch(s: &Setup, name: &str, n: usize) -> Batch {
     let state = s.dir.join(name);
-    let flags = SimFlags {
-        state_dir: None,
-        timing: TimingArg::Realistic,
+    let flags = SimOptions {
+        timing: keystamp_atecc_sim::Timing::Realistic,
         trace_i2c: None,
     };
     let sims = start_sims(n, &state, &flags, BAUD).expect("sims");

@@ -17,8 +17,7 @@ use crate::store::{self, StoreError};
 /// Largest DER certificate the agent rebuilds (P-256 certificates are typically 450–700 bytes).
 pub const MAX_CERT: usize = 1024;
 
-/// Config byte 87: config lock (0x55 = unlocked).
-const LOCK_CONFIG: usize = 87;
+use keystamp_atecc::config::{LOCK_CONFIG_BYTE as LOCK_CONFIG, LOCK_VALUE_BYTE, UNLOCKED};
 
 /// What the firmware should do after [`Agent::feed`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,10 +245,7 @@ fn chip_err(e: ChipError) -> Fail {
             err(ErrorCode::ChipAbsent, "secure element answers are corrupt")
         }
         ChipError::OutOfRange => err(ErrorCode::OutOfRange, "outside the zone or slot"),
-        ChipError::ConfigMismatch => err(
-            ErrorCode::ChipStatus(0x0F),
-            "config read-back differs",
-        ),
+        ChipError::ConfigMismatch => err(ErrorCode::ChipStatus(0x0F), "config read-back differs"),
     }
 }
 
@@ -271,10 +267,7 @@ fn identity_err(e: IdentityError) -> Fail {
 }
 
 fn untrusted() -> Fail {
-    err(
-        ErrorCode::BlobUntrusted,
-        "signature vs slot 11",
-    )
+    err(ErrorCode::BlobUntrusted, "signature vs slot 11")
 }
 
 // The helpers below take the chip's 64 bytes by reference and are out of line, so the bytes
@@ -428,7 +421,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
             }
             Request::WriteConfig { offset, data } => {
                 let mut target = chip.read_config().map_err(chip_err)?;
-                if target[LOCK_CONFIG] != 0x55 {
+                if target[LOCK_CONFIG] != UNLOCKED {
                     return Err(err(ErrorCode::Locked, "config zone is locked"));
                 }
                 let start = *offset as usize;
@@ -566,12 +559,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
     fn maintenance_auth(&mut self, sig: &Signature) -> Result<(), Fail> {
         let nonce = self.maintenance_nonce.take();
         self.maintenance = false;
-        let nonce = nonce.ok_or_else(|| {
-            err(
-                ErrorCode::AuthFailed,
-                "no nonce",
-            )
-        })?;
+        let nonce = nonce.ok_or_else(|| err(ErrorCode::AuthFailed, "no nonce"))?;
         let config = self.chip.read_config().map_err(chip_err)?;
         let digest = auth::maintenance_digest(&auth::serial(&config), &nonce);
         match self.chip.verify_stored(ANCHOR_SLOT, &digest, &rs(sig)) {
@@ -579,10 +567,9 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 self.maintenance = true;
                 Ok(())
             }
-            Ok(false) | Err(ChipError::Status(_)) => Err(err(
-                ErrorCode::AuthFailed,
-                "signature vs slot 11",
-            )),
+            Ok(false) | Err(ChipError::Status(_)) => {
+                Err(err(ErrorCode::AuthFailed, "signature vs slot 11"))
+            }
             Err(e) => Err(chip_err(e)),
         }
     }
@@ -602,8 +589,8 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
             chip: ChipInfo {
                 revision,
                 serial: auth::serial(&cfg),
-                config_locked: cfg[LOCK_CONFIG] != 0x55,
-                data_locked: cfg[86] != 0x55,
+                config_locked: cfg[LOCK_CONFIG] != UNLOCKED,
+                data_locked: cfg[LOCK_VALUE_BYTE] != UNLOCKED,
                 slot_locked,
             },
             def_blob: self.active_id.map(|a| DefBlobId {

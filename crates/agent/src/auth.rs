@@ -23,10 +23,10 @@ pub const PUBLIC_SLOTS: [u8; 3] = [
     keystamp_atecc::default_config::SLOT_SIGNER_CERT,
 ];
 
-/// Config byte 86: data/OTP lock (0x55 = unlocked).
-const LOCK_VALUE: usize = 86;
-/// Config byte 87: config lock (0x55 = unlocked).
-const LOCK_CONFIG: usize = 87;
+use keystamp_atecc::config::{
+    LOCK_CONFIG_BYTE as LOCK_CONFIG, LOCK_VALUE_BYTE as LOCK_VALUE, UNLOCKED,
+};
+
 /// Config bytes 88–89: SlotLocked, one bit per slot, 0 = locked.
 const SLOT_LOCKED: usize = 88;
 
@@ -34,12 +34,12 @@ const SLOT_LOCKED: usize = 88;
 /// unlocked, Provisioning until both the data zone and the trust-anchor slot are locked, then
 /// Locked. Nothing but the chip decides, so it survives reboots and flash erasure.
 pub fn lifecycle(config: &[u8; 128]) -> Lifecycle {
-    if config[LOCK_CONFIG] == 0x55 {
+    if config[LOCK_CONFIG] == UNLOCKED {
         return Lifecycle::Factory;
     }
     let slot_locked = u16::from_le_bytes([config[SLOT_LOCKED], config[SLOT_LOCKED + 1]]);
     let anchor_locked = slot_locked & (1 << ANCHOR_SLOT) == 0;
-    if config[LOCK_VALUE] == 0x55 || !anchor_locked {
+    if config[LOCK_VALUE] == UNLOCKED || !anchor_locked {
         Lifecycle::Provisioning
     } else {
         Lifecycle::Locked

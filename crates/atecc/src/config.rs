@@ -309,6 +309,13 @@ const fn eq8(a: [u8; 8], b: [u8; 8]) -> bool {
 
 /// Value of LockValue / LockConfig while unlocked.
 pub const UNLOCKED: u8 = 0x55;
+/// Value the Lock command leaves in LockValue / LockConfig (reference §config map: 0x00). Test
+/// for "locked" with `!= UNLOCKED`, as cryptoauthlib's `calib_is_locked` does.
+pub const LOCKED: u8 = 0x00;
+/// Config-zone byte LockValue: the data and OTP zones' lock.
+pub const LOCK_VALUE_BYTE: usize = 86;
+/// Config-zone byte LockConfig: the config zone's lock.
+pub const LOCK_CONFIG_BYTE: usize = 87;
 
 /// The configuration zone with every field named. Parses from and emits to exactly 128 bytes;
 /// every byte is kept, so `ConfigZone::from_bytes(b).to_bytes() == b` for any input.
@@ -697,3 +704,15 @@ pub fn data_lock_crc(
     }
     Ok(crc.update(otp).value())
 }
+
+// The lock-byte constants name the bytes `ConfigZone` reads its lock state from.
+const _: () = {
+    let mut b = [UNLOCKED; CONFIG_SIZE];
+    b[LOCK_CONFIG_BYTE] = LOCKED;
+    let z = ConfigZone::from_bytes(&b);
+    assert!(z.config_locked() && !z.data_locked());
+    let mut b = [UNLOCKED; CONFIG_SIZE];
+    b[LOCK_VALUE_BYTE] = LOCKED;
+    let z = ConfigZone::from_bytes(&b);
+    assert!(!z.config_locked() && z.data_locked());
+};

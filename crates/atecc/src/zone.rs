@@ -6,6 +6,12 @@ pub const CONFIG_SIZE: usize = 128;
 pub const OTP_SIZE: usize = 64;
 /// Number of data slots.
 pub const SLOT_COUNT: usize = 16;
+/// Size of the largest data slot (slot 8), see [`slot_size`].
+pub const MAX_SLOT_SIZE: usize = slot_size(8);
+/// Bytes in one block, the unit of a 32-byte Read/Write ([`Size::Block`]).
+pub const BLOCK_SIZE: usize = 32;
+/// Bytes in one word, the unit of a 4-byte Read/Write ([`Size::Word`]).
+pub const WORD_SIZE: usize = 4;
 
 /// A memory zone, as encoded in Param1 bits 1:0 of Read and Write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,8 +97,8 @@ impl Size {
     /// Number of bytes transferred.
     pub const fn bytes(self) -> usize {
         match self {
-            Size::Word => 4,
-            Size::Block => 32,
+            Size::Word => WORD_SIZE,
+            Size::Block => BLOCK_SIZE,
         }
     }
 

@@ -3,12 +3,10 @@
 //! `docs/certdef-format.md`; why it is hand-rolled in `docs/decisions/0002-certdef-blob.md`.
 
 use crate::Reason;
-use crate::def::{
-    CertElement, CertElements, ELEMENT_ID_MAX, ELEMENT_RECORD_LEN, STD_ELEMENT_COUNT,
-};
-use crate::{
-    CertDef, CertLoc, CertType, DateFormat, DeviceLoc, DeviceZone, Error, Name, SnSource, Transform,
-};
+use crate::def::{CertElements, STD_ELEMENT_COUNT};
+use crate::field::{self, cert_loc, def as d, header as h};
+use crate::loc::{self, cert_loc_at, device_loc_at};
+use crate::{CertDef, CertLoc, CertType, DateFormat, Error, Name, SnSource};
 
 /// Magic bytes at the start of every blob.
 pub const BLOB_MAGIC: [u8; 4] = *b"KSCB";
@@ -16,13 +14,13 @@ pub const BLOB_MAGIC: [u8; 4] = *b"KSCB";
 pub const BLOB_VERSION: u8 = 1;
 /// Most definitions in one blob.
 pub const MAX_DEFS: usize = 8;
-/// Header size.
-pub const HEADER_LEN: usize = 16;
-/// Fixed part of a definition record.
-pub const DEF_FIXED_LEN: usize = 76;
-/// Size of the trailing SHA-256 digest.
-pub const DIGEST_LEN: usize = 32;
-const FLAG_ROOT_KEY: u8 = 0x01;
+/// Header size ([`field::header::LEN`]).
+pub const HEADER_LEN: usize = h::LEN;
+/// Fixed part of a definition record ([`field::def::FIXED_LEN`]).
+pub const DEF_FIXED_LEN: usize = d::FIXED_LEN;
+/// Size of the trailing SHA-256 digest ([`field::DIGEST_LEN`]).
+pub const DIGEST_LEN: usize = field::DIGEST_LEN;
+const ELEMENT_RECORD_LEN: usize = field::element::LEN;
 
 /// What a definition in a blob is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,95 +46,8 @@ impl Role {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> Result<u16, Error> {
-    match b.get(at..at + 2) {
-        Some(&[lo, hi]) => Ok(u16::from_le_bytes([lo, hi])),
-        _ => Err(Error::BadBlob),
-    }
-}
-
-fn byte(b: &[u8], at: usize) -> Result<u8, Error> {
-    b.get(at).copied().ok_or(Error::BadBlob)
-}
-
-fn device_loc_at(b: &[u8], at: usize) -> Result<DeviceLoc, Error> {
-    let is_genkey = match byte(b, at + 1)? {
-        0 => false,
-        1 => true,
-        _ => return Err(Error::BadBlob),
-    };
-    Ok(DeviceLoc {
-        zone: DeviceZone::from_value(byte(b, at)?)?,
-        is_genkey,
-        slot: u16_at(b, at + 2)?,
-        offset: u16_at(b, at + 4)?,
-        count: u16_at(b, at + 6)?,
-    })
-}
-
-fn cert_loc_at(b: &[u8], at: usize) -> Result<CertLoc, Error> {
-    Ok(CertLoc {
-        offset: u16_at(b, at)?,
-        count: u16_at(b, at + 2)?,
-    })
-}
-
-/// Decodes the locations and transforms of one 40-byte custom element record.
-#[inline(always)] // two callers; out of line its error paths cost more flash
-pub(crate) fn decode_element_locs(
-    rec: &[u8],
-) -> Result<(DeviceLoc, CertLoc, [Transform; 2]), Error> {
-    Ok((
-        device_loc_at(rec, 25)?,
-        cert_loc_at(rec, 33)?,
-        [
-            Transform::from_value(byte(rec, 37)?)?,
-            Transform::from_value(byte(rec, 38)?)?,
-        ],
-    ))
-}
-
-/// Checks an element id: at most 24 bytes of printable ASCII (validated once at parse time).
-fn check_element_id(rec: &[u8]) -> Result<(), Error> {
-    let id_len = byte(rec, 0)? as usize;
-    let id = rec
-        .get(1..1 + id_len)
-        .filter(|_| id_len <= ELEMENT_ID_MAX)
-        .ok_or(Error::BadBlob)?;
-    if id.iter().all(|c| (0x20..0x7F).contains(c)) {
-        Ok(())
-    } else {
-        Err(Error::BadBlob)
-    }
-}
-
-/// Decodes one 40-byte custom element record.
-pub(crate) fn decode_element(rec: &[u8]) -> Result<CertElement, Error> {
-    let id_len = byte(rec, 0)? as usize;
-    let id_bytes = rec
-        .get(1..1 + id_len)
-        .filter(|_| id_len <= ELEMENT_ID_MAX)
-        .ok_or(Error::BadBlob)?;
-    let id_str = core::str::from_utf8(id_bytes).map_err(|_| Error::BadBlob)?;
-    let mut id = heapless::String::new();
-    id.push_str(id_str).map_err(|_| Error::BadBlob)?;
-    Ok(CertElement {
-        id,
-        device_loc: device_loc_at(rec, 25)?,
-        cert_loc: cert_loc_at(rec, 33)?,
-        transforms: [
-            Transform::from_value(byte(rec, 37)?)?,
-            Transform::from_value(byte(rec, 38)?)?,
-        ],
-    })
-}
-
 fn name_at(b: &[u8], at: usize, len: usize) -> Result<Name<'_>, Error> {
     Ok(Name::unchecked(b.get(at..at + len).ok_or(Error::BadBlob)?))
-}
-
-fn loc_in(f: &[u8; DEF_FIXED_LEN], at: usize) -> Result<DeviceLoc, Error> {
-    device_loc_at(f, at)
 }
 
 /// Decodes the definition record at the start of `rec`: `(role, def, record length)`.
@@ -145,17 +56,24 @@ fn decode_def(rec: &[u8]) -> Result<(Role, CertDef<'_>, usize), Error> {
         .get(..DEF_FIXED_LEN)
         .and_then(|f| f.try_into().ok())
         .ok_or(Error::BadBlob)?;
+    // Constant offsets into a fixed-size array: no bounds checks are emitted.
     let le = |at: usize| u16::from_le_bytes([f[at], f[at + 1]]);
+    let loc = |r: field::Field| device_loc_at(f, r.start);
     let mut std_cert_elements = [CertLoc::default(); STD_ELEMENT_COUNT];
-    for (i, loc) in std_cert_elements.iter_mut().enumerate() {
-        *loc = CertLoc {
-            offset: le(38 + 4 * i),
-            count: le(40 + 4 * i),
+    for (i, l) in std_cert_elements.iter_mut().enumerate() {
+        let at = d::STD_CERT_ELEMENTS.start + cert_loc::LEN * i;
+        *l = CertLoc {
+            offset: le(at + cert_loc::OFFSET.start),
+            count: le(at + cert_loc::COUNT.start),
         };
     }
-    let template_len = le(70) as usize;
-    let (name_len, ca_len, elem_count) = (f[72] as usize, f[73] as usize, f[74] as usize);
-    if f[75] != 0 {
+    let template_len = le(d::TEMPLATE_LEN.start) as usize;
+    let (name_len, ca_len, elem_count) = (
+        f[d::NAME_LEN] as usize,
+        f[d::CA_NAME_LEN] as usize,
+        f[d::ELEMENT_COUNT] as usize,
+    );
+    if f[d::RESERVED] != 0 {
         return Err(Error::BadBlob);
     }
     let name = name_at(rec, DEF_FIXED_LEN, name_len)?;
@@ -172,28 +90,25 @@ fn decode_def(rec: &[u8]) -> Result<(Role, CertDef<'_>, usize), Error> {
         .get(el_end..el_end + template_len)
         .ok_or(Error::BadBlob)?;
     let def = CertDef {
-        cert_type: CertType::from_value(f[1])?,
-        template_id: f[2],
-        chain_id: f[3],
-        sn_source: SnSource::from_value(f[4])?,
-        issue_date_format: DateFormat::from_value(f[5])?,
-        expire_date_format: DateFormat::from_value(f[6])?,
-        expire_years: f[7],
-        private_key_slot: le(8),
-        comp_cert_dev_loc: loc_in(f, 10)?,
-        cert_sn_dev_loc: loc_in(f, 18)?,
-        public_key_dev_loc: loc_in(f, 26)?,
-        tbs_cert_loc: CertLoc {
-            offset: le(34),
-            count: le(36),
-        },
+        cert_type: CertType::from_value(f[d::CERT_TYPE])?,
+        template_id: f[d::TEMPLATE_ID],
+        chain_id: f[d::CHAIN_ID],
+        sn_source: SnSource::from_value(f[d::SN_SOURCE])?,
+        issue_date_format: DateFormat::from_value(f[d::ISSUE_DATE_FORMAT])?,
+        expire_date_format: DateFormat::from_value(f[d::EXPIRE_DATE_FORMAT])?,
+        expire_years: f[d::EXPIRE_YEARS],
+        private_key_slot: le(d::PRIVATE_KEY_SLOT.start),
+        comp_cert_dev_loc: loc(d::COMP_CERT_DEV_LOC)?,
+        cert_sn_dev_loc: loc(d::CERT_SN_DEV_LOC)?,
+        public_key_dev_loc: loc(d::PUBLIC_KEY_DEV_LOC)?,
+        tbs_cert_loc: cert_loc_at(f, d::TBS_CERT_LOC.start)?,
         std_cert_elements,
         cert_elements: CertElements::Encoded(elements),
         template,
         name,
         ca_cert_def,
     };
-    Ok((Role::from_value(f[0])?, def, el_end + template_len))
+    Ok((Role::from_value(f[d::ROLE])?, def, el_end + template_len))
 }
 
 /// Checks the locations and transforms of every custom element record of `def` (done once, in
@@ -201,7 +116,7 @@ fn decode_def(rec: &[u8]) -> Result<(Role, CertDef<'_>, usize), Error> {
 fn check_elements(def: &CertDef<'_>) -> Result<(), Error> {
     if let CertElements::Encoded(elements) = def.cert_elements {
         for r in elements.chunks_exact(ELEMENT_RECORD_LEN) {
-            decode_element_locs(r)?;
+            loc::decode_element_locs(r)?;
         }
     }
     Ok(())
@@ -230,33 +145,37 @@ impl<'a> DefBlob<'a> {
     #[inline(always)] // one device caller: measured smaller inlined
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let hdr = bytes.get(..HEADER_LEN).ok_or(Error::BadBlob)?;
-        if hdr[..4] != BLOB_MAGIC {
+        if hdr[h::MAGIC] != BLOB_MAGIC {
             return Err(Error::BadBlob);
         }
-        if hdr[4] != BLOB_VERSION {
-            return Err(Error::UnsupportedBlobVersion(hdr[4]));
+        if hdr[h::VERSION] != BLOB_VERSION {
+            return Err(Error::UnsupportedBlobVersion(hdr[h::VERSION]));
         }
-        let flags = hdr[5];
-        let count = hdr[6];
-        if flags & !FLAG_ROOT_KEY != 0 || hdr[7] != 0 || hdr[12..16] != [0; 4] {
+        let flags = hdr[h::FLAGS];
+        let count = hdr[h::COUNT];
+        if flags & !h::FLAG_ROOT_KEY != 0 || hdr[h::RESERVED_0] != 0 || hdr[h::RESERVED_1] != [0; 4]
+        {
             return Err(Error::BadBlob);
         }
         if count == 0 || count as usize > MAX_DEFS {
             return Err(Error::BadBlob);
         }
-        let total = u32::from_le_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]) as usize;
+        let t = h::TOTAL_LEN.start;
+        let total = u32::from_le_bytes([hdr[t], hdr[t + 1], hdr[t + 2], hdr[t + 3]]) as usize;
         if total < HEADER_LEN + DIGEST_LEN {
             return Err(Error::BadBlob);
         }
         let bytes = bytes.get(..total).ok_or(Error::BadBlob)?;
         let (body, digest) = bytes.split_at(total - DIGEST_LEN);
-        if crate::sha256(body) != *digest {
+        if crate::hash::sha256(body) != *digest {
             return Err(Error::BlobDigestMismatch);
         }
         let mut at = HEADER_LEN;
-        let root_public_key = if flags & FLAG_ROOT_KEY != 0 {
-            let k = body.get(at..at + 64).ok_or(Error::BadBlob)?;
-            at += 64;
+        let root_public_key = if flags & h::FLAG_ROOT_KEY != 0 {
+            let k = body
+                .get(at..at + field::ROOT_KEY_LEN)
+                .ok_or(Error::BadBlob)?;
+            at += field::ROOT_KEY_LEN;
             Some(<&[u8; 64]>::try_from(k).map_err(|_| Error::BadBlob)?)
         } else {
             None
@@ -301,7 +220,7 @@ impl<'a> DefBlob<'a> {
             }
             if let CertElements::Encoded(elements) = def.cert_elements {
                 for r in elements.chunks_exact(ELEMENT_RECORD_LEN) {
-                    check_element_id(r)?;
+                    loc::check_element_id(r)?;
                 }
             }
         }
@@ -410,73 +329,55 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn u16(&mut self, v: u16) -> Result<(), Error> {
-        self.put(&v.to_le_bytes())
-    }
-
-    fn device_loc(&mut self, l: &DeviceLoc) -> Result<(), Error> {
-        self.put(&[l.zone.value(), l.is_genkey as u8])?;
-        self.u16(l.slot)?;
-        self.u16(l.offset)?;
-        self.u16(l.count)
-    }
-
-    fn cert_loc(&mut self, l: &CertLoc) -> Result<(), Error> {
-        self.u16(l.offset)?;
-        self.u16(l.count)
-    }
-
-    fn def(&mut self, role: Role, d: &CertDef<'_>) -> Result<(), Error> {
-        d.validate()?;
+    fn def(&mut self, role: Role, def: &CertDef<'_>) -> Result<(), Error> {
+        def.validate()?;
         let short =
             |n: usize| u8::try_from(n).map_err(|_| Error::InvalidDefinition(Reason::NameTooLong));
-        let ca = d.ca_cert_def.unwrap_or_default();
-        if Name::from_ascii(d.name.as_bytes()).is_none()
+        let ca = def.ca_cert_def.unwrap_or_default();
+        if Name::from_ascii(def.name.as_bytes()).is_none()
             || Name::from_ascii(ca.as_bytes()).is_none()
         {
             return Err(Error::InvalidDefinition(Reason::NameNotAscii));
         }
-        self.put(&[
-            role as u8,
-            d.cert_type.value(),
-            d.template_id,
-            d.chain_id,
-            d.sn_source.value(),
-            d.issue_date_format.value(),
-            d.expire_date_format.value(),
-            d.expire_years,
-        ])?;
-        self.u16(d.private_key_slot)?;
-        self.device_loc(&d.comp_cert_dev_loc)?;
-        self.device_loc(&d.cert_sn_dev_loc)?;
-        self.device_loc(&d.public_key_dev_loc)?;
-        self.cert_loc(&d.tbs_cert_loc)?;
-        for l in &d.std_cert_elements {
-            self.cert_loc(l)?;
-        }
-        self.u16(d.template.len() as u16)?;
-        let count = u8::try_from(d.cert_elements.len())
+        let count = u8::try_from(def.cert_elements.len())
             .map_err(|_| Error::InvalidDefinition(Reason::TooManyElements))?;
-        self.put(&[short(d.name.len())?, short(ca.len())?, count, 0])?;
-        self.put(d.name.as_bytes())?;
-        self.put(ca.as_bytes())?;
-        for el in d.cert_elements.iter() {
-            let id = el.id.as_bytes();
-            if !id.iter().all(|c| (0x20..0x7F).contains(c)) {
-                return Err(Error::InvalidDefinition(Reason::ElementIdNotAscii));
-            }
-            let mut id_field = [0u8; ELEMENT_ID_MAX];
-            id_field
-                .get_mut(..id.len())
-                .ok_or(Error::BadBlob)?
-                .copy_from_slice(id);
-            self.put(&[id.len() as u8])?;
-            self.put(&id_field)?;
-            self.device_loc(&el.device_loc)?;
-            self.cert_loc(&el.cert_loc)?;
-            self.put(&[el.transforms[0].value(), el.transforms[1].value(), 0])?;
+        let mut f = [0u8; DEF_FIXED_LEN];
+        f[d::ROLE] = role as u8;
+        f[d::CERT_TYPE] = def.cert_type.value();
+        f[d::TEMPLATE_ID] = def.template_id;
+        f[d::CHAIN_ID] = def.chain_id;
+        f[d::SN_SOURCE] = def.sn_source.value();
+        f[d::ISSUE_DATE_FORMAT] = def.issue_date_format.value();
+        f[d::EXPIRE_DATE_FORMAT] = def.expire_date_format.value();
+        f[d::EXPIRE_YEARS] = def.expire_years;
+        loc::put_u16(&mut f, d::PRIVATE_KEY_SLOT, def.private_key_slot);
+        loc::put(
+            &mut f,
+            d::COMP_CERT_DEV_LOC,
+            &def.comp_cert_dev_loc.record(),
+        );
+        loc::put(&mut f, d::CERT_SN_DEV_LOC, &def.cert_sn_dev_loc.record());
+        loc::put(
+            &mut f,
+            d::PUBLIC_KEY_DEV_LOC,
+            &def.public_key_dev_loc.record(),
+        );
+        loc::put(&mut f, d::TBS_CERT_LOC, &def.tbs_cert_loc.record());
+        for (i, l) in def.std_cert_elements.iter().enumerate() {
+            let at = d::STD_CERT_ELEMENTS.start + cert_loc::LEN * i;
+            loc::put(&mut f, at..at + cert_loc::LEN, &l.record());
         }
-        self.put(d.template)
+        loc::put_u16(&mut f, d::TEMPLATE_LEN, def.template.len() as u16);
+        f[d::NAME_LEN] = short(def.name.len())?;
+        f[d::CA_NAME_LEN] = short(ca.len())?;
+        f[d::ELEMENT_COUNT] = count;
+        self.put(&f)?;
+        self.put(def.name.as_bytes())?;
+        self.put(ca.as_bytes())?;
+        for el in def.cert_elements.iter() {
+            self.put(&el.record()?)?;
+        }
+        self.put(def.template)
     }
 }
 
@@ -490,20 +391,19 @@ pub fn write_blob(
     if defs.is_empty() || defs.len() > MAX_DEFS {
         return Err(Error::InvalidDefinition(Reason::BlobDefCount));
     }
+    let mut hdr = [0u8; HEADER_LEN];
+    loc::put(&mut hdr, h::MAGIC, &BLOB_MAGIC);
+    hdr[h::VERSION] = BLOB_VERSION;
+    hdr[h::FLAGS] = root_public_key.map_or(0, |_| h::FLAG_ROOT_KEY);
+    hdr[h::COUNT] = defs.len() as u8;
+    // TOTAL_LEN is patched below, once the records are written.
     let mut w = Writer { out, at: 0 };
-    w.put(&BLOB_MAGIC)?;
-    w.put(&[
-        BLOB_VERSION,
-        root_public_key.map_or(0, |_| FLAG_ROOT_KEY),
-        defs.len() as u8,
-        0,
-    ])?;
-    w.put(&[0; 8])?; // total length, patched below; reserved
+    w.put(&hdr)?;
     if let Some(k) = root_public_key {
         w.put(k)?;
     }
-    for (role, d) in defs {
-        w.def(*role, d)?;
+    for (role, def) in defs {
+        w.def(*role, def)?;
     }
     let body_len = w.at;
     let total = body_len + DIGEST_LEN;
@@ -512,8 +412,8 @@ pub fn write_blob(
     }
     w.put(&[0; DIGEST_LEN])?;
     let out = w.out;
-    out[8..12].copy_from_slice(&(total as u32).to_le_bytes());
-    let digest = crate::sha256(&out[..body_len]);
-    out[body_len..total].copy_from_slice(&digest);
+    loc::put(out, h::TOTAL_LEN, &(total as u32).to_le_bytes());
+    let digest = crate::hash::sha256(out.get(..body_len).unwrap_or_default());
+    loc::put(out, body_len..total, &digest);
     Ok(total)
 }

@@ -93,7 +93,7 @@ pub fn generate_sn(
                 }
                 v => return Err(Error::UnsupportedFormatVersion(v)),
             }
-            let digest = crate::sha256(&msg[..len]);
+            let digest = crate::hash::sha256(&msg[..len]);
             out.copy_from_slice(&digest[..n]);
             match src {
                 SnSource::PubKeyHash | SnSource::DeviceSnHash => out[0] = (out[0] & 0x7F) | 0x40,
@@ -291,7 +291,7 @@ impl<'a> CertView<'a> {
 
     /// SHA-256 of the TBS region (`atcacert_get_tbs_digest`).
     pub fn tbs_digest(&self) -> Result<[u8; 32], Error> {
-        Ok(crate::sha256(self.tbs()?))
+        Ok(crate::hash::sha256(self.tbs()?))
     }
 
     /// The compressed certificate for this certificate — strict: any field a rebuild would not

@@ -1,380 +1,21 @@
 //! Certificate definitions: the zero-copy [`CertDef`] view and its building blocks, with every
 //! semantic of cryptoauthlib's `atcacert_def_t` for P-256.
 
-use crate::{EnumField, Error, Reason};
+use crate::field;
+use crate::{Error, Reason};
 
-macro_rules! c_enum {
-    (
-        $(#[$m:meta])* $name:ident, $field:literal {
-            $( $(#[$vm:meta])* $var:ident = $val:literal => $cname:literal, )*
-        }
-    ) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-        #[repr(u8)]
-        pub enum $name {
-            $( $(#[$vm])* #[doc = concat!("`", $cname, "` (", stringify!($val), ")")] $var = $val, )*
-        }
+// The building blocks live in leaf modules (no import circle); `def::X` paths keep working.
+pub use crate::enums::{CertType, DateFormat, DeviceZone, SnSource, StdElement, Transform};
+pub use crate::loc::{CertElement, CertLoc, DeviceLoc, ELEMENT_ID_MAX};
 
-        impl $name {
-            /// Every variant, in value order.
-            pub const ALL: &'static [$name] = &[$($name::$var),*];
-
-            /// The cryptoauthlib value.
-            pub const fn value(self) -> u8 {
-                self as u8
-            }
-
-            /// The variant with cryptoauthlib value `v`.
-            pub const fn from_value(v: u8) -> Result<Self, Error> {
-                // Every value is below 32: one mask test, then a match the compiler turns into
-                // the identity (instead of a lookup table of whole `Result`s).
-                const VALID: u32 = 0 $( | (1 << $val) )*;
-                if v >= 32 || (VALID >> v) & 1 == 0 {
-                    return Err(Error::InvalidEnum { field: EnumField::$name, value: v });
-                }
-                match v {
-                    $( $val => Ok($name::$var), )*
-                    _ => Err(Error::InvalidEnum { field: EnumField::$name, value: v }),
-                }
-            }
-
-            /// The cryptoauthlib C name (e.g. `SNSRC_DEVICE_SN`).
-            pub const fn c_name(self) -> &'static str {
-                match self {
-                    $( $name::$var => $cname, )*
-                }
-            }
-
-            /// The variant with cryptoauthlib C name `name`.
-            pub fn from_c_name(name: &str) -> Option<Self> {
-                match name {
-                    $( $cname => Some($name::$var), )*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-c_enum! {
-    /// Certificate type (`atcacert_cert_type_t`).
-    CertType, "cert type" {
-        /// DER X.509; the signature is a variable-length DER element at the end.
-        X509 = 0 => "CERTTYPE_X509",
-        /// Fixed layout; the signature is a plain 64-byte R‖S element.
-        Custom = 1 => "CERTTYPE_CUSTOM",
-    }
-}
-
-c_enum! {
-    /// Serial-number source (`atcacert_cert_sn_src_t`); a 4-bit value in compressed-cert byte 70.
-    SnSource, "sn source" {
-        /// Stored on the device at `cert_sn_dev_loc`, copied verbatim.
-        Stored = 0x0 => "SNSRC_STORED",
-        /// Stored on the device; the first byte is the DER INTEGER length (X.509 only).
-        StoredDynamic = 0x7 => "SNSRC_STORED_DYNAMIC",
-        /// `0x40 ‖ device_sn[9]`.
-        DeviceSn = 0x8 => "SNSRC_DEVICE_SN",
-        /// `0x40 ‖ signer_id[2]`.
-        SignerId = 0x9 => "SNSRC_SIGNER_ID",
-        /// SHA-256(public key ‖ encoded dates), top bits `01`.
-        PubKeyHash = 0xA => "SNSRC_PUB_KEY_HASH",
-        /// SHA-256(device sn ‖ encoded dates), top bits `01`.
-        DeviceSnHash = 0xB => "SNSRC_DEVICE_SN_HASH",
-        /// Deprecated: as `PubKeyHash` with only the top bit cleared.
-        PubKeyHashPos = 0xC => "SNSRC_PUB_KEY_HASH_POS",
-        /// Deprecated: as `DeviceSnHash` with only the top bit cleared.
-        DeviceSnHashPos = 0xD => "SNSRC_DEVICE_SN_HASH_POS",
-        /// Deprecated: as `PubKeyHash` without bit fix-up.
-        PubKeyHashRaw = 0xE => "SNSRC_PUB_KEY_HASH_RAW",
-        /// Deprecated: as `DeviceSnHash` without bit fix-up.
-        DeviceSnHashRaw = 0xF => "SNSRC_DEVICE_SN_HASH_RAW",
-    }
-}
-
-impl SnSource {
-    /// True for sources computed at rebuild time (everything but the two stored sources).
-    pub const fn is_generated(self) -> bool {
-        !matches!(self, SnSource::Stored | SnSource::StoredDynamic)
-    }
-
-    /// True when the serial number depends on the device serial number.
-    pub const fn uses_device_sn(self) -> bool {
-        matches!(
-            self,
-            SnSource::DeviceSn
-                | SnSource::DeviceSnHash
-                | SnSource::DeviceSnHashPos
-                | SnSource::DeviceSnHashRaw
-        )
-    }
-}
-
-c_enum! {
-    /// Date element format (`atcacert_date_format_t`).
-    DateFormat, "date format" {
-        /// `YYYY-MM-DDThh:mm:ssZ` (20 bytes).
-        Iso8601Sep = 0 => "DATEFMT_ISO8601_SEP",
-        /// `YYMMDDhhmmssZ` (UTCTime content, 13 bytes).
-        Rfc5280Utc = 1 => "DATEFMT_RFC5280_UTC",
-        /// uint32 seconds since 1970, big endian (4 bytes).
-        PosixUint32Be = 2 => "DATEFMT_POSIX_UINT32_BE",
-        /// uint32 seconds since 1970, little endian (4 bytes).
-        PosixUint32Le = 3 => "DATEFMT_POSIX_UINT32_LE",
-        /// `YYYYMMDDhhmmssZ` (GeneralizedTime content, 15 bytes).
-        Rfc5280Gen = 4 => "DATEFMT_RFC5280_GEN",
-    }
-}
-
-c_enum! {
-    /// Device zone of a [`DeviceLoc`] (`atcacert_device_zone_t`).
-    DeviceZone, "device zone" {
-        /// Configuration zone.
-        Config = 0 => "DEVZONE_CONFIG",
-        /// One-time-programmable zone.
-        Otp = 1 => "DEVZONE_OTP",
-        /// Data zone (a slot; `is_genkey` reads the public key of a private-key slot).
-        Data = 2 => "DEVZONE_DATA",
-        /// Declared by cryptoauthlib but unused by its code paths (GenKey goes via `Data` + `is_genkey`).
-        GenKey = 3 => "DEVZONE_GENKEY",
-        /// TA100 / CA2 dedicated data zone.
-        DedicatedData = 4 => "DEVZONE_DEDICATED_DATA",
-        /// No location.
-        None = 7 => "DEVZONE_NONE",
-    }
-}
-
-c_enum! {
-    /// Transform applied to a custom element's device data (`atcacert_transform_t`).
-    Transform, "transform" {
-        /// No transform (ends the list).
-        None = 0 => "TF_NONE",
-        /// Byte reversal.
-        Reverse = 1 => "TF_REVERSE",
-        /// Binary to upper-case hex.
-        Bin2HexUc = 2 => "TF_BIN2HEX_UC",
-        /// Binary to lower-case hex.
-        Bin2HexLc = 3 => "TF_BIN2HEX_LC",
-        /// Hex (either case) to binary; non-hex characters skipped.
-        Hex2BinUc = 4 => "TF_HEX2BIN_UC",
-        /// Same as `Hex2BinUc`.
-        Hex2BinLc = 5 => "TF_HEX2BIN_LC",
-        /// Binary to upper-case hex with one space between bytes.
-        Bin2HexSpaceUc = 6 => "TF_BIN2HEX_SPACE_UC",
-        /// Binary to lower-case hex with one space between bytes.
-        Bin2HexSpaceLc = 7 => "TF_BIN2HEX_SPACE_LC",
-        /// Space-separated hex to binary.
-        Hex2BinSpaceUc = 8 => "TF_HEX2BIN_SPACE_UC",
-        /// Same as `Hex2BinSpaceUc`.
-        Hex2BinSpaceLc = 9 => "TF_HEX2BIN_SPACE_LC",
-    }
-}
-
-c_enum! {
-    /// Index of a standard element in [`CertDef::std_cert_elements`] (`atcacert_std_cert_element_t`).
-    StdElement, "std element" {
-        /// Subject public key X‖Y (64 bytes).
-        PublicKey = 0 => "STDCERT_PUBLIC_KEY",
-        /// Signature (X.509: the signatureValue BIT STRING TLV; custom: R‖S).
-        Signature = 1 => "STDCERT_SIGNATURE",
-        /// Issue (notBefore) date content.
-        IssueDate = 2 => "STDCERT_ISSUE_DATE",
-        /// Expire (notAfter) date content.
-        ExpireDate = 3 => "STDCERT_EXPIRE_DATE",
-        /// Four hex characters of the signer id.
-        SignerId = 4 => "STDCERT_SIGNER_ID",
-        /// Serial-number INTEGER content.
-        CertSn = 5 => "STDCERT_CERT_SN",
-        /// Authority key identifier (20 bytes).
-        AuthKeyId = 6 => "STDCERT_AUTH_KEY_ID",
-        /// Subject key identifier (20 bytes).
-        SubjKeyId = 7 => "STDCERT_SUBJ_KEY_ID",
-    }
-}
-
-impl StdElement {
-    /// The JSON key of this element in `std_cert_elements` (e.g. `public_key`).
-    pub const fn json_name(self) -> &'static str {
-        match self {
-            StdElement::PublicKey => "public_key",
-            StdElement::Signature => "signature",
-            StdElement::IssueDate => "issue_date",
-            StdElement::ExpireDate => "expire_date",
-            StdElement::SignerId => "signer_id",
-            StdElement::CertSn => "cert_sn",
-            StdElement::AuthKeyId => "auth_key_id",
-            StdElement::SubjKeyId => "subj_key_id",
-        }
-    }
-}
-
-/// Location of an element in the certificate (`atcacert_cert_loc_t`). `count == 0` = absent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct CertLoc {
-    /// Byte offset in the certificate.
-    pub offset: u16,
-    /// Byte count; 0 means the element is not in the certificate.
-    pub count: u16,
-}
-
-impl CertLoc {
-    /// Builds a location.
-    pub const fn new(offset: u16, count: u16) -> Self {
-        CertLoc { offset, count }
-    }
-
-    /// True when the element is present.
-    pub const fn is_present(&self) -> bool {
-        self.count != 0
-    }
-
-    /// One past the last byte.
-    pub const fn end(&self) -> usize {
-        self.offset as usize + self.count as usize
-    }
-}
-
-/// Location of data on the device (`atcacert_device_loc_t`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct DeviceLoc {
-    /// Zone.
-    pub zone: DeviceZone,
-    /// Slot (data zone only).
-    pub slot: u16,
-    /// Data zone: read the public key of private-key slot `slot` via GenKey instead of a read.
-    pub is_genkey: bool,
-    /// Byte offset in the zone / slot (for GenKey: in the 64-byte public key).
-    pub offset: u16,
-    /// Byte count; 0 (or zone `None`) means no location.
-    pub count: u16,
-}
-
-impl Default for DeviceLoc {
-    fn default() -> Self {
-        DeviceLoc::NONE
-    }
-}
-
-impl DeviceLoc {
-    /// The absent location.
-    pub const NONE: DeviceLoc = DeviceLoc {
-        zone: DeviceZone::None,
-        slot: 0,
-        is_genkey: false,
-        offset: 0,
-        count: 0,
-    };
-
-    /// A data-zone slot location.
-    pub const fn data(slot: u16, offset: u16, count: u16) -> Self {
-        DeviceLoc {
-            zone: DeviceZone::Data,
-            slot,
-            is_genkey: false,
-            offset,
-            count,
-        }
-    }
-
-    /// The public key of private-key slot `slot`, obtained with GenKey.
-    pub const fn genkey(slot: u16) -> Self {
-        DeviceLoc {
-            zone: DeviceZone::Data,
-            slot,
-            is_genkey: true,
-            offset: 0,
-            count: 64,
-        }
-    }
-
-    /// A config-zone location.
-    pub const fn config(offset: u16, count: u16) -> Self {
-        DeviceLoc {
-            zone: DeviceZone::Config,
-            slot: 0,
-            is_genkey: false,
-            offset,
-            count,
-        }
-    }
-
-    /// An OTP-zone location.
-    pub const fn otp(offset: u16, count: u16) -> Self {
-        DeviceLoc {
-            zone: DeviceZone::Otp,
-            slot: 0,
-            is_genkey: false,
-            offset,
-            count,
-        }
-    }
-
-    /// True when the location names data (zone not `None` and count non-zero).
-    pub const fn is_present(&self) -> bool {
-        !matches!(self.zone, DeviceZone::None) && self.count != 0
-    }
-
-    /// One past the last byte.
-    pub const fn end(&self) -> usize {
-        self.offset as usize + self.count as usize
-    }
-
-    /// True when `self` and `other` address the same storage (zone, and for the data zone the
-    /// same slot and read method) — offsets are not compared.
-    pub fn same_area(&self, other: &DeviceLoc) -> bool {
-        self.zone == other.zone
-            && (self.zone != DeviceZone::Data
-                || (self.slot == other.slot && self.is_genkey == other.is_genkey))
-    }
-
-    /// True when `inner` lies completely inside `self`.
-    pub fn contains(&self, inner: &DeviceLoc) -> bool {
-        self.same_area(inner) && inner.offset >= self.offset && inner.end() <= self.end()
-    }
-}
-
-/// Maximum length of a custom element's id (C: `char id[25]` with its terminating NUL).
-pub const ELEMENT_ID_MAX: usize = 24;
-
-/// A custom element (`atcacert_cert_element_t`): device data → up to two transforms → certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CertElement {
-    /// Name of the element.
-    pub id: heapless::String<ELEMENT_ID_MAX>,
-    /// Where the data lives on the device.
-    pub device_loc: DeviceLoc,
-    /// Where it goes in the certificate.
-    pub cert_loc: CertLoc,
-    /// Transforms applied in order (the first `Transform::None` ends the list).
-    pub transforms: [Transform; 2],
-}
-
-#[cfg(feature = "defmt")]
-impl defmt::Format for CertElement {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(
-            f,
-            "CertElement {{ id: {=str}, device_loc: {}, cert_loc: {}, transforms: {} }}",
-            self.id.as_str(),
-            self.device_loc,
-            self.cert_loc,
-            self.transforms
-        )
-    }
-}
-
-/// Size of one encoded custom element record (see `docs/certdef-format.md`).
-pub(crate) const ELEMENT_RECORD_LEN: usize = 40;
+/// Size of one encoded custom element record ([`field::element::LEN`]).
+pub(crate) const ELEMENT_RECORD_LEN: usize = field::element::LEN;
 
 /// The custom elements of a definition: either fixed-size records inside a blob (decoded on
 /// iteration, no copy of the whole list) or a plain slice.
 #[derive(Debug, Clone, Copy)]
 pub enum CertElements<'a> {
-    /// Validated blob records, [`ELEMENT_RECORD_LEN`] bytes each.
+    /// Validated blob records, [`field::element::LEN`] bytes each.
     Encoded(&'a [u8]),
     /// Decoded elements.
     Slice(&'a [CertElement]),
@@ -406,7 +47,7 @@ impl<'a> CertElements<'a> {
             CertElements::Encoded(b) => {
                 let start = i.checked_mul(ELEMENT_RECORD_LEN)?;
                 let rec = b.get(start..start.checked_add(ELEMENT_RECORD_LEN)?)?;
-                crate::blob::decode_element(rec).ok()
+                crate::loc::decode_element(rec).ok()
             }
             CertElements::Slice(s) => s.get(i).cloned(),
         }
@@ -419,7 +60,7 @@ impl<'a> CertElements<'a> {
             CertElements::Encoded(b) => {
                 let start = i.checked_mul(ELEMENT_RECORD_LEN)?;
                 let rec = b.get(start..start.checked_add(ELEMENT_RECORD_LEN)?)?;
-                crate::blob::decode_element_locs(rec).ok()
+                crate::loc::decode_element_locs(rec).ok()
             }
             CertElements::Slice(s) => s.get(i).map(|e| (e.device_loc, e.cert_loc, e.transforms)),
         }
@@ -525,7 +166,7 @@ impl defmt::Format for Name<'_> {
 pub const STD_ELEMENT_COUNT: usize = 8;
 
 /// A certificate definition (`atcacert_def_t` for P-256) as a zero-copy view: template bytes and
-/// custom elements borrow from a blob (or a [`CertDefBuf`](crate::CertDefBuf)).
+/// custom elements borrow from a blob (or a `CertDefBuf`).
 ///
 /// Construct it by hand, from [`DefBlob`](crate::DefBlob), or from `CertDefBuf::as_def`; call
 /// [`CertDef::validate`] before use on anything not coming from a parsed blob (the blob parser
@@ -574,10 +215,7 @@ pub(crate) const PUBKEY_LEN: usize = 64;
 pub(crate) const PADDED_PUBKEY_LEN: usize = 72;
 pub(crate) const RAW_SIG_LEN: usize = 64;
 pub(crate) const KEY_ID_LEN: usize = 20;
-/// Smallest usual DER signatureValue for P-256 (R and S of 31 bytes).
-pub const TYPICAL_MIN_DER_SIG_LEN: usize = 71;
-/// Largest DER signatureValue for P-256 (`03 49 00 30 46 02 21 00 R 02 21 00 S`).
-pub const MAX_DER_SIG_LEN: usize = 75;
+pub use crate::der::{MAX_DER_SIG_LEN, TYPICAL_MIN_DER_SIG_LEN};
 
 impl<'a> CertDef<'a> {
     /// Location of standard element `e`.
@@ -723,6 +361,7 @@ impl<'a> CertDef<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::EnumField;
 
     /// `from_value` accepts exactly the declared values (cryptoauthlib's), maps each back to
     /// itself and names the rejected value.

@@ -2,6 +2,11 @@
 
 use crate::Error;
 
+/// Smallest usual DER signatureValue for P-256 (R and S of 31 bytes).
+pub const TYPICAL_MIN_DER_SIG_LEN: usize = 71;
+/// Largest DER signatureValue for P-256 (`03 49 00 30 46 02 21 00 R 02 21 00 S`).
+pub const MAX_DER_SIG_LEN: usize = 75;
+
 /// Smallest P-256 signatureValue (`03 08 00 30 06 02 01 r 02 01 s`).
 pub const MIN_DER_SIG_LEN: usize = 11;
 
@@ -176,8 +181,8 @@ pub fn encode_ecdsa_sig(sig: &[u8; 64], out: &mut [u8]) -> Result<usize, Error> 
 /// [`encode_ecdsa_sig`] into a fixed buffer: `(bytes, size used)`. The shape of each half is
 /// worked out once (the device path calls this, not [`ecdsa_sig_size`]).
 #[inline(always)] // one caller each on the device (set_signature) and the host
-pub(crate) fn ecdsa_sig_der(sig: &[u8; 64]) -> ([u8; crate::def::MAX_DER_SIG_LEN], usize) {
-    let mut enc = [0u8; crate::def::MAX_DER_SIG_LEN];
+pub(crate) fn ecdsa_sig_der(sig: &[u8; 64]) -> ([u8; MAX_DER_SIG_LEN], usize) {
+    let mut enc = [0u8; MAX_DER_SIG_LEN];
     let mut at = 5;
     for half in sig.chunks_exact(32) {
         at += put_sig_int(half, enc.get_mut(at..).unwrap_or_default());
@@ -284,7 +289,7 @@ fn decode_ecdsa_sig_short(data: &[u8]) -> Option<([u8; 64], usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::def::MAX_DER_SIG_LEN;
+    use MAX_DER_SIG_LEN;
 
     /// The short-form decoder agrees with the general one on every signature shape and on
     /// every single-byte corruption of them.

@@ -1,6 +1,6 @@
 //! The one error type of the crate: every malformed input maps to a variant, never a panic.
 
-use crate::def::StdElement;
+use crate::enums::{CertType, DateFormat, DeviceZone, SnSource, StdElement, Transform};
 
 /// Why a definition is invalid or unsupported ([`Error::InvalidDefinition`],
 /// [`Error::Unsupported`]): a one-byte code so `Error` stays small (it is returned in registers
@@ -145,6 +145,26 @@ impl core::fmt::Display for EnumField {
     }
 }
 
+macro_rules! from_value {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The variant with cryptoauthlib value `v`, or [`Error::InvalidEnum`].
+            pub const fn from_value(v: u8) -> Result<Self, Error> {
+                match Self::from_raw(v) {
+                    Some(x) => Ok(x),
+                    None => Err(Error::InvalidEnum { field: EnumField::$name, value: v }),
+                }
+            }
+        }
+    )*};
+}
+
+// Here rather than next to the enums: an unknown raw value is an `Error`, and the enums stay a
+// leaf module that this one (which names `StdElement`) can use.
+from_value!(
+    CertType, SnSource, DateFormat, DeviceZone, Transform, StdElement
+);
+
 /// Everything that can go wrong in the codec.
 ///
 /// Variants mirror cryptoauthlib's `ATCACERT_E_*` statuses where one exists (noted per variant),
@@ -219,48 +239,61 @@ impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Error::BufferTooSmall { needed } => {
-                write!(f, "buffer too small ({needed} bytes needed)")
+                write!(f, "output buffer too small: {needed} bytes needed")
             }
-            Error::Decoding => f.write_str("decoding error"),
-            Error::InvalidDate => f.write_str("invalid date"),
-            Error::UnexpectedElemSize { expected, got } => {
-                write!(
-                    f,
-                    "unexpected element size (expected {expected}, got {got})"
-                )
+            Error::Decoding => f.write_str("malformed encoded data (DER, date text or hex)"),
+            Error::InvalidDate => f.write_str("a date is out of range for its format"),
+            Error::UnexpectedElemSize { expected, got } => write!(
+                f,
+                "an element has {got} bytes where the definition says {expected}"
+            ),
+            Error::ElemMissing(e) => write!(f, "the definition has no {e} element"),
+            Error::ElemOutOfBounds => f.write_str("an element lies outside the certificate"),
+            Error::BadCert => {
+                f.write_str("the certificate is malformed or does not fit its definition")
             }
-            Error::ElemMissing(e) => write!(f, "element {e:?} missing from the definition"),
-            Error::ElemOutOfBounds => f.write_str("element out of the certificate's bounds"),
-            Error::BadCert => f.write_str("bad certificate"),
-            Error::WrongDefinition => f.write_str("certificate does not match the definition"),
-            Error::InvalidTransform => f.write_str("invalid transform"),
+            Error::WrongDefinition => f.write_str(
+                "the certificate does not match the definition (template, ids or serial-number \
+                 source differ)",
+            ),
+            Error::InvalidTransform => {
+                f.write_str("an element transform is unknown or failed on its input")
+            }
             Error::UnsupportedFormatVersion(v) => {
                 write!(f, "unsupported compressed-certificate format version {v}")
             }
-            Error::InvalidEnum { field, value } => write!(f, "invalid {field} value {value}"),
-            Error::InvalidDefinition(why) => write!(f, "invalid definition: {why}"),
-            Error::Unsupported(what) => write!(f, "unsupported: {what}"),
-            Error::LengthOfLengthChange => f.write_str("DER length-of-length would change"),
-            Error::MissingDeviceData => f.write_str("device data missing for a location"),
-            Error::MissingDeviceSn => f.write_str("device serial number not available"),
-            Error::NotReproducible(e) => {
-                write!(
-                    f,
-                    "element {e:?} cannot be reproduced from a compressed certificate"
-                )
+            Error::InvalidEnum { field, value } => {
+                write!(f, "{value} is not a valid {field} value")
             }
+            Error::InvalidDefinition(why) => write!(f, "invalid definition: {why}"),
+            Error::Unsupported(what) => write!(f, "unsupported definition: {what}"),
+            Error::LengthOfLengthChange => {
+                f.write_str("a size change would change a DER length-of-length")
+            }
+            Error::MissingDeviceData => {
+                f.write_str("data the rebuild needs from the device was not supplied")
+            }
+            Error::MissingDeviceSn => f.write_str("the device serial number is not available"),
+            Error::NotReproducible(e) => write!(
+                f,
+                "the certificate's {e} cannot be kept exactly in a compressed certificate \
+                 (dates keep whole hours, signer ids upper-case hex), so a rebuild would differ"
+            ),
             Error::BadBlob => f.write_str("malformed definition blob"),
-            Error::BlobDigestMismatch => f.write_str("definition blob digest mismatch"),
+            Error::BlobDigestMismatch => {
+                f.write_str("definition blob digest mismatch: the blob is damaged")
+            }
             Error::UnsupportedBlobVersion(v) => {
                 write!(f, "unsupported definition blob version {v}")
             }
-            Error::TooManyLocations => f.write_str("too many device locations"),
+            Error::TooManyLocations => f.write_str("too many device locations for one read plan"),
         }
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for Error {}
+/// Available without `std` (`core::error::Error`), so device code and host code share it. The
+/// variants carry plain values, not other errors, so there is no `source()`.
+impl core::error::Error for Error {}
 
 impl Error {
     /// [`Error::BufferTooSmall`] for `needed` bytes (one out-of-line constructor: error paths
@@ -286,4 +319,38 @@ impl Error {
 
 fn sat16(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn as_core_error(e: &Error) -> &dyn core::error::Error {
+        e
+    }
+
+    #[test]
+    fn errors_are_core_errors_in_operator_words() {
+        let e = Error::NotReproducible(StdElement::IssueDate);
+        let text = as_core_error(&e).to_string();
+        assert!(
+            text.contains("issue date") && text.contains("whole hours"),
+            "{text}"
+        );
+        assert!(as_core_error(&e).source().is_none());
+        let text = Error::ElemMissing(StdElement::AuthKeyId).to_string();
+        assert_eq!(text, "the definition has no authority key id element");
+        // No Rust type names (`IssueDate`, `AuthKeyId`) reach the operator.
+        for e in [
+            Error::ElemMissing(StdElement::SubjKeyId),
+            Error::NotReproducible(StdElement::SignerId),
+            Error::InvalidEnum {
+                field: EnumField::SnSource,
+                value: 3,
+            },
+        ] {
+            let t = e.to_string();
+            assert!(!t.chars().any(|c| c.is_ascii_uppercase()), "{t}");
+        }
+    }
 }

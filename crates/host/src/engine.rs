@@ -20,8 +20,8 @@
 //!    with the chip; the host compares their SHA-256 with what it issued; the device proves its
 //!    key (IdentityProof over a host nonce and a device nonce) and the host verifies the proof
 //!    against the public key read from the chip.
-//! 8. lock slots — the anchor slot always, the certificate slots when the profile asks (the
-//!    default); then record, write `devices/<serial>/*.pem`.
+//! 8. lock slots — the certificate slots when the profile asks (the default), then always the
+//!    anchor slot, last; then record, write `devices/<serial>/*.pem`.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -32,10 +32,13 @@ use keystamp_certdef::{CertDef, DateTime};
 use keystamp_wire::{Chunk, HelloInfo, MAX_CHUNK, Request, Response};
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 
-use crate::issue::{DeviceCertRequest, Issued, SlotWrites, issue_device_cert};
 use crate::link::{Link, LinkError, LinkStats, Port};
+use crate::pki::ca::CaError;
+use crate::pki::issue::{
+    DeviceCertRequest, IssueError, Issued, SignError, SlotWrites, issue_device_cert,
+};
 use crate::registry::{
-    CertKind, CertStatus, ChipSerial, IssueOutcome, IssueRequest, Outcome, Registry,
+    CertKind, CertStatus, ChipSerial, IssueOutcome, IssueRequest, Outcome, Registry, RegistryError,
 };
 
 /// The subject CN a chip serial number should get (the profile's CN scheme).
@@ -76,12 +79,12 @@ pub struct Material {
 /// Signs device certificates (the unlocked signer key).
 pub trait Issuer: Sync {
     /// ECDSA P-256 over a SHA-256 digest, R‖S.
-    fn sign(&self, digest: &[u8; 32]) -> Result<[u8; 64], String>;
+    fn sign(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError>;
 }
 
-impl Issuer for crate::ca::Signer {
-    fn sign(&self, digest: &[u8; 32]) -> Result<[u8; 64], String> {
-        self.sign_digest(digest).map_err(|e| e.to_string())
+impl Issuer for crate::pki::ca::Signer {
+    fn sign(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        self.sign_digest(digest).map_err(|e| SignError(Box::new(e)))
     }
 }
 
@@ -178,19 +181,351 @@ impl DeviceReport {
     }
 }
 
-/// Why provisioning stopped.
+/// Why provisioning stopped: the step it stopped in and what went wrong.
 #[derive(Debug)]
 pub struct Failure {
-    step: Step,
-    message: String,
+    /// The step that failed.
+    pub step: Step,
+    /// What went wrong.
+    pub kind: FailureKind,
 }
 
 impl Failure {
-    fn new(step: Step, message: impl Into<String>) -> Self {
-        Failure {
+    fn new(step: Step, kind: FailureKind) -> Self {
+        Failure { step, kind }
+    }
+
+    fn unexpected(step: Step, expected: &'static str, got: &Response) -> Self {
+        Failure::new(
             step,
-            message: message.into(),
+            FailureKind::UnexpectedAnswer {
+                expected,
+                got: Answer::of(got),
+            },
+        )
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step.name(), self.kind)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.kind.source()
+    }
+}
+
+/// A short, typed description of a device's answer: which answer it was, without its payload
+/// (device data is never printed raw).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// `Hello`.
+    Hello,
+    /// `Ok`.
+    Ok,
+    /// `Config` with this many bytes.
+    Config(usize),
+    /// `PublicKey`.
+    PublicKey,
+    /// `Data` with this many bytes.
+    Data(usize),
+    /// `DefBlob` progress.
+    DefBlob,
+    /// `Chain` report.
+    Chain,
+    /// `CertChunk` at this offset with this many bytes.
+    CertChunk {
+        /// Offset of the chunk.
+        offset: u16,
+        /// Bytes in the chunk.
+        len: usize,
+    },
+    /// `IdentityProof`.
+    IdentityProof,
+    /// `Random`.
+    Random,
+    /// `MaintenanceNonce`.
+    MaintenanceNonce,
+    /// `Error`.
+    Error,
+}
+
+impl Answer {
+    /// Which answer `r` is.
+    pub fn of(r: &Response) -> Self {
+        match r {
+            Response::Hello(_) => Answer::Hello,
+            Response::Ok => Answer::Ok,
+            Response::Config(c) => Answer::Config(c.len()),
+            Response::PublicKey(_) => Answer::PublicKey,
+            Response::Data(d) => Answer::Data(d.len()),
+            Response::DefBlob(_) => Answer::DefBlob,
+            Response::Chain(_) => Answer::Chain,
+            Response::CertChunk(c) => Answer::CertChunk {
+                offset: c.offset,
+                len: c.data.len(),
+            },
+            Response::IdentityProof(_) => Answer::IdentityProof,
+            Response::Random(_) => Answer::Random,
+            Response::MaintenanceNonce(_) => Answer::MaintenanceNonce,
+            Response::Error(_) => Answer::Error,
         }
+    }
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Hello => f.write_str("Hello"),
+            Answer::Ok => f.write_str("Ok"),
+            Answer::Config(n) => write!(f, "Config ({n} bytes)"),
+            Answer::PublicKey => f.write_str("PublicKey"),
+            Answer::Data(n) => write!(f, "Data ({n} bytes)"),
+            Answer::DefBlob => f.write_str("DefBlob"),
+            Answer::Chain => f.write_str("Chain"),
+            Answer::CertChunk { offset, len } => {
+                write!(f, "CertChunk ({len} bytes at offset {offset})")
+            }
+            Answer::IdentityProof => f.write_str("IdentityProof"),
+            Answer::Random => f.write_str("Random"),
+            Answer::MaintenanceNonce => f.write_str("MaintenanceNonce"),
+            Answer::Error => f.write_str("Error"),
+        }
+    }
+}
+
+/// What went wrong in a step.
+#[derive(Debug)]
+pub enum FailureKind {
+    /// The link failed (no answer, the device refused, a broken answer, I/O).
+    Link {
+        /// The link's error (boxed: it carries the device's error text).
+        error: Box<LinkError>,
+        /// The last non-protocol line the device printed, when it did not answer.
+        last_line: Option<String>,
+    },
+    /// The device answered, but not with what the request asks for.
+    UnexpectedAnswer {
+        /// The answer the request asks for.
+        expected: &'static str,
+        /// What came instead.
+        got: Answer,
+    },
+    /// The registry refused or failed.
+    Registry(RegistryError),
+    /// Another station panicked while holding the registry.
+    RegistryPoisoned,
+    /// The certificate could not be issued or split for the device.
+    Issue(IssueError),
+    /// The device's definition (from the blob) is not usable.
+    Definition(keystamp_certdef::Error),
+    /// A certificate the device returned does not parse.
+    CertificateDer(der::Error),
+    /// A chain signature does not verify.
+    ChainSignature {
+        /// `signer` or `device`.
+        which: &'static str,
+        /// Why.
+        error: CaError,
+    },
+    /// The device's identity proof does not verify against the certificate's key.
+    ChallengeSignature(p256::ecdsa::Error),
+    /// The signer could not sign the definition blob's envelope digest.
+    BlobSigning(SignError),
+    /// The device holds definitions whose signature does not verify against its trust anchor.
+    BlobUntrusted,
+    /// No random challenge could be drawn.
+    Random(getrandom::Error),
+    /// The per-device PEM files could not be written.
+    Outputs(std::io::Error),
+    /// The chip's config zone is locked with another configuration.
+    ConfigLockedDifferent {
+        /// First differing byte.
+        byte: usize,
+        /// The chip's value.
+        chip: u8,
+        /// The profile's value.
+        wanted: u8,
+    },
+    /// The config read back after the write differs (nothing was locked).
+    ConfigReadBack {
+        /// First differing byte.
+        byte: usize,
+    },
+    /// The config answer is not 128 bytes.
+    ConfigLength,
+    /// The profile says not to lock the config, which keys and certificates need.
+    ConfigLockDisabled,
+    /// The profile says not to lock the data zone, without which nothing can be verified.
+    DataLockDisabled,
+    /// The device definition's key slot does not fit a chip slot number.
+    KeySlotOutOfRange(u16),
+    /// The issued certificate's CN is not what the profile's CN scheme gives.
+    CnMismatch {
+        /// The certificate's CN.
+        got: String,
+        /// The scheme's CN.
+        want: String,
+    },
+    /// `verify` on a device that was never provisioned.
+    NotProvisioned,
+    /// The certificate bytes read differ from the digests the device reported.
+    DigestMismatch,
+    /// The device's signer certificate is not this project's signer.
+    ForeignSigner,
+    /// The device holds a certificate other than the registry's.
+    RegistryMismatch {
+        /// The registry's certificate serial.
+        registry_serial: String,
+    },
+    /// A valid chain the registry has no record of.
+    NotInRegistry,
+    /// The certificate the device rebuilt differs from the one issued.
+    RebuiltDiffers {
+        /// `device` or `signer`.
+        which: &'static str,
+    },
+    /// The device did not complete the definition upload.
+    UploadIncomplete,
+    /// Data too long for one request (`what` names it).
+    TooLong(&'static str),
+    /// The chip serial number was not read before it was needed.
+    NoChipSerial,
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Link { error, last_line } => {
+                write!(f, "{error}")?;
+                if let Some(line) = last_line {
+                    write!(f, " (last line seen: {line:?})")?;
+                }
+                Ok(())
+            }
+            Self::UnexpectedAnswer { expected, got } => {
+                write!(f, "unexpected answer {got} (expected {expected})")
+            }
+            Self::Registry(e) => write!(f, "{e}"),
+            Self::RegistryPoisoned => f.write_str("registry lock poisoned"),
+            Self::Issue(e) => write!(f, "{e}"),
+            Self::Definition(e) => write!(f, "device definition: {e}"),
+            Self::CertificateDer(e) => write!(f, "{e}"),
+            Self::ChainSignature { which, error } => write!(f, "{which} certificate: {error}"),
+            Self::ChallengeSignature(e) => write!(f, "identity proof does not verify: {e}"),
+            Self::BlobSigning(e) => write!(f, "signing the definition blob: {e}"),
+            Self::BlobUntrusted => f.write_str(
+                "the device's stored definitions are not signed by the signer whose key its chip \
+                 holds (unsigned, mis-signed or altered); the device does not use them",
+            ),
+            Self::Random(e) => write!(f, "{e}"),
+            Self::Outputs(e) => write!(f, "{e}"),
+            Self::ConfigLockedDifferent { byte, chip, wanted } => write!(
+                f,
+                "this chip's config zone is locked with a different configuration (byte {byte}: \
+                 0x{chip:02X}, the profile wants 0x{wanted:02X}); a locked config can never \
+                 change, so set this device aside or use a profile with its configuration"
+            ),
+            Self::ConfigReadBack { byte } => write!(
+                f,
+                "config read-back differs at byte {byte}; nothing was locked. Retry; if it \
+                 persists the chip is faulty"
+            ),
+            Self::ConfigLength => f.write_str("config answer is not 128 bytes"),
+            Self::ConfigLockDisabled => f.write_str(
+                "config written and verified but not locked (profile: lock_config = false); \
+                 keys and certificates need a locked config",
+            ),
+            Self::DataLockDisabled => f.write_str(
+                "the profile has lock_data = false; the chip refuses to read certificates back \
+                 or sign before the data lock, so the device cannot be verified. Set [locks] \
+                 lock_data = true to provision",
+            ),
+            Self::KeySlotOutOfRange(slot) => write!(f, "device key slot {slot} out of range"),
+            Self::CnMismatch { got, want } => write!(
+                f,
+                "the device definition gives CN {got:?} but the profile's CN scheme gives \
+                 {want:?}; regenerate the definition with `keystamp certdef from-cert`"
+            ),
+            Self::NotProvisioned => f.write_str(
+                "the device is not provisioned (zones unlocked or no definitions); run \
+                 `keystamp provision`",
+            ),
+            Self::DigestMismatch => {
+                f.write_str("certificate bytes read differ from the digests the device reported")
+            }
+            Self::ForeignSigner => {
+                f.write_str("the device's signer certificate is not this project's signer")
+            }
+            Self::RegistryMismatch { registry_serial } => write!(
+                f,
+                "the device holds a certificate other than the registry's {registry_serial}"
+            ),
+            Self::NotInRegistry => {
+                f.write_str("valid chain, but this project's registry has no record of the device")
+            }
+            Self::RebuiltDiffers { which } => write!(
+                f,
+                "the {which} certificate the device rebuilt differs from the one issued; \
+                 nothing was locked"
+            ),
+            Self::UploadIncomplete => {
+                f.write_str("the device did not complete the definition upload")
+            }
+            Self::TooLong(what) => write!(f, "{what} too long"),
+            Self::NoChipSerial => f.write_str("no chip serial"),
+        }
+    }
+}
+
+impl std::error::Error for FailureKind {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Link { error, .. } => Some(&**error),
+            Self::Registry(e) => Some(e),
+            Self::Issue(e) => Some(e),
+            Self::Definition(e) => Some(e),
+            Self::CertificateDer(e) => Some(e),
+            Self::ChainSignature { error, .. } => Some(error),
+            Self::ChallengeSignature(e) => Some(e),
+            Self::BlobSigning(e) => Some(e),
+            Self::Random(e) => Some(e),
+            Self::Outputs(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<RegistryError> for FailureKind {
+    fn from(e: RegistryError) -> Self {
+        Self::Registry(e)
+    }
+}
+
+impl From<IssueError> for FailureKind {
+    fn from(e: IssueError) -> Self {
+        Self::Issue(e)
+    }
+}
+
+impl From<keystamp_certdef::Error> for FailureKind {
+    fn from(e: keystamp_certdef::Error) -> Self {
+        Self::Definition(e)
+    }
+}
+
+impl From<der::Error> for FailureKind {
+    fn from(e: der::Error) -> Self {
+        Self::CertificateDer(e)
+    }
+}
+
+impl From<std::io::Error> for FailureKind {
+    fn from(e: std::io::Error) -> Self {
+        Self::Outputs(e)
     }
 }
 
@@ -198,9 +533,9 @@ trait At<T> {
     fn at(self, step: Step) -> Result<T, Failure>;
 }
 
-impl<T, E: std::fmt::Display> At<T> for Result<T, E> {
+impl<T, E: Into<FailureKind>> At<T> for Result<T, E> {
     fn at(self, step: Step) -> Result<T, Failure> {
-        self.map_err(|e| Failure::new(step, e.to_string()))
+        self.map_err(|e| Failure::new(step, e.into()))
     }
 }
 
@@ -255,8 +590,8 @@ impl<'a, P: Port> Station<'a, P> {
                 r
             }
             Err(f) => {
-                self.audit(f.step, Outcome::Failed, &f.message);
-                DeviceResult::Failed(format!("{}: {}", f.step.name(), f.message))
+                self.audit(f.step, Outcome::Failed, &f.kind.to_string());
+                DeviceResult::Failed(f.to_string())
             }
         };
         report.elapsed = started.elapsed();
@@ -267,7 +602,7 @@ impl<'a, P: Port> Station<'a, P> {
     fn registry(&self, step: Step) -> Result<std::sync::MutexGuard<'a, Registry>, Failure> {
         self.registry
             .lock()
-            .map_err(|_| Failure::new(step, "registry lock poisoned"))
+            .map_err(|_| Failure::new(step, FailureKind::RegistryPoisoned))
     }
 
     fn audit(&self, step: Step, outcome: Outcome, detail: &str) {
@@ -282,19 +617,25 @@ impl<'a, P: Port> Station<'a, P> {
     }
 
     fn call(&mut self, step: Step, request: &Request) -> Result<Response, Failure> {
-        self.link.call(request).map_err(|e| {
-            let mut msg = e.to_string();
-            if let (LinkError::NoAnswer { .. }, Some(noise)) = (&e, self.link.last_noise()) {
-                msg.push_str(&format!(" (last line seen: {noise:?})"));
-            }
-            Failure::new(step, msg)
+        self.link.call(request).map_err(|error| {
+            let last_line = match &error {
+                LinkError::NoAnswer { .. } => self.link.last_noise().map(|n| n.to_string()),
+                _ => None,
+            };
+            Failure::new(
+                step,
+                FailureKind::Link {
+                    error: Box::new(error),
+                    last_line,
+                },
+            )
         })
     }
 
     fn ok(&mut self, step: Step, request: &Request) -> Result<(), Failure> {
         match self.call(step, request)? {
             Response::Ok => Ok(()),
-            other => Err(Failure::new(step, format!("unexpected answer {other:?}"))),
+            other => Err(Failure::unexpected(step, "Ok", &other)),
         }
     }
 
@@ -309,7 +650,7 @@ impl<'a, P: Port> Station<'a, P> {
             let reg = self
                 .registry
                 .lock()
-                .map_err(|_| Failure::new(Step::Probe, "registry lock poisoned"))?;
+                .map_err(|_| Failure::new(Step::Probe, FailureKind::RegistryPoisoned))?;
             reg.upsert_device(ChipSerial(serial)).at(Step::Probe)?;
         }
         self.audit(
@@ -333,12 +674,7 @@ impl<'a, P: Port> Station<'a, P> {
         } else {
             let pk = self.public_key(Step::Key, Request::GenKey { slot: key_slot })?;
             if !m.lock_data {
-                return Err(Failure::new(
-                    Step::Key,
-                    "the profile has lock_data = false; the chip refuses to read certificates \
-                     back or sign before the data lock, so the device cannot be verified. Set \
-                     [locks] lock_data = true to provision",
-                ));
+                return Err(Failure::new(Step::Key, FailureKind::DataLockDisabled));
             }
             self.ok(Step::Key, &Request::LockData { crc: None })?;
             self.audit(Step::Key, Outcome::Ok, "key generated, data zone locked");
@@ -356,9 +692,10 @@ impl<'a, P: Port> Station<'a, P> {
             if &want != cn {
                 return Err(Failure::new(
                     Step::Issue,
-                    format!(
-                        "the device definition gives CN {cn:?} but the profile's CN scheme gives {want:?}; regenerate the definition with `keystamp certdef from-cert`"
-                    ),
+                    FailureKind::CnMismatch {
+                        got: cn.clone(),
+                        want,
+                    },
                 ));
             }
         }
@@ -378,7 +715,7 @@ impl<'a, P: Port> Station<'a, P> {
             let mut reg = self
                 .registry
                 .lock()
-                .map_err(|_| Failure::new(Step::Certificates, "registry lock poisoned"))?;
+                .map_err(|_| Failure::new(Step::Certificates, FailureKind::RegistryPoisoned))?;
             reg.mark_written(&hex::encode_upper(&issued.serial))
                 .at(Step::Certificates)?;
         }
@@ -418,18 +755,21 @@ impl<'a, P: Port> Station<'a, P> {
         );
 
         // 8. lock slots, record, outputs
-        // The anchor slot is always locked (that ends Provisioning: the device is Locked);
-        // the certificate slots when the profile asks (the default). Only after verification.
+        // The certificate slots when the profile asks (the default), the anchor slot always and
+        // last: its lock makes the device Locked, which refuses further locks. Only after
+        // verification.
         self.step(Step::LockSlots);
         let locked = hello.chip.slot_locked;
+        let anchor = keystamp_agent::auth::ANCHOR_SLOT;
         let mut slots: Vec<u8> = if m.lock_cert_slots {
-            writes.iter().map(|w| w.0).collect()
+            writes
+                .iter()
+                .map(|w| w.0)
+                .filter(|&s| s != anchor)
+                .collect()
         } else {
             Vec::new()
         };
-        // The anchor last: its lock makes the device Locked, which refuses further locks.
-        let anchor = keystamp_agent::auth::ANCHOR_SLOT;
-        slots.retain(|&s| s != anchor);
         slots.sort_unstable();
         slots.dedup();
         slots.push(anchor);
@@ -442,7 +782,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::LockSlots,
             Outcome::Ok,
             if m.lock_cert_slots {
-                "trust anchor and certificate slots locked"
+                "certificate slots and trust anchor locked"
             } else {
                 "trust anchor locked"
             },
@@ -451,7 +791,7 @@ impl<'a, P: Port> Station<'a, P> {
             let mut reg = self
                 .registry
                 .lock()
-                .map_err(|_| Failure::new(Step::Done, "registry lock poisoned"))?;
+                .map_err(|_| Failure::new(Step::Done, FailureKind::RegistryPoisoned))?;
             let serial_hex = hex::encode_upper(&issued.serial);
             reg.mark_verified(&serial_hex).at(Step::Done)?;
         }
@@ -483,8 +823,8 @@ impl<'a, P: Port> Station<'a, P> {
                 DeviceResult::AlreadyProvisioned
             }
             Err(f) => {
-                self.audit(f.step, Outcome::Failed, &format!("verify: {}", f.message));
-                DeviceResult::Failed(format!("{}: {}", f.step.name(), f.message))
+                self.audit(f.step, Outcome::Failed, &format!("verify: {}", f.kind));
+                DeviceResult::Failed(f.to_string())
             }
         };
         report.elapsed = started.elapsed();
@@ -508,12 +848,7 @@ impl<'a, P: Port> Station<'a, P> {
                 Response::CertChunk(c) if c.offset == offset && !c.data.is_empty() => {
                     der.extend_from_slice(&c.data)
                 }
-                other => {
-                    return Err(Failure::new(
-                        Step::Verify,
-                        format!("unexpected answer {other:?}"),
-                    ));
-                }
+                other => return Err(Failure::unexpected(Step::Verify, "CertChunk", &other)),
             }
         }
         Ok(der)
@@ -528,50 +863,35 @@ impl<'a, P: Port> Station<'a, P> {
         self.chip = Some(ChipSerial(serial));
         report.chip_serial = Some(serial);
         if hello.blob_untrusted {
-            return Err(Failure::new(
-                Step::Probe,
-                "the device's stored definitions are not signed by the signer whose key its chip \
-                 holds (unsigned, mis-signed or altered); the device does not use them",
-            ));
+            return Err(Failure::new(Step::Probe, FailureKind::BlobUntrusted));
         }
         if !hello.chip.config_locked || !hello.chip.data_locked || hello.def_blob.is_none() {
-            return Err(Failure::new(
-                Step::Probe,
-                "the device is not provisioned (zones unlocked or no definitions); run `keystamp provision`",
-            ));
+            return Err(Failure::new(Step::Probe, FailureKind::NotProvisioned));
         }
         self.step(Step::Verify);
         let chain = match self.call(Step::Verify, &Request::RebuildChain)? {
             Response::Chain(r) => r,
-            other => {
-                return Err(Failure::new(
-                    Step::Verify,
-                    format!("unexpected answer {other:?}"),
-                ));
-            }
+            other => return Err(Failure::unexpected(Step::Verify, "Chain", &other)),
         };
         let device = self.read_cert(keystamp_wire::CertKind::Device, chain.device.len)?;
         let signer = self.read_cert(keystamp_wire::CertKind::Signer, chain.signer.len)?;
-        if crate::ca::sha256(&device) != chain.device.digest
-            || crate::ca::sha256(&signer) != chain.signer.digest
+        if crate::pki::ca::sha256(&device) != chain.device.digest
+            || crate::pki::ca::sha256(&signer) != chain.signer.digest
         {
-            return Err(Failure::new(
-                Step::Verify,
-                "certificate bytes read differ from the digests the device reported",
-            ));
+            return Err(Failure::new(Step::Verify, FailureKind::DigestMismatch));
         }
         let device_cert = x509_cert::Certificate::from_der(&device).at(Step::Verify)?;
         let signer_cert = x509_cert::Certificate::from_der(&signer).at(Step::Verify)?;
         if signer != m.signer.der {
-            return Err(Failure::new(
-                Step::Verify,
-                "the device's signer certificate is not this project's signer",
-            ));
+            return Err(Failure::new(Step::Verify, FailureKind::ForeignSigner));
         }
-        crate::ca::verify_signed_by(&signer_cert, &m.root_public_key)
-            .map_err(|e| Failure::new(Step::Verify, format!("signer certificate: {e}")))?;
-        crate::ca::verify_signed_by(&device_cert, &m.signer_public_key)
-            .map_err(|e| Failure::new(Step::Verify, format!("device certificate: {e}")))?;
+        let chain_signature = |which| {
+            move |error| Failure::new(Step::Verify, FailureKind::ChainSignature { which, error })
+        };
+        crate::pki::ca::verify_signed_by(&signer_cert, &m.root_public_key)
+            .map_err(chain_signature("signer"))?;
+        crate::pki::ca::verify_signed_by(&device_cert, &m.signer_public_key)
+            .map_err(chain_signature("device"))?;
         report.cn = common_name(&device);
         let def = self.device_def(Step::Verify)?;
         let view = keystamp_certdef::CertView::new(&def, &device);
@@ -586,17 +906,13 @@ impl<'a, P: Port> Station<'a, P> {
             Some(rec) => {
                 return Err(Failure::new(
                     Step::Verify,
-                    format!(
-                        "the device holds a certificate other than the registry's {}",
-                        rec.serial
-                    ),
+                    FailureKind::RegistryMismatch {
+                        registry_serial: rec.serial,
+                    },
                 ));
             }
             None => {
-                return Err(Failure::new(
-                    Step::Verify,
-                    "valid chain, but this project's registry has no record of the device",
-                ));
+                return Err(Failure::new(Step::Verify, FailureKind::NotInRegistry));
             }
         }
         let key_slot = self.key_slot()?;
@@ -609,10 +925,7 @@ impl<'a, P: Port> Station<'a, P> {
         // A device that was just reset prints its boot banner first; Hello is retried by the link.
         match self.call(Step::Probe, &Request::Hello)? {
             Response::Hello(h) => Ok(h),
-            other => Err(Failure::new(
-                Step::Probe,
-                format!("unexpected answer {other:?}"),
-            )),
+            other => Err(Failure::unexpected(Step::Probe, "Hello", &other)),
         }
     }
 
@@ -621,8 +934,8 @@ impl<'a, P: Port> Station<'a, P> {
             Response::Config(c) => c
                 .as_slice()
                 .try_into()
-                .map_err(|_| Failure::new(step, "config answer is not 128 bytes")),
-            other => Err(Failure::new(step, format!("unexpected answer {other:?}"))),
+                .map_err(|_| Failure::new(step, FailureKind::ConfigLength)),
+            other => Err(Failure::unexpected(step, "Config", &other)),
         }
     }
 
@@ -634,12 +947,11 @@ impl<'a, P: Port> Station<'a, P> {
             if let Some(at) = ConfigZone::from_bytes(&current).first_setting_difference(&target) {
                 return Err(Failure::new(
                     Step::Config,
-                    format!(
-                        "this chip's config zone is locked with a different configuration (byte {at}: \
-                         0x{:02X}, the profile wants 0x{:02X}); a locked config can never change, so \
-                         set this device aside or use a profile with its configuration",
-                        current[at], m.config[at]
-                    ),
+                    FailureKind::ConfigLockedDifferent {
+                        byte: at,
+                        chip: current.get(at).copied().unwrap_or_default(),
+                        wanted: m.config.get(at).copied().unwrap_or_default(),
+                    },
                 ));
             }
             self.audit(
@@ -651,24 +963,18 @@ impl<'a, P: Port> Station<'a, P> {
         }
         let mut data = heapless::Vec::new();
         data.extend_from_slice(&m.config)
-            .map_err(|_| Failure::new(Step::Config, "config too long"))?;
+            .map_err(|_| Failure::new(Step::Config, FailureKind::TooLong("config")))?;
         self.ok(Step::Config, &Request::WriteConfig { offset: 0, data })?;
         let back = self.read_config(Step::Config)?;
         let back_zone = ConfigZone::from_bytes(&back);
         if let Some(at) = back_zone.first_setting_difference(&target) {
             return Err(Failure::new(
                 Step::Config,
-                format!(
-                    "config read-back differs at byte {at}; nothing was locked. Retry; if it persists the chip is faulty"
-                ),
+                FailureKind::ConfigReadBack { byte: at },
             ));
         }
         if !m.lock_config {
-            return Err(Failure::new(
-                Step::Config,
-                "config written and verified but not locked (profile: lock_config = false); \
-                 keys and certificates need a locked config",
-            ));
+            return Err(Failure::new(Step::Config, FailureKind::ConfigLockDisabled));
         }
         self.ok(
             Step::Config,
@@ -689,14 +995,15 @@ impl<'a, P: Port> Station<'a, P> {
     fn key_slot(&self) -> Result<u8, Failure> {
         let def = self.device_def(Step::Key)?;
         let loc = def.public_key_dev_loc;
-        u8::try_from(loc.slot).map_err(|_| Failure::new(Step::Key, "device key slot out of range"))
+        u8::try_from(loc.slot)
+            .map_err(|_| Failure::new(Step::Key, FailureKind::KeySlotOutOfRange(loc.slot)))
     }
 
     fn device_def(&self, step: Step) -> Result<CertDef<'a>, Failure> {
         self.material
             .device_def
             .as_def()
-            .map_err(|e| Failure::new(step, format!("device definition: {e:?}")))
+            .map_err(|e| Failure::new(step, FailureKind::Definition(e)))
     }
 
     fn public_key(&mut self, step: Step, request: Request) -> Result<[u8; 64], Failure> {
@@ -707,7 +1014,7 @@ impl<'a, P: Port> Station<'a, P> {
                 out[32..].copy_from_slice(&pk.y);
                 Ok(out)
             }
-            other => Err(Failure::new(step, format!("unexpected answer {other:?}"))),
+            other => Err(Failure::unexpected(step, "PublicKey", &other)),
         }
     }
 
@@ -719,7 +1026,7 @@ impl<'a, P: Port> Station<'a, P> {
         let m = self.material;
         let chip = self
             .chip
-            .ok_or_else(|| Failure::new(Step::Issue, "no chip serial"))?;
+            .ok_or(Failure::new(Step::Issue, FailureKind::NoChipSerial))?;
         let def = self.device_def(Step::Issue)?;
         // Resume: the registry's live certificate for this chip and key is the one to send.
         // (The registry guard must be gone before `audit`, which locks it again.)
@@ -732,7 +1039,7 @@ impl<'a, P: Port> Station<'a, P> {
                 && rec.public_key == *public_key
             {
                 let device_sn = keystamp_certdef::device_sn_from_config(config);
-                let issued = crate::issue::split_for_device(
+                let issued = crate::pki::issue::split_for_device(
                     &def,
                     rec.der.clone(),
                     Some(&m.signer_public_key),
@@ -766,7 +1073,7 @@ impl<'a, P: Port> Station<'a, P> {
             let mut reg = self
                 .registry
                 .lock()
-                .map_err(|_| Failure::new(Step::Issue, "registry lock poisoned"))?;
+                .map_err(|_| Failure::new(Step::Issue, FailureKind::RegistryPoisoned))?;
             reg.begin_issue(&IssueRequest {
                 kind: CertKind::Device,
                 chip_serial: Some(chip),
@@ -791,7 +1098,7 @@ impl<'a, P: Port> Station<'a, P> {
             IssueOutcome::Reused(rec) => {
                 let status = rec.status;
                 let device_sn = keystamp_certdef::device_sn_from_config(config);
-                let issued = crate::issue::split_for_device(
+                let issued = crate::pki::issue::split_for_device(
                     &def,
                     rec.der,
                     Some(&m.signer_public_key),
@@ -813,7 +1120,7 @@ impl<'a, P: Port> Station<'a, P> {
         let rs = self
             .issuer
             .sign(&envelope)
-            .map_err(|e| Failure::new(Step::Definitions, format!("signing the blob: {e}")))?;
+            .map_err(|e| Failure::new(Step::Definitions, FailureKind::BlobSigning(e)))?;
         let signature = signature_of(&rs);
         // Chunks of whole frames; the device reports where to continue, so a resumed upload or a
         // duplicated chunk never corrupts the blob.
@@ -822,7 +1129,7 @@ impl<'a, P: Port> Station<'a, P> {
             let start = offset as usize;
             let end = (start + chunk_len).min(m.blob.len());
             let data = Chunk::from_slice(&m.blob[start..end])
-                .map_err(|_| Failure::new(Step::Definitions, "chunk too long"))?;
+                .map_err(|_| Failure::new(Step::Definitions, FailureKind::TooLong("chunk")))?;
             let resp = self.call(
                 Step::Definitions,
                 &Request::StoreDefBlob {
@@ -836,17 +1143,12 @@ impl<'a, P: Port> Station<'a, P> {
             match resp {
                 Response::DefBlob(p) if p.complete => return Ok(()),
                 Response::DefBlob(p) => offset = p.received,
-                other => {
-                    return Err(Failure::new(
-                        Step::Definitions,
-                        format!("unexpected answer {other:?}"),
-                    ));
-                }
+                other => return Err(Failure::unexpected(Step::Definitions, "DefBlob", &other)),
             }
         }
         Err(Failure::new(
             Step::Definitions,
-            "the device did not complete the definition upload",
+            FailureKind::UploadIncomplete,
         ))
     }
 
@@ -871,7 +1173,7 @@ impl<'a, P: Port> Station<'a, P> {
                 }
             }
             let data = Chunk::from_slice(&data)
-                .map_err(|_| Failure::new(Step::Certificates, "slot data too long"))?;
+                .map_err(|_| Failure::new(Step::Certificates, FailureKind::TooLong("slot data")))?;
             self.ok(
                 Step::Certificates,
                 &Request::WriteSlot {
@@ -894,22 +1196,15 @@ impl<'a, P: Port> Station<'a, P> {
         let m = self.material;
         let report = match self.call(Step::Verify, &Request::RebuildChain)? {
             Response::Chain(r) => r,
-            other => {
-                return Err(Failure::new(
-                    Step::Verify,
-                    format!("unexpected answer {other:?}"),
-                ));
-            }
+            other => return Err(Failure::unexpected(Step::Verify, "Chain", &other)),
         };
-        let device_ok = report.device.digest == crate::ca::sha256(&issued.der);
-        let signer_ok = report.signer.digest == crate::ca::sha256(&m.signer.der);
+        let device_ok = report.device.digest == crate::pki::ca::sha256(&issued.der);
+        let signer_ok = report.signer.digest == crate::pki::ca::sha256(&m.signer.der);
         if !device_ok || !signer_ok {
             let which = if device_ok { "signer" } else { "device" };
             return Err(Failure::new(
                 Step::Verify,
-                format!(
-                    "the {which} certificate the device rebuilt differs from the one issued; nothing was locked"
-                ),
+                FailureKind::RebuiltDiffers { which },
             ));
         }
         self.challenge(key_slot, public_key)
@@ -920,19 +1215,15 @@ impl<'a, P: Port> Station<'a, P> {
     /// the host chose.
     fn challenge(&mut self, _key_slot: u8, public_key: &[u8; 64]) -> Result<(), Failure> {
         let mut host_nonce = [0u8; 32];
-        getrandom::fill(&mut host_nonce).map_err(|e| Failure::new(Step::Verify, e.to_string()))?;
+        getrandom::fill(&mut host_nonce)
+            .map_err(|e| Failure::new(Step::Verify, FailureKind::Random(e)))?;
         let proof = match self.call(Step::Verify, &Request::IdentityProof { host_nonce })? {
             Response::IdentityProof(p) => p,
-            other => {
-                return Err(Failure::new(
-                    Step::Verify,
-                    format!("unexpected answer {other:?}"),
-                ));
-            }
+            other => return Err(Failure::unexpected(Step::Verify, "IdentityProof", &other)),
         };
         let digest = keystamp_agent::auth::identity_digest(&host_nonce, &proof.device_nonce);
         verify_prehash(public_key, &digest, &proof.signature.r, &proof.signature.s)
-            .map_err(|e| Failure::new(Step::Verify, format!("identity proof does not verify: {e}")))
+            .map_err(|e| Failure::new(Step::Verify, FailureKind::ChallengeSignature(e)))
     }
 }
 
@@ -953,20 +1244,20 @@ pub fn verify_prehash(
     digest: &[u8; 32],
     r: &[u8; 32],
     s: &[u8; 32],
-) -> Result<(), String> {
+) -> Result<(), p256::ecdsa::Error> {
     let mut sec1 = [0u8; 65];
     sec1[0] = 4;
     sec1[1..].copy_from_slice(public_key);
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|e| e.to_string())?;
-    let sig = p256::ecdsa::Signature::from_scalars(*r, *s).map_err(|e| e.to_string())?;
-    key.verify_prehash(digest, &sig).map_err(|e| e.to_string())
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)?;
+    let sig = p256::ecdsa::Signature::from_scalars(*r, *s)?;
+    key.verify_prehash(digest, &sig)
 }
 
 /// The subject CN of a DER certificate.
 pub fn common_name(der: &[u8]) -> Option<String> {
     use der::Decode;
     let cert = x509_cert::Certificate::from_der(der).ok()?;
-    crate::ca::common_name(cert.tbs_certificate().subject())
+    crate::pki::ca::common_name(cert.tbs_certificate().subject())
 }
 
 fn now_hour() -> DateTime {
@@ -980,4 +1271,70 @@ fn rfc3339(d: &DateTime) -> String {
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         d.year, d.month, d.day, d.hour, d.minute, d.second
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn an_unexpected_answer_names_its_kind_and_size_but_never_prints_device_bytes() {
+        // A hostile device answers with terminal escape sequences instead of a public key.
+        let payload = b"\x1b[2J\x1b]0;owned\x07";
+        let data = Chunk::from_slice(payload).expect("fits a chunk");
+        let f = Failure::unexpected(Step::Key, "PublicKey", &Response::Data(data));
+        assert!(matches!(
+            f.kind,
+            FailureKind::UnexpectedAnswer {
+                expected: "PublicKey",
+                got: Answer::Data(n),
+            } if n == payload.len()
+        ));
+        let text = f.to_string();
+        assert_eq!(
+            text,
+            format!(
+                "key: unexpected answer Data ({} bytes) (expected PublicKey)",
+                payload.len()
+            )
+        );
+        assert!(!text.contains('\x1b') && !text.contains("owned"));
+    }
+
+    #[test]
+    fn a_failure_reaches_the_underlying_error_through_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "cable pulled");
+        let f = Failure::new(
+            Step::Certificates,
+            FailureKind::Link {
+                error: Box::new(LinkError::Io(io)),
+                last_line: None,
+            },
+        );
+        // The kind is part of the failure's own message; its source is the link's error.
+        let link = f.source().expect("the link error");
+        assert!(link.downcast_ref::<LinkError>().is_some());
+        let root = link.source().expect("the I/O error");
+        assert_eq!(root.to_string(), "cable pulled");
+        assert!(f.to_string().starts_with("certificates: serial I/O failed"));
+    }
+
+    #[test]
+    fn no_answer_shows_the_last_line_the_device_printed() {
+        let f = Failure::new(
+            Step::Probe,
+            FailureKind::Link {
+                error: Box::new(LinkError::NoAnswer {
+                    request: "Hello",
+                    attempts: 3,
+                }),
+                last_line: Some("rst:0x1 (POWERON_RESET)".into()),
+            },
+        );
+        let text = f.to_string();
+        assert!(text.starts_with("probe: the device did not answer Hello (3 attempts)"));
+        assert!(text.ends_with("(last line seen: \"rst:0x1 (POWERON_RESET)\")"));
+    }
 }

@@ -1,17 +1,35 @@
 //! keystamp host library: the factory side of provisioning ATECC608 secure elements.
 //!
-//! One module per concern; add a module with one line here.
+//! # Host map
+//!
+//! The crate separates commands from operations the way cargo does:
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`cli`] | the `keystamp` command line: one file per top-level command (`init`, `ca`, `registry`, `certdef`, `provision`, `verify`, `sim`, `demo`), argument types, output (tables, JSON), and the edge error [`cli::CliError`]. Parsing and printing only. |
+//! | [`ops`] | what a command does: create a project and record its signer, unlock the signer, start simulated devices, run stations, count results, certificate-definition operations (C export). |
+//! | [`pki`] | the CA ([`pki::ca`]), issuing device certificates ([`pki::issue`]), definitions from sample certificates ([`pki::from_cert`]), passphrases ([`pki::passphrase`]). |
+//! | [`engine`] | one station's provisioning and verification of one device. |
+//! | [`link`] | the framed serial link to a device. |
+//! | [`sim`] | simulated devices: the real agent on emulated chips behind pseudo-terminals. |
+//! | [`registry`] | the SQLite registry of devices, certificates and the audit log. |
+//! | [`project`] | the project directory and its `keystamp.toml` profile. |
+//! | [`outputs`] | the per-device PEM files written after provisioning. |
+//! | [`setup`] | preparing a run: definitions generated from the CA, the material stations share. |
+//! | [`certdef_io`] | certificate and definition files: certificates (PEM/DER), definition JSON, device images, hex inputs. |
+//!
+//! # Rule
+//!
+//! `cli` may use everything below it; nothing below imports `cli`. `ops` may use every module
+//! except `cli`. No import circles among the top-level modules. `tests/layering.rs` checks both.
 
-pub mod ca;
+pub mod certdef_io;
 pub mod cli;
-pub mod cli_certdef;
-pub mod cli_provision;
 pub mod engine;
-pub mod from_cert;
-pub mod issue;
 pub mod link;
+pub mod ops;
 pub mod outputs;
-pub mod passphrase;
+pub mod pki;
 pub mod project;
 pub mod registry;
 pub mod setup;

@@ -26,9 +26,9 @@ pub fn open_port(path: &str, baud: u32) -> Result<Box<dyn serialport::SerialPort
     serialport::new(path, baud)
         .timeout(Duration::from_millis(20))
         .open()
-        .map_err(|e| LinkError::Open {
+        .map_err(|source| LinkError::Open {
             port: path.to_string(),
-            reason: e.to_string(),
+            source,
         })
 }
 
@@ -40,7 +40,7 @@ pub enum LinkError {
         /// Port path.
         port: String,
         /// The OS's reason.
-        reason: String,
+        source: serialport::Error,
     },
     /// No answer after every retransmission.
     NoAnswer {
@@ -70,33 +70,48 @@ pub enum LinkError {
 impl std::fmt::Display for LinkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LinkError::Open { port, reason } => write!(f, "cannot open {port}: {reason}"),
+            LinkError::Open { port, source } => write!(f, "cannot open {port}: {source}"),
             LinkError::NoAnswer { request, attempts } => write!(
                 f,
                 "the device did not answer {request} ({attempts} attempts); check the cable, \
                  that the device runs the keystamp firmware, and the baud rate"
             ),
             LinkError::Device { request, error } => {
-                write!(f, "the device refused {request}: {:?}", error.code)?;
+                write!(
+                    f,
+                    "the device refused {request}: {}",
+                    wire_text(&error.code)
+                )?;
                 if !error.detail.is_empty() {
                     write!(f, " ({})", error.detail)?;
                 }
                 Ok(())
             }
             LinkError::Protocol { request, error } => match error {
-                HostError::VersionMismatch { host, device } => write!(
-                    f,
-                    "protocol version mismatch on {request}: this host speaks {host}, the device \
-                     {device}; update the firmware or the host tool"
-                ),
-                other => write!(f, "bad answer to {request}: {other:?}"),
+                // "device speaks protocol version N, this keystamp speaks M: update ...".
+                HostError::VersionMismatch { .. } => write!(f, "{error}"),
+                other => write!(f, "bad answer to {request}: {}", wire_text(other)),
             },
             LinkError::Io(e) => write!(f, "serial I/O failed: {e}"),
         }
     }
 }
 
-impl std::error::Error for LinkError {}
+impl std::error::Error for LinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LinkError::Io(e) => Some(e),
+            LinkError::Open { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// How a wire-level value reads in a message. keystamp-wire's error types get `Display` on
+/// another branch; until then this is the one place that shows them, with `{:?}`.
+pub fn wire_text(value: &impl std::fmt::Debug) -> String {
+    format!("{value:?}")
+}
 
 impl From<io::Error> for LinkError {
     fn from(e: io::Error) -> Self {

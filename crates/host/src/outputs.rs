@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ca::der_to_pem;
+use crate::pki::ca::der_to_pem;
 use crate::registry::ChipSerial;
 
 /// The files written for one device.

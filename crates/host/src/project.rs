@@ -243,7 +243,14 @@ impl fmt::Display for ProjectError {
     }
 }
 
-impl std::error::Error for ProjectError {}
+impl std::error::Error for ProjectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ProjectError {
     ProjectError::Invalid {

@@ -7,10 +7,10 @@ use std::time::SystemTime;
 
 use keystamp_certdef::{CertDefBuf, Role, write_blob};
 
-use crate::ca::{DeviceCertRequest, Signer};
 use crate::engine::Material;
-use crate::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
-use crate::issue::split_for_device;
+use crate::pki::ca::{CaError, DeviceCertRequest, Signer};
+use crate::pki::from_cert::{CertRole, FromCertError, FromCertOptions, HexCase, from_cert};
+use crate::pki::issue::{IssueError, split_for_device};
 use crate::project::{ConfigZoneSource, Profile, Project};
 
 /// File name of the generated device definition in a project.
@@ -23,18 +23,113 @@ const SAMPLE_CHIP_SERIAL: [u8; 9] = [0x01, 0x23, 0x00, 0x00, 0x00, 0x00, 0x00, 0
 
 /// Why the run could not be prepared.
 #[derive(Debug)]
-pub struct SetupError(pub String);
+pub enum SetupError {
+    /// The CA's certificates or keys.
+    Ca(CaError),
+    /// A definition could not be generated from a certificate.
+    FromCert(FromCertError),
+    /// A definition file could not be read or written.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A definition file is not a certificate definition.
+    NotADefinition {
+        /// The file.
+        path: PathBuf,
+        /// The parser's reason.
+        source: serde_json::Error,
+    },
+    /// A definition that is not valid (`what`: its file, or which definition).
+    InvalidDefinition {
+        /// The file or the definition's role.
+        what: String,
+        /// The validator's reason.
+        source: keystamp_certdef::Error,
+    },
+    /// The profile names only one of the two definitions.
+    HalfNamedDefinitions,
+    /// The definition blob could not be written.
+    Blob(keystamp_certdef::Error),
+    /// The definition blob is larger than the protocol carries.
+    BlobTooLarge {
+        /// Its length.
+        len: usize,
+        /// The protocol's limit.
+        max: usize,
+    },
+    /// The signer certificate does not fit its definition.
+    SignerDoesNotFit(IssueError),
+}
 
 impl std::fmt::Display for SetupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Ca(e) => e.fmt(f),
+            Self::FromCert(e) => e.fmt(f),
+            Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Self::NotADefinition { path, source } => write!(
+                f,
+                "{}: not a certificate definition: {source}",
+                path.display()
+            ),
+            Self::InvalidDefinition { what, source } => {
+                write!(f, "{what}: invalid definition: {source}")
+            }
+            Self::HalfNamedDefinitions => f.write_str(
+                "keystamp.toml names only one of certificates.device_def / signer_def; name \
+                 both or neither",
+            ),
+            Self::Blob(e) => write!(f, "definition blob: {e}"),
+            Self::BlobTooLarge { len, max } => write!(
+                f,
+                "the definition blob is {len} bytes; the protocol carries at most {max}"
+            ),
+            Self::SignerDoesNotFit(e) => {
+                write!(f, "the signer certificate does not fit its definition: {e}")
+            }
+        }
     }
 }
 
-impl std::error::Error for SetupError {}
+impl std::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Ca(e) => Some(e),
+            Self::FromCert(e) => Some(e),
+            Self::Io { source, .. } => Some(source),
+            Self::NotADefinition { source, .. } => Some(source),
+            Self::InvalidDefinition { source, .. } | Self::Blob(source) => Some(source),
+            Self::SignerDoesNotFit(e) => Some(e),
+            Self::HalfNamedDefinitions | Self::BlobTooLarge { .. } => None,
+        }
+    }
+}
 
-fn err(e: impl std::fmt::Display) -> SetupError {
-    SetupError(e.to_string())
+impl From<CaError> for SetupError {
+    fn from(e: CaError) -> Self {
+        Self::Ca(e)
+    }
+}
+
+impl From<FromCertError> for SetupError {
+    fn from(e: FromCertError) -> Self {
+        Self::FromCert(e)
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SetupError + '_ {
+    move |source| SetupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn invalid(what: impl Into<String>) -> impl FnOnce(keystamp_certdef::Error) -> SetupError {
+    let what = what.into();
+    move |source| SetupError::InvalidDefinition { what, source }
 }
 
 /// Generates the signer and device definitions for a project's CA: the signer's from its own
@@ -47,28 +142,26 @@ pub fn generate_definitions(
     let certs = signer.certs();
     let mut signer_opts = FromCertOptions::new("signer", CertRole::Signer);
     signer_opts.ca_cert_def = None;
-    let signer_def = from_cert(&certs.signer.der, &signer_opts).map_err(err)?;
+    let signer_def = from_cert(&certs.signer.der, &signer_opts)?;
 
     let cn = profile.device_cn(&SAMPLE_CHIP_SERIAL);
     // Any valid key will do: the sample only shows where the key goes.
-    let sample_key = certs.signer.public_key().map_err(err)?;
-    let sample = signer
-        .issue_device_certificate(&DeviceCertRequest {
-            chip_serial: SAMPLE_CHIP_SERIAL,
-            public_key: sample_key,
-            organization: &profile.ca.organization,
-            cn: &cn,
-            validity_years: profile.certificates.validity_years,
-            now: SystemTime::now(),
-        })
-        .map_err(err)?;
+    let sample_key = certs.signer.public_key()?;
+    let sample = signer.issue_device_certificate(&DeviceCertRequest {
+        chip_serial: SAMPLE_CHIP_SERIAL,
+        public_key: sample_key,
+        organization: &profile.ca.organization,
+        cn: &cn,
+        validity_years: profile.certificates.validity_years,
+        now: SystemTime::now(),
+    })?;
     let mut device_opts = FromCertOptions::new("device", CertRole::Device);
     device_opts.ca_cert_def = Some("signer".into());
     device_opts.cn_serial = cn_case(&profile.certificates.cn);
     // A hash of key and dates: unique per certificate, so a re-issue for the same chip (new
     // validity) never collides with the old serial, and nothing extra is stored on the chip.
     device_opts.sn_source = Some(keystamp_certdef::SnSource::PubKeyHash);
-    let device_def = from_cert(&sample, &device_opts).map_err(err)?;
+    let device_def = from_cert(&sample, &device_opts)?;
     Ok((device_def, signer_def))
 }
 
@@ -91,22 +184,18 @@ pub fn write_definitions(
 ) -> Result<(PathBuf, PathBuf), SetupError> {
     let d = dir.join(DEVICE_DEF_FILE);
     let s = dir.join(SIGNER_DEF_FILE);
-    std::fs::write(&d, device.to_json()).map_err(|e| err(format!("{}: {e}", d.display())))?;
-    std::fs::write(&s, signer.to_json()).map_err(|e| err(format!("{}: {e}", s.display())))?;
+    std::fs::write(&d, device.to_json()).map_err(io_err(&d))?;
+    std::fs::write(&s, signer.to_json()).map_err(io_err(&s))?;
     Ok((d, s))
 }
 
 fn read_def(path: &Path) -> Result<CertDefBuf, SetupError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-    let def = CertDefBuf::from_json(&text).map_err(|e| {
-        err(format!(
-            "{}: not a certificate definition: {e}",
-            path.display()
-        ))
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let def = CertDefBuf::from_json(&text).map_err(|source| SetupError::NotADefinition {
+        path: path.to_path_buf(),
+        source,
     })?;
-    def.as_def()
-        .map_err(|e| err(format!("{}: invalid definition: {e:?}", path.display())))?;
+    def.as_def().map_err(invalid(path.display().to_string()))?;
     Ok(def)
 }
 
@@ -123,9 +212,7 @@ pub fn material(project: &Project, signer: &Signer) -> Result<Material, SetupErr
         ),
         (None, None) => generate_definitions(profile, signer)?,
         _ => {
-            return Err(SetupError(
-                "keystamp.toml names only one of certificates.device_def / signer_def; name both or neither".into(),
-            ));
+            return Err(SetupError::HalfNamedDefinitions);
         }
     };
     let config = match &project.config_zone {
@@ -152,36 +239,27 @@ pub fn material_from_parts(
     output_dir: PathBuf,
 ) -> Result<Material, SetupError> {
     let certs = signer.certs();
-    let root_pk = certs.root_public_key().map_err(err)?;
-    let signer_pk = certs.signer_public_key().map_err(err)?;
-    let signer_id = certs.signer_id().map_err(err)?;
-    let dev = device_def
-        .as_def()
-        .map_err(|e| err(format!("device definition: {e:?}")))?;
-    let sig = signer_def
-        .as_def()
-        .map_err(|e| err(format!("signer definition: {e:?}")))?;
+    let root_pk = certs.root_public_key()?;
+    let signer_pk = certs.signer_public_key()?;
+    let signer_id = certs.signer_id()?;
+    let dev = device_def.as_def().map_err(invalid("device definition"))?;
+    let sig = signer_def.as_def().map_err(invalid("signer definition"))?;
     let mut blob = vec![0u8; 64 * 1024];
     let n = write_blob(
         &[(Role::Device, &dev), (Role::Signer, &sig)],
         Some(&root_pk),
         &mut blob,
     )
-    .map_err(|e| err(format!("definition blob: {e:?}")))?;
+    .map_err(SetupError::Blob)?;
     blob.truncate(n);
     if blob.len() > keystamp_wire::MAX_DEF_BLOB {
-        return Err(err(format!(
-            "the definition blob is {} bytes; the protocol carries at most {}",
-            blob.len(),
-            keystamp_wire::MAX_DEF_BLOB
-        )));
+        return Err(SetupError::BlobTooLarge {
+            len: blob.len(),
+            max: keystamp_wire::MAX_DEF_BLOB,
+        });
     }
     let signer_split = split_for_device(&sig, certs.signer.der.clone(), Some(&root_pk), None, None)
-        .map_err(|e| {
-            err(format!(
-                "the signer certificate does not fit its definition: {e}"
-            ))
-        })?;
+        .map_err(SetupError::SignerDoesNotFit)?;
     let scheme = profile.certificates.cn.clone();
     let expected_cn: Option<crate::engine::CnScheme> = cn_case(&scheme).map(|_| {
         let p = profile.clone();
@@ -189,7 +267,7 @@ pub fn material_from_parts(
     });
     Ok(Material {
         config,
-        blob_digest: crate::ca::sha256(&blob),
+        blob_digest: crate::pki::ca::sha256(&blob),
         blob,
         device_def,
         signer: signer_split,

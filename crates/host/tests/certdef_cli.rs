@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use keystamp::ca::{DeviceCertRequest, Signer};
+use keystamp::pki::ca::{DeviceCertRequest, Signer};
 use p256::ecdsa::SigningKey;
 use p256::elliptic_curve::Generate;
 use serde_json::Value;
@@ -108,7 +108,7 @@ impl Vectors {
 }
 
 fn pem(der: &[u8]) -> String {
-    keystamp::ca::der_to_pem(der)
+    keystamp::pki::ca::der_to_pem(der)
 }
 
 fn write(dir: &Path, name: &str, data: impl AsRef<[u8]>) -> String {

@@ -441,8 +441,8 @@ fn chain_files(dir: &Path, chip: &str) -> (PathBuf, PathBuf) {
 
 #[test]
 fn registry_list_and_show_on_a_populated_registry() {
-    use keystamp::ca::{DeviceCertRequest, Signer};
     use keystamp::outputs::write_device_outputs;
+    use keystamp::pki::ca::{DeviceCertRequest, Signer};
     use keystamp::registry::{CertKind, ChipSerial, IssueOutcome, IssueRequest, Outcome, Registry};
 
     let tmp = tempfile::tempdir().expect("tmp");

@@ -6,9 +6,9 @@ mod common;
 use std::path::Path;
 
 use common::{Fixture, device, fixture, run, run_with};
-use keystamp::ca;
 use keystamp::engine::DeviceResult;
 use keystamp::link;
+use keystamp::pki::ca;
 use keystamp::registry::ChipSerial;
 use keystamp::sim::SimDevice;
 use keystamp_atecc_sim::FaultConfig;

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use keystamp::ca::{self, KeyProtection, Signer};
 use keystamp::engine::{Material, Station};
 use keystamp::link::{self, Link};
+use keystamp::pki::ca::{self, KeyProtection, Signer};
 use keystamp::project::Profile;
 use keystamp::registry::Registry;
 use keystamp::setup;

@@ -4,7 +4,7 @@
 //!
 //! Machine-readable results go to `out` (stdout); errors are [`CliError`]s (one line).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,17 +12,20 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use keystamp_certdef::blob::BLOB_MAGIC;
 use keystamp_certdef::rebuild::DeviceData;
-use keystamp_certdef::split::{CONFIG_LEN, MAX_SLOT_LEN, OTP_LEN, SLOT_COUNT, slot_size};
 use keystamp_certdef::{
-    CertDef, CertDefBuf, CertLoc, CompressedCert, DefBlob, DeviceImage, DeviceLoc, DeviceZone,
-    Role, SnSource, StdElement, Transform, compress, parse_defs_json, read_plan, rebuild, split,
-    write_blob,
+    CertDef, CertDefBuf, CertLoc, CompressedCert, DefBlob, DeviceImage, DeviceLoc, Role, SnSource,
+    StdElement, Transform, compress, read_plan, rebuild, split,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::ca::{self, CaCerts};
-use crate::cli::CliError;
-use crate::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
+use super::CliError;
+use super::output::io_err;
+use crate::certdef_io::{
+    DeviceImageJson, defs_to_json, load_cert, load_def, load_defs, parse_hex, parse_public_key,
+};
+use crate::ops::certdef::{export_c, pack};
+use crate::pki::ca::{self, CaCerts};
+use crate::pki::from_cert::{CertRole, FromCertOptions, HexCase, from_cert};
 
 /// `keystamp certdef ...`.
 #[derive(Debug, Subcommand)]
@@ -217,134 +220,29 @@ pub fn run(cmd: CertdefCommand, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-fn io_err(e: std::io::Error) -> CliError {
-    CliError(format!("writing output: {e}"))
-}
-
 fn err(msg: impl Into<String>) -> CliError {
-    CliError(msg.into())
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| err(format!("{}: {e}", path.display())))
-}
-
-/// A certificate file: PEM (`CERTIFICATE`) or DER, detected by content.
-pub fn load_cert(path: &Path) -> Result<Vec<u8>, CliError> {
-    let bytes = read(path)?;
-    let text_start = bytes.iter().position(|b| !b.is_ascii_whitespace());
-    if bytes.get(text_start.unwrap_or(0)) == Some(&b'-') {
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| err(format!("{}: PEM is not text", path.display())))?;
-        let begin = text
-            .find("-----BEGIN CERTIFICATE-----")
-            .ok_or_else(|| err(format!("{}: no CERTIFICATE in the PEM", path.display())))?;
-        let (label, der) = der::pem::decode_vec(&text.as_bytes()[begin..])
-            .map_err(|e| err(format!("{}: bad PEM: {e}", path.display())))?;
-        if label != "CERTIFICATE" {
-            return Err(err(format!("{}: PEM holds a {label}", path.display())));
-        }
-        return Ok(der);
-    }
-    if bytes.first() != Some(&0x30) {
-        return Err(err(format!(
-            "{}: neither a PEM certificate nor DER (no SEQUENCE)",
-            path.display()
-        )));
-    }
-    Ok(bytes)
-}
-
-/// Loads one definition: `FILE` or `FILE#NAME` (a `{"defs": {...}}` file or one definition
-/// object), validated.
-pub fn load_def(spec: &str) -> Result<CertDefBuf, CliError> {
-    let (path, name) = match spec.rsplit_once('#') {
-        Some((p, n)) if !Path::new(spec).exists() => (p, Some(n)),
-        _ => (spec, None),
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")))?;
-    let mut defs = parse_defs_json(&text).map_err(|e| err(format!("{path}: {e}")))?;
-    let def = match name {
-        Some(n) => {
-            let i = defs.iter().position(|d| d.name == n).ok_or_else(|| {
-                err(format!(
-                    "{path}: no definition `{n}` (it has: {})",
-                    names(&defs)
-                ))
-            })?;
-            defs.swap_remove(i)
-        }
-        None if defs.len() == 1 => defs.remove(0),
-        None => {
-            return Err(err(format!(
-                "{path} holds {} definitions ({}): pick one with {path}#NAME",
-                defs.len(),
-                names(&defs)
-            )));
-        }
-    };
-    def.as_def()
-        .map_err(|e| err(format!("{spec}: invalid definition: {e}")))?;
-    Ok(def)
-}
-
-fn names(defs: &[CertDefBuf]) -> String {
-    defs.iter()
-        .map(|d| d.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Hex with optional `0x`, spaces and colons.
-fn parse_hex(s: &str, what: &str) -> Result<Vec<u8>, CliError> {
-    let s = s.trim();
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    let clean: String = s
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace() && *c != ':')
-        .collect();
-    hex::decode(&clean).map_err(|e| err(format!("{what}: not hex ({e})")))
-}
-
-/// A public key X‖Y: 64 bytes, or 65 with the uncompressed-point prefix 04.
-fn parse_public_key(s: &str, what: &str) -> Result<[u8; 64], CliError> {
-    let b = parse_hex(s, what)?;
-    let xy = match b.as_slice() {
-        [0x04, rest @ ..] if rest.len() == 64 => rest,
-        b => b,
-    };
-    xy.try_into().map_err(|_| {
-        err(format!(
-            "{what}: a P-256 public key is 64 bytes X‖Y (128 hex digits), got {} bytes",
-            b.len()
-        ))
-    })
+    CliError::Invalid(msg.into())
 }
 
 fn def_err(what: &str) -> impl Fn(keystamp_certdef::Error) -> CliError + '_ {
-    move |e| err(format!("{what}: {e}"))
+    move |source| CliError::Codec {
+        what: what.to_string(),
+        source,
+    }
+}
+
+fn write_err(path: &Path) -> impl Fn(std::io::Error) -> CliError + '_ {
+    move |source| CliError::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn write_output(path: Option<&Path>, data: &[u8], out: &mut dyn Write) -> Result<(), CliError> {
     match path {
-        Some(p) => std::fs::write(p, data).map_err(|e| err(format!("{}: {e}", p.display()))),
+        Some(p) => std::fs::write(p, data).map_err(write_err(p)),
         None => out.write_all(data).map_err(io_err),
     }
-}
-
-/// Definitions as a `{"defs": {name: def}}` document (the shape of cryptoauthlib's
-/// `cert_defs.json`, which keeps the names).
-pub fn defs_to_json(defs: &[&CertDefBuf]) -> String {
-    // Built by hand so each definition keeps its field order (`type` first, template last).
-    let mut s = String::from("{\n  \"defs\": {");
-    for (i, d) in defs.iter().enumerate() {
-        let name = serde_json::to_string(&d.name).unwrap_or_default();
-        let body = d.to_json().replace('\n', "\n    ");
-        let sep = if i + 1 < defs.len() { "," } else { "" };
-        let _ = write!(s, "\n    {name}: {body}{sep}");
-    }
-    s.push_str("\n  }\n}\n");
-    s
 }
 
 fn cmd_from_cert(a: FromCertArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -378,7 +276,8 @@ fn cmd_from_cert(a: FromCertArgs, out: &mut dyn Write) -> Result<(), CliError> {
         CaseArg::Lower => HexCase::Lower,
     });
     opts.ca_cert_def = a.ca_def;
-    let def = from_cert(&der, &opts).map_err(|e| err(format!("{}: {e}", a.cert.display())))?;
+    let def = from_cert(&der, &opts)
+        .map_err(|e| CliError::Invalid(format!("{}: {e}", a.cert.display())))?;
     warn_if_sample_does_not_rebuild(&def, &der);
     write_output(a.output.as_deref(), defs_to_json(&[&def]).as_bytes(), out)
 }
@@ -420,7 +319,10 @@ fn parse_sn_source(s: &str) -> Result<SnSource, CliError> {
 /// Length of the serial-number INTEGER content of a certificate.
 fn serial_len(der: &[u8]) -> Result<u16, CliError> {
     let cert: x509_cert::Certificate =
-        der::Decode::from_der(der).map_err(|e| err(format!("certificate: {e}")))?;
+        der::Decode::from_der(der).map_err(|source| CliError::Der {
+            what: "certificate".into(),
+            source,
+        })?;
     let n = cert.tbs_certificate().serial_number().as_bytes().len();
     u16::try_from(n).map_err(|_| err("serial number too long"))
 }
@@ -435,101 +337,6 @@ fn cmd_compress(a: CompressArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .map_err(|e| err(format!("{}: {e}", a.io.cert.display())))?;
     let comp = compress(&def, &der).map_err(def_err("compress"))?;
     writeln!(out, "{}", hex::encode(comp)).map_err(io_err)
-}
-
-/// The JSON form of a device image: every key optional, missing bytes zero.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceImageJson {
-    /// Config zone (128 bytes; device serial number in bytes 0–3 and 8–12).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<String>,
-    /// OTP zone (64 bytes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub otp: Option<String>,
-    /// Data slots by number.
-    #[serde(default)]
-    pub slots: BTreeMap<u16, String>,
-    /// Public keys (X‖Y, what GenKey returns) of private-key slots by number.
-    #[serde(default)]
-    pub public_keys: BTreeMap<u16, String>,
-}
-
-fn fill(dst: &mut [u8], hex_text: &str, what: &str) -> Result<(), CliError> {
-    let b = parse_hex(hex_text, what)?;
-    let room = dst.len();
-    let d = dst
-        .get_mut(..b.len())
-        .ok_or_else(|| err(format!("{what}: {} bytes, at most {room} fit", b.len())))?;
-    d.copy_from_slice(&b);
-    Ok(())
-}
-
-impl DeviceImageJson {
-    /// The image these bytes describe.
-    pub fn to_image(&self) -> Result<DeviceImage, CliError> {
-        let mut img = DeviceImage::default();
-        if let Some(c) = &self.config {
-            fill(&mut img.config, c, "config")?;
-        }
-        if let Some(o) = &self.otp {
-            fill(&mut img.otp, o, "otp")?;
-        }
-        for (slot, h) in &self.slots {
-            let what = format!("slots.{slot}");
-            let s = img
-                .slots
-                .get_mut(*slot as usize)
-                .ok_or_else(|| err(format!("{what}: slots are 0–{}", SLOT_COUNT - 1)))?;
-            fill(s, h, &what)?;
-        }
-        for (slot, h) in &self.public_keys {
-            let what = format!("public_keys.{slot}");
-            let k = img
-                .public_keys
-                .get_mut(*slot as usize)
-                .ok_or_else(|| err(format!("{what}: slots are 0–{}", SLOT_COUNT - 1)))?;
-            *k = Some(parse_public_key(h, &what)?);
-        }
-        Ok(img)
-    }
-
-    /// An image's JSON: config and OTP, the slots `def` uses (each at least its ATECC608
-    /// size), and the known public keys.
-    pub fn from_image(img: &DeviceImage, def: &CertDef<'_>) -> Self {
-        let mut used: BTreeMap<u16, usize> = BTreeMap::new();
-        let mut note = |l: &DeviceLoc| {
-            if l.is_present() && l.zone == DeviceZone::Data && !l.is_genkey {
-                let e = used.entry(l.slot).or_insert(slot_size(l.slot));
-                *e = (*e).max(l.end()).min(MAX_SLOT_LEN);
-            }
-        };
-        note(&def.comp_cert_dev_loc);
-        note(&def.cert_sn_dev_loc);
-        note(&def.public_key_dev_loc);
-        for (l, _, _) in def.cert_elements.iter_locs() {
-            note(&l);
-        }
-        let slots = used
-            .into_iter()
-            .filter_map(|(slot, len)| {
-                let bytes = img.slots.get(slot as usize)?.get(..len)?;
-                Some((slot, hex::encode(bytes)))
-            })
-            .collect();
-        let public_keys = img
-            .public_keys
-            .iter()
-            .enumerate()
-            .filter_map(|(i, k)| Some((i as u16, hex::encode(k.as_ref()?))))
-            .collect();
-        DeviceImageJson {
-            config: Some(hex::encode(&img.config[..CONFIG_LEN])),
-            otp: Some(hex::encode(&img.otp[..OTP_LEN])),
-            slots,
-            public_keys,
-        }
-    }
 }
 
 fn cmd_split(a: SplitArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -579,10 +386,7 @@ fn scratch_len(def: &CertDef<'_>) -> Result<usize, CliError> {
 fn cmd_rebuild(a: RebuildArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let buf = load_def(&a.def)?;
     let def = buf.as_def().map_err(def_err("definition"))?;
-    let text = std::fs::read_to_string(&a.device_image)
-        .map_err(|e| err(format!("{}: {e}", a.device_image.display())))?;
-    let json: DeviceImageJson = serde_json::from_str(&text)
-        .map_err(|e| err(format!("{}: {e}", a.device_image.display())))?;
+    let json = DeviceImageJson::load(&a.device_image)?;
     let image = Box::new(json.to_image()?);
     let ca_key = a
         .ca_public_key
@@ -626,76 +430,20 @@ fn check_image(def: &CertDef<'_>, image: &DeviceImage) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Loads every definition of `spec` (`FILE` — all of them — or `FILE#NAME`).
-fn load_defs(spec: &str) -> Result<Vec<CertDefBuf>, CliError> {
-    if spec.contains('#') && !Path::new(spec).exists() {
-        return Ok(vec![load_def(spec)?]);
-    }
-    let text = std::fs::read_to_string(spec).map_err(|e| err(format!("{spec}: {e}")))?;
-    let defs = parse_defs_json(&text).map_err(|e| err(format!("{spec}: {e}")))?;
-    for d in &defs {
-        d.as_def()
-            .map_err(|e| err(format!("{spec}: definition `{}`: {e}", d.name)))?;
-    }
-    Ok(defs)
-}
-
-/// Roles in a pack: a definition another one names as its CA is the signer's; the first
-/// other one is the device's; the rest are `Other`.
-fn assign_roles(defs: &[CertDefBuf]) -> Vec<Role> {
-    let cas: BTreeSet<&str> = defs
-        .iter()
-        .filter_map(|d| d.ca_cert_def.as_deref())
-        .collect();
-    let mut have_device = false;
-    let mut have_signer = false;
-    defs.iter()
-        .map(|d| {
-            if cas.contains(d.name.as_str()) && !have_signer {
-                have_signer = true;
-                Role::Signer
-            } else if !cas.contains(d.name.as_str()) && !have_device {
-                have_device = true;
-                Role::Device
-            } else {
-                Role::Other
-            }
-        })
-        .collect()
-}
-
 fn cmd_pack(a: PackArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mut defs = Vec::new();
     for spec in &a.defs {
         defs.extend(load_defs(spec)?);
-    }
-    let mut seen = BTreeSet::new();
-    for d in &defs {
-        if !seen.insert(d.name.as_str()) {
-            return Err(err(format!(
-                "two definitions are named `{}`: names must be unique in a blob",
-                d.name
-            )));
-        }
     }
     let root = match (&a.root_public_key, &a.ca_dir) {
         (Some(k), _) => Some(parse_public_key(k, "--root-public-key")?),
         (None, Some(dir)) => Some(CaCerts::load(dir)?.root_public_key()?),
         (None, None) => None,
     };
-    let roles = assign_roles(&defs);
-    let views = defs
-        .iter()
-        .map(|d| d.as_def().map_err(def_err(&d.name)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let pairs: Vec<(Role, &CertDef<'_>)> = roles.iter().copied().zip(views.iter()).collect();
-    let cap = 64 + 128 + views.iter().map(|d| 256 + d.template.len()).sum::<usize>();
-    let mut blob = vec![0u8; cap];
-    let n = write_blob(&pairs, root.as_ref(), &mut blob).map_err(def_err("pack"))?;
-    blob.truncate(n);
-    // Check what we wrote the way a device will read it.
+    let blob = pack(&defs, root.as_ref())?;
+    let n = blob.len();
     let parsed = DefBlob::parse_validated(&blob).map_err(def_err("pack: the written blob"))?;
-    std::fs::write(&a.output, &blob).map_err(|e| err(format!("{}: {e}", a.output.display())))?;
+    std::fs::write(&a.output, &blob).map_err(write_err(&a.output))?;
     let summary = BlobSummary::of(&parsed)?;
     writeln!(out, "blob: {}", a.output.display()).map_err(io_err)?;
     writeln!(out, "size: {n}").map_err(io_err)?;
@@ -952,7 +700,7 @@ fn cmd_show(a: ShowArgs, out: &mut dyn Write) -> Result<(), CliError> {
         Some((p, _)) if !Path::new(&a.file).exists() => p,
         _ => a.file.as_str(),
     };
-    let bytes = read(Path::new(path_only))?;
+    let bytes = crate::certdef_io::read(Path::new(path_only))?;
     let summary = if bytes.starts_with(&BLOB_MAGIC) {
         let blob = DefBlob::parse_validated(&bytes).map_err(def_err(&a.file))?;
         BlobSummary::of(&blob)?
@@ -993,173 +741,4 @@ fn cmd_show(a: ShowArgs, out: &mut dyn Write) -> Result<(), CliError> {
         d.print(&format!("definition[{i}]"), &mut s);
     }
     out.write_all(s.as_bytes()).map_err(io_err)
-}
-
-fn is_c_ident(s: &str) -> bool {
-    let mut c = s.chars();
-    c.next()
-        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-}
-
-fn c_device_loc(l: &DeviceLoc) -> String {
-    format!(
-        "{{ .zone = {}, .slot = {}, .is_genkey = {}, .offset = {}, .count = {} }}",
-        l.zone.c_name(),
-        l.slot,
-        u8::from(l.is_genkey),
-        l.offset,
-        l.count
-    )
-}
-
-fn c_cert_loc(l: &CertLoc) -> String {
-    format!("{{ .offset = {}, .count = {} }}", l.offset, l.count)
-}
-
-/// cryptoauthlib C source for `def`: the template array, the custom elements array and an
-/// `atcacert_def_t` initialiser named `name` (designated initialisers, so the field order of
-/// the cryptoauthlib version at hand does not matter).
-pub fn export_c(
-    def: &CertDefBuf,
-    name: &str,
-    ca_name: Option<&str>,
-    include: &str,
-) -> Result<String, CliError> {
-    if !is_c_ident(name) {
-        return Err(err(format!("--name {name}: not a C identifier")));
-    }
-    let ca_ident = match (&def.ca_cert_def, ca_name) {
-        (_, Some(n)) => Some(n.to_string()),
-        (Some(ca), None) => Some(format!(
-            "g_cert_def_{}",
-            ca.chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect::<String>()
-        )),
-        (None, None) => None,
-    };
-    if let Some(ca) = &ca_ident
-        && !is_c_ident(ca)
-    {
-        return Err(err(format!("--ca-name {ca}: not a C identifier")));
-    }
-    if def.cert_elements.len() > usize::from(u8::MAX) {
-        return Err(err("more than 255 custom elements"));
-    }
-    let mut s = String::new();
-    let w = &mut s;
-    let _ = (|| -> std::fmt::Result {
-        writeln!(
-            w,
-            "/* Certificate definition \"{}\" generated by keystamp certdef export-c. */",
-            def.name.replace("*/", "* /")
-        )?;
-        writeln!(w, "#include \"{include}\"\n")?;
-        if let Some(ca) = &ca_ident {
-            writeln!(w, "extern const atcacert_def_t {ca};\n")?;
-        }
-        writeln!(
-            w,
-            "const uint8_t {name}_template[{}] = {{",
-            def.template.len()
-        )?;
-        for chunk in def.template.chunks(16) {
-            let line: Vec<String> = chunk.iter().map(|b| format!("0x{b:02X}")).collect();
-            writeln!(w, "    {},", line.join(", "))?;
-        }
-        writeln!(w, "}};\n")?;
-        if !def.cert_elements.is_empty() {
-            writeln!(
-                w,
-                "const atcacert_cert_element_t {name}_elements[{}] = {{",
-                def.cert_elements.len()
-            )?;
-            for e in &def.cert_elements {
-                writeln!(w, "    {{")?;
-                writeln!(w, "        .id = \"{}\",", c_escape(e.id.as_str()))?;
-                writeln!(w, "        .device_loc = {},", c_device_loc(&e.device_loc))?;
-                writeln!(w, "        .cert_loc = {},", c_cert_loc(&e.cert_loc))?;
-                // Left out when unused: cryptoauthlib before 3.2 has no `transforms` field.
-                if e.transforms != [Transform::None; 2] {
-                    writeln!(
-                        w,
-                        "        .transforms = {{ {}, {} }},",
-                        e.transforms[0].c_name(),
-                        e.transforms[1].c_name()
-                    )?;
-                }
-                writeln!(w, "    }},")?;
-            }
-            writeln!(w, "}};\n")?;
-        }
-        writeln!(w, "const atcacert_def_t {name} = {{")?;
-        writeln!(w, "    .type = {},", def.cert_type.c_name())?;
-        writeln!(w, "    .template_id = {},", def.template_id)?;
-        writeln!(w, "    .chain_id = {},", def.chain_id)?;
-        writeln!(w, "    .private_key_slot = {},", def.private_key_slot)?;
-        // std_sig_size is left out: 0 means P-256, and older cryptoauthlib lacks the field.
-        writeln!(w, "    .sn_source = {},", def.sn_source.c_name())?;
-        writeln!(
-            w,
-            "    .cert_sn_dev_loc = {},",
-            c_device_loc(&def.cert_sn_dev_loc)
-        )?;
-        writeln!(
-            w,
-            "    .issue_date_format = {},",
-            def.issue_date_format.c_name()
-        )?;
-        writeln!(
-            w,
-            "    .expire_date_format = {},",
-            def.expire_date_format.c_name()
-        )?;
-        writeln!(w, "    .tbs_cert_loc = {},", c_cert_loc(&def.tbs_cert_loc))?;
-        writeln!(w, "    .expire_years = {},", def.expire_years)?;
-        writeln!(
-            w,
-            "    .public_key_dev_loc = {},",
-            c_device_loc(&def.public_key_dev_loc)
-        )?;
-        writeln!(
-            w,
-            "    .comp_cert_dev_loc = {},",
-            c_device_loc(&def.comp_cert_dev_loc)
-        )?;
-        writeln!(w, "    .std_cert_elements = {{")?;
-        for e in StdElement::ALL {
-            writeln!(
-                w,
-                "        {}, /* {} */",
-                c_cert_loc(&def.std_cert_elements[*e as usize]),
-                e.c_name()
-            )?;
-        }
-        writeln!(w, "    }},")?;
-        if def.cert_elements.is_empty() {
-            writeln!(w, "    .cert_elements = NULL,")?;
-        } else {
-            writeln!(w, "    .cert_elements = {name}_elements,")?;
-        }
-        writeln!(w, "    .cert_elements_count = {},", def.cert_elements.len())?;
-        writeln!(w, "    .cert_template = {name}_template,")?;
-        writeln!(w, "    .cert_template_size = sizeof({name}_template),")?;
-        match &ca_ident {
-            Some(ca) => writeln!(w, "    .ca_cert_def = &{ca},")?,
-            None => writeln!(w, "    .ca_cert_def = NULL,")?,
-        }
-        writeln!(w, "}};")
-    })();
-    Ok(s)
-}
-
-fn c_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| match c {
-            '"' => vec!['\\', '"'],
-            '\\' => vec!['\\', '\\'],
-            c => vec![c],
-        })
-        .collect()
 }

@@ -83,18 +83,43 @@ impl FromCertOptions {
 
 /// Why a definition could not be generated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FromCertError(pub String);
+pub enum FromCertError {
+    /// The certificate is not shaped as a compressible certificate must be (what is wrong and,
+    /// where it helps, what to do).
+    Shape(&'static str),
+    /// A stored serial-number source without `--cert-sn-slot` (the source's C name).
+    SnLocationMissing(&'static str),
+    /// A validity date that does not decode.
+    Date(keystamp_certdef::Error),
+    /// The generated definition does not validate.
+    Generated(keystamp_certdef::Error),
+}
 
 impl std::fmt::Display for FromCertError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Shape(m) => f.write_str(m),
+            Self::SnLocationMissing(source) => write!(
+                f,
+                "{source} needs the device location of the serial number (--cert-sn-slot)"
+            ),
+            Self::Date(e) => write!(f, "date: {e}"),
+            Self::Generated(e) => write!(f, "the generated definition is invalid: {e}"),
+        }
     }
 }
 
-impl std::error::Error for FromCertError {}
+impl std::error::Error for FromCertError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Date(e) | Self::Generated(e) => Some(e),
+            Self::Shape(_) | Self::SnLocationMissing(_) => None,
+        }
+    }
+}
 
-fn bad(msg: impl Into<String>) -> FromCertError {
-    FromCertError(msg.into())
+fn bad(msg: &'static str) -> FromCertError {
+    FromCertError::Shape(msg)
 }
 
 /// One DER TLV: tag, where it starts, where its value starts, value length.
@@ -189,8 +214,7 @@ fn date(
         _ => return Err(bad("validity dates must be UTCTime or GeneralizedTime")),
     };
     let value = &der[t.value..t.end()];
-    let parsed =
-        keystamp_certdef::date::decode(fmt, value).map_err(|e| bad(format!("date: {e:?}")))?;
+    let parsed = keystamp_certdef::date::decode(fmt, value).map_err(FromCertError::Date)?;
     Ok((loc(t.value, t.len)?, fmt, parsed))
 }
 
@@ -341,12 +365,9 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
         None => SnSource::PubKeyHash,
     };
     let cert_sn_dev_loc = match sn_source {
-        SnSource::Stored | SnSource::StoredDynamic => opts.cert_sn_loc.ok_or_else(|| {
-            bad(format!(
-                "{} needs the device location of the serial number (--cert-sn-slot)",
-                sn_source.c_name()
-            ))
-        })?,
+        SnSource::Stored | SnSource::StoredDynamic => opts
+            .cert_sn_loc
+            .ok_or_else(|| FromCertError::SnLocationMissing(sn_source.c_name()))?,
         _ => DeviceLoc::NONE,
     };
     if sn_source == SnSource::StoredDynamic {
@@ -402,8 +423,7 @@ pub fn from_cert(der: &[u8], opts: &FromCertOptions) -> Result<CertDefBuf, FromC
         template: der.to_vec(),
         ca_cert_def: opts.ca_cert_def.clone(),
     };
-    def.as_def()
-        .map_err(|e| bad(format!("the generated definition is invalid: {e:?}")))?;
+    def.as_def().map_err(FromCertError::Generated)?;
     Ok(def)
 }
 

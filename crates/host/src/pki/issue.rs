@@ -40,7 +40,7 @@ pub enum IssueError {
     /// The codec refused the definition or certificate.
     Codec(CodecError),
     /// Signing failed.
-    Sign(String),
+    Sign(SignError),
     /// The definition stores something outside the data zone (config/OTP are not writable here).
     UnsupportedLocation(DeviceLoc),
 }
@@ -48,8 +48,8 @@ pub enum IssueError {
 impl std::fmt::Display for IssueError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            IssueError::Codec(e) => write!(f, "certificate definition: {e:?}"),
-            IssueError::Sign(e) => write!(f, "signing failed: {e}"),
+            IssueError::Codec(e) => write!(f, "certificate definition: {e}"),
+            IssueError::Sign(e) => e.fmt(f),
             IssueError::UnsupportedLocation(l) => {
                 write!(
                     f,
@@ -60,7 +60,31 @@ impl std::fmt::Display for IssueError {
     }
 }
 
-impl std::error::Error for IssueError {}
+impl std::error::Error for IssueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            IssueError::Codec(e) => Some(e),
+            IssueError::Sign(e) => Some(e),
+            IssueError::UnsupportedLocation(_) => None,
+        }
+    }
+}
+
+/// Signing a TBS digest failed; the signer's own error is the source (a key file, an HSM, ...).
+#[derive(Debug)]
+pub struct SignError(pub Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl std::fmt::Display for SignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "signing failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for SignError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
 
 impl From<CodecError> for IssueError {
     fn from(e: CodecError) -> Self {
@@ -89,7 +113,7 @@ pub struct DeviceCertRequest<'a> {
 /// Issues a device certificate, signing its TBS digest with `sign`.
 pub fn issue_device_cert(
     req: &DeviceCertRequest<'_>,
-    sign: impl FnOnce(&[u8; 32]) -> Result<[u8; 64], String>,
+    sign: impl FnOnce(&[u8; 32]) -> Result<[u8; 64], SignError>,
 ) -> Result<Issued, IssueError> {
     let def = req.def;
     let issue_date = DateTime {

@@ -72,11 +72,20 @@ pub enum CaError {
     /// The key is encrypted and no passphrase was available.
     PassphraseRequired(PathBuf),
     /// A file is not the PEM object expected.
-    Malformed(PathBuf, String),
+    Malformed(PathBuf, BoxError),
     /// The key and certificate on disk do not belong together.
     Mismatch(String),
     /// Building or signing a certificate failed.
-    Build(String),
+    Build(BoxError),
+    /// Encoding, encrypting or generating key material failed (`what` says which).
+    Key {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: BoxError,
+    },
+    /// A device public key that is not a P-256 point.
+    NotAP256Point,
     /// The system clock is before 1970 or after 9999.
     Clock,
 }
@@ -106,20 +115,45 @@ impl fmt::Display for CaError {
                 p.display()
             ),
             Self::Mismatch(m) => write!(f, "CA files do not match: {m}; restore them from backup"),
-            Self::Build(m) => write!(f, "building a CA certificate failed: {m}"),
+            Self::Build(e) => write!(f, "building a CA certificate failed: {e}"),
+            Self::Key { what, source } => {
+                write!(f, "building a CA certificate failed: {what}: {source}")
+            }
+            Self::NotAP256Point => f.write_str(
+                "building a CA certificate failed: device public key is not a P-256 point",
+            ),
             Self::Clock => write!(f, "the system clock is out of range; set the date"),
         }
     }
 }
 
-impl std::error::Error for CaError {}
-
-fn malformed(path: &Path, e: impl fmt::Display) -> CaError {
-    CaError::Malformed(path.to_path_buf(), e.to_string())
+impl std::error::Error for CaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(_, e) => Some(e),
+            Self::Malformed(_, e) | Self::Build(e) | Self::Key { source: e, .. } => Some(&**e),
+            _ => None,
+        }
+    }
 }
 
-fn build_err(e: impl fmt::Display) -> CaError {
-    CaError::Build(e.to_string())
+/// An underlying error from one of the crates the CA is built on (der, x509-cert, ecdsa,
+/// pkcs8, getrandom).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+fn malformed(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> CaError {
+    CaError::Malformed(path.to_path_buf(), Box::new(e))
+}
+
+fn build_err(e: impl std::error::Error + Send + Sync + 'static) -> CaError {
+    CaError::Build(Box::new(e))
+}
+
+fn key_err(what: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> CaError {
+    CaError::Key {
+        what,
+        source: Box::new(e),
+    }
 }
 
 /// Paths of the CA files in a CA directory.
@@ -330,10 +364,10 @@ fn write_key(path: &Path, key: &SigningKey, protection: &KeyProtection) -> Resul
     let pem = match protection {
         KeyProtection::Passphrase(pass) => key
             .to_pkcs8_encrypted_pem(pass.as_bytes(), LineEnding::LF)
-            .map_err(|e| CaError::Build(format!("encrypting key: {e}")))?,
+            .map_err(|e| key_err("encrypting key", e))?,
         KeyProtection::Unencrypted => key
             .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| CaError::Build(format!("encoding key: {e}")))?,
+            .map_err(|e| key_err("encoding key", e))?,
     };
     write_private(path, pem.as_bytes())
 }
@@ -429,8 +463,8 @@ impl Signer {
         &self,
         req: &DeviceCertRequest<'_>,
     ) -> Result<Vec<u8>, CaError> {
-        let device_key = verifying_key_from_xy(&req.public_key)
-            .map_err(|_| CaError::Build("device public key is not a P-256 point".into()))?;
+        let device_key =
+            verifying_key_from_xy(&req.public_key).map_err(|_| CaError::NotAP256Point)?;
         let (start, end) = if req.validity_years == 0 {
             let (start, _) = whole_year_validity(req.now, 0)?;
             (
@@ -601,7 +635,7 @@ fn build_cert(
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], CaError> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| CaError::Build(format!("random source: {e}")))?;
+    getrandom::fill(&mut b).map_err(|e| key_err("random source", e))?;
     Ok(b)
 }
 

@@ -1,0 +1,58 @@
+//! Argument types shared by several commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use keystamp_atecc_sim::Timing;
+
+use crate::ops::SimOptions;
+
+/// `--json`.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Chip timing model of simulated devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TimingArg {
+    /// Commands complete at once (tests).
+    Instant,
+    /// Each command keeps the chip busy for its documented execution time.
+    Realistic,
+}
+
+impl From<TimingArg> for Timing {
+    fn from(t: TimingArg) -> Self {
+        match t {
+            TimingArg::Instant => Timing::Instant,
+            TimingArg::Realistic => Timing::Realistic,
+        }
+    }
+}
+
+/// Options shared by everything that starts simulated devices.
+#[derive(Debug, Args, Clone)]
+pub struct SimFlags {
+    /// Where simulated devices keep their chips and flash (default: <project>/sim).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Chip timing model of simulated devices.
+    #[arg(long, value_enum, default_value = "realistic")]
+    pub timing: TimingArg,
+    /// Write every I2C transaction of simulated devices to FILE as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub trace_i2c: Option<PathBuf>,
+}
+
+impl SimFlags {
+    /// The operation's options for these flags.
+    pub fn options(&self) -> SimOptions {
+        SimOptions {
+            timing: self.timing.into(),
+            trace_i2c: self.trace_i2c.clone(),
+        }
+    }
+}

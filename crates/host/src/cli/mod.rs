@@ -1,0 +1,92 @@
+//! The `keystamp` command line. Results go to stdout (plain `key: value` lines or tables, or JSON
+//! with `--json`); errors are one line on stderr, `keystamp: error: ...`, with a non-zero exit.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod args;
+pub mod ca;
+pub mod certdef;
+pub mod demo;
+pub mod error;
+pub mod init;
+pub mod output;
+pub mod provision;
+pub mod registry;
+pub mod sim;
+pub mod verify;
+
+pub use error::CliError;
+
+/// keystamp: provision ATECC608 secure elements with per-device certificates.
+#[derive(Debug, Parser)]
+#[command(name = "keystamp", version, about)]
+pub struct Cli {
+    /// Project directory (holds keystamp.toml).
+    #[arg(
+        long,
+        short = 'C',
+        global = true,
+        env = "KEYSTAMP_PROJECT",
+        default_value = "."
+    )]
+    pub project: PathBuf,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a project: keystamp.toml, a CA (root + signer), the registry.
+    Init(init::InitArgs),
+    /// The project's certificate authority.
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
+    /// The registry of devices and certificates.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
+    /// Certificate definitions: generate, compress, split, rebuild, pack, show, export as C.
+    #[command(subcommand)]
+    Certdef(certdef::CertdefCommand),
+    /// Provision devices: one station per --port (or --simulate N), in parallel.
+    Provision(provision::ProvisionArgs),
+    /// Re-read devices' chains, check them against the CA and the registry, challenge the keys.
+    Verify(verify::VerifyArgs),
+    /// Run simulated devices (the real agent on emulated chips) and print their ports.
+    Sim(sim::SimArgs),
+    /// Provision N simulated devices in a throwaway demo project, verify them, show the results.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs the CLI from the process arguments; the binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    match run(cli, &mut stdout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = stdout.flush();
+            eprintln!("keystamp: error: {}", error::one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command, writing results to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    match cli.command {
+        Command::Init(args) => init::init(&cli.project, args, out),
+        Command::Ca(c) => ca::run(&cli.project, c, out),
+        Command::Registry(c) => registry::run(&cli.project, c, out),
+        Command::Certdef(c) => certdef::run(c, out),
+        Command::Provision(a) => provision::provision(&cli.project, a, out),
+        Command::Verify(a) => verify::verify(&cli.project, a, out),
+        Command::Sim(a) => sim::sim(&cli.project, a, out),
+        Command::Demo(a) => demo::demo(a, out),
+    }
+}

@@ -1,0 +1,68 @@
+//! `keystamp provision`: one station per port (or simulated device), in parallel, with a
+//! progress bar per station and a summary table.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::Args;
+
+use super::CliError;
+use super::args::SimFlags;
+use super::output::summarize;
+use crate::ops::{Run, StationMode, start_sims};
+use crate::project::Project;
+
+/// `keystamp provision`.
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// A serial port with a device on it (one station each; repeat for parallel stations).
+    #[arg(long = "port", value_name = "PATH")]
+    pub ports: Vec<String>,
+    /// Start N simulated devices in-process and provision them.
+    #[arg(long, value_name = "N")]
+    pub simulate: Option<usize>,
+    /// Baud rate (simulated links are paced at this rate, 10 bits per byte).
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+    /// Simulated-device options.
+    #[command(flatten)]
+    pub sim: SimFlags,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keystamp provision`.
+pub fn provision(
+    project_dir: &Path,
+    args: ProvisionArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let project = Project::open(project_dir)?;
+    let mut ports = args.ports.clone();
+    let mut sims = Vec::new();
+    if let Some(n) = args.simulate {
+        let state = args
+            .sim
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| project.dir.join("sim"));
+        sims = start_sims(n, &state, &args.sim.options(), args.baud)?;
+        ports.extend(sims.iter().map(|d| d.port_path().to_string()));
+    }
+    if ports.is_empty() {
+        return Err(CliError::Invalid(
+            "name at least one --port PATH (or --simulate N)".into(),
+        ));
+    }
+    let run = Run::prepare(project)?;
+    let reports = run.stations(
+        &ports,
+        args.baud,
+        !sims.is_empty(),
+        StationMode::Provision,
+        !args.json,
+    );
+    drop(sims);
+    summarize(&reports, args.json, out)
+}

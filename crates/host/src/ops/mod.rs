@@ -1,0 +1,115 @@
+//! What the commands do, without parsing or printing: create a project and record its signer,
+//! unlock the signer, start simulated devices, run stations and count their results,
+//! certificate-definition operations. Everything here may be called from a test or a bench
+//! without the command line; nothing here imports [`crate::cli`].
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::pki::ca::CaError;
+use crate::pki::passphrase::PassphraseError;
+use crate::project::{PROFILE_FILE, ProjectError};
+use crate::registry::RegistryError;
+use crate::setup::SetupError;
+
+pub mod certdef;
+pub mod project;
+pub mod run;
+pub mod sim;
+pub mod stations;
+
+pub use project::{create_project, open_registry, record_signer, unlock};
+pub use run::{Run, StationMode};
+pub use sim::{SimOptions, start_sims};
+pub use stations::{Tally, run_stations};
+
+/// Why an operation failed.
+#[derive(Debug)]
+pub enum OpsError {
+    /// The project directory or its profile.
+    Project(ProjectError),
+    /// The CA: loading, unlocking, creating.
+    Ca(CaError),
+    /// The registry database.
+    Registry(RegistryError),
+    /// Preparing the run: definitions, material.
+    Setup(SetupError),
+    /// The CA passphrase could not be read.
+    Passphrase(PassphraseError),
+    /// A file or directory could not be created or written.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The registry the profile names does not exist.
+    NoRegistry(PathBuf),
+    /// A simulated device could not be started.
+    SimDevice {
+        /// Its index (`devNN`).
+        index: usize,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for OpsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Project(e) => e.fmt(f),
+            Self::Ca(e) => e.fmt(f),
+            Self::Registry(e) => e.fmt(f),
+            Self::Setup(e) => e.fmt(f),
+            Self::Passphrase(e) => e.fmt(f),
+            Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Self::NoRegistry(path) => write!(
+                f,
+                "registry {} does not exist: check registry.path in {PROFILE_FILE} \
+                 (keystamp init creates it)",
+                path.display()
+            ),
+            Self::SimDevice { index, source } => {
+                write!(f, "cannot start simulated device {index}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for OpsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Project(e) => Some(e),
+            Self::Ca(e) => Some(e),
+            Self::Registry(e) => Some(e),
+            Self::Setup(e) => Some(e),
+            Self::Passphrase(e) => Some(e),
+            Self::NoRegistry(_) => None,
+            Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
+        }
+    }
+}
+
+impl From<ProjectError> for OpsError {
+    fn from(e: ProjectError) -> Self {
+        Self::Project(e)
+    }
+}
+
+impl From<CaError> for OpsError {
+    fn from(e: CaError) -> Self {
+        Self::Ca(e)
+    }
+}
+
+impl From<RegistryError> for OpsError {
+    fn from(e: RegistryError) -> Self {
+        Self::Registry(e)
+    }
+}
+
+impl From<SetupError> for OpsError {
+    fn from(e: SetupError) -> Self {
+        Self::Setup(e)
+    }
+}
