@@ -70,6 +70,8 @@ pub struct Material {
     pub lock_data: bool,
     /// Lock the certificate slots after verification.
     pub lock_cert_slots: bool,
+    /// Board security features the device must report before its chip is touched.
+    pub platform: crate::project::PlatformSection,
     /// Expected subject CN for a chip serial (for the consistency check), if the profile has one.
     pub expected_cn: Option<CnScheme>,
     /// Where per-device PEM files go.
@@ -390,6 +392,13 @@ pub enum FailureKind {
     },
     /// The device did not complete the definition upload.
     UploadIncomplete,
+    /// The board does not report a security feature the profile requires.
+    PlatformRequirement {
+        /// The feature.
+        feature: &'static str,
+        /// What the board reported.
+        reported: keystamp_wire::Tristate,
+    },
     /// Data too long for one request (`what` names it).
     TooLong(&'static str),
     /// The chip serial number was not read before it was needed.
@@ -471,6 +480,16 @@ impl std::fmt::Display for FailureKind {
                 f,
                 "the {which} certificate the device rebuilt differs from the one issued; \
                  nothing was locked"
+            ),
+            Self::PlatformRequirement { feature, reported } => write!(
+                f,
+                "the profile requires {feature} but the board reports it {}; nothing was written \
+                 to its chip",
+                match reported {
+                    keystamp_wire::Tristate::On => "on",
+                    keystamp_wire::Tristate::Off => "off",
+                    keystamp_wire::Tristate::Unknown => "unknown",
+                }
             ),
             Self::UploadIncomplete => {
                 f.write_str("the device did not complete the definition upload")
@@ -646,6 +665,13 @@ impl<'a, P: Port> Station<'a, P> {
         let serial = hello.chip.serial;
         self.chip = Some(ChipSerial(serial));
         report.chip_serial = Some(serial);
+        // The board's security state first: a board the profile refuses is not touched.
+        if let Some((feature, reported)) = m.platform.first_unmet(&hello.platform) {
+            return Err(Failure::new(
+                Step::Probe,
+                FailureKind::PlatformRequirement { feature, reported },
+            ));
+        }
         {
             let reg = self
                 .registry

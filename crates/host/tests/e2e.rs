@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Fixture, device, fixture, run, run_with};
+use common::{Fixture, device, device_on, fixture, fixture_with, run, run_with};
 use keystamp::engine::DeviceResult;
 use keystamp::link;
 use keystamp::pki::ca;
@@ -422,4 +422,45 @@ fn link_noise_is_skipped_or_retried_and_never_accepted() {
         // The chain the device holds is the one issued (a corrupted byte never got through).
         finish_and_check(&fx, &dev);
     }
+}
+
+#[test]
+fn a_board_without_a_required_security_feature_is_refused_before_its_chip_is_touched() {
+    use keystamp_wire::{PlatformSecurity, Tristate};
+    let mut profile = keystamp::project::Profile::default();
+    profile.platform.require_secure_boot = true;
+    profile.platform.require_jtag_disabled = true;
+    let fx = fixture_with(profile);
+    let state = fx.dir.path().join("sim");
+    // Secure Boot on, JTAG still open: refused, naming JTAG, with the chip untouched.
+    let board = PlatformSecurity {
+        secure_boot: Tristate::On,
+        jtag_disabled: Tristate::Off,
+        ..PlatformSecurity::UNKNOWN
+    };
+    let dev = device_on(&state, "open-jtag", 61, FaultConfig::default(), board);
+    let report = run(&fx, &dev);
+    let DeviceResult::Failed(why) = &report.result else {
+        panic!("{report:?}")
+    };
+    assert_eq!(
+        why,
+        "probe: the profile requires JTAG disabled but the board reports it off; nothing was \
+         written to its chip"
+    );
+    let cfg = dev.chip().lock().state().config;
+    let factory =
+        keystamp_atecc_sim::SimChip::new(keystamp_atecc_sim::SimOptions::default().with_seed(61))
+            .state()
+            .config;
+    assert_eq!(cfg, factory, "the config zone is as the factory left it");
+    // A board that reports both as on is provisioned.
+    let hardened = PlatformSecurity {
+        secure_boot: Tristate::On,
+        jtag_disabled: Tristate::On,
+        ..PlatformSecurity::UNKNOWN
+    };
+    let dev = device_on(&state, "hardened", 62, FaultConfig::default(), hardened);
+    let report = run(&fx, &dev);
+    assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
 }

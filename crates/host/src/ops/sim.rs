@@ -50,6 +50,7 @@ pub fn start_sims(
                 seed: None,
                 faults: FaultConfig::default(),
                 trace: trace.clone(),
+                platform: keystamp_wire::PlatformSecurity::UNKNOWN,
             })
             .map_err(|source| OpsError::SimDevice { index, source })
         })

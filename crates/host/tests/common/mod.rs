@@ -24,8 +24,12 @@ pub struct Fixture {
 }
 
 pub fn fixture() -> Fixture {
+    fixture_with(Profile::default())
+}
+
+/// A project with `profile`.
+pub fn fixture_with(profile: Profile) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let profile = Profile::default();
     let ca_dir = dir.path().join("ca");
     ca::create(
         &ca_dir,
@@ -55,6 +59,23 @@ pub fn fixture() -> Fixture {
 }
 
 pub fn device(state: &Path, name: &str, seed: u64, faults: FaultConfig) -> SimDevice {
+    device_on(
+        state,
+        name,
+        seed,
+        faults,
+        keystamp_wire::PlatformSecurity::UNKNOWN,
+    )
+}
+
+/// A simulated device on a board reporting `platform`.
+pub fn device_on(
+    state: &Path,
+    name: &str,
+    seed: u64,
+    faults: FaultConfig,
+    platform: keystamp_wire::PlatformSecurity,
+) -> SimDevice {
     SimDevice::start(SimDeviceOptions {
         name: name.into(),
         state_dir: state.to_path_buf(),
@@ -63,6 +84,7 @@ pub fn device(state: &Path, name: &str, seed: u64, faults: FaultConfig) -> SimDe
         seed: Some(seed),
         faults,
         trace: None,
+        platform,
     })
     .unwrap()
 }
