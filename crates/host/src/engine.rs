@@ -335,8 +335,13 @@ pub enum FailureKind {
     },
     /// The device's identity proof does not verify against the certificate's key.
     ChallengeSignature(p256::ecdsa::Error),
-    /// The signer could not sign the definition blob's envelope digest.
-    BlobSigning(SignError),
+    /// The signer could not sign (`what`: the blob envelope or a maintenance nonce).
+    Signing {
+        /// What was to be signed.
+        what: &'static str,
+        /// Why it could not.
+        error: SignError,
+    },
     /// The device holds definitions whose signature does not verify against its trust anchor.
     BlobUntrusted,
     /// No random challenge could be drawn.
@@ -425,7 +430,7 @@ impl std::fmt::Display for FailureKind {
             Self::CertificateDer(e) => write!(f, "{e}"),
             Self::ChainSignature { which, error } => write!(f, "{which} certificate: {error}"),
             Self::ChallengeSignature(e) => write!(f, "identity proof does not verify: {e}"),
-            Self::BlobSigning(e) => write!(f, "signing the definition blob: {e}"),
+            Self::Signing { what, error } => write!(f, "signing {what}: {error}"),
             Self::BlobUntrusted => f.write_str(
                 "the device's stored definitions are not signed by the signer whose key its chip \
                  holds (unsigned, mis-signed or altered); the device does not use them",
@@ -510,7 +515,7 @@ impl std::error::Error for FailureKind {
             Self::CertificateDer(e) => Some(e),
             Self::ChainSignature { error, .. } => Some(error),
             Self::ChallengeSignature(e) => Some(e),
-            Self::BlobSigning(e) => Some(e),
+            Self::Signing { error, .. } => Some(error),
             Self::Random(e) => Some(e),
             Self::Outputs(e) => Some(e),
             _ => None,
@@ -836,6 +841,78 @@ impl<'a, P: Port> Station<'a, P> {
         })
     }
 
+    /// `keystamp maintain`: authenticates with the signer key (the device checks the signature
+    /// against its locked trust anchor), then runs `op`. Returns the report and the device's
+    /// `Hello` as read before authenticating.
+    pub fn maintain(mut self, op: MaintenanceOp) -> (DeviceReport, Option<HelloInfo>) {
+        let started = Instant::now();
+        let mut report = DeviceReport::failed(&self.name, &self.port, String::new());
+        let mut state = None;
+        report.result = match self.maintenance(op, &mut report, &mut state) {
+            Ok(()) => {
+                self.audit(Step::Done, Outcome::Ok, op.audit_text());
+                DeviceResult::AlreadyProvisioned
+            }
+            Err(f) => {
+                self.audit(f.step, Outcome::Failed, &format!("maintain: {}", f.kind));
+                DeviceResult::Failed(f.to_string())
+            }
+        };
+        report.elapsed = started.elapsed();
+        report.link = self.link.stats();
+        (report, state)
+    }
+
+    fn maintenance(
+        &mut self,
+        op: MaintenanceOp,
+        report: &mut DeviceReport,
+        state: &mut Option<HelloInfo>,
+    ) -> Result<(), Failure> {
+        self.step(Step::Probe);
+        let hello = self.hello()?;
+        let serial = hello.chip.serial;
+        self.chip = Some(ChipSerial(serial));
+        report.chip_serial = Some(serial);
+        *state = Some(hello);
+        self.authenticate(&serial)?;
+        match op {
+            MaintenanceOp::Status => self.ok(Step::Done, &Request::Finish { reboot: false }),
+            MaintenanceOp::StoreBlob => {
+                self.step(Step::Definitions);
+                self.upload_blob()?;
+                self.ok(Step::Definitions, &Request::Finish { reboot: false })?;
+                // Then exactly what `keystamp verify` checks (a new Hello ends maintenance).
+                self.check(report)
+            }
+        }
+    }
+
+    /// Maintenance authentication: the device's nonce, signed with the signer key together
+    /// with the chip serial under the maintenance label.
+    fn authenticate(&mut self, serial: &[u8; 9]) -> Result<(), Failure> {
+        let nonce = match self.call(Step::Probe, &Request::MaintenanceBegin)? {
+            Response::MaintenanceNonce(n) => n,
+            other => return Err(Failure::unexpected(Step::Probe, "MaintenanceNonce", &other)),
+        };
+        let digest = keystamp_agent::auth::maintenance_digest(serial, &nonce);
+        let rs = self.issuer.sign(&digest).map_err(|error| {
+            Failure::new(
+                Step::Probe,
+                FailureKind::Signing {
+                    what: "the maintenance nonce",
+                    error,
+                },
+            )
+        })?;
+        self.ok(
+            Step::Probe,
+            &Request::MaintenanceAuth {
+                signature: signature_of(&rs),
+            },
+        )
+    }
+
     /// Re-reads the device's chain without changing anything: the device rebuilds both
     /// certificates from its chip, the host reads them, checks them against the CA (signer
     /// against the root key, device against the signer key) and against the registry, and
@@ -1143,10 +1220,15 @@ impl<'a, P: Port> Station<'a, P> {
         let mut offset = 0u32;
         // The signer signs the blob's envelope digest; the device checks it against slot 11.
         let envelope = keystamp_agent::auth::blob_envelope_digest(&m.blob_digest);
-        let rs = self
-            .issuer
-            .sign(&envelope)
-            .map_err(|e| Failure::new(Step::Definitions, FailureKind::BlobSigning(e)))?;
+        let rs = self.issuer.sign(&envelope).map_err(|error| {
+            Failure::new(
+                Step::Definitions,
+                FailureKind::Signing {
+                    what: "the definition blob",
+                    error,
+                },
+            )
+        })?;
         let signature = signature_of(&rs);
         // Chunks of whole frames; the device reports where to continue, so a resumed upload or a
         // duplicated chunk never corrupts the blob.
@@ -1250,6 +1332,25 @@ impl<'a, P: Port> Station<'a, P> {
         let digest = keystamp_agent::auth::identity_digest(&host_nonce, &proof.device_nonce);
         verify_prehash(public_key, &digest, &proof.signature.r, &proof.signature.s)
             .map_err(|e| Failure::new(Step::Verify, FailureKind::ChallengeSignature(e)))
+    }
+}
+
+/// What `keystamp maintain` does after authenticating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaintenanceOp {
+    /// Report the device's state (and that authentication with the signer key works).
+    Status,
+    /// Store the project's signed definition blob again (flash erased or replaced, an untrusted
+    /// blob reported), then verify the device as `keystamp verify` does.
+    StoreBlob,
+}
+
+impl MaintenanceOp {
+    fn audit_text(self) -> &'static str {
+        match self {
+            MaintenanceOp::Status => "maintain status: authenticated",
+            MaintenanceOp::StoreBlob => "maintain store-blob: blob stored, chain verified",
+        }
     }
 }
 

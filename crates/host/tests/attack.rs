@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{device, fixture, link_to, run};
-use keystamp::engine::{DeviceResult, Station};
+use common::{device, fixture, link_to, run, station};
+use keystamp::engine::DeviceResult;
 use keystamp::link::{Link, LinkError};
 use keystamp_agent::auth::identity_digest;
 use keystamp_atecc_sim::FaultConfig;
@@ -246,16 +246,7 @@ fn a_provisioned_device_survives_every_request_before_and_after_a_reset() {
     drop(link);
 
     // `keystamp verify`: same chain, same certificate, identity proof checked.
-    let station = Station::new(
-        dev.name().into(),
-        dev.port_path().into(),
-        link_to(&dev),
-        &fx.material,
-        &fx.signer,
-        &fx.registry,
-        &|_, _| {},
-    );
-    let verified = station.verify_only();
+    let verified = station(&fx, &fx.signer, &dev).verify_only();
     assert_eq!(
         verified.result,
         DeviceResult::AlreadyProvisioned,

@@ -131,3 +131,20 @@ pub fn run_with<P: link::Port>(
     )
     .run()
 }
+
+/// A quiet station for `dev` over its pty, signing with `signer`.
+pub fn station<'a>(
+    fx: &'a Fixture,
+    signer: &'a Signer,
+    dev: &SimDevice,
+) -> Station<'a, Box<dyn serialport::SerialPort>> {
+    Station::new(
+        dev.name().into(),
+        dev.port_path().into(),
+        link_to(dev),
+        &fx.material,
+        signer,
+        &fx.registry,
+        &|_, _| {},
+    )
+}
