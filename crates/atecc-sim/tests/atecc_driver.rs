@@ -2,6 +2,8 @@
 //! sequence: program config, lock with CRC, GenKey, write certificate slots, lock data with CRC,
 //! read back, sign a challenge, verify.
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -68,17 +70,12 @@ fn provision<B: I2c>(d: &mut Atecc<B, VirtualDelay>) -> [u8; 64] {
 
 /// A host-side signer key (p256, independent of the emulator).
 fn signer_key() -> p256::ecdsa::SigningKey {
-    p256::ecdsa::SigningKey::from_slice(&[0x5C; 32]).unwrap()
+    common::host_signing_key(0x5C)
 }
 
 /// X‖Y of [`signer_key`].
 fn signer_public() -> [u8; 64] {
-    use p256::elliptic_curve::sec1::ToSec1Point;
-    let point = signer_key()
-        .verifying_key()
-        .as_affine()
-        .to_sec1_point(false);
-    point.as_bytes()[1..].try_into().unwrap()
+    common::public_xy(&signer_key())
 }
 
 /// Verify stored mode against the signer public key slot: a p256 signature by the signer key

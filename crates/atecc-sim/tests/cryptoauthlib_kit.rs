@@ -126,11 +126,14 @@ fn provision_through_cryptoauthlib(name: &str, revision: &str, timing: &str, see
         }
     };
     let state = dir.join("chip.json");
+    let trace = dir.join("trace.txt");
     let seed = seed.to_string();
     let mut args = vec![
         OsStr::new("--create"),
         OsStr::new("--state"),
         state.as_os_str(),
+        OsStr::new("--trace"),
+        trace.as_os_str(),
     ];
     for arg in ["--seed", &seed, "--revision", revision, "--timing", timing] {
         args.push(OsStr::new(arg));
@@ -158,8 +161,9 @@ fn provision_through_cryptoauthlib(name: &str, revision: &str, timing: &str, see
     assert_eq!(v["devtype"], 3);
     for step in v["steps"].as_array().unwrap() {
         let step = step.as_str().unwrap();
-        let expected = if step == "lock_config_bad_crc" {
-            // A Lock whose CRC does not match: chip status 0x0F (reference §6.3, [INF]).
+        let expected = if step == "lock_config_bad_crc" || step == "verify_stored" {
+            // A Lock whose CRC does not match: chip status 0x0F (reference §6.3, [INF]); a
+            // stored Verify against a data slot (KeyType 7, §6.4): 0x0F.
             "ATCA_EXECUTION_ERROR"
         } else {
             "ATCA_SUCCESS"
@@ -168,7 +172,7 @@ fn provision_through_cryptoauthlib(name: &str, revision: &str, timing: &str, see
     }
     assert_eq!(
         v["steps"].as_array().unwrap().len(),
-        20,
+        21,
         "not every step ran: {v}"
     );
 
@@ -245,7 +249,87 @@ fn provision_through_cryptoauthlib(name: &str, revision: &str, timing: &str, see
     let saved = state_config(&state);
     assert_eq!((saved[86], saved[87]), (0x00, 0x00));
     assert_eq!(saved[48..50], [0x00, 0x80]);
+
+    same_sequences_as_cryptoauthlib(&trace, &state, &digest, &sig.to_bytes(), &public);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// (opcode, param1, param2, data length) of one command group.
+type Cmd = (u8, u8, u16, usize);
+
+/// The emulator's trace file (`--trace`): `opcode p1 p2 len status` per line, hex.
+fn read_trace(path: &Path) -> Vec<Cmd> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (
+                u8::from_str_radix(f[0], 16).unwrap(),
+                u8::from_str_radix(f[1], 16).unwrap(),
+                u16::from_str_radix(f[2], 16).unwrap(),
+                f[3].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The `n` commands ending with the first one `last` matches.
+fn ending_with(trace: &[Cmd], n: usize, last: impl Fn(&Cmd) -> bool) -> Vec<Cmd> {
+    let i = trace.iter().position(last).expect("command in trace");
+    trace[i + 1 - n..=i].to_vec()
+}
+
+/// keystamp's driver, on the chip cryptoauthlib just provisioned (loaded from its saved state),
+/// sends exactly the command groups cryptoauthlib sent for atcab_sign, atcab_verify_extern and
+/// atcab_verify_stored: Random (seed update), Nonce pass-through into the message digest buffer
+/// (0x43), Sign external from it (0xA0); Nonce 0x43, Verify external from it (0x22, key type 4);
+/// Nonce 0x43, Verify stored from it (0x20, slot). Also checked against those literal values.
+fn same_sequences_as_cryptoauthlib(
+    trace: &Path,
+    state: &Path,
+    digest: &[u8],
+    sig: &[u8],
+    public: &[u8],
+) {
+    let cal = read_trace(trace);
+    let cal_sign = ending_with(&cal, 3, |c| c.0 == 0x41);
+    let cal_verify_extern = ending_with(&cal, 2, |c| c.0 == 0x45 && c.1 & 0x07 == 0x02);
+    let cal_verify_stored = ending_with(&cal, 2, |c| c.0 == 0x45 && c.1 & 0x07 == 0x00);
+    let nonce = (0x16, 0x43, 0x0000, 32);
+    assert_eq!(cal_sign, [(0x1B, 0x00, 0, 0), nonce, (0x41, 0xA0, 0, 0)]);
+    assert_eq!(cal_verify_extern, [nonce, (0x45, 0x22, 0x0004, 128)]);
+    assert_eq!(cal_verify_stored, [nonce, (0x45, 0x20, 14, 64)]);
+
+    let clock = keystamp_atecc_sim::VirtualClock::new();
+    let options = keystamp_atecc_sim::SimOptions::default().with_clock(clock.clone());
+    let chip = keystamp_atecc_sim::SimChip::load_with(state, options).unwrap();
+    let mut d = keystamp_atecc::Atecc::new(chip, clock.delay());
+    let digest: [u8; 32] = digest.try_into().unwrap();
+    let sig: [u8; 64] = sig.try_into().unwrap();
+    let public: [u8; 64] = public.try_into().unwrap();
+    d.sign_digest(0, &digest).unwrap();
+    assert!(d.verify_extern(&digest, &sig, &public).unwrap());
+    // The data slot is refused as a stored key, as it was for cryptoauthlib; the driver then
+    // retries the pair once (its recovery for a lost buffer), which cryptoauthlib does not.
+    assert!(d.verify_stored(14, &digest, &sig).is_err());
+    let (chip, _) = d.release();
+    let ours: Vec<Cmd> = chip
+        .command_log()
+        .iter()
+        .map(|r| (r.opcode, r.param1, r.param2, r.data_len))
+        .collect();
+    assert_eq!(ours[..3], cal_sign[..], "sign_digest vs atcab_sign");
+    assert_eq!(
+        ours[3..5],
+        cal_verify_extern[..],
+        "verify_extern vs atcab_verify_extern"
+    );
+    assert_eq!(
+        ours[5..7],
+        cal_verify_stored[..],
+        "verify_stored vs atcab_verify_stored"
+    );
 }
 
 #[test]

@@ -33,7 +33,7 @@ pub use config::{
 pub use crc::{Crc16, crc16};
 pub use default_config::DEFAULT_CONFIG;
 pub use driver::{Atecc, Error, Reply, Timing, WakeError};
-pub use lint::{Finding, LintReport, Rule, Severity, lint};
+pub use lint::{Finding, LintProfile, LintReport, Rule, Severity, lint, lint_in};
 pub use packet::{Response, ResponseError, parse_response};
 pub use status::Status;
 pub use trace::{Direction, TraceEvent, TracingI2c};

@@ -14,11 +14,26 @@ pub enum Severity {
     Error,
 }
 
+/// What the config is linted for. Production escalates the rules that keep a provisioned
+/// device's identity fixed (see [`Rule::severity_in`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LintProfile {
+    /// Development / evaluation: identity rules are warnings.
+    #[default]
+    Development,
+    /// Production devices: a regenerable identity key, certificate or trust-anchor slots that
+    /// cannot be locked, a trust anchor Verify cannot use and spare signing keys are errors.
+    Production,
+}
+
 /// Certificate storage slots of the project (Microchip's TNG/TFLX layout): device compressed
 /// cert, signer public key, signer compressed cert.
 pub const CERT_SLOTS: [usize; 3] = [10, 11, 12];
 /// The device's private key slot.
 pub const DEVICE_KEY_SLOT: usize = 0;
+/// The signer public key slot: the device's trust anchor, used with Verify stored mode.
+pub const TRUST_ANCHOR_SLOT: usize = 11;
 
 /// A lint rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,11 +75,17 @@ pub enum Rule {
     WatchdogLong,
     /// ATL018: X509format is set (chip-side certificate validation is not used).
     UnsupportedX509Format,
+    /// ATL019: the device key can be replaced after the data lock (GenKey or PrivWrite allowed).
+    IdentityKeyRegenerable,
+    /// ATL020: the trust-anchor slot cannot serve as the public key of Verify stored mode.
+    TrustAnchorUnusable,
+    /// ATL021: a private key other than the device key signs caller-chosen digests.
+    SpareKeyExternalSign,
 }
 
 impl Rule {
     /// Every rule, in id order.
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 21] = [
         Rule::PrivateKeyNotSecret,
         Rule::PrivateKeyClearWrite,
         Rule::PrivateKeyNotP256,
@@ -83,6 +104,9 @@ impl Rule {
         Rule::ClockDividerInvalid,
         Rule::WatchdogLong,
         Rule::UnsupportedX509Format,
+        Rule::IdentityKeyRegenerable,
+        Rule::TrustAnchorUnusable,
+        Rule::SpareKeyExternalSign,
     ];
 
     /// Stable id, e.g. `ATL001`.
@@ -106,6 +130,9 @@ impl Rule {
             Rule::ClockDividerInvalid => "ATL016",
             Rule::WatchdogLong => "ATL017",
             Rule::UnsupportedX509Format => "ATL018",
+            Rule::IdentityKeyRegenerable => "ATL019",
+            Rule::TrustAnchorUnusable => "ATL020",
+            Rule::SpareKeyExternalSign => "ATL021",
         }
     }
 
@@ -130,13 +157,30 @@ impl Rule {
             Rule::ClockDividerInvalid => "clock-divider-invalid",
             Rule::WatchdogLong => "watchdog-long",
             Rule::UnsupportedX509Format => "unsupported-x509format",
+            Rule::IdentityKeyRegenerable => "identity-key-regenerable",
+            Rule::TrustAnchorUnusable => "trust-anchor-unusable",
+            Rule::SpareKeyExternalSign => "spare-key-external-sign",
         }
     }
 
-    /// Severity.
+    /// Severity in the development profile.
     pub const fn severity(self) -> Severity {
+        self.severity_in(LintProfile::Development)
+    }
+
+    /// Severity in `profile`: production makes the identity rules (ATL010, ATL019, ATL020,
+    /// ATL021) errors.
+    pub const fn severity_in(self, profile: LintProfile) -> Severity {
+        if let LintProfile::Production = profile
+            && self.is_identity_rule()
+        {
+            return Severity::Error;
+        }
         match self {
             Rule::KeyExportable
+            | Rule::IdentityKeyRegenerable
+            | Rule::TrustAnchorUnusable
+            | Rule::SpareKeyExternalSign
             | Rule::EcdhClearOutput
             | Rule::CertSlotNeverUpdatable
             | Rule::CertSlotNotLockable
@@ -147,6 +191,17 @@ impl Rule {
             | Rule::UnsupportedX509Format => Severity::Warning,
             _ => Severity::Error,
         }
+    }
+
+    /// The rules that keep a provisioned device's identity what was verified (issue 13).
+    const fn is_identity_rule(self) -> bool {
+        matches!(
+            self,
+            Rule::CertSlotNotLockable
+                | Rule::IdentityKeyRegenerable
+                | Rule::TrustAnchorUnusable
+                | Rule::SpareKeyExternalSign
+        )
     }
 
     /// Why it matters.
@@ -189,8 +244,10 @@ impl Rule {
                  written before the data lock and can never be replaced (e.g. after a CA rotation)"
             }
             Rule::CertSlotNotLockable => {
-                "a certificate slot stays writable after the data lock and cannot be locked, so \
-                 its certificate can be overwritten forever"
+                "a certificate or trust-anchor slot is not Lockable (KeyConfig bit 5): if it stays \
+                 writable after the data lock its contents can be overwritten forever, and the \
+                 host's slot lock after verification fails (the production profile requires every \
+                 certificate slot to be lockable)"
             }
             Rule::UnsupportedReqAuth => {
                 "KeyConfig.ReqAuth needs a CheckMac/authorization flow keystamp does not drive; \
@@ -223,6 +280,19 @@ impl Rule {
                 "X509format is set for chip-side certificate validation, which keystamp does not \
                  use"
             }
+            Rule::IdentityKeyRegenerable => {
+                "the device key slot allows GenKey (WriteConfig bit 1, 0x2000) or PrivWrite \
+                 (WriteConfig bit 2, 0x4000) after the data lock: anyone on the bus can replace \
+                 the key and destroy the verified identity"
+            }
+            Rule::TrustAnchorUnusable => {
+                "the trust-anchor slot (11) must hold a P-256 public key Verify stored mode can use \
+                 without validation: KeyConfig Private=0, KeyType=P-256, PubInfo=0, no ReqAuth"
+            }
+            Rule::SpareKeyExternalSign => {
+                "a private key other than the device key allows external Sign (ReadKey bit 0): it \
+                 signs any digest a caller sends"
+            }
         }
     }
 }
@@ -235,12 +305,14 @@ pub struct Finding {
     pub rule: Rule,
     /// The slot, for per-slot rules.
     pub slot: Option<u8>,
+    /// The rule's severity in the profile the config was linted for.
+    pub severity: Severity,
 }
 
 impl Finding {
-    /// The rule's severity.
+    /// The severity in the profile the config was linted for.
     pub const fn severity(&self) -> Severity {
-        self.rule.severity()
+        self.severity
     }
 }
 
@@ -258,8 +330,15 @@ impl core::fmt::Display for Finding {
     }
 }
 
-/// Run every rule, reporting each finding to `report`, in rule order then slot order.
-pub fn lint_each(config: &ConfigZone, mut report: impl FnMut(Finding)) {
+/// Run every rule for the development profile, reporting each finding to `report`, in rule
+/// order then slot order.
+pub fn lint_each(config: &ConfigZone, report: impl FnMut(Finding)) {
+    lint_each_in(config, LintProfile::Development, report)
+}
+
+/// Run every rule for `profile`, reporting each finding to `report`, in rule order then slot
+/// order.
+pub fn lint_each_in(config: &ConfigZone, profile: LintProfile, mut report: impl FnMut(Finding)) {
     let sc = &config.slot_config;
     let kc = &config.key_config;
     let is_secret = |slot: u8| sc.get(slot as usize).is_some_and(|s| s.is_secret());
@@ -290,6 +369,10 @@ pub fn lint_each(config: &ConfigZone, mut report: impl FnMut(Finding)) {
             if s.gen_key_allowed() && !k.lockable() {
                 flag(Rule::GenKeyNotLockable, i);
             }
+            // Any private key but the device key: external Sign makes it a signing oracle.
+            if i != DEVICE_KEY_SLOT && s.ext_sign() {
+                flag(Rule::SpareKeyExternalSign, i);
+            }
         } else if s.is_secret() && s.encrypt_read() {
             flag(Rule::KeyExportable, i);
         }
@@ -313,6 +396,18 @@ pub fn lint_each(config: &ConfigZone, mut report: impl FnMut(Finding)) {
     {
         flag(Rule::Slot0NotDeviceKey, DEVICE_KEY_SLOT);
     }
+    // Once the data zone is locked, GenKey needs WriteConfig bit 1 and PrivWrite bit 2
+    // (reference §5.2, §6.4); either lets anyone on the bus replace the identity.
+    if k0.private() && (s0.gen_key_allowed() || s0.priv_write_allowed()) {
+        flag(Rule::IdentityKeyRegenerable, DEVICE_KEY_SLOT);
+    }
+    // Verify stored mode needs a public P-256 key; PubInfo=1 on a public-key slot means the key
+    // must be validated first (§5.3), which keystamp does not do; ReqAuth is not driven.
+    let ka = kc[TRUST_ANCHOR_SLOT];
+    if ka.private() || ka.key_type() != KeyType::P256 || ka.pub_info() || ka.req_auth() {
+        flag(Rule::TrustAnchorUnusable, TRUST_ANCHOR_SLOT);
+    }
+    let production = matches!(profile, LintProfile::Production);
     for slot in CERT_SLOTS {
         let (s, k) = (sc[slot], kc[slot]);
         if s.is_secret() || k.private() {
@@ -325,6 +420,11 @@ pub fn lint_each(config: &ConfigZone, mut report: impl FnMut(Finding)) {
             WriteMode::Always if !k.lockable() => flag(Rule::CertSlotNotLockable, slot),
             WriteMode::Always => {}
         }
+        // Production: the host locks every certificate slot after verification, so each must
+        // be Lockable whatever its write mode.
+        if production && !k.lockable() {
+            flag(Rule::CertSlotNotLockable, slot);
+        }
     }
     for rule in Rule::ALL {
         if let Some(row) = per_slot.get(rule as usize) {
@@ -333,6 +433,7 @@ pub fn lint_each(config: &ConfigZone, mut report: impl FnMut(Finding)) {
                     report(Finding {
                         rule,
                         slot: Some(slot as u8),
+                        severity: rule.severity_in(profile),
                     });
                 }
             }
@@ -356,7 +457,11 @@ pub fn lint_each(config: &ConfigZone, mut report: impl FnMut(Finding)) {
             _ => false,
         };
         if global {
-            report(Finding { rule, slot: None });
+            report(Finding {
+                rule,
+                slot: None,
+                severity: rule.severity_in(profile),
+            });
         }
     }
 }
@@ -409,19 +514,26 @@ impl LintReport {
     }
 }
 
-/// Run every rule and collect the findings.
+/// Run every rule for the development profile and collect the findings.
 pub fn lint(config: &ConfigZone) -> LintReport {
+    lint_in(config, LintProfile::Development)
+}
+
+/// Run every rule for `profile` and collect the findings.
+pub fn lint_in(config: &ConfigZone, profile: LintProfile) -> LintReport {
     let mut report = LintReport {
         findings: [None; MAX_FINDINGS],
         len: 0,
         overflow: 0,
     };
-    lint_each(config, |f| match report.findings.get_mut(report.len) {
-        Some(cell) => {
-            *cell = Some(f);
-            report.len += 1;
+    lint_each_in(config, profile, |f| {
+        match report.findings.get_mut(report.len) {
+            Some(cell) => {
+                *cell = Some(f);
+                report.len += 1;
+            }
+            None => report.overflow += 1,
         }
-        None => report.overflow += 1,
     });
     report
 }

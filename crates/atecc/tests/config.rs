@@ -6,7 +6,7 @@ mod common;
 
 use keystamp_atecc::config::{CounterBytes, DataCrcError, UNLOCKED};
 use keystamp_atecc::default_config::{DEFAULT_CONFIG, DEFAULT_CONFIG_BYTES};
-use keystamp_atecc::lint::{Rule, Severity};
+use keystamp_atecc::lint::{LintProfile, Rule, Severity, lint_in};
 use keystamp_atecc::{
     ConfigWriteOp, ConfigZone, KeyType, WriteMode, config_write_ops, data_lock_crc, lint,
 };
@@ -563,4 +563,157 @@ fn rule_ids_are_stable_and_unique() {
     for r in Rule::ALL {
         assert!(!r.explanation().is_empty() && !r.name().is_empty());
     }
+}
+
+/// Reference §5.2 / §5.3 bit values the production rules are written against.
+mod bits {
+    /// SlotConfig ReadKey bit 0 on a private-key slot: external Sign.
+    pub const EXT_SIGN: u16 = 0x0001;
+    /// SlotConfig ReadKey bit 1 on a private-key slot: internal Sign.
+    pub const INT_SIGN: u16 = 0x0002;
+    /// SlotConfig bit 7: IsSecret.
+    pub const IS_SECRET: u16 = 0x0080;
+    /// SlotConfig WriteConfig bit 1 on a private-key slot: GenKey after the data lock.
+    pub const GENKEY: u16 = 0x2000;
+    /// SlotConfig WriteConfig bit 2 on a private-key slot: PrivWrite.
+    pub const PRIVWRITE: u16 = 0x4000;
+    /// SlotConfig WriteConfig 0b1000: Never (for Write).
+    pub const WRITE_NEVER: u16 = 0x8000;
+    /// KeyConfig bit 0: Private.
+    pub const PRIVATE: u16 = 0x0001;
+    /// KeyConfig bit 1: PubInfo.
+    pub const PUB_INFO: u16 = 0x0002;
+    /// KeyConfig KeyType 4 (P-256) in bits 4:2.
+    pub const P256: u16 = 4 << 2;
+    /// KeyConfig KeyType 7 (data) in bits 4:2.
+    pub const DATA: u16 = 7 << 2;
+    /// KeyConfig bit 5: Lockable.
+    pub const LOCKABLE: u16 = 0x0020;
+    /// KeyConfig bit 7: ReqAuth.
+    pub const REQ_AUTH: u16 = 0x0080;
+}
+
+/// The findings of `rule` in both profiles: (development severity, production severity), or
+/// `None` where it does not fire.
+fn severities(c: &ConfigZone, rule: Rule, slot: u8) -> (Option<Severity>, Option<Severity>) {
+    let find = |p| {
+        lint_in(c, p)
+            .findings()
+            .find(|f| f.rule == rule && f.slot == Some(slot))
+            .map(|f| f.severity())
+    };
+    (
+        find(LintProfile::Development),
+        find(LintProfile::Production),
+    )
+}
+
+#[test]
+fn production_identity_rules_fire_on_reference_bits_and_not_on_the_default() {
+    use Severity::{Error, Warning};
+    use bits::*;
+    let prod = lint_in(&DEFAULT_CONFIG, LintProfile::Production);
+    let all: Vec<String> = prod.findings().map(|f| f.to_string()).collect();
+    assert!(prod.is_empty(), "{all:#?}");
+    let base = DEFAULT_CONFIG;
+    let with = |slot: usize, slot_config: u16, key_config: u16| {
+        let mut c = base;
+        c.slot_config[slot].0 = slot_config;
+        c.key_config[slot].0 = key_config;
+        c
+    };
+    let device_key = PRIVATE | PUB_INFO | P256;
+
+    // ATL019: the device key regenerable after the data lock (GenKey bit) or by PrivWrite.
+    for extra in [GENKEY, PRIVWRITE, GENKEY | PRIVWRITE] {
+        let c = with(0, IS_SECRET | EXT_SIGN | extra, device_key | LOCKABLE);
+        assert_eq!(
+            severities(&c, Rule::IdentityKeyRegenerable, 0),
+            (Some(Warning), Some(Error)),
+            "SlotConfig {extra:#06x}"
+        );
+    }
+    // The previous default (0x2081 / 0x0033) is exactly such a key.
+    let c = with(0, 0x2081, 0x0033);
+    assert_eq!(lint_in(&c, LintProfile::Production).errors(), 1);
+
+    // ATL010: certificate and trust-anchor slots not Lockable — writable (Always) or not.
+    for slot in [10u8, 11, 12] {
+        let key_type = if slot == 11 { P256 } else { DATA };
+        for write in [0x0F0F, WRITE_NEVER | 0x0F0F] {
+            let c = with(usize::from(slot), write, key_type);
+            let (dev, prod) = severities(&c, Rule::CertSlotNotLockable, slot);
+            assert_eq!(prod, Some(Error), "slot {slot} SlotConfig {write:#06x}");
+            // Development: only a slot that stays writable is reported, as a warning.
+            let want_dev = (write == 0x0F0F).then_some(Warning);
+            assert_eq!(dev, want_dev, "slot {slot} SlotConfig {write:#06x}");
+        }
+    }
+
+    // ATL020: the trust anchor private, not P-256, needing validation (PubInfo) or ReqAuth.
+    for key_config in [
+        PRIVATE | PUB_INFO | P256 | LOCKABLE,
+        DATA | LOCKABLE,
+        P256 | PUB_INFO | LOCKABLE,
+        P256 | REQ_AUTH | LOCKABLE,
+    ] {
+        let c = with(11, 0x0F0F, key_config);
+        assert_eq!(
+            severities(&c, Rule::TrustAnchorUnusable, 11),
+            (Some(Warning), Some(Error)),
+            "KeyConfig {key_config:#06x}"
+        );
+    }
+    // TNGTLS's signer public key slot (KeyConfig 0x0010, §7.2) is usable.
+    let c = with(11, 0x0F0F, P256 | LOCKABLE);
+    assert_eq!(severities(&c, Rule::TrustAnchorUnusable, 11), (None, None));
+
+    // ATL021: a spare private key with external Sign (also when combined with internal Sign or
+    // GenKey); an internal-sign-only key is fine.
+    for slot in [1usize, 5, 9] {
+        for slot_config in [
+            IS_SECRET | EXT_SIGN,
+            IS_SECRET | EXT_SIGN | INT_SIGN,
+            IS_SECRET | EXT_SIGN | GENKEY,
+        ] {
+            let c = with(slot, slot_config, device_key | LOCKABLE);
+            assert_eq!(
+                severities(&c, Rule::SpareKeyExternalSign, slot as u8),
+                (Some(Warning), Some(Error)),
+                "slot {slot} SlotConfig {slot_config:#06x}"
+            );
+        }
+        let c = with(slot, IS_SECRET | INT_SIGN, device_key | LOCKABLE);
+        assert_eq!(
+            severities(&c, Rule::SpareKeyExternalSign, slot as u8),
+            (None, None)
+        );
+    }
+    // The device key itself signs external digests: that is its job.
+    assert!(!prod.has(Rule::SpareKeyExternalSign));
+}
+
+#[test]
+fn production_profile_on_real_configs() {
+    let Some(d) = dumps() else { return };
+    // TNGTLS (§7.2): permanent slot 0, but slots 2-4 are GenKey-able external-Sign keys (0x2085)
+    // and the certificate slots are not Lockable (KeyConfig 0x001C / 0x0010).
+    let tng = lint_in(
+        &ConfigZone::from_bytes(&d.tngtls_608a),
+        LintProfile::Production,
+    );
+    assert!(!tng.has(Rule::IdentityKeyRegenerable));
+    assert!(!tng.has(Rule::TrustAnchorUnusable));
+    for s in 2..5 {
+        assert!(tng.has_slot(Rule::SpareKeyExternalSign, s));
+    }
+    for s in 10..13 {
+        assert!(tng.has_slot(Rule::CertSlotNotLockable, s));
+    }
+    // The factory blank (§7.1): slot 0 0x2083 is regenerable.
+    let blank = lint_in(
+        &ConfigZone::from_bytes(&d.blank_608a),
+        LintProfile::Production,
+    );
+    assert!(blank.has_slot(Rule::IdentityKeyRegenerable, 0));
 }

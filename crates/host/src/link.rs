@@ -77,20 +77,13 @@ impl std::fmt::Display for LinkError {
                  that the device runs the keystamp firmware, and the baud rate"
             ),
             LinkError::Device { request, error } => {
-                write!(
-                    f,
-                    "the device refused {request}: {}",
-                    wire_text(&error.code)
-                )?;
-                if !error.detail.is_empty() {
-                    write!(f, " ({})", error.detail)?;
-                }
-                Ok(())
+                // WireError's Display escapes the device's detail text (hostile input).
+                write!(f, "the device refused {request}: {error}")
             }
             LinkError::Protocol { request, error } => match error {
                 // "device speaks protocol version N, this keystamp speaks M: update ...".
                 HostError::VersionMismatch { .. } => write!(f, "{error}"),
-                other => write!(f, "bad answer to {request}: {}", wire_text(other)),
+                other => write!(f, "bad answer to {request}: {other}"),
             },
             LinkError::Io(e) => write!(f, "serial I/O failed: {e}"),
         }
@@ -105,12 +98,6 @@ impl std::error::Error for LinkError {
             _ => None,
         }
     }
-}
-
-/// How a wire-level value reads in a message. keystamp-wire's error types get `Display` on
-/// another branch; until then this is the one place that shows them, with `{:?}`.
-pub fn wire_text(value: &impl std::fmt::Debug) -> String {
-    format!("{value:?}")
 }
 
 impl From<io::Error> for LinkError {

@@ -2,11 +2,14 @@
 //!
 //! ```text
 //! atecc-sim kit --state FILE [--create] [--seed N] [--revision 608a|608b]
-//!               [--timing instant|realistic]
+//!               [--timing instant|realistic] [--trace FILE]
 //! ```
 //!
 //! Prints `READY <slave path>` as the first stdout line, then serves until SIGTERM, SIGINT or
-//! EOF on stdin, saving the chip's state to FILE after every change and on exit.
+//! EOF on stdin, saving the chip's state to FILE after every change and on exit. With `--trace`,
+//! the command log (one line per command group the chip received: opcode, param1, param2, data
+//! length, status, all hex) is written to that file on exit, so a client's command sequence can
+//! be compared with another's.
 
 use keystamp_atecc_sim::kit::KitServer;
 use keystamp_atecc_sim::{Revision, SimChip, SimOptions, StdDelay, Timing};
@@ -18,12 +21,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const USAGE: &str = "usage: atecc-sim kit --state FILE [--create] [--seed N] \
-[--revision 608a|608b] [--timing instant|realistic]";
+[--revision 608a|608b] [--timing instant|realistic] [--trace FILE]";
 
 struct KitArgs {
     state: PathBuf,
     create: bool,
     options: SimOptions,
+    trace: Option<PathBuf>,
 }
 
 fn parse_args(args: &[String]) -> Result<KitArgs, String> {
@@ -33,12 +37,14 @@ fn parse_args(args: &[String]) -> Result<KitArgs, String> {
     }
     let mut state = None;
     let mut create = false;
+    let mut trace = None;
     let mut options = SimOptions::default();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--state" => state = Some(PathBuf::from(value("--state")?)),
             "--create" => create = true,
+            "--trace" => trace = Some(PathBuf::from(value("--trace")?)),
             "--seed" => {
                 let v = value("--seed")?;
                 options.seed = Some(v.parse().map_err(|_| format!("bad --seed {v:?}"))?);
@@ -66,6 +72,7 @@ fn parse_args(args: &[String]) -> Result<KitArgs, String> {
         state,
         create,
         options,
+        trace,
     })
 }
 
@@ -108,6 +115,19 @@ fn run(args: KitArgs) -> Result<(), String> {
     let chip = kit.into_inner();
     chip.save(&args.state)
         .map_err(|e| format!("saving {}: {e}", args.state.display()))?;
+    if let Some(path) = &args.trace {
+        let lines: String = chip
+            .command_log()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:02X} {:02X} {:04X} {} {:02X}\n",
+                    r.opcode, r.param1, r.param2, r.data_len, r.status
+                )
+            })
+            .collect();
+        std::fs::write(path, lines).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     drop(slave);
     served.map_err(|e| format!("serving: {e}"))
 }

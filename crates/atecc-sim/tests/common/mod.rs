@@ -311,3 +311,17 @@ pub fn spawn_kit<S: AsRef<OsStr>>(args: &[S]) -> KitProcess {
         slave,
     }
 }
+
+/// A host-side P-256 signing key (p256, independent of the emulator): the scalar `fill` × 32.
+pub fn host_signing_key(fill: u8) -> p256::ecdsa::SigningKey {
+    p256::ecdsa::SigningKey::from_slice(&[fill; 32]).expect("valid scalar")
+}
+
+/// X‖Y of `key`'s public key.
+pub fn public_xy(key: &p256::ecdsa::SigningKey) -> [u8; 64] {
+    use p256::elliptic_curve::sec1::ToSec1Point;
+    let point = key.verifying_key().as_affine().to_sec1_point(false);
+    let mut xy = [0u8; 64];
+    xy.copy_from_slice(&point.as_bytes()[1..]);
+    xy
+}
