@@ -48,7 +48,7 @@ fn status_authenticates_with_the_project_signer_only() {
         panic!("{report:?}")
     };
     assert!(
-        why.contains("MaintenanceAuth") && why.contains("AuthFailed"),
+        why.contains("MaintenanceAuth") && why.contains("maintenance authentication failed"),
         "{why}"
     );
     let (report, _) = maintain(&fx, &other.signer, &dev, MaintenanceOp::StoreBlob);
