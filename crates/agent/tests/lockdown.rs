@@ -527,28 +527,44 @@ fn unsigned_mis_signed_or_altered_blobs_are_refused_at_store() {
 }
 
 #[test]
-fn an_altered_blob_in_flash_is_untrusted_at_boot() {
+fn unsigned_mis_signed_or_altered_blobs_in_flash_are_untrusted_at_boot() {
     let anchor = signer(1);
-    let mut d = Dev::new(31);
-    d.prepare(&anchor);
-    let d = d.reboot();
-    let (chip, mut flash) = d.dut.release();
-    // Someone with flash access replaces the blob and fixes up the header digest; the
-    // signature they cannot make.
     let blob = blob_bytes();
-    let sig = blob_signature(&anchor, &blob);
+    let good = blob_signature(&anchor, &blob);
     let mut altered = blob.clone();
     altered[5] ^= 0x80;
-    store::save(&mut flash, &altered, &store::sha256(&altered), &rs(&sig)).unwrap();
+    // Someone with flash access writes a blob and a header with a matching digest; the
+    // signature they cannot make.
+    let cases: [(&[u8], [u8; 64]); 3] = [
+        (&blob, [0; 64]),
+        (&blob, rs(&blob_signature(&signer(2), &blob))),
+        (&altered, rs(&good)),
+    ];
+    for (seed, (bytes, signature)) in (31..).zip(cases) {
+        let mut d = Dev::new(seed);
+        d.prepare(&anchor);
+        let (chip, mut flash) = d.dut.release();
+        store::save(&mut flash, bytes, &store::sha256(bytes), &signature).unwrap();
+        let mut d = Dev {
+            dut: Agent::new(chip, flash, FW),
+            seq: 1,
+        };
+        let h = d.hello();
+        assert!(h.blob_untrusted, "seed {seed}");
+        assert_eq!(h.def_blob, None);
+        assert!(d.dut.definitions().is_none());
+        assert_eq!(d.code(&Request::RebuildChain), Some(ErrorCode::NoBlob));
+        let (mut dev, mut sig) = ([0u8; 1024], [0u8; 1024]);
+        assert!(d.dut.rebuild_identity(&mut dev, &mut sig).is_err());
+    }
+    // The control: the same bytes with the anchor's signature are trusted at boot.
+    let mut d = Dev::new(34);
+    d.prepare(&anchor);
+    let (chip, mut flash) = d.dut.release();
+    store::save(&mut flash, &blob, &store::sha256(&blob), &rs(&good)).unwrap();
     let mut d = Dev {
         dut: Agent::new(chip, flash, FW),
         seq: 1,
     };
-    let h = d.hello();
-    assert!(h.blob_untrusted);
-    assert_eq!(h.def_blob, None);
-    assert!(d.dut.definitions().is_none());
-    assert_eq!(d.code(&Request::RebuildChain), Some(ErrorCode::NoBlob));
-    let (mut dev, mut sig) = ([0u8; 1024], [0u8; 1024]);
-    assert!(d.dut.rebuild_identity(&mut dev, &mut sig).is_err());
+    assert!(!d.hello().blob_untrusted);
 }
