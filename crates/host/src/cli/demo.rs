@@ -55,6 +55,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let flags = SimOptions {
         timing: keystamp_atecc_sim::Timing::Realistic,
         trace_i2c: None,
+        platform: keystamp_wire::PlatformSecurity::UNKNOWN,
     };
     let state = project.dir.join("sim");
     let sims = start_sims(args.devices, &state, &flags, 115_200)?;
