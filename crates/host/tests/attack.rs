@@ -201,6 +201,24 @@ fn attack(
     locked_down
 }
 
+/// GenKey, Write, PrivWrite and Lock on every slot, config writes and zone locks, straight to
+/// the emulated chip through the driver (every refusal is expected; none may change the key,
+/// slots 10–12 or the blob).
+fn direct_i2c_attack(dev: &keystamp::sim::SimDevice) {
+    use keystamp_atecc::Zone;
+    let mut chip = keystamp_atecc::Atecc::new(dev.chip().clone(), keystamp_atecc_sim::StdDelay);
+    for slot in 0..16u8 {
+        let _ = chip.genkey(slot);
+        let _ = chip.write_bytes(Zone::Data, slot, 0, &[0x5A; 32]);
+        let _ = chip.priv_write(slot, &[0x11; 32]);
+        let _ = chip.lock_slot(slot);
+    }
+    let _ = chip.write_config_zone(&keystamp_atecc::DEFAULT_CONFIG);
+    let _ = chip.lock_config(None);
+    let _ = chip.lock_data(None);
+    let _ = chip.idle();
+}
+
 #[test]
 fn a_provisioned_device_survives_every_request_before_and_after_a_reset() {
     let fx = fixture();
@@ -242,6 +260,15 @@ fn a_provisioned_device_survives_every_request_before_and_after_a_reset() {
         snapshot(&dev, &flash, &mut link),
         before,
         "after the reset and the second attack"
+    );
+
+    // Direct I2C to the chip (a replaced firmware, a probe on the bus): the chip's own locks and
+    // slot policies keep the identity.
+    direct_i2c_attack(&dev);
+    assert_eq!(
+        snapshot(&dev, &flash, &mut link),
+        before,
+        "after direct I2C commands"
     );
     drop(link);
 
