@@ -89,6 +89,7 @@ fn batch(s: &Setup, name: &str, n: usize) -> Batch {
         &registry,
         false,
         false,
+        &std::sync::atomic::AtomicBool::new(false),
     );
     let wall = started.elapsed();
     let mut b = Batch {

@@ -217,6 +217,7 @@ impl Flag {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a device location: a JSON object with zone, slot, is_genkey, offset, count")]
 struct JDeviceLoc {
     zone: E<DeviceZone>,
     #[serde(default)]
@@ -256,6 +257,7 @@ impl JDeviceLoc {
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a certificate location: a JSON object with offset and count")]
 struct JCertLoc {
     offset: u16,
     count: u16,
@@ -288,6 +290,7 @@ enum JStdElements {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a certificate element: a JSON object with id, device_loc, cert_loc")]
 struct JElement {
     id: String,
     device_loc: JDeviceLoc,
@@ -298,6 +301,9 @@ struct JElement {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(
+    expecting = "a certificate definition: a JSON object (as `keystamp certdef from-cert` writes)"
+)]
 struct JDef {
     #[serde(rename = "type")]
     cert_type: E<CertType>,

@@ -169,16 +169,56 @@ impl std::error::Error for InputError {
     }
 }
 
-/// A whole file.
+/// The most keystamp reads from one input file (certificates, definitions, device images,
+/// profiles, config zones: all a few KB). A larger file is refused before it is read, so a
+/// wrong path (a log, a disk image) fails at once instead of filling memory.
+pub const MAX_INPUT_BYTES: u64 = 1 << 20;
+
+/// A whole input file of at most [`MAX_INPUT_BYTES`]; a larger one is an error of kind
+/// [`std::io::ErrorKind::FileTooLarge`] that says so, raised before reading (and, for files
+/// whose size the system does not know, such as pipes, after reading one byte too many).
+pub fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let too_large = |size: Option<u64>| {
+        let size = size.map_or_else(|| "more than 1 MiB".to_string(), |n| format!("{n} bytes"));
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "the file is {size}; keystamp reads at most {MAX_INPUT_BYTES} bytes (1 MiB) \
+                 from an input file, and certificates, definitions and profiles are a few KB: \
+                 is this the right file?"
+            ),
+        )
+    };
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_INPUT_BYTES {
+        return Err(too_large(Some(len)));
+    }
+    let mut data = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_INPUT_BYTES {
+        return Err(too_large(None));
+    }
+    Ok(data)
+}
+
+/// [`read_limited`] as UTF-8 text.
+pub fn read_limited_text(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_limited(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// A whole file (at most [`MAX_INPUT_BYTES`]).
 pub fn read(path: &Path) -> Result<Vec<u8>, InputError> {
-    std::fs::read(path).map_err(|source| InputError::Read {
+    read_limited(path).map_err(|source| InputError::Read {
         path: path.to_path_buf(),
         source,
     })
 }
 
 fn read_text(path: &str) -> Result<String, InputError> {
-    std::fs::read_to_string(path).map_err(|source| InputError::Read {
+    read_limited_text(Path::new(path)).map_err(|source| InputError::Read {
         path: PathBuf::from(path),
         source,
     })
@@ -356,10 +396,7 @@ fn fill(dst: &mut [u8], hex_text: &str, what: &str) -> Result<(), InputError> {
 impl DeviceImageJson {
     /// Reads a device image JSON file.
     pub fn load(path: &Path) -> Result<Self, InputError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_text(&path.to_string_lossy())?;
         serde_json::from_str(&text).map_err(|source| InputError::Json {
             path: path.to_path_buf(),
             source,

@@ -23,8 +23,10 @@
 //! 8. lock slots — the certificate slots when the profile asks (the default), then always the
 //!    anchor slot, last; then record, write `devices/<serial>/*.pem`.
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use keystamp_atecc::ConfigZone;
@@ -144,6 +146,12 @@ pub enum DeviceResult {
     AlreadyProvisioned,
     /// Failed: one line saying what to do.
     Failed(String),
+    /// Stopped by an interrupt before `step` began; every step before it completed. Rerunning
+    /// resumes the device.
+    Interrupted {
+        /// The step that did not start.
+        step: Step,
+    },
 }
 
 /// What one station did with its device.
@@ -159,6 +167,9 @@ pub struct DeviceReport {
     pub cn: Option<String>,
     /// Device certificate serial (hex).
     pub cert_serial: Option<String>,
+    /// A new certificate was issued for the device in this run (not one reused from the
+    /// registry on resume).
+    pub issued: bool,
     /// Wall time at the station.
     pub elapsed: Duration,
     /// Result.
@@ -176,6 +187,7 @@ impl DeviceReport {
             chip_serial: None,
             cn: None,
             cert_serial: None,
+            issued: false,
             elapsed: Duration::ZERO,
             result: DeviceResult::Failed(message),
             link: LinkStats::default(),
@@ -377,6 +389,8 @@ pub enum FailureKind {
         /// The scheme's CN.
         want: String,
     },
+    /// The operator interrupted the run; the station stopped at a step boundary.
+    Interrupted,
     /// `verify` on a device that was never provisioned.
     NotProvisioned,
     /// The certificate bytes read differ from the digests the device reported.
@@ -464,6 +478,9 @@ impl std::fmt::Display for FailureKind {
                 "the device definition gives CN {got:?} but the profile's CN scheme gives \
                  {want:?}; regenerate the definition with `keystamp certdef from-cert`"
             ),
+            Self::Interrupted => {
+                f.write_str("interrupted; rerun to resume (finished steps are kept)")
+            }
             Self::NotProvisioned => f.write_str(
                 "the device is not provisioned (zones unlocked or no definitions); run \
                  `keystamp provision`",
@@ -575,6 +592,9 @@ pub struct Station<'a, P: Port> {
     registry: &'a Mutex<Registry>,
     progress: &'a (dyn Fn(&str, Step) + Sync),
     chip: Option<ChipSerial>,
+    stop: Option<&'a AtomicBool>,
+    /// The step that began after a stop was requested: nothing more is sent to the device.
+    stopped_at: Cell<Option<Step>>,
 }
 
 impl<'a, P: Port> Station<'a, P> {
@@ -597,7 +617,17 @@ impl<'a, P: Port> Station<'a, P> {
             registry,
             progress,
             chip: None,
+            stop: None,
+            stopped_at: Cell::new(None),
         }
+    }
+
+    /// Stops at the next step boundary once `stop` is set (e.g. by Ctrl-C): the step in
+    /// progress finishes, the next one sends nothing, and the report says
+    /// [`DeviceResult::Interrupted`].
+    pub fn with_stop(mut self, stop: &'a AtomicBool) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     /// Provisions (or verifies) the device on this station's link.
@@ -613,14 +643,30 @@ impl<'a, P: Port> Station<'a, P> {
                 self.audit(Step::Done, Outcome::Ok, "");
                 r
             }
-            Err(f) => {
-                self.audit(f.step, Outcome::Failed, &f.kind.to_string());
-                DeviceResult::Failed(f.to_string())
-            }
+            Err(f) => self.failed(f),
         };
         report.elapsed = started.elapsed();
         report.link = self.link.stats();
         report
+    }
+
+    /// Audits a failure and says how the device left the station.
+    fn failed(&self, f: Failure) -> DeviceResult {
+        if let FailureKind::Interrupted = f.kind {
+            let detail = format!("interrupted before {}", f.step.name());
+            self.audit(f.step, Outcome::Failed, &detail);
+            return DeviceResult::Interrupted { step: f.step };
+        }
+        self.audit(f.step, Outcome::Failed, &f.kind.to_string());
+        DeviceResult::Failed(f.to_string())
+    }
+
+    /// Refuses to go on once a stop was requested at a step boundary.
+    fn check_stop(&self) -> Result<(), Failure> {
+        match self.stopped_at.get() {
+            Some(at) => Err(Failure::new(at, FailureKind::Interrupted)),
+            None => Ok(()),
+        }
     }
 
     fn registry(&self, step: Step) -> Result<std::sync::MutexGuard<'a, Registry>, Failure> {
@@ -637,10 +683,15 @@ impl<'a, P: Port> Station<'a, P> {
     }
 
     fn step(&self, step: Step) {
+        // A stop is only noticed here, between steps, so a step never stops half done.
+        if self.stopped_at.get().is_none() && self.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            self.stopped_at.set(Some(step));
+        }
         (self.progress)(&self.name, step);
     }
 
     fn call(&mut self, step: Step, request: &Request) -> Result<Response, Failure> {
+        self.check_stop()?;
         self.link.call(request).map_err(|error| {
             let last_line = match &error {
                 LinkError::NoAnswer { .. } => self.link.last_noise().map(|n| n.to_string()),
@@ -683,6 +734,9 @@ impl<'a, P: Port> Station<'a, P> {
                 .lock()
                 .map_err(|_| Failure::new(Step::Probe, FailureKind::RegistryPoisoned))?;
             reg.upsert_device(ChipSerial(serial)).at(Step::Probe)?;
+            // Lots, mode and reissue cap: refuse before anything is written to the chip.
+            reg.admit(ChipSerial(serial), !hello.chip.data_locked)
+                .at(Step::Probe)?;
         }
         self.audit(
             Step::Probe,
@@ -716,6 +770,7 @@ impl<'a, P: Port> Station<'a, P> {
         self.step(Step::Issue);
         let (issued, prior) = self.issue(&config, &public_key)?;
         let reused = prior.is_some();
+        report.issued = !reused;
         report.cert_serial = Some(hex::encode_upper(&issued.serial));
         report.cn = common_name(&issued.der);
         if let (Some(f), Some(cn)) = (&m.expected_cn, &report.cn) {
@@ -925,6 +980,7 @@ impl<'a, P: Port> Station<'a, P> {
                 self.audit(Step::Verify, Outcome::Ok, "verify: chain and key checked");
                 DeviceResult::AlreadyProvisioned
             }
+            Err(f) if matches!(f.kind, FailureKind::Interrupted) => self.failed(f),
             Err(f) => {
                 self.audit(f.step, Outcome::Failed, &format!("verify: {}", f.kind));
                 DeviceResult::Failed(f.to_string())
@@ -1126,6 +1182,7 @@ impl<'a, P: Port> Station<'a, P> {
         config: &[u8; 128],
         public_key: &[u8; 64],
     ) -> Result<(Issued, Option<CertStatus>), Failure> {
+        self.check_stop()?;
         let m = self.material;
         let chip = self
             .chip

@@ -6,13 +6,13 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`cli`] | the `keystamp` command line: one file per top-level command (`init`, `ca`, `registry`, `certdef`, `provision`, `verify`, `sim`, `demo`), argument types, output (tables, JSON), and the edge error [`cli::CliError`]. Parsing and printing only. |
-//! | [`ops`] | what a command does: create a project and record its signer, unlock the signer, start simulated devices, run stations, count results, certificate-definition operations (C export). |
+//! | [`cli`] | the `keystamp` command line: one file per top-level command (`init`, `ca`, `registry`, `lot`, `certdef`, `provision`, `verify`, `sim`, `demo`), argument types, output (tables, JSON), and the edge error [`cli::CliError`]. Parsing and printing only. |
+//! | [`ops`] | what a command does: create a project and record its signer, unlock the signer, start simulated devices, run stations, count results, certificate-definition operations (C export), lots and the production checks ([`ops::lot`]). |
 //! | [`pki`] | the CA ([`pki::ca`]), issuing device certificates ([`pki::issue`]), definitions from sample certificates ([`pki::from_cert`]), passphrases ([`pki::passphrase`]). |
 //! | [`engine`] | one station's provisioning and verification of one device. |
 //! | [`link`] | the framed serial link to a device. |
 //! | [`sim`] | simulated devices: the real agent on emulated chips behind pseudo-terminals. |
-//! | [`registry`] | the SQLite registry of devices, certificates and the audit log. |
+//! | [`registry`] | the SQLite registry of devices, certificates and the audit log; [`registry::lots`]: lots and the issuance policy. |
 //! | [`project`] | the project directory and its `keystamp.toml` profile. |
 //! | [`outputs`] | the per-device PEM files written after provisioning. |
 //! | [`setup`] | preparing a run: definitions generated from the CA, the material stations share. |

@@ -19,6 +19,18 @@ pub const CONFIG_ZONE_LEN: usize = 128;
 /// Length of an ATECC608 chip serial number in bytes (config bytes 0–3 and 8–12).
 pub const CHIP_SERIAL_LEN: usize = 9;
 
+/// The first two serial-number bytes of every real ATECC608 (datasheet: `SN[0:1]` = 0x01 0x23).
+pub const REAL_SERIAL_PREFIX: [u8; 2] = [0x01, 0x23];
+
+/// The first serial-number byte of simulated chips: no real ATECC608 starts with it, so a
+/// simulated chip can never claim a real chip's serial (or be taken for one).
+pub const SIMULATED_SERIAL_FIRST_BYTE: u8 = 0xEE;
+
+/// Whether a chip serial is in the simulated range.
+pub fn is_simulated_serial(serial: &[u8; CHIP_SERIAL_LEN]) -> bool {
+    serial[0] == SIMULATED_SERIAL_FIRST_BYTE
+}
+
 /// Largest validity a compressed certificate can express (format version 1: 7 bits of years).
 pub const MAX_VALIDITY_YEARS: u8 = 127;
 
@@ -32,6 +44,8 @@ pub const MAX_CN_LEN: usize = 64;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Profile {
+    /// Production or development: what the project may issue to (see [`Mode`]).
+    pub mode: Mode,
     /// Chip configuration: which config-zone template to program.
     pub chip: ChipSection,
     /// Certificate definitions, device subject CN and validity.
@@ -46,6 +60,8 @@ pub struct Profile {
     pub output: OutputSection,
     /// Board security the device must report (eFuses) before its chip is touched.
     pub platform: PlatformSection,
+    /// Limits on issuance.
+    pub issuance: IssuanceSection,
 }
 
 /// `[platform]`: security features the board must report in `Hello` (read from its eFuses,
@@ -95,6 +111,56 @@ impl PlatformSection {
         .into_iter()
         .find(|(required, _, state)| *required && *state != keystamp_wire::Tristate::On)
         .map(|(_, name, state)| (name, state))
+    }
+}
+
+/// `mode`: what a project may issue to.
+///
+/// A profile without the key is a development project (older profiles keep working).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Real devices only: encrypted CA keys, no simulated chips, every device in an open lot.
+    Production,
+    /// Anything goes (lots still bind when one is open); the CA's subjects end with
+    /// [`DEVELOPMENT_MARKER`] so its certificates cannot pass for production ones.
+    #[default]
+    Development,
+}
+
+impl Mode {
+    /// The value in `keystamp.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Production => "production",
+            Self::Development => "development",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What ends the organization (O) of a development project's root, signer and device
+/// certificates.
+pub const DEVELOPMENT_MARKER: &str = " development";
+
+/// `[issuance]`: limits on issuance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuanceSection {
+    /// How many certificates a chip may get after its first one (a new key each time: a device
+    /// re-run after a failure before verification). Reruns with the same key reuse the
+    /// certificate and do not count.
+    pub max_reissues: u32,
+}
+
+impl Default for IssuanceSection {
+    fn default() -> Self {
+        Self { max_reissues: 2 }
     }
 }
 
@@ -436,7 +502,7 @@ impl Profile {
             return Ok(ConfigZoneSource::Inline(bytes));
         }
         let path = self.resolve(dir, Path::new(value));
-        let data = std::fs::read(&path).map_err(|e| {
+        let data = crate::certdef_io::read_limited(&path).map_err(|e| {
             invalid(
                 "chip.config_zone",
                 format!(
@@ -486,6 +552,11 @@ impl Profile {
             "# keystamp project profile. Paths are relative to this directory.\n\
              # Reference: docs/factory-guide.md\n\
              \n\
+             # \"production\": encrypted CA keys, real chips only, every device in an open lot\n\
+             # (`keystamp lot`). \"development\": also simulated chips and unencrypted keys; the\n\
+             # CA's organization ends with \" development\".\n\
+             mode = {mode}\n\
+             \n\
              [chip]\n\
              # Config-zone template programmed before the config lock: \"default\" (the built-in\n\
              # secure default, modelled on Microchip's TLS layout), a path to a 128-byte file,\n\
@@ -526,7 +597,14 @@ impl Profile {
              \n\
              [output]\n\
              # Per device: <dir>/<chip serial>/{{device,signer,chain}}.pem\n\
-             dir = {output}\n",
+             dir = {output}\n\
+             \n\
+             [issuance]\n\
+             # Certificates a chip may get after its first (each for a new key, e.g. a device\n\
+             # re-run after a failure before verification). Same-key reruns do not count.\n\
+             max_reissues = {max_reissues}\n",
+            mode = q(self.mode.as_str()),
+            max_reissues = self.issuance.max_reissues,
             config_zone = q(&self.chip.config_zone),
             device_def = opt("device_def", &c.device_def, "certdefs/device.json"),
             signer_def = opt("signer_def", &c.signer_def, "certdefs/signer.json"),
@@ -645,7 +723,7 @@ impl Project {
     /// Opens the project in `dir`: reads and validates `keystamp.toml`.
     pub fn open(dir: &Path) -> Result<Self, ProjectError> {
         let path = dir.join(PROFILE_FILE);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::certdef_io::read_limited_text(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ProjectError::NotAProject(dir.to_path_buf()));
@@ -732,6 +810,30 @@ mod tests {
             err.starts_with("line 2: `certificates.validity_years`:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn mode_defaults_to_development_and_takes_only_the_two_words() {
+        assert_eq!(
+            Profile::from_toml("").expect("parse").mode,
+            Mode::Development
+        );
+        let p = Profile::from_toml("mode = \"production\"\n[issuance]\nmax_reissues = 0\n")
+            .expect("parse");
+        assert_eq!((p.mode, p.issuance.max_reissues), (Mode::Production, 0));
+        let back = Profile::from_toml(&p.to_commented_toml()).expect("round trip");
+        assert_eq!(back, p);
+        let err = Profile::from_toml("mode = \"staging\"\n").expect_err("unknown mode");
+        assert!(err.starts_with("line 1: `mode`:"), "{err}");
+    }
+
+    #[test]
+    fn simulated_serials_are_outside_the_real_range() {
+        let real = [0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE];
+        let sim = [SIMULATED_SERIAL_FIRST_BYTE, 0x23, 1, 2, 3, 4, 5, 6, 0xEE];
+        assert!(!is_simulated_serial(&real));
+        assert!(is_simulated_serial(&sim));
+        assert_ne!(sim[..2], REAL_SERIAL_PREFIX);
     }
 
     #[test]

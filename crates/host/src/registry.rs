@@ -7,16 +7,18 @@
 //! [`Registry::mark_verified`] move it forward once the device holds it and has proven it.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use crate::project::CHIP_SERIAL_LEN;
 
+pub mod lots;
+
 /// Current schema version (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE devices (
@@ -173,6 +175,20 @@ text_enum! {
 pub enum RegistryError {
     /// SQLite failed.
     Sqlite(rusqlite::Error),
+    /// The registry file could not be opened or read as a registry.
+    File {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A registry opened read-only has an older schema, which only a writing command upgrades.
+    OlderSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        version: i64,
+    },
     /// The database was written by a newer keystamp.
     NewerSchema(i64),
     /// A certificate with this serial number is already recorded.
@@ -195,12 +211,30 @@ pub enum RegistryError {
         /// Requested status.
         to: CertStatus,
     },
+    /// A lot refused the chip, or a lot operation failed.
+    Lot(lots::LotError),
 }
 
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sqlite(e) => write!(f, "registry database: {e}"),
+            Self::File { path, source } => {
+                write!(f, "registry {}: {source}", path.display())?;
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+                    f.write_str(
+                        " (not a keystamp registry: check registry.path in keystamp.toml)",
+                    )?;
+                }
+                Ok(())
+            }
+            Self::OlderSchema { path, version } => write!(
+                f,
+                "registry {} has schema version {version}, older than this keystamp's \
+                 ({SCHEMA_VERSION}); a command that records (e.g. keystamp provision) \
+                 upgrades it",
+                path.display()
+            ),
             Self::NewerSchema(v) => write!(
                 f,
                 "registry schema version {v} is newer than this keystamp ({SCHEMA_VERSION}): \
@@ -223,6 +257,36 @@ impl fmt::Display for RegistryError {
             Self::BadTransition { serial, from, to } => {
                 write!(f, "certificate {serial} is {from}; it cannot become {to}")
             }
+            Self::Lot(e) => e.fmt(f),
+        }
+    }
+}
+
+/// `path` as an SQLite URI that opens it immutable (no locks, no shared memory).
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            '%' => uri.push_str("%25"),
+            '\\' if cfg!(windows) => uri.push('/'),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
+impl RegistryError {
+    /// Names the database file in a bare SQLite error.
+    fn in_file(self, path: &Path) -> Self {
+        match self {
+            Self::Sqlite(source) => Self::File {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => other,
         }
     }
 }
@@ -230,7 +294,8 @@ impl fmt::Display for RegistryError {
 impl std::error::Error for RegistryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Sqlite(e) => Some(e),
+            Self::Sqlite(e) | Self::File { source: e, .. } => Some(e),
+            Self::Lot(e) => Some(e),
             _ => None,
         }
     }
@@ -380,6 +445,7 @@ pub fn now_rfc3339() -> String {
 /// The SQLite registry.
 pub struct Registry {
     conn: Connection,
+    policy: lots::IssuancePolicy,
 }
 
 impl fmt::Debug for Registry {
@@ -436,7 +502,55 @@ fn device_from_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
 impl Registry {
     /// Opens (creating if needed) the registry at `path` and migrates it to [`SCHEMA_VERSION`].
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
-        Self::from_connection(Connection::open(path)?)
+        Connection::open(path)
+            .map_err(RegistryError::from)
+            .and_then(Self::from_connection)
+            .map_err(|e| e.in_file(path))
+    }
+
+    /// Opens the registry at `path` for reading only: nothing is created, migrated or
+    /// written, so `registry list` works on a read-only project (and on a copy of a registry).
+    pub fn open_read_only(path: &Path) -> Result<Self, RegistryError> {
+        let read = |immutable: bool| -> Result<Self, RegistryError> {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = if immutable {
+                Connection::open_with_flags(
+                    immutable_uri(path),
+                    flags | OpenFlags::SQLITE_OPEN_URI,
+                )?
+            } else {
+                Connection::open_with_flags(path, flags)?
+            };
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Err(RegistryError::NewerSchema(version));
+            }
+            if version < SCHEMA_VERSION {
+                return Err(RegistryError::OlderSchema {
+                    path: path.to_path_buf(),
+                    version,
+                });
+            }
+            Ok(Self {
+                conn,
+                policy: lots::IssuancePolicy::default(),
+            })
+        };
+        // A WAL database needs its shared-memory file even to be read; in a directory nobody
+        // may write to, read it as immutable instead (nothing can be writing to it there).
+        match read(false) {
+            Err(RegistryError::Sqlite(e))
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+                ) =>
+            {
+                read(true)
+            }
+            other => other,
+        }
+        .map_err(|e| e.in_file(path))
     }
 
     /// An in-memory registry (tests, dry runs).
@@ -450,7 +564,10 @@ impl Registry {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "foreign_keys", true)?;
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        let mut reg = Self { conn };
+        let mut reg = Self {
+            conn,
+            policy: lots::IssuancePolicy::default(),
+        };
         reg.migrate()?;
         Ok(reg)
     }
@@ -465,6 +582,9 @@ impl Registry {
         }
         if version < 1 {
             tx.execute_batch(SCHEMA_V1)?;
+        }
+        if version < 2 {
+            tx.execute_batch(lots::SCHEMA_V2)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
@@ -517,11 +637,13 @@ impl Registry {
     /// (pending, issued or verified) device certificate for the same public key, which is
     /// returned instead. Live pending/issued certificates of the chip for *another* key are
     /// marked superseded (the chip's key changed before they were verified); a verified one for
-    /// another key is an error. All in one transaction.
+    /// another key is an error. A new certificate for a chip also takes the chip's place in a
+    /// lot per the issuance policy ([`lots`]). All in one transaction.
     pub fn begin_issue(&mut self, req: &IssueRequest<'_>) -> Result<IssueOutcome, RegistryError> {
         let now = now_rfc3339();
         let serial = hex::encode_upper(req.serial);
         let pk_hex = hex::encode_upper(req.public_key);
+        let policy = self.policy;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -544,6 +666,9 @@ impl Registry {
                     chip_serial: req.chip_serial.unwrap_or(ChipSerial([0; CHIP_SERIAL_LEN])),
                     cert_serial: v.serial.clone(),
                 });
+            }
+            if let Some(c) = req.chip_serial {
+                lots::claim(&tx, c, policy, &now)?;
             }
             tx.execute(
                 "UPDATE certificates SET status = 'superseded', updated_at = ?2

@@ -190,7 +190,7 @@ pub fn write_definitions(
 }
 
 fn read_def(path: &Path) -> Result<CertDefBuf, SetupError> {
-    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let text = crate::certdef_io::read_limited_text(path).map_err(io_err(path))?;
     let def = CertDefBuf::from_json(&text).map_err(|source| SetupError::NotADefinition {
         path: path.to_path_buf(),
         source,

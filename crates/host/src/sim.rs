@@ -4,6 +4,7 @@
 //!
 //! Each device keeps its chip in `<state dir>/<name>.chip.json` (saved after every change) and
 //! its definition-blob "flash" in `<state dir>/<name>.flash`, so it remembers being provisioned.
+//! A new simulated chip's serial starts with 0xEE, a byte no real ATECC608 serial starts with.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -29,6 +30,15 @@ const BOOT_BANNER: &[u8] =
 
 /// JSON-lines sink for `--trace-i2c`.
 pub type TraceSink = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// A factory-fresh emulated chip whose serial is in the simulated range
+/// ([`crate::project::SIMULATED_SERIAL_FIRST_BYTE`] where real chips have 0x01), so that it can
+/// never claim a real chip's serial and the registry can tell it apart.
+pub fn new_simulated_chip(options: SimOptions) -> SimChip {
+    let mut nv = SimChip::new(options.clone()).state().clone();
+    nv.config[0] = crate::project::SIMULATED_SERIAL_FIRST_BYTE;
+    SimChip::from_state(nv, options)
+}
 
 /// How to run one simulated device.
 #[derive(Clone)]
@@ -74,7 +84,13 @@ impl SimDevice {
         if let Some(seed) = opts.seed {
             sim_opts = sim_opts.with_seed(seed);
         }
-        let mut chip = SimChip::open_or_create(&chip_path, sim_opts)?;
+        let mut chip = if chip_path.exists() {
+            SimChip::load_with(&chip_path, sim_opts)?
+        } else {
+            let chip = new_simulated_chip(sim_opts);
+            chip.save(&chip_path)?;
+            chip
+        };
         chip.set_autosave(Some(chip_path));
         let chip = chip.shared();
         let (master, slave) = TTYPort::pair().map_err(io::Error::other)?;

@@ -5,7 +5,10 @@
 //! using keys read straight from the PKCS#8 files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+mod common;
+use common::keystamp;
 
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
@@ -14,16 +17,6 @@ use p256::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256};
 
 const PASS: &str = "correct horse battery";
-
-fn keystamp(project: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_keystamp"));
-    c.arg("--project")
-        .arg(project)
-        .env_remove("KEYSTAMP_CA_PASSPHRASE")
-        .env_remove("KEYSTAMP_PROJECT")
-        .stdin(Stdio::null());
-    c
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run keystamp")

@@ -21,8 +21,10 @@ fn fresh_chip_is_provisioned_verified_and_a_rerun_issues_nothing() {
     let report = run(&fx, &dev);
     assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
     let serial = report.chip_serial.unwrap();
-    // Factory prefix and suffix of the emulated chip's serial number.
-    assert_eq!((serial[0], serial[1], serial[8]), (0x01, 0x23, 0xEE));
+    // A simulated chip's serial is outside the real range: every real ATECC608 serial starts
+    // 0x01 0x23 (datasheet); the emulator keeps the factory 0x23 and 0xEE suffix.
+    assert_eq!((serial[0], serial[1], serial[8]), (0xEE, 0x23, 0xEE));
+    assert_ne!(serial[..2], [0x01, 0x23]);
     assert_eq!(
         report.cn.as_deref(),
         Some(hex::encode_upper(serial).as_str())
@@ -439,21 +441,12 @@ fn a_board_without_a_required_security_feature_is_refused_before_its_chip_is_tou
         ..PlatformSecurity::UNKNOWN
     };
     let dev = device_on(&state, "open-jtag", 61, FaultConfig::default(), board);
-    let report = run(&fx, &dev);
-    let DeviceResult::Failed(why) = &report.result else {
-        panic!("{report:?}")
-    };
-    assert_eq!(
-        why,
-        "probe: the profile requires JTAG disabled but the board reports it off; nothing was \
-         written to its chip"
+    assert_refused_before_any_write(
+        &fx,
+        &dev,
+        "the profile requires JTAG disabled but the board reports it off; nothing was written \
+         to its chip",
     );
-    let cfg = dev.chip().lock().state().config;
-    let factory =
-        keystamp_atecc_sim::SimChip::new(keystamp_atecc_sim::SimOptions::default().with_seed(61))
-            .state()
-            .config;
-    assert_eq!(cfg, factory, "the config zone is as the factory left it");
     // A board that reports both as on is provisioned.
     let hardened = PlatformSecurity {
         secure_boot: Tristate::On,
@@ -463,4 +456,74 @@ fn a_board_without_a_required_security_feature_is_refused_before_its_chip_is_tou
     let dev = device_on(&state, "hardened", 62, FaultConfig::default(), hardened);
     let report = run(&fx, &dev);
     assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
+}
+
+/// A device's station report must be a refusal at the probe step naming `want`, with the chip
+/// exactly as it was (nothing written: config, data, OTP, locks) and no certificate recorded.
+fn assert_refused_before_any_write(fx: &Fixture, dev: &SimDevice, want: &str) {
+    let before = dev.chip().lock().state().clone();
+    let report = run(fx, dev);
+    let DeviceResult::Failed(msg) = &report.result else {
+        panic!("expected a refusal, got {report:?}");
+    };
+    assert!(msg.starts_with("probe: "), "{msg}");
+    assert!(msg.contains(want), "{msg}");
+    assert_eq!(
+        dev.chip().lock().state(),
+        &before,
+        "the refused chip must be unchanged"
+    );
+    let serial = ChipSerial(report.chip_serial.unwrap());
+    let reg = fx.registry.lock().unwrap();
+    assert!(reg.certificates_for(serial).unwrap().is_empty());
+}
+
+#[test]
+fn a_serial_outside_every_open_lot_is_refused_before_any_write() {
+    let fx = fixture();
+    let state = fx.dir.path().join("sim");
+    let dev = device(&state, "dev0", 11, FaultConfig::default());
+    let other = ChipSerial([0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE]);
+    fx.registry
+        .lock()
+        .unwrap()
+        .import_lot("reel", &[other], None)
+        .unwrap();
+    let serial = ChipSerial(dev.chip().lock().serial_number());
+    assert_refused_before_any_write(
+        &fx,
+        &dev,
+        &format!("serial {serial} is not in any open lot"),
+    );
+    // Listed, the same chip is provisioned and takes the lot's place.
+    fx.registry
+        .lock()
+        .unwrap()
+        .import_lot("reel-2", &[serial], None)
+        .unwrap();
+    let report = run(&fx, &dev);
+    assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
+    let reg = fx.registry.lock().unwrap();
+    assert_eq!(reg.lot("reel-2").unwrap().used, 1);
+    let origin = reg.device_origin(serial).unwrap().unwrap();
+    assert_eq!(origin.lot.as_deref(), Some("reel-2"));
+    assert!(
+        origin.simulated,
+        "a simulated chip is flagged in the registry"
+    );
+}
+
+#[test]
+fn the_lots_n_plus_first_device_is_refused_before_any_write() {
+    let fx = fixture();
+    let state = fx.dir.path().join("sim");
+    fx.registry.lock().unwrap().create_lot("two", 2).unwrap();
+    for (i, seed) in [21u64, 22].into_iter().enumerate() {
+        let dev = device(&state, &format!("dev{i}"), seed, FaultConfig::default());
+        let report = run(&fx, &dev);
+        assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
+    }
+    let third = device(&state, "dev2", 23, FaultConfig::default());
+    assert_refused_before_any_write(&fx, &third, "lot two is full: 2/2");
+    assert_eq!(fx.registry.lock().unwrap().lot("two").unwrap().used, 2);
 }

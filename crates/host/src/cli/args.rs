@@ -36,7 +36,7 @@ impl From<TimingArg> for Timing {
 /// Options shared by everything that starts simulated devices.
 #[derive(Debug, Args, Clone)]
 pub struct SimFlags {
-    /// Where simulated devices keep their chips and flash (default: <project>/sim).
+    /// Where simulated devices keep their chips and flash (default: `<project>/sim`).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// Chip timing model of simulated devices.

@@ -82,20 +82,20 @@ pub struct FromCertArgs {
     #[arg(long)]
     pub cert_sn_slot: Option<u16>,
     /// Template id, 0–15 (default: 2 for a device, 1 for a signer).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..16))]
+    #[arg(long, value_parser = four_bit_id)]
     pub template_id: Option<u8>,
     /// Chain id, 0–15.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..16))]
+    #[arg(long, default_value_t = 0, value_parser = four_bit_id)]
     pub chain_id: u8,
     /// Device private key slot; a device's public key is read from it via GenKey.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..16))]
+    #[arg(long, default_value_t = 0, value_parser = slot)]
     pub device_key_slot: u16,
     /// Slot of the compressed certificate (default: 10 for a device, 12 for a signer).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(0..16))]
+    #[arg(long, value_parser = slot)]
     pub comp_cert_slot: Option<u16>,
     /// Slot holding the subject public key in the 72-byte padded form (default: 11 for a
     /// signer; a device uses GenKey of --device-key-slot unless this is given).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(0..16))]
+    #[arg(long, value_parser = slot)]
     pub public_key_slot: Option<u16>,
     /// Put the chip serial number (18 hex digits in the sample's subject CN) into the CN.
     #[arg(long, value_enum)]
@@ -741,4 +741,20 @@ fn cmd_show(a: ShowArgs, out: &mut dyn Write) -> Result<(), CliError> {
         d.print(&format!("definition[{i}]"), &mut s);
     }
     out.write_all(s.as_bytes()).map_err(io_err)
+}
+
+/// A chip slot number for the command line: the ATECC608 has 16 slots, so 0–15.
+fn slot(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u16>() {
+        Ok(n) if n <= 15 => Ok(n),
+        _ => Err("a slot must be a number from 0 to 15 (the ATECC608 has 16 slots)".into()),
+    }
+}
+
+/// A template or chain id for the command line: 4 bits in the compressed certificate, so 0–15.
+fn four_bit_id(text: &str) -> Result<u8, String> {
+    match text.trim().parse::<u8>() {
+        Ok(n) if n <= 15 => Ok(n),
+        _ => Err("must be a number from 0 to 15 (4 bits of the compressed certificate)".into()),
+    }
 }

@@ -9,9 +9,9 @@ use clap::Args;
 use super::CliError;
 use super::output::summarize;
 use crate::engine::DeviceResult;
-use crate::ops::{Run, SimOptions, StationMode, create_project, start_sims};
+use crate::ops::{Run, SimOptions, StationMode, create_project, lock_sim_dir, start_sims};
 use crate::pki::ca::{self, KeyProtection, Signer};
-use crate::project::{Profile, Project};
+use crate::project::{Mode, Profile, Project};
 
 /// `keystamp demo`.
 #[derive(Debug, Args)]
@@ -43,9 +43,10 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         writeln!(out, "demo project in {} (existing)", dir.display()).map_err(io)?;
     }
     let project = Project::open(&dir)?;
-    if ca::keys_encrypted(&project.ca_dir())? {
+    if project.profile.mode == Mode::Production || ca::keys_encrypted(&project.ca_dir())? {
         return Err(CliError::Invalid(format!(
-            "{} is not a demo project (its CA keys are encrypted); use another --dir",
+            "{} is not a demo project (production, or its CA keys are encrypted); use another \
+             --dir",
             dir.display()
         )));
     }
@@ -58,6 +59,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
     };
     let state = project.dir.join("sim");
+    let _lock = lock_sim_dir(&state)?;
     let sims = start_sims(args.devices, &state, &flags, 115_200)?;
     let ports: Vec<String> = sims.iter().map(|d| d.port_path().to_string()).collect();
     writeln!(
@@ -66,8 +68,10 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         ports.len()
     )
     .map_err(io)?;
+    // The demo's project is throwaway: Ctrl-C simply ends it.
+    let never = std::sync::atomic::AtomicBool::new(false);
     let started = Instant::now();
-    let reports = run.stations(&ports, 115_200, true, StationMode::Provision, true);
+    let reports = run.stations(&ports, 115_200, true, StationMode::Provision, true, &never);
     let wall = started.elapsed();
     summarize(&reports, false, out)?;
     writeln!(
@@ -75,16 +79,13 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         "verifying every device again (rebuild, compare, challenge)..."
     )
     .map_err(io)?;
-    let verified = run.stations(&ports, 115_200, true, StationMode::Verify, false);
+    let verified = run.stations(&ports, 115_200, true, StationMode::Verify, false, &never);
     let ok = verified
         .iter()
-        .filter(|r| !matches!(r.result, DeviceResult::Failed(_)))
+        .filter(|r| r.result == DeviceResult::AlreadyProvisioned)
         .count();
     writeln!(out, "verified: {ok}/{}", verified.len()).map_err(io)?;
-    let issued = reports
-        .iter()
-        .filter(|r| r.result == DeviceResult::Provisioned)
-        .count();
+    let issued = crate::ops::Tally::of(&reports).issued;
     writeln!(
         out,
         "issued this run: {issued} certificate(s); provisioning wall time {:.2} s",

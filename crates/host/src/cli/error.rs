@@ -68,6 +68,17 @@ pub enum CliError {
         failed: usize,
         /// How many there were.
         total: usize,
+        /// The results went out as JSON (there is no table to point at).
+        json: bool,
+        /// A failed device was reached, so rerunning resumes it.
+        resumable: bool,
+    },
+    /// The operator interrupted the run (Ctrl-C); the stations stopped at a step boundary.
+    Interrupted {
+        /// Devices whose station stopped before finishing.
+        stopped: usize,
+        /// How many there were.
+        total: usize,
     },
     /// A problem the command line found in its own arguments or state, said in full.
     Invalid(String),
@@ -91,9 +102,27 @@ impl fmt::Display for CliError {
             Self::WriteFile { path, source } => write!(f, "{}: {source}", path.display()),
             Self::Output(e) => write!(f, "writing output: {e}"),
             Self::Json(e) => write!(f, "writing JSON: {e}"),
-            Self::DevicesFailed { failed, total } => write!(
+            Self::DevicesFailed {
+                failed,
+                total,
+                json,
+                resumable,
+            } => {
+                let why = if *json {
+                    "each result's \"error\" says why"
+                } else {
+                    "the table says why"
+                };
+                write!(f, "{failed} of {total} devices failed; {why}")?;
+                if *resumable {
+                    f.write_str("; rerun the same command to resume")?;
+                }
+                Ok(())
+            }
+            Self::Interrupted { stopped, total } => write!(
                 f,
-                "{failed} of {total} devices failed; see the table above and rerun to resume"
+                "interrupted: {stopped} of {total} devices stopped between steps; rerun the \
+                 same command to resume them"
             ),
             Self::Invalid(m) => f.write_str(m),
         }
@@ -118,7 +147,7 @@ impl std::error::Error for CliError {
             Self::WriteFile { source, .. } => Some(source),
             Self::Output(e) => Some(e),
             Self::Json(e) => Some(e),
-            Self::DevicesFailed { .. } | Self::Invalid(_) => None,
+            Self::DevicesFailed { .. } | Self::Interrupted { .. } | Self::Invalid(_) => None,
         }
     }
 }
@@ -146,6 +175,25 @@ from_layer!(
     Pack(PackError),
     Json(serde_json::Error),
 );
+
+/// Whether `e` is standard output closing early (`keystamp registry list | head`): the reader
+/// has what it wanted, so this is not reported.
+pub fn is_broken_pipe(e: &CliError) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    if let CliError::Json(j) = e {
+        return j.io_error_kind() == Some(BrokenPipe);
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == BrokenPipe)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
 
 /// The one line printed for `e`: its message with any line breaks a lower layer produced
 /// collapsed, so a log line stays one line.

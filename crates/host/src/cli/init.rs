@@ -4,14 +4,16 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use std::io::IsTerminal;
+
+use clap::{Args, ValueEnum};
 
 use super::CliError;
 use super::output::io_err;
 use crate::ops::create_project;
 use crate::pki::ca::{self, CaCerts, KeyProtection};
 use crate::pki::passphrase::read_passphrase;
-use crate::project::{PROFILE_FILE, Profile, ProjectError};
+use crate::project::{Mode, PROFILE_FILE, Profile, ProjectError};
 
 /// `keystamp init`.
 #[derive(Debug, Args)]
@@ -24,6 +26,50 @@ pub struct InitArgs {
     /// Organization (O) for the root and signer subjects.
     #[arg(long)]
     pub organization: Option<String>,
+    /// Production or development (default: asked on a terminal, else development).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+}
+
+/// `--mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Real chips in open lots only, encrypted CA keys.
+    Production,
+    /// Simulated chips and unencrypted keys allowed; certificates marked development.
+    Development,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Production => Mode::Production,
+            ModeArg::Development => Mode::Development,
+        }
+    }
+}
+
+/// The mode from `--mode`, or asked on a terminal, or development; `true` when it defaulted
+/// (the output then says so).
+fn choose_mode(arg: Option<ModeArg>) -> Result<(Mode, bool), CliError> {
+    if let Some(m) = arg {
+        return Ok((m.into(), false));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Ok((Mode::Development, true));
+    }
+    loop {
+        eprint!("Mode for this project, production or development? [development] ");
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(CliError::Output)?;
+        match line.trim().to_ascii_lowercase().as_str() {
+            "" | "development" | "d" => return Ok((Mode::Development, false)),
+            "production" | "p" => return Ok((Mode::Production, false)),
+            _ => eprintln!("answer production or development"),
+        }
+    }
 }
 
 /// Runs `keystamp init`.
@@ -38,6 +84,15 @@ pub fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<
     let profile_path = dir.join(PROFILE_FILE);
     if profile_path.exists() {
         return Err(ProjectError::AlreadyAProject(profile_path).into());
+    }
+    let (mode, defaulted) = choose_mode(args.mode)?;
+    profile.mode = mode;
+    if profile.mode == Mode::Production && args.insecure_no_passphrase {
+        return Err(CliError::Invalid(
+            "a production project refuses --insecure-no-passphrase: its CA keys must be \
+             encrypted"
+                .into(),
+        ));
     }
     let protection = if args.insecure_no_passphrase {
         KeyProtection::Unencrypted
@@ -60,6 +115,16 @@ pub fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<
     let w = |out: &mut dyn Write, k: &str, v: &dyn fmt::Display| writeln!(out, "{k}: {v}");
     (|| {
         w(out, "project", &dir.display())?;
+        if defaulted {
+            w(
+                out,
+                "mode",
+                &"development (no --mode and no terminal to ask; use --mode production for \
+                  real devices)",
+            )?;
+        } else {
+            w(out, "mode", &project.profile.mode)?;
+        }
         w(out, "profile", &profile_path.display())?;
         w(out, "ca", &ca_dir.display())?;
         w(

@@ -13,6 +13,7 @@ pub mod certdef;
 pub mod demo;
 pub mod error;
 pub mod init;
+pub mod lot;
 pub mod maintain;
 pub mod output;
 pub mod provision;
@@ -51,6 +52,9 @@ pub enum Command {
     /// The registry of devices and certificates.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Lots: which chips (and how many) the project may issue certificates to.
+    #[command(subcommand)]
+    Lot(lot::LotCommand),
     /// Certificate definitions: generate, compress, split, rebuild, pack, show, export as C.
     #[command(subcommand)]
     Certdef(certdef::CertdefCommand),
@@ -72,10 +76,16 @@ pub fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match run(cli, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
+        // Quiet, with the status a shell gives a process SIGPIPE ends (128 + 13).
+        Err(e) if error::is_broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             let _ = stdout.flush();
             eprintln!("keystamp: error: {}", error::one_line(&e));
-            ExitCode::FAILURE
+            match e {
+                // 128 + SIGINT, what a shell reports for a process Ctrl-C ended.
+                CliError::Interrupted { .. } => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -86,6 +96,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Init(args) => init::init(&cli.project, args, out),
         Command::Ca(c) => ca::run(&cli.project, c, out),
         Command::Registry(c) => registry::run(&cli.project, c, out),
+        Command::Lot(c) => lot::run(&cli.project, c, out),
         Command::Certdef(c) => certdef::run(c, out),
         Command::Provision(a) => provision::provision(&cli.project, a, out),
         Command::Verify(a) => verify::verify(&cli.project, a, out),

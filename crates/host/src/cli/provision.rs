@@ -9,7 +9,9 @@ use clap::Args;
 use super::CliError;
 use super::args::SimFlags;
 use super::output::summarize;
-use crate::ops::{Run, StationMode, start_sims};
+use crate::ops::{
+    Run, StationMode, Tally, check_mode, check_ports, lock_sim_dir, start_sims, stop_on_interrupt,
+};
 use crate::project::Project;
 
 /// `keystamp provision`.
@@ -39,14 +41,22 @@ pub fn provision(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let project = Project::open(project_dir)?;
+    // Installed before anything touches a device, so Ctrl-C never kills a station mid-step.
+    let stop = stop_on_interrupt()
+        .map_err(|e| CliError::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
+    // Production refusals come before any simulated device starts or any port is opened.
+    check_mode(&project, args.simulate.is_some())?;
+    check_ports(&args.ports)?;
     let mut ports = args.ports.clone();
     let mut sims = Vec::new();
+    let mut _sim_lock = None;
     if let Some(n) = args.simulate {
         let state = args
             .sim
             .state_dir
             .clone()
             .unwrap_or_else(|| project.dir.join("sim"));
+        _sim_lock = Some(lock_sim_dir(&state)?);
         sims = start_sims(n, &state, &args.sim.options(), args.baud)?;
         ports.extend(sims.iter().map(|d| d.port_path().to_string()));
     }
@@ -62,7 +72,12 @@ pub fn provision(
         !sims.is_empty(),
         StationMode::Provision,
         !args.json,
+        &stop,
     );
     drop(sims);
+    let tally = Tally::of(&reports);
+    if tally.interrupted > 0 {
+        run.audit_interrupt(&tally);
+    }
     summarize(&reports, args.json, out)
 }

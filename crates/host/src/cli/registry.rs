@@ -12,6 +12,7 @@ use super::output::{io_err, print_json};
 use crate::ops;
 use crate::pki::ca;
 use crate::project::Project;
+use crate::registry::lots::DeviceOrigin;
 use crate::registry::{AuditRecord, CertRecord, ChipSerial, DeviceRecord, Registry};
 
 /// `keystamp registry ...`.
@@ -49,7 +50,17 @@ fn open_registry(dir: &Path) -> Result<Registry, CliError> {
 struct DeviceListing {
     #[serde(flatten)]
     device: DeviceRecord,
+    #[serde(flatten)]
+    origin: DeviceOrigin,
     certificate: Option<CertRecord>,
+}
+
+/// A device's lot and simulated flag (unknown chips: no lot, not simulated).
+fn origin(registry: &Registry, chip: ChipSerial) -> Result<DeviceOrigin, CliError> {
+    Ok(registry.device_origin(chip)?.unwrap_or(DeviceOrigin {
+        lot: None,
+        simulated: false,
+    }))
 }
 
 fn registry_list(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
@@ -57,8 +68,10 @@ fn registry_list(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliE
     let mut rows = Vec::new();
     for device in registry.devices()? {
         let certificate = registry.live_certificate(device.chip_serial)?;
+        let origin = origin(&registry, device.chip_serial)?;
         rows.push(DeviceListing {
             device,
+            origin,
             certificate,
         });
     }
@@ -68,8 +81,8 @@ fn registry_list(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliE
     (|| {
         writeln!(
             out,
-            "{:<18}  {:<11}  {:<24}  {:<32}  {:<10}  UPDATED",
-            "CHIP SERIAL", "STATE", "CN", "CERT SERIAL", "STATUS"
+            "{:<18}  {:<3}  {:<12}  {:<11}  {:<24}  {:<32}  {:<10}  UPDATED",
+            "CHIP SERIAL", "SIM", "LOT", "STATE", "CN", "CERT SERIAL", "STATUS"
         )?;
         for r in &rows {
             let (serial, status) = match &r.certificate {
@@ -78,8 +91,10 @@ fn registry_list(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliE
             };
             writeln!(
                 out,
-                "{:<18}  {:<11}  {:<24}  {:<32}  {:<10}  {}",
+                "{:<18}  {:<3}  {:<12}  {:<11}  {:<24}  {:<32}  {:<10}  {}",
                 r.device.chip_serial,
+                if r.origin.simulated { "yes" } else { "no" },
+                r.origin.lot.as_deref().unwrap_or("-"),
                 r.device.state,
                 r.device.cn.as_deref().unwrap_or("-"),
                 serial,
@@ -134,6 +149,7 @@ impl<'a> CertDetail<'a> {
 #[derive(Serialize)]
 struct DeviceDetail<'a> {
     device: &'a DeviceRecord,
+    origin: DeviceOrigin,
     certificates: Vec<CertDetail<'a>>,
     audit: &'a [AuditRecord],
 }
@@ -155,6 +171,7 @@ fn registry_show(
         let audit = registry.audit_log(Some(chip))?;
         let detail = DeviceDetail {
             device: &device,
+            origin: origin(&registry, chip)?,
             certificates: certs.iter().map(CertDetail::of).collect(),
             audit: &audit,
         };
@@ -164,6 +181,8 @@ fn registry_show(
         return (|| {
             writeln!(out, "chip_serial: {}", device.chip_serial)?;
             writeln!(out, "state: {}", device.state)?;
+            writeln!(out, "simulated: {}", detail.origin.simulated)?;
+            writeln!(out, "lot: {}", detail.origin.lot.as_deref().unwrap_or("-"))?;
             writeln!(out, "cn: {}", device.cn.as_deref().unwrap_or("-"))?;
             writeln!(out, "created_at: {}", device.created_at)?;
             writeln!(out, "updated_at: {}", device.updated_at)?;

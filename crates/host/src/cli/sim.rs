@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::CliError;
 use super::args::SimFlags;
-use crate::ops::start_sims;
+use crate::ops::{lock_sim_dir, start_sims};
 
 /// `keystamp sim`.
 #[derive(Debug, Args)]
@@ -30,6 +30,7 @@ pub fn sim(project_dir: &Path, args: SimArgs, out: &mut dyn Write) -> Result<(),
         .state_dir
         .clone()
         .unwrap_or_else(|| project_dir.join("sim"));
+    let _lock = lock_sim_dir(&state)?;
     let sims = start_sims(args.devices, &state, &args.sim.options(), args.baud)?;
     for d in &sims {
         writeln!(out, "{} {}", d.name(), d.port_path()).map_err(CliError::Output)?;

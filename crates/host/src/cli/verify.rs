@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::CliError;
 use super::output::summarize;
-use crate::ops::{Run, StationMode};
+use crate::ops::{Run, StationMode, check_ports, stop_on_interrupt};
 use crate::project::Project;
 
 /// `keystamp verify`.
@@ -27,6 +27,9 @@ pub struct VerifyArgs {
 /// `keystamp verify`.
 pub fn verify(project_dir: &Path, args: VerifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let project = Project::open(project_dir)?;
+    let stop = stop_on_interrupt()
+        .map_err(|e| CliError::Invalid(format!("cannot install the Ctrl-C handler: {e}")))?;
+    check_ports(&args.ports)?;
     let run = Run::prepare(project)?;
     let reports = run.stations(
         &args.ports,
@@ -34,6 +37,7 @@ pub fn verify(project_dir: &Path, args: VerifyArgs, out: &mut dyn Write) -> Resu
         false,
         StationMode::Verify,
         !args.json,
+        &stop,
     );
     summarize(&reports, args.json, out)
 }

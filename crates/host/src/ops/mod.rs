@@ -13,15 +13,17 @@ use crate::registry::RegistryError;
 use crate::setup::SetupError;
 
 pub mod certdef;
+pub mod lot;
 pub mod project;
 pub mod run;
 pub mod sim;
 pub mod stations;
 
-pub use project::{create_project, open_registry, record_signer, unlock};
+pub use lot::{LotFileError, ModeError, check_mode, issuance_policy};
+pub use project::{create_project, open_registry, open_registry_for_update, record_signer, unlock};
 pub use run::{Run, StationMode};
-pub use sim::{SimOptions, start_sims};
-pub use stations::{Tally, run_stations};
+pub use sim::{SimDirLock, SimOptions, lock_sim_dir, start_sims};
+pub use stations::{Tally, check_ports, run_stations, stop_on_interrupt};
 
 /// Why an operation failed.
 #[derive(Debug)]
@@ -45,6 +47,21 @@ pub enum OpsError {
     },
     /// The registry the profile names does not exist.
     NoRegistry(PathBuf),
+    /// A serial list could not be imported.
+    LotFile(LotFileError),
+    /// The project's mode refuses the run.
+    Mode(ModeError),
+    /// Serial ports named on the command line that do not exist (nothing was started).
+    MissingPorts(Vec<String>),
+    /// Another run holds the simulated-device state directory.
+    SimDirInUse {
+        /// The state directory.
+        dir: PathBuf,
+        /// The process holding it, when its lock file says.
+        holder: Option<u32>,
+        /// The lock file.
+        lock: PathBuf,
+    },
     /// A simulated device could not be started.
     SimDevice {
         /// Its index (`devNN`).
@@ -69,9 +86,36 @@ impl fmt::Display for OpsError {
                  (keystamp init creates it)",
                 path.display()
             ),
+            Self::MissingPorts(ports) => {
+                let (noun, verb) = if ports.len() == 1 {
+                    ("port", "does")
+                } else {
+                    ("ports", "do")
+                };
+                write!(
+                    f,
+                    "serial {noun} {} {verb} not exist: check the name and that the device is \
+                     plugged in (nothing was started)",
+                    ports.join(", ")
+                )
+            }
+            Self::SimDirInUse { dir, holder, lock } => {
+                write!(f, "simulated devices in {} are in use", dir.display())?;
+                if let Some(pid) = holder {
+                    write!(f, " by keystamp process {pid}")?;
+                }
+                write!(
+                    f,
+                    ": give this run its own --state-dir, or wait for that run to end (if none \
+                     runs, delete {})",
+                    lock.display()
+                )
+            }
             Self::SimDevice { index, source } => {
                 write!(f, "cannot start simulated device {index}: {source}")
             }
+            Self::LotFile(e) => e.fmt(f),
+            Self::Mode(e) => e.fmt(f),
         }
     }
 }
@@ -84,7 +128,9 @@ impl std::error::Error for OpsError {
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
             Self::Passphrase(e) => Some(e),
-            Self::NoRegistry(_) => None,
+            Self::NoRegistry(_) | Self::MissingPorts(_) | Self::SimDirInUse { .. } => None,
+            Self::LotFile(e) => Some(e),
+            Self::Mode(e) => Some(e),
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }
@@ -111,5 +157,17 @@ impl From<RegistryError> for OpsError {
 impl From<SetupError> for OpsError {
     fn from(e: SetupError) -> Self {
         Self::Setup(e)
+    }
+}
+
+impl From<LotFileError> for OpsError {
+    fn from(e: LotFileError) -> Self {
+        Self::LotFile(e)
+    }
+}
+
+impl From<ModeError> for OpsError {
+    fn from(e: ModeError) -> Self {
+        Self::Mode(e)
     }
 }

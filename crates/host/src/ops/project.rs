@@ -2,20 +2,38 @@
 
 use std::path::{Path, PathBuf};
 
-use super::OpsError;
+use super::{ModeError, OpsError};
 use crate::pki::ca::{self, CaCerts, KeyProtection, Signer};
 use crate::pki::passphrase::read_passphrase;
-use crate::project::{Profile, Project};
+use crate::project::{DEVELOPMENT_MARKER, Mode, Profile, Project};
 use crate::registry::{CertKind, IssueRequest, Registry};
 use crate::setup;
 
 /// Creates a project in `dir`: CA, definitions generated from it, profile naming them.
+///
+/// A development project's organization gets [`DEVELOPMENT_MARKER`] appended (in the profile,
+/// so the root, signer and device certificates all carry it); a production project refuses
+/// unencrypted keys.
 pub fn create_project(
     dir: &Path,
     base: &Profile,
     protection: &KeyProtection,
 ) -> Result<Project, OpsError> {
     let mut profile = base.clone();
+    match profile.mode {
+        Mode::Development => {
+            if !profile.ca.organization.ends_with(DEVELOPMENT_MARKER) {
+                profile.ca.organization.push_str(DEVELOPMENT_MARKER);
+            }
+        }
+        Mode::Production => {
+            if matches!(protection, KeyProtection::Unencrypted) {
+                return Err(
+                    ModeError::UnencryptedKeys(profile.resolve(dir, &profile.ca.dir)).into(),
+                );
+            }
+        }
+    }
     profile.validate(dir)?;
     let ca_dir = profile.resolve(dir, &profile.ca.dir);
     ca::create(
@@ -68,9 +86,19 @@ pub fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), Ops
     Ok(())
 }
 
-/// Opens the project's registry for reading and recording; refuses a registry file that does
-/// not exist rather than creating an empty one.
+/// Opens the project's registry for reading only (`registry list`, `registry show`): nothing
+/// is written, so a read-only project works; refuses a registry file that does not exist.
 pub fn open_registry(project: &Project) -> Result<Registry, OpsError> {
+    let path = project.registry_path();
+    if !path.exists() {
+        return Err(OpsError::NoRegistry(path));
+    }
+    Ok(Registry::open_read_only(&path)?)
+}
+
+/// Opens the project's existing registry for changes (`lot import|create|close`); refuses a
+/// registry file that does not exist rather than creating an empty one.
+pub fn open_registry_for_update(project: &Project) -> Result<Registry, OpsError> {
     let path = project.registry_path();
     if !path.exists() {
         return Err(OpsError::NoRegistry(path));

@@ -2,12 +2,13 @@
 //! signer, the material every station uses, the registry.
 
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 
-use super::{OpsError, run_stations, unlock};
+use super::{OpsError, Tally, run_stations, unlock};
 use crate::engine::{DeviceReport, MaintenanceOp, Material, Station};
 use crate::pki::ca::Signer;
 use crate::project::Project;
-use crate::registry::Registry;
+use crate::registry::{Outcome, Registry};
 use crate::setup;
 
 /// Whether stations provision their devices or only verify them.
@@ -41,7 +42,9 @@ impl Run {
     /// Prepares the run with an already unlocked signer.
     pub fn with_signer(project: Project, signer: Signer) -> Result<Self, OpsError> {
         let material = setup::material(&project, &signer)?;
-        let registry = Mutex::new(Registry::open(&project.registry_path())?);
+        let mut registry = Registry::open(&project.registry_path())?;
+        registry.set_issuance_policy(super::issuance_policy(&project));
+        let registry = Mutex::new(registry);
         Ok(Run {
             project,
             signer,
@@ -51,7 +54,8 @@ impl Run {
     }
 
     /// One station per port, in parallel; the reports in port order. `pace`: simulated links
-    /// are paced at `baud`. `show_progress`: progress bars on stderr.
+    /// are paced at `baud`. `show_progress`: progress bars on stderr. `stop`: once set, the
+    /// stations stop at their next step boundary.
     pub fn stations(
         &self,
         ports: &[String],
@@ -59,6 +63,7 @@ impl Run {
         pace: bool,
         mode: StationMode,
         show_progress: bool,
+        stop: &AtomicBool,
     ) -> Vec<DeviceReport> {
         run_stations(
             ports,
@@ -69,6 +74,7 @@ impl Run {
             &self.registry,
             mode == StationMode::Verify,
             show_progress,
+            stop,
         )
     }
 
@@ -94,5 +100,21 @@ impl Run {
             &|_, _| {},
         )
         .maintain(op)
+    }
+}
+
+impl Run {
+    /// Records in the audit log that the operator interrupted this run, and what the stations
+    /// had done by then. Best effort, like every audit entry: the run's outcome is already on
+    /// the devices and in the registry.
+    pub fn audit_interrupt(&self, tally: &Tally) {
+        if let Ok(reg) = self.registry.lock() {
+            let detail = format!(
+                "run interrupted by the operator: {} stopped, {} provisioned, {} verified, \
+                 {} failed",
+                tally.interrupted, tally.provisioned, tally.verified, tally.failed
+            );
+            let _ = reg.audit(None, None, "run", Outcome::Failed, &detail);
+        }
     }
 }

@@ -58,3 +58,64 @@ pub fn start_sims(
         })
         .collect()
 }
+
+/// The lock file that keeps two runs from driving the same simulated chips.
+pub const SIM_LOCK_FILE: &str = "keystamp-sim.lock";
+
+/// Holds a simulated-device state directory for one run; the lock file goes away on drop.
+#[derive(Debug)]
+pub struct SimDirLock {
+    path: PathBuf,
+}
+
+impl Drop for SimDirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Takes `state_dir` for this process: two runs on one state directory would load, change and
+/// save the same chip files and corrupt each other's chips. A lock left by a process that no
+/// longer runs (Linux: no `/proc/<pid>`) is taken over.
+pub fn lock_sim_dir(state_dir: &Path) -> Result<SimDirLock, OpsError> {
+    let io = |source| OpsError::Io {
+        path: state_dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(state_dir).map_err(io)?;
+    let path = state_dir.join(SIM_LOCK_FILE);
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                let _ = writeln!(f, "{}", std::process::id());
+                return Ok(SimDirLock { path });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u32>().ok());
+                let gone = holder.is_some_and(|pid| {
+                    Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
+                });
+                if !gone {
+                    return Err(OpsError::SimDirInUse {
+                        dir: state_dir.to_path_buf(),
+                        holder,
+                        lock: path,
+                    });
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Err(OpsError::SimDirInUse {
+        dir: state_dir.to_path_buf(),
+        holder: None,
+        lock: path,
+    })
+}

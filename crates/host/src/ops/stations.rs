@@ -1,17 +1,82 @@
 //! Running stations: one per port, in parallel, each provisioning (or verifying) the device on
 //! its port, with a progress bar per station on stderr; and counting what they did.
 
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keystamp_wire::RetryPolicy;
 
+use super::OpsError;
 use crate::engine::{DeviceReport, DeviceResult, Material, Station, Step};
 use crate::link::{self, Link};
 use crate::pki::ca::Signer;
 use crate::registry::Registry;
 
-/// One station per port, in parallel; returns the reports in port order.
+/// A flag that Ctrl-C (SIGINT) sets, for stations to stop at their next step boundary; a
+/// second Ctrl-C ends the process at once (exit status 130, as a shell reports SIGINT).
+pub fn stop_on_interrupt() -> std::io::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::SIGINT;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Order matters: the shutdown hook runs first and only fires once the flag is already set,
+    // i.e. on the second signal.
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&stop))?;
+    signal_hook::flag::register(SIGINT, Arc::clone(&stop))?;
+    Ok(stop)
+}
+
+/// The registry name of the station on `port`: this host's name and the port, so stations
+/// of two processes (or two hosts) sharing one registry never take each other's rows. A port
+/// is held by one process at a time, so the pair is unique among running stations.
+pub fn station_name(port: &str) -> String {
+    format!("{}:{port}", host_name())
+}
+
+/// This computer's name, for station names; the process id when the system does not say.
+pub fn host_name() -> String {
+    let from_file = |p: &str| std::fs::read_to_string(p).ok();
+    let name = std::env::var("COMPUTERNAME")
+        .ok()
+        .or_else(|| from_file("/proc/sys/kernel/hostname"))
+        .or_else(|| from_file("/etc/hostname"))
+        .or_else(|| std::env::var("HOSTNAME").ok());
+    // Sanitized: it ends up in the registry and in tables.
+    let clean: String = name
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        format!("pid{}", std::process::id())
+    } else {
+        clean
+    }
+}
+
+/// Checks that every port exists before any station starts, so a mistyped port is one clear
+/// error instead of a failed station. Ports that are not file paths (Windows `COM3`) are left
+/// to the station, which reports what opening them says.
+pub fn check_ports(ports: &[String]) -> Result<(), OpsError> {
+    let missing: Vec<String> = ports
+        .iter()
+        .filter(|p| is_path(p) && !std::path::Path::new(p).exists())
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(OpsError::MissingPorts(missing))
+    }
+}
+
+fn is_path(port: &str) -> bool {
+    cfg!(unix) || port.contains(['/', '\\'])
+}
+
+/// One station per port, in parallel; returns the reports in port order. Once `stop` is set,
+/// each station finishes its current step and reports [`DeviceResult::Interrupted`].
 #[allow(clippy::too_many_arguments)]
 pub fn run_stations(
     ports: &[String],
@@ -22,6 +87,7 @@ pub fn run_stations(
     registry: &Mutex<Registry>,
     verify_only: bool,
     show_progress: bool,
+    stop: &AtomicBool,
 ) -> Vec<DeviceReport> {
     let multi = MultiProgress::with_draw_target(if show_progress {
         ProgressDrawTarget::stderr()
@@ -33,17 +99,14 @@ pub fn run_stations(
         .progress_chars("=> ");
     let bars: Vec<ProgressBar> = ports
         .iter()
-        .enumerate()
-        .map(|(i, _)| {
+        .map(|port| {
             let bar = multi.add(ProgressBar::new(Step::Done.index().1));
             bar.set_style(style.clone());
-            bar.set_prefix(format!("station{}", i + 1));
+            bar.set_prefix(port.clone());
             bar
         })
         .collect();
-    let names: Vec<String> = (0..ports.len())
-        .map(|i| format!("station{}", i + 1))
-        .collect();
+    let names: Vec<String> = ports.iter().map(|p| station_name(p)).collect();
     let progress = |name: &str, step: Step| {
         if let Some(i) = names.iter().position(|n| n == name)
             && let Some(bar) = bars.get(i)
@@ -72,7 +135,8 @@ pub fn run_stations(
                         signer,
                         registry,
                         progress,
-                    );
+                    )
+                    .with_stop(stop);
                     if verify_only {
                         station.verify_only()
                     } else {
@@ -91,6 +155,7 @@ pub fn run_stations(
             DeviceResult::Failed(_) => bar.abandon_with_message("failed"),
             DeviceResult::Provisioned => bar.finish_with_message("provisioned"),
             DeviceResult::AlreadyProvisioned => bar.finish_with_message("verified"),
+            DeviceResult::Interrupted { .. } => bar.abandon_with_message("interrupted"),
         }
     }
     reports
@@ -116,7 +181,7 @@ fn panic_report() -> DeviceReport {
 }
 
 /// What a run of stations did, by result.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Tally {
     /// Devices that received a certificate in this run.
     pub provisioned: usize,
@@ -124,6 +189,10 @@ pub struct Tally {
     pub verified: usize,
     /// Devices that failed.
     pub failed: usize,
+    /// Devices whose station stopped on an interrupt.
+    pub interrupted: usize,
+    /// New certificates issued in this run (a resumed device reuses its recorded one).
+    pub issued: usize,
 }
 
 impl Tally {
@@ -131,10 +200,12 @@ impl Tally {
     pub fn of(reports: &[DeviceReport]) -> Self {
         let mut t = Self::default();
         for r in reports {
+            t.issued += usize::from(r.issued);
             match r.result {
                 DeviceResult::Provisioned => t.provisioned += 1,
                 DeviceResult::AlreadyProvisioned => t.verified += 1,
                 DeviceResult::Failed(_) => t.failed += 1,
+                DeviceResult::Interrupted { .. } => t.interrupted += 1,
             }
         }
         t
@@ -142,6 +213,6 @@ impl Tally {
 
     /// Every device counted.
     pub fn total(&self) -> usize {
-        self.provisioned + self.verified + self.failed
+        self.provisioned + self.verified + self.failed + self.interrupted
     }
 }

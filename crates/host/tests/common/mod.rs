@@ -1,8 +1,10 @@
-//! Shared by the end-to-end and attack tests: a project (CA, definitions, material, registry) in
-//! a temporary directory, simulated devices behind ptys, and one station run.
+//! Shared by the tests: the `keystamp` binary without environment or stdin; a project (CA,
+//! definitions, material, registry) in a temporary directory, simulated devices behind ptys, and
+//! one station run.
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -147,4 +149,16 @@ pub fn station<'a>(
         &fx.registry,
         &|_, _| {},
     )
+}
+
+/// `keystamp --project DIR` with no passphrase or project from the environment and no stdin
+/// (so nothing can prompt).
+pub fn keystamp(project: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_keystamp"));
+    c.arg("--project")
+        .arg(project)
+        .env_remove("KEYSTAMP_CA_PASSPHRASE")
+        .env_remove("KEYSTAMP_PROJECT")
+        .stdin(Stdio::null());
+    c
 }
