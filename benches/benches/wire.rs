@@ -15,6 +15,10 @@ fn blob_chunk() -> Request {
     Request::StoreDefBlob {
         total_len: 1024,
         digest: [0xA5; 32],
+        signature: keystamp_wire::Signature {
+            r: [0x5A; 32],
+            s: [0x3C; 32],
+        },
         offset: 256,
         data: chunk(256),
     }
@@ -38,6 +42,10 @@ fn bench(c: &mut Criterion) {
             Request::StoreDefBlob {
                 total_len: 1024,
                 digest: [0xA5; 32],
+                signature: keystamp_wire::Signature {
+                    r: [0x5A; 32],
+                    s: [0x3C; 32],
+                },
                 offset: 512,
                 data: chunk(512),
             },

@@ -29,6 +29,27 @@ fn main() {
         }
         None => Vec::new(),
     };
+    // KEYSTAMP_DEFAULT_BLOB_SIGNATURE=<file>: the signer's 64-byte signature (R ‖ S) of that
+    // blob (docs/certdef-format.md, "Signed blob"). Without it the default blob is stored
+    // unsigned and the device reports it untrusted instead of using it.
+    println!("cargo:rerun-if-env-changed=KEYSTAMP_DEFAULT_BLOB_SIGNATURE");
+    let signature = match env::var_os("KEYSTAMP_DEFAULT_BLOB_SIGNATURE").filter(|p| !p.is_empty()) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            println!("cargo:rerun-if-changed={}", path.display());
+            let sig = fs::read(&path).unwrap_or_else(|e| {
+                panic!("KEYSTAMP_DEFAULT_BLOB_SIGNATURE={}: {e}", path.display())
+            });
+            assert!(
+                sig.len() == 64,
+                "KEYSTAMP_DEFAULT_BLOB_SIGNATURE={} must hold 64 bytes (R ‖ S)",
+                path.display()
+            );
+            sig
+        }
+        None => vec![0u8; 64],
+    };
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     fs::write(out.join("default_blob.bin"), blob).expect("write OUT_DIR/default_blob.bin");
+    fs::write(out.join("default_blob.sig"), signature).expect("write OUT_DIR/default_blob.sig");
 }

@@ -4,10 +4,12 @@ use embedded_storage::Storage;
 use keystamp_certdef::DefBlob;
 use keystamp_wire::{
     CertChunk, CertKind, CertSummary, ChainReport, ChipInfo, Chunk, DefBlobId, DefBlobProgress,
-    DeviceEvent, DeviceSession, ErrorCode, FEATURE_OTP, FEATURE_READ_CERT, FirmwareVersion,
-    HelloInfo, MAX_CHUNK, MAX_LINE, PublicKey, Request, Response, Signature, WireError,
+    DeviceEvent, DeviceSession, ErrorCode, FEATURE_MAINTENANCE, FEATURE_OTP, FEATURE_READ_CERT,
+    FirmwareVersion, HelloInfo, IdentityProof, Lifecycle, MAX_CHUNK, MAX_LINE, PROTOCOL_VERSION,
+    PlatformSecurity, PublicKey, Request, Response, Signature, WireError,
 };
 
+use crate::auth::{self, ANCHOR_SLOT, DEVICE_KEY_SLOT};
 use crate::chip::{CONFIG_SIZE, Chip, ChipError, OTP_SIZE, slot_size};
 use crate::identity::{self, Definitions, IdentityError};
 use crate::store::{self, StoreError};
@@ -15,10 +17,7 @@ use crate::store::{self, StoreError};
 /// Largest DER certificate the agent rebuilds (P-256 certificates are typically 450–700 bytes).
 pub const MAX_CERT: usize = 1024;
 
-/// Config byte 86: data/OTP lock (0x55 = unlocked).
-const LOCK_VALUE: usize = 86;
-/// Config byte 87: config lock (0x55 = unlocked).
-const LOCK_CONFIG: usize = 87;
+use keystamp_atecc::config::{LOCK_CONFIG_BYTE as LOCK_CONFIG, LOCK_VALUE_BYTE, UNLOCKED};
 
 /// What the firmware should do after [`Agent::feed`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,21 +45,31 @@ struct Core<C, S, const B: usize> {
     chip: C,
     store: S,
     firmware: FirmwareVersion,
+    platform: PlatformSecurity,
     active: [u8; B],
-    /// Length and SHA-256 of the active (stored, parsed) blob.
-    active_id: Option<(usize, [u8; 32])>,
+    /// The active blob (stored, parsed, signature verified against the trust anchor).
+    active_id: Option<store::Stored>,
+    /// A blob is stored but its signature did not verify: it is not used.
+    untrusted: bool,
     staging: [u8; B],
     upload: Option<Upload>,
     device_der: [u8; MAX_CERT],
     signer_der: [u8; MAX_CERT],
     /// Lengths of the certificates last rebuilt and verified.
     chain: Option<(usize, usize)>,
+    /// The life cycle as last read from the chip; re-read after every request that may lock.
+    lifecycle: Option<Lifecycle>,
+    /// The maintenance nonce issued on this connection and not used yet.
+    maintenance_nonce: Option<[u8; 32]>,
+    /// This connection authenticated for maintenance.
+    maintenance: bool,
 }
 
 #[derive(Clone, Copy)]
 struct Upload {
     total_len: u32,
     digest: [u8; 32],
+    signature: [u8; 64],
     received: u32,
 }
 
@@ -71,15 +80,21 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
             chip,
             store,
             firmware,
+            platform: PlatformSecurity::UNKNOWN,
             active: [0; B],
             active_id: None,
+            untrusted: false,
             staging: [0; B],
             upload: None,
             device_der: [0; MAX_CERT],
             signer_der: [0; MAX_CERT],
             chain: None,
+            lifecycle: None,
+            maintenance_nonce: None,
+            maintenance: false,
         };
         core.load_blob();
+        core.chip.idle();
         Agent {
             session: DeviceSession::new(),
             core,
@@ -134,22 +149,50 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
         }
     }
 
-    /// The definitions in the stored blob, if one is stored and parses.
+    /// Sets the board's security state reported in Hello (the firmware reads it from eFuses).
+    pub fn set_platform(&mut self, platform: PlatformSecurity) {
+        self.core.platform = platform;
+    }
+
+    /// The life-cycle state the chip's lock bytes say now.
+    pub fn lifecycle(&mut self) -> Result<Lifecycle, ChipError> {
+        self.core.lifecycle = None;
+        self.core.current_lifecycle()
+    }
+
+    /// Whether this connection is authenticated for maintenance.
+    pub fn maintenance_authenticated(&self) -> bool {
+        self.core.maintenance
+    }
+
+    /// Forgets the connection: the wire session, a maintenance nonce and authentication (what a
+    /// reset does; the firmware calls it when a host session ends).
+    pub fn end_connection(&mut self) {
+        self.session.reset();
+        self.core.end_maintenance();
+    }
+
+    /// The definitions in the stored blob, if one is stored, parses and its signature verified.
     pub fn definitions(&self) -> Option<Definitions<'_>> {
         self.core.definitions().ok()
     }
 
+    /// Whether a blob is stored whose signature does not verify against the trust anchor (the
+    /// product path reports it instead of using the blob).
+    pub fn blob_untrusted(&self) -> bool {
+        self.core.untrusted
+    }
+
     /// Rebuilds and verifies the device's chain from the chip into the caller's buffers (the
-    /// product path's run-time identity).
+    /// product path's run-time identity). The blob's signature is checked with the chip first.
     pub fn rebuild_identity(
         &mut self,
         device_out: &mut [u8],
         signer_out: &mut [u8],
     ) -> Result<identity::ChainLens, IdentityError> {
         let core = &mut self.core;
-        let (len, _) = core
-            .active_id
-            .ok_or(IdentityError::Codec(keystamp_certdef::Error::BadBlob))?;
+        core.check_active_blob()?;
+        let len = core.active_id.map_or(0, |a| a.len);
         let bytes = core.active.get(..len).unwrap_or_default();
         let defs = definitions_of(bytes)?;
         let lens = identity::rebuild_chain(&mut core.chip, &defs, device_out, signer_out)?;
@@ -202,6 +245,7 @@ fn chip_err(e: ChipError) -> Fail {
             err(ErrorCode::ChipAbsent, "secure element answers are corrupt")
         }
         ChipError::OutOfRange => err(ErrorCode::OutOfRange, "outside the zone or slot"),
+        ChipError::ConfigMismatch => err(ErrorCode::ChipStatus(0x0F), "config read-back differs"),
     }
 }
 
@@ -217,7 +261,13 @@ fn identity_err(e: IdentityError) -> Fail {
         }
         IdentityError::SignerSignature => err(ErrorCode::VerifyFailed, "signer certificate"),
         IdentityError::DeviceSignature => err(ErrorCode::VerifyFailed, "device certificate"),
+        IdentityError::NoBlob => err(ErrorCode::NoBlob, "store a definition blob first"),
+        IdentityError::BlobUntrusted => untrusted(),
     }
+}
+
+fn untrusted() -> Fail {
+    err(ErrorCode::BlobUntrusted, "signature vs slot 11")
 }
 
 // The helpers below take the chip's 64 bytes by reference and are out of line, so the bytes
@@ -230,11 +280,18 @@ fn public_key(out: &mut Response, pk: &[u8; 64]) {
     *out = Response::PublicKey(PublicKey { x, y });
 }
 
-/// R ‖ S as a signature answer.
-#[inline(never)]
-fn signature(out: &mut Response, rs: &[u8; 64]) {
+/// R ‖ S as a wire signature.
+fn signature(rs: &[u8; 64]) -> Signature {
     let (r, s) = halves(rs);
-    *out = Response::Signature(Signature { r, s });
+    Signature { r, s }
+}
+
+/// A wire signature as R ‖ S.
+fn rs(sig: &Signature) -> [u8; 64] {
+    let mut v = [0u8; 64];
+    v[..32].copy_from_slice(&sig.r);
+    v[32..].copy_from_slice(&sig.s);
+    v
 }
 
 fn halves(v: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
@@ -246,30 +303,104 @@ fn halves(v: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
 }
 
 impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
+    /// Loads the stored blob; it becomes active only if it parses and its signature verifies
+    /// against the trust anchor (a chip that does not answer leaves it inactive, not trusted).
     fn load_blob(&mut self) {
-        self.active_id = match store::load(&mut self.store, &mut self.active) {
-            Ok((len, digest)) => {
-                let ok = self
-                    .active
-                    .get(..len)
-                    .is_some_and(|b| definitions_of(b).is_ok());
-                ok.then_some((len, digest))
-            }
-            Err(_) => None,
+        self.active_id = None;
+        self.untrusted = false;
+        let Ok(stored) = store::load(&mut self.store, &mut self.active) else {
+            return;
         };
+        // Trust first (an altered blob is reported as untrusted even if it does not parse).
+        self.active_id = Some(stored);
+        if self.check_active_blob().is_err() {
+            self.active_id = None;
+            return;
+        }
+        let parses = self
+            .active
+            .get(..stored.len)
+            .is_some_and(|b| definitions_of(b).is_ok());
+        if !parses {
+            self.active_id = None;
+        }
+    }
+
+    /// Checks the active blob's signature with the chip (at load and before every use); an
+    /// untrusted blob is dropped from use and reported.
+    fn check_active_blob(&mut self) -> Result<(), IdentityError> {
+        let stored = self.active_id.ok_or(IdentityError::NoBlob)?;
+        let digest = auth::blob_envelope_digest(&stored.digest);
+        match self
+            .chip
+            .verify_stored(ANCHOR_SLOT, &digest, &stored.signature)
+        {
+            Ok(true) => {
+                self.untrusted = false;
+                Ok(())
+            }
+            // A miscompare, or a Verify the chip refuses (no valid key in the anchor slot).
+            Ok(false) | Err(ChipError::Status(_)) => {
+                self.untrusted = true;
+                self.active_id = None;
+                self.chain = None;
+                Err(IdentityError::BlobUntrusted)
+            }
+            Err(e) => Err(IdentityError::Chip(e)),
+        }
     }
 
     fn definitions(&self) -> Result<Definitions<'_>, IdentityError> {
-        let (len, _) = self
-            .active_id
-            .ok_or(IdentityError::Codec(keystamp_certdef::Error::BadBlob))?;
-        definitions_of(self.active.get(..len).unwrap_or_default())
+        let stored = self.active_id.ok_or(IdentityError::NoBlob)?;
+        definitions_of(self.active.get(..stored.len).unwrap_or_default())
+    }
+
+    fn current_lifecycle(&mut self) -> Result<Lifecycle, ChipError> {
+        if let Some(l) = self.lifecycle {
+            return Ok(l);
+        }
+        let l = auth::lifecycle(&self.chip.read_config()?);
+        self.lifecycle = Some(l);
+        Ok(l)
+    }
+
+    fn end_maintenance(&mut self) {
+        self.maintenance = false;
+        self.maintenance_nonce = None;
     }
 
     /// Answers `request` in `out` (a failure as [`Response::Error`]).
     fn execute(&mut self, request: &Request, out: &mut Response) {
-        if let Err(Fail { code, detail }) = self.try_execute(request, out) {
+        let result = self
+            .gate(request)
+            .and_then(|()| self.try_execute(request, out));
+        // A lock (or a config write) may change the life cycle: read it again next time.
+        if matches!(
+            request,
+            Request::LockConfig { .. }
+                | Request::LockData { .. }
+                | Request::LockSlot { .. }
+                | Request::WriteConfig { .. }
+        ) {
+            self.lifecycle = None;
+        }
+        if let Err(Fail { code, detail }) = result {
             *out = Response::Error(WireError::new(code, detail));
+        }
+    }
+
+    /// Refuses what the life cycle forbids: on a locked chip, everything that writes, generates,
+    /// locks or reads secrets needs maintenance authentication on this connection.
+    fn gate(&mut self, request: &Request) -> Result<(), Fail> {
+        if self.maintenance || auth::allowed_when_locked(request) {
+            return Ok(());
+        }
+        match self.current_lifecycle().map_err(chip_err)? {
+            Lifecycle::Locked => Err(err(
+                ErrorCode::LockedDown,
+                "maintenance authentication needed",
+            )),
+            Lifecycle::Factory | Lifecycle::Provisioning => Ok(()),
         }
     }
 
@@ -279,14 +410,18 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
     fn try_execute(&mut self, request: &Request, out: &mut Response) -> Result<(), Fail> {
         let chip = &mut self.chip;
         match request {
-            Request::Hello => *out = Response::Hello(self.hello()?),
+            Request::Hello => {
+                // A new session: whatever was authenticated before is gone.
+                self.end_maintenance();
+                *out = Response::Hello(self.hello()?);
+            }
             Request::ReadConfig => {
                 let cfg = chip.read_config().map_err(chip_err)?;
                 *out = Response::Config(heapless::Vec::from_slice(&cfg).map_err(|_| internal())?);
             }
             Request::WriteConfig { offset, data } => {
                 let mut target = chip.read_config().map_err(chip_err)?;
-                if target[LOCK_CONFIG] != 0x55 {
+                if target[LOCK_CONFIG] != UNLOCKED {
                     return Err(err(ErrorCode::Locked, "config zone is locked"));
                 }
                 let start = *offset as usize;
@@ -344,9 +479,18 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
             Request::StoreDefBlob {
                 total_len,
                 digest,
+                signature,
                 offset,
                 data,
-            } => *out = Response::DefBlob(self.store_blob(*total_len, digest, *offset, data)?),
+            } => {
+                let name = Upload {
+                    total_len: *total_len,
+                    digest: *digest,
+                    signature: rs(signature),
+                    received: 0,
+                };
+                *out = Response::DefBlob(self.store_blob(name, *offset, data)?);
+            }
             Request::RebuildChain => *out = Response::Chain(self.rebuild_chain()?),
             Request::ReadCert { cert, offset, len } => {
                 let (dev, sig) = self
@@ -367,61 +511,117 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                     data: Chunk::from_slice(bytes).map_err(|_| internal())?,
                 });
             }
-            Request::SignChallenge { slot, challenge } => {
-                let rs = chip.sign_digest(*slot, challenge).map_err(chip_err)?;
-                signature(out, &rs);
+            Request::IdentityProof { host_nonce } => {
+                *out = Response::IdentityProof(self.identity_proof(host_nonce)?);
             }
             Request::Random => *out = Response::Random(chip.random().map_err(chip_err)?),
             Request::SetBaud { .. } => {
                 return Err(err(ErrorCode::Unsupported, "baud switching is not enabled"));
             }
-            Request::Finish { .. } => *out = Response::Ok,
+            Request::Finish { .. } => {
+                self.end_maintenance();
+                *out = Response::Ok;
+            }
+            Request::MaintenanceBegin => {
+                self.end_maintenance();
+                let nonce = self.chip.random().map_err(chip_err)?;
+                self.maintenance_nonce = Some(nonce);
+                *out = Response::MaintenanceNonce(nonce);
+            }
+            Request::MaintenanceAuth { signature } => {
+                self.maintenance_auth(signature)?;
+                *out = Response::Ok;
+            }
         }
         Ok(())
+    }
+
+    /// Signs SHA-256(label ‖ host nonce ‖ device nonce) with the device key: the device supplies
+    /// half of what is signed, so no answer is ever a signature over a digest the host chose.
+    fn identity_proof(&mut self, host_nonce: &[u8; 32]) -> Result<IdentityProof, Fail> {
+        let slot = match self.definitions() {
+            Ok(defs) => u8::try_from(defs.device.public_key_dev_loc.slot)
+                .map_err(|_| err(ErrorCode::BlobInvalid, "device key slot"))?,
+            Err(_) => DEVICE_KEY_SLOT,
+        };
+        let device_nonce = self.chip.random().map_err(chip_err)?;
+        let digest = auth::identity_digest(host_nonce, &device_nonce);
+        let sig = self.chip.sign_digest(slot, &digest).map_err(chip_err)?;
+        Ok(IdentityProof {
+            device_nonce,
+            signature: signature(&sig),
+        })
+    }
+
+    /// Checks the signer's signature of this connection's nonce with the chip's Verify against
+    /// the trust anchor. The nonce is used up whatever the outcome; a failure also ends any
+    /// earlier authentication.
+    fn maintenance_auth(&mut self, sig: &Signature) -> Result<(), Fail> {
+        let nonce = self.maintenance_nonce.take();
+        self.maintenance = false;
+        let nonce = nonce.ok_or_else(|| err(ErrorCode::AuthFailed, "no nonce"))?;
+        let config = self.chip.read_config().map_err(chip_err)?;
+        let digest = auth::maintenance_digest(&auth::serial(&config), &nonce);
+        match self.chip.verify_stored(ANCHOR_SLOT, &digest, &rs(sig)) {
+            Ok(true) => {
+                self.maintenance = true;
+                Ok(())
+            }
+            Ok(false) | Err(ChipError::Status(_)) => {
+                Err(err(ErrorCode::AuthFailed, "signature vs slot 11"))
+            }
+            Err(e) => Err(chip_err(e)),
+        }
     }
 
     fn hello(&mut self) -> Result<HelloInfo, Fail> {
         let revision = self.chip.revision().map_err(chip_err)?;
         let cfg = self.chip.read_config().map_err(chip_err)?;
-        let mut serial = [0u8; 9];
-        serial[..4].copy_from_slice(&cfg[..4]);
-        serial[4..].copy_from_slice(&cfg[8..13]);
+        let lifecycle = auth::lifecycle(&cfg);
+        self.lifecycle = Some(lifecycle);
         // SlotLocked bytes 88–89: a 0 bit means locked.
         let slot_locked = !u16::from_le_bytes([cfg[88], cfg[89]]);
         Ok(HelloInfo {
             max_line: MAX_LINE as u16,
             max_chunk: MAX_CHUNK as u16,
-            features: FEATURE_READ_CERT | FEATURE_OTP,
+            features: FEATURE_READ_CERT | FEATURE_OTP | FEATURE_MAINTENANCE,
             firmware: self.firmware,
             chip: ChipInfo {
                 revision,
-                serial,
-                config_locked: cfg[LOCK_CONFIG] != 0x55,
-                data_locked: cfg[LOCK_VALUE] != 0x55,
+                serial: auth::serial(&cfg),
+                config_locked: cfg[LOCK_CONFIG] != UNLOCKED,
+                data_locked: cfg[LOCK_VALUE_BYTE] != UNLOCKED,
                 slot_locked,
             },
-            def_blob: self.active_id.map(|(len, digest)| DefBlobId {
-                len: len as u32,
-                digest,
+            def_blob: self.active_id.map(|a| DefBlobId {
+                len: a.len as u32,
+                digest: a.digest,
             }),
+            protocol: PROTOCOL_VERSION,
+            lifecycle,
+            blob_untrusted: self.untrusted,
+            maintenance: self.maintenance,
+            platform: self.platform,
         })
     }
 
     fn store_blob(
         &mut self,
-        total_len: u32,
-        digest: &[u8; 32],
+        name: Upload,
         offset: u32,
         data: &[u8],
     ) -> Result<DefBlobProgress, Fail> {
+        let total_len = name.total_len;
         if total_len as usize > B {
             return Err(err(
                 ErrorCode::OutOfRange,
                 "blob larger than this device accepts",
             ));
         }
-        // The same blob is already the stored one: nothing to do.
-        if self.active_id == Some((total_len as usize, *digest)) {
+        // The same blob with the same signature is already the stored one: nothing to do.
+        if self.active_id.is_some_and(|a| {
+            a.len == total_len as usize && a.digest == name.digest && a.signature == name.signature
+        }) {
             self.upload = None;
             return Ok(DefBlobProgress {
                 received: total_len,
@@ -429,16 +629,17 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 complete: true,
             });
         }
-        let up = match self.upload {
-            Some(u) if u.total_len == total_len && u.digest == *digest => u,
+        let mut up = match self.upload {
+            Some(u)
+                if u.total_len == total_len
+                    && u.digest == name.digest
+                    && u.signature == name.signature =>
+            {
+                u
+            }
             // A new name discards a partial upload.
-            _ => Upload {
-                total_len,
-                digest: *digest,
-                received: 0,
-            },
+            _ => name,
         };
-        let mut up = up;
         if offset == up.received && !data.is_empty() {
             let start = offset as usize;
             let end = start + data.len();
@@ -467,16 +668,28 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
             .staging
             .get(..total_len as usize)
             .ok_or_else(internal)?;
-        if store::sha256(blob) != *digest {
+        // Transfer integrity first (a corrupted upload is retried, not reported as forged)...
+        let digest = store::sha256(blob);
+        if digest != up.digest {
             return Err(err(
                 ErrorCode::DigestMismatch,
                 "blob digest differs; upload again",
             ));
         }
+        // ...then authenticity: the signer's signature, checked by the chip against the anchor.
+        let envelope = auth::blob_envelope_digest(&digest);
+        match self
+            .chip
+            .verify_stored(ANCHOR_SLOT, &envelope, &up.signature)
+        {
+            Ok(true) => {}
+            Ok(false) | Err(ChipError::Status(_)) => return Err(untrusted()),
+            Err(e) => return Err(chip_err(e)),
+        }
         if definitions_of(blob).is_err() {
             return Err(err(ErrorCode::BlobInvalid, "blob does not parse"));
         }
-        store::save(&mut self.store, blob, digest).map_err(|e| match e {
+        store::save(&mut self.store, blob, &digest, &up.signature).map_err(|e| match e {
             StoreError::TooLarge => err(ErrorCode::OutOfRange, "blob larger than the partition"),
             _ => err(ErrorCode::Storage, "flash write failed"),
         })?;
@@ -484,7 +697,12 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
             .get_mut(..blob.len())
             .ok_or_else(internal)?
             .copy_from_slice(blob);
-        self.active_id = Some((blob.len(), *digest));
+        self.active_id = Some(store::Stored {
+            len: blob.len(),
+            digest,
+            signature: up.signature,
+        });
+        self.untrusted = false;
         self.chain = None;
         Ok(DefBlobProgress {
             received: total_len,
@@ -495,9 +713,9 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
 
     fn rebuild_chain(&mut self) -> Result<ChainReport, Fail> {
         self.chain = None;
-        let (len, _) = self
-            .active_id
-            .ok_or_else(|| err(ErrorCode::NoBlob, "store a definition blob first"))?;
+        // The stored blob is checked against the anchor again before every use.
+        self.check_active_blob().map_err(identity_err)?;
+        let len = self.active_id.map_or(0, |a| a.len);
         let blob = self.active.get(..len).ok_or_else(internal)?;
         let defs = definitions_of(blob).map_err(identity_err)?;
         let lens = identity::rebuild_chain(

@@ -21,7 +21,26 @@ pub enum ChipError {
     Communication,
     /// The request cannot be expressed as chip commands (bad slot, offset or length).
     OutOfRange,
+    /// The config zone read back after a write differs from what was written: the chip did not
+    /// take the bytes (a locked zone, or a byte it does not let the host write).
+    ConfigMismatch,
 }
+
+impl core::fmt::Display for ChipError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ChipError::Absent => f.write_str("the secure element does not answer"),
+            ChipError::Status(s) => write!(f, "the secure element answered status 0x{s:02X}"),
+            ChipError::Communication => f.write_str("the secure element's answers are corrupt"),
+            ChipError::OutOfRange => f.write_str("outside the chip's zone or slot"),
+            ChipError::ConfigMismatch => {
+                f.write_str("the config zone read back differs from what was written")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ChipError {}
 
 /// Data-slot size of the ATECC608 (0 for a slot number that does not exist).
 pub const fn slot_size(slot: u8) -> usize {
@@ -70,6 +89,15 @@ pub trait Chip {
         signature: &[u8; 64],
         public_key: &[u8; 64],
     ) -> Result<bool, ChipError>;
+    /// Verifies `signature` (R ‖ S) of `digest` against the public key stored in `key_slot`
+    /// (the chip's Verify in stored mode), so a key the chip holds in a locked slot decides.
+    /// `Ok(false)` for a signature that does not verify.
+    fn verify_stored(
+        &mut self,
+        key_slot: u8,
+        digest: &[u8; 32],
+        signature: &[u8; 64],
+    ) -> Result<bool, ChipError>;
     /// 32 random bytes.
     fn random(&mut self) -> Result<[u8; 32], ChipError>;
     /// Puts the chip into idle between requests (keeps TempKey, stops the watchdog).
@@ -86,7 +114,7 @@ fn map<E>(e: Error<E>) -> ChipError {
         Error::I2c(_) | Error::NoAck | Error::Wake(_) | Error::Timeout => ChipError::Absent,
         Error::Response(_) | Error::UnexpectedLength { .. } => ChipError::Communication,
         // The config read-back differed: the chip did not take what was written.
-        Error::ConfigMismatch { .. } => ChipError::Status(0x0F),
+        Error::ConfigMismatch { .. } => ChipError::ConfigMismatch,
         Error::RandomTestPattern => ChipError::Status(0x0F),
         Error::Encode(_) | Error::Address(_) => ChipError::OutOfRange,
     }
@@ -188,6 +216,16 @@ impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
         public_key: &[u8; 64],
     ) -> Result<bool, ChipError> {
         Atecc::verify_extern(self, digest, signature, public_key).map_err(map)
+    }
+
+    #[inline(never)]
+    fn verify_stored(
+        &mut self,
+        key_slot: u8,
+        digest: &[u8; 32],
+        signature: &[u8; 64],
+    ) -> Result<bool, ChipError> {
+        Atecc::verify_stored(self, key_slot, digest, signature).map_err(map)
     }
 
     #[inline(never)]

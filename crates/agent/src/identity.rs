@@ -38,6 +38,41 @@ pub enum IdentityError {
     SignerSignature,
     /// The device certificate's signature does not verify against the signer's public key.
     DeviceSignature,
+    /// No definition blob is stored.
+    NoBlob,
+    /// The stored blob's signature does not verify against the trust anchor: it is not used.
+    BlobUntrusted,
+}
+
+impl core::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            IdentityError::Chip(e) => write!(f, "secure element: {e}"),
+            IdentityError::Codec(e) => write!(f, "certificate definition: {e}"),
+            IdentityError::TooMuchDeviceData => {
+                f.write_str("the definition reads more device data than the agent holds")
+            }
+            IdentityError::SignerSignature => {
+                f.write_str("the signer certificate does not verify against the root key")
+            }
+            IdentityError::DeviceSignature => {
+                f.write_str("the device certificate does not verify against the signer key")
+            }
+            IdentityError::NoBlob => f.write_str("no certificate definitions stored"),
+            IdentityError::BlobUntrusted => {
+                f.write_str("the stored definitions are not signed by the trusted signer")
+            }
+        }
+    }
+}
+
+impl core::error::Error for IdentityError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            IdentityError::Chip(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<ChipError> for IdentityError {

@@ -3,6 +3,9 @@
 //! * [`Agent`] serves the wire protocol (`keystamp-wire`) by driving the secure element through
 //!   the [`Chip`] trait and the certificate codec (`keystamp-certdef`), and keeps the
 //!   certificate-definition blob in any `embedded_storage::Storage`.
+//! * [`auth`] is what the device trusts: the life cycle read from the chip's lock bytes, the
+//!   requests a locked device serves, and the signed digests (blob, identity proof,
+//!   maintenance) the host computes with the same functions.
 //! * [`identity`] is the run-time API a product's firmware uses: rebuild the device and signer
 //!   certificates from the chip, verify them with the chip, sign digests with the device key.
 //!
@@ -19,6 +22,7 @@
 )]
 
 mod agent;
+pub mod auth;
 pub mod chip;
 pub mod identity;
 pub mod store;

@@ -1,20 +1,21 @@
 //! Where the certificate-definition blob lives on the device: any `embedded_storage::Storage`
 //! (a flash partition on the ESP32, a file or RAM in simulation).
 //!
-//! Layout: a 40-byte header at offset 0 — magic `KSB1`, blob length (u32 LE), SHA-256 of the
-//! blob — and the blob at offset [`BLOB_OFFSET`]. The blob is written first and the header last,
-//! and the digest is checked on every load, so a write torn by a reset leaves "no blob", never a
-//! wrong one.
+//! Layout: a 104-byte header at offset 0 — magic `KSB2`, blob length (u32 LE), SHA-256 of the
+//! blob, the signer's 64-byte signature of the blob (docs/certdef-format.md, "Signed blob") —
+//! and the blob at offset [`BLOB_OFFSET`]. The blob is written first and the header last, and the
+//! digest is checked on every load, so a write torn by a reset leaves "no blob", never a wrong
+//! one. The digest only detects corruption: whether the blob is trusted is decided by the agent,
+//! which checks the signature with the chip on every load and use.
 
 use embedded_storage::Storage;
-use sha2::{Digest, Sha256};
 
-/// Header magic.
-pub const MAGIC: [u8; 4] = *b"KSB1";
+/// Header magic (`KSB1`, the unsigned layout of protocol version 1, reads as empty).
+pub const MAGIC: [u8; 4] = *b"KSB2";
 /// Header length in bytes.
-pub const HEADER_LEN: usize = 40;
+pub const HEADER_LEN: usize = 104;
 /// Where the blob starts.
-pub const BLOB_OFFSET: u32 = 64;
+pub const BLOB_OFFSET: u32 = 128;
 
 /// Why the stored blob could not be loaded or saved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,13 +31,37 @@ pub enum StoreError {
     Io,
 }
 
-/// SHA-256 of `data`.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            StoreError::Empty => "no blob stored",
+            StoreError::TooLarge => "the stored blob is larger than the buffer or the storage",
+            StoreError::Corrupt => "the stored blob does not match its digest",
+            StoreError::Io => "the storage failed",
+        })
+    }
 }
 
-/// Loads the stored blob into `buf`; returns its length and digest.
-pub fn load<S: Storage>(store: &mut S, buf: &mut [u8]) -> Result<(usize, [u8; 32]), StoreError> {
+impl core::error::Error for StoreError {}
+
+/// SHA-256 of `data` (the certificate codec's implementation: one copy on the device).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    keystamp_certdef::sha256(data)
+}
+
+/// A stored blob's header facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// Blob length.
+    pub len: usize,
+    /// SHA-256 of the blob.
+    pub digest: [u8; 32],
+    /// The signer's signature (R ‖ S) of the blob's envelope digest.
+    pub signature: [u8; 64],
+}
+
+/// Loads the stored blob into `buf`; returns its header facts (the digest checked).
+pub fn load<S: Storage>(store: &mut S, buf: &mut [u8]) -> Result<Stored, StoreError> {
     let mut header = [0u8; HEADER_LEN];
     store.read(0, &mut header).map_err(|_| StoreError::Io)?;
     if header[..4] != MAGIC {
@@ -45,6 +70,8 @@ pub fn load<S: Storage>(store: &mut S, buf: &mut [u8]) -> Result<(usize, [u8; 32
     let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
     let mut digest = [0u8; 32];
     digest.copy_from_slice(&header[8..40]);
+    let mut signature = [0u8; 64];
+    signature.copy_from_slice(&header[40..104]);
     let room = store.capacity().saturating_sub(BLOB_OFFSET as usize);
     if len == 0 || len > room {
         return Err(StoreError::Corrupt);
@@ -54,11 +81,21 @@ pub fn load<S: Storage>(store: &mut S, buf: &mut [u8]) -> Result<(usize, [u8; 32
     if sha256(dst) != digest {
         return Err(StoreError::Corrupt);
     }
-    Ok((len, digest))
+    Ok(Stored {
+        len,
+        digest,
+        signature,
+    })
 }
 
-/// Stores `blob` (whose SHA-256 is `digest`): first the bytes, then the header.
-pub fn save<S: Storage>(store: &mut S, blob: &[u8], digest: &[u8; 32]) -> Result<(), StoreError> {
+/// Stores `blob` (whose SHA-256 is `digest`) with its `signature`: first the bytes, then the
+/// header.
+pub fn save<S: Storage>(
+    store: &mut S,
+    blob: &[u8],
+    digest: &[u8; 32],
+    signature: &[u8; 64],
+) -> Result<(), StoreError> {
     if blob.len() > store.capacity().saturating_sub(BLOB_OFFSET as usize) {
         return Err(StoreError::TooLarge);
     }
@@ -71,6 +108,7 @@ pub fn save<S: Storage>(store: &mut S, blob: &[u8], digest: &[u8; 32]) -> Result
     header[..4].copy_from_slice(&MAGIC);
     header[4..8].copy_from_slice(&len.to_le_bytes());
     header[8..40].copy_from_slice(digest);
+    header[40..104].copy_from_slice(signature);
     store.write(0, &header).map_err(|_| StoreError::Io)
 }
 
@@ -130,9 +168,14 @@ mod tests {
         let mut s = MemStore::<1024>::default();
         let blob = [7u8; 300];
         let d = sha256(&blob);
-        save(&mut s, &blob, &d).unwrap();
+        save(&mut s, &blob, &d, &[3; 64]).unwrap();
         let mut buf = [0u8; 512];
-        assert_eq!(load(&mut s, &mut buf), Ok((300, d)));
+        let want = Stored {
+            len: 300,
+            digest: d,
+            signature: [3; 64],
+        };
+        assert_eq!(load(&mut s, &mut buf), Ok(want));
         assert_eq!(&buf[..300], &blob[..]);
     }
 
@@ -147,7 +190,7 @@ mod tests {
     fn a_flipped_byte_is_corrupt_not_loaded() {
         let mut s = MemStore::<1024>::default();
         let blob = [1u8, 2, 3, 4];
-        save(&mut s, &blob, &sha256(&blob)).unwrap();
+        save(&mut s, &blob, &sha256(&blob), &[0; 64]).unwrap();
         s.bytes[BLOB_OFFSET as usize + 2] ^= 1;
         let mut buf = [0u8; 64];
         assert_eq!(load(&mut s, &mut buf), Err(StoreError::Corrupt));
@@ -157,7 +200,7 @@ mod tests {
     fn torn_write_leaves_no_blob() {
         // Reset after the header was invalidated and the bytes written, before the new header.
         let mut s = MemStore::<1024>::default();
-        save(&mut s, &[9u8; 10], &sha256(&[9u8; 10])).unwrap();
+        save(&mut s, &[9u8; 10], &sha256(&[9u8; 10]), &[0; 64]).unwrap();
         s.bytes[..4].copy_from_slice(&[0; 4]);
         let mut buf = [0u8; 64];
         assert_eq!(load(&mut s, &mut buf), Err(StoreError::Empty));
@@ -167,7 +210,7 @@ mod tests {
     fn too_small_buffer_is_an_error() {
         let mut s = MemStore::<1024>::default();
         let blob = [5u8; 100];
-        save(&mut s, &blob, &sha256(&blob)).unwrap();
+        save(&mut s, &blob, &sha256(&blob), &[0; 64]).unwrap();
         let mut buf = [0u8; 50];
         assert_eq!(load(&mut s, &mut buf), Err(StoreError::TooLarge));
     }

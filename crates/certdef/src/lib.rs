@@ -48,6 +48,12 @@ pub use loc::{CertElement, CertLoc, DeviceLoc};
 pub use rebuild::{DeviceData, ReadPlan, device_sn_from_config, read_plan, rebuild};
 pub use split::{DeviceImage, split, write_plan};
 
+/// SHA-256 of `data`, the crate's one implementation (compact under the `small` feature).
+/// Public so the device agent hashes with this same code: one SHA-256 in the firmware image.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    hash::sha256(data)
+}
+
 /// Compresses a full certificate (`atcacert_get_comp_cert`, strict): its 72 bytes.
 pub fn compress(def: &CertDef<'_>, der: &[u8]) -> Result<[u8; COMP_CERT_LEN], Error> {
     // The fast path covers the usual shapes; the general one every other input and every error.

@@ -96,9 +96,11 @@ impl BlobStore {
         self.region.as_ref().map_or(0, |r| r.len as usize)
     }
 
-    /// Stores `blob` if the partition has never held one (no header magic); returns whether it
-    /// did. A stored blob, even a damaged one, is left for the host to replace.
-    pub fn seed(&mut self, blob: &[u8]) -> Result<bool, StoreError> {
+    /// Stores `blob` with its signer `signature` if the partition has never held one (no header
+    /// magic); returns whether it did. A stored blob, even a damaged one, is left for the host to
+    /// replace. The agent checks the signature against the chip's trust anchor before use, so a
+    /// default blob without a valid signature is reported untrusted, never used.
+    pub fn seed(&mut self, blob: &[u8], signature: &[u8; 64]) -> Result<bool, StoreError> {
         if blob.is_empty() {
             return Ok(false);
         }
@@ -107,7 +109,7 @@ impl BlobStore {
         if magic == store::MAGIC {
             return Ok(false);
         }
-        store::save(self, blob, &store::sha256(blob))?;
+        store::save(self, blob, &store::sha256(blob), signature)?;
         Ok(true)
     }
 }

@@ -4,9 +4,11 @@
 //! in a flash partition, and `keystamp-agent` doing the work. What a device's certificates look
 //! like is data (the blob), never code, so every device runs this same image.
 //!
-//! Boot: a short window for the host (provisioning mode), then — if the chip is locked and a
-//! blob is stored — the product path: rebuild and verify the device's certificate chain from the
-//! chip and print who the device is. docs/firmware.md describes wiring, flashing and behaviour.
+//! Boot: a short window for the host, then — if the chip is locked and a trusted blob is
+//! stored — the product path: rebuild and verify the device's certificate chain from the chip
+//! and print who the device is. A locked chip never drops into provisioning: the agent keeps
+//! answering the read-only requests (and refuses the rest) until a host authenticates for
+//! maintenance. docs/firmware.md describes wiring, flashing, the states and hardening.
 #![no_std]
 #![no_main]
 
@@ -14,6 +16,7 @@ mod blob_store;
 mod cert_info;
 mod config;
 mod line;
+mod platform;
 mod report;
 
 use embedded_io::Write as _;
@@ -27,9 +30,7 @@ use esp_hal::{Blocking, main};
 use esp_storage::FlashStorage;
 use keystamp_agent::{Action, Agent, MAX_CERT};
 use keystamp_atecc::Atecc;
-// Config-zone bytes 86 (data/OTP lock) and 87 (config lock): 0x55 means unlocked.
-use keystamp_atecc::config::{LOCK_CONFIG_BYTE, LOCK_VALUE_BYTE, UNLOCKED};
-use keystamp_wire::FirmwareVersion;
+use keystamp_wire::{FirmwareVersion, Lifecycle};
 use static_cell::StaticCell;
 
 use crate::blob_store::BlobStore;
@@ -56,6 +57,9 @@ static FLASH: StaticCell<FlashStorage<'static>> = StaticCell::new();
 /// A certificate-definition blob compiled in at build time (`KEYSTAMP_DEFAULT_BLOB`, see
 /// build.rs); empty when none was given.
 const DEFAULT_BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default_blob.bin"));
+/// The signer's signature of [`DEFAULT_BLOB`] (`KEYSTAMP_DEFAULT_BLOB_SIGNATURE`; zeros if none).
+const DEFAULT_BLOB_SIGNATURE: &[u8; 64] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/default_blob.sig"));
 const _: () = assert!(
     DEFAULT_BLOB.len() <= DEF_BLOB_CAPACITY,
     "the default blob is larger than DEF_BLOB_CAPACITY"
@@ -87,7 +91,6 @@ const fn parse_u8(s: &str) -> u8 {
     }
     value
 }
-
 
 /// What the firmware does next.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -134,7 +137,7 @@ fn main() -> ! {
         );
     }
     if !DEFAULT_BLOB.is_empty() {
-        match store.seed(DEFAULT_BLOB) {
+        match store.seed(DEFAULT_BLOB, DEFAULT_BLOB_SIGNATURE) {
             Ok(true) => say(
                 &mut uart,
                 Line::new().text("stored the compiled-in default blob"),
@@ -151,6 +154,7 @@ fn main() -> ! {
 
     let partition_kib = store.size() / 1024;
     let agent = AGENT.init_with(|| Agent::new(chip, store, FIRMWARE));
+    agent.set_platform(platform::read());
     say(
         &mut uart,
         Line::new()
@@ -165,7 +169,7 @@ fn main() -> ! {
             .text(" ms"),
     );
 
-    let mut mode = if host_within_window(agent, &mut uart) {
+    let mut mode = if host_within_window(agent, &mut uart) && may_provision(agent) {
         Mode::Provision
     } else {
         decide(agent, &mut uart)
@@ -174,6 +178,8 @@ fn main() -> ! {
         mode = match mode {
             Mode::Provision => {
                 serve_until_finish(agent, &mut uart);
+                // The session is over: its maintenance authentication with it.
+                agent.end_connection();
                 decide(agent, &mut uart)
             }
             Mode::Product => product(agent, &mut uart),
@@ -258,26 +264,37 @@ fn serve_until_finish(agent: &mut DeviceAgent, uart: &mut HostUart) {
     }
 }
 
-/// Provisioning mode unless the chip is locked and a usable blob is stored.
+/// Whether a host may provision now: only a chip that is not Locked (read from its lock bytes),
+/// or a connection that authenticated for maintenance.
+fn may_provision(agent: &mut DeviceAgent) -> bool {
+    if agent.maintenance_authenticated() {
+        return true;
+    }
+    let lifecycle = agent.lifecycle();
+    keystamp_agent::Chip::idle(agent.chip());
+    // A chip that cannot be read is not known to be unlocked: no provisioning.
+    matches!(lifecycle, Ok(Lifecycle::Factory | Lifecycle::Provisioning))
+}
+
+/// Provisioning mode on a chip that is not locked yet; on a locked chip always the product
+/// path (which reports an untrusted or missing blob instead of using it).
 fn decide(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
-    let config = keystamp_agent::Chip::read_config(agent.chip());
+    let lifecycle = agent.lifecycle();
     // Idle as the agent does after every request: TempKey kept, watchdog stopped.
     keystamp_agent::Chip::idle(agent.chip());
-    let config = match config {
-        Ok(c) => c,
+    match lifecycle {
+        Ok(Lifecycle::Locked) => Mode::Product,
+        Ok(Lifecycle::Factory | Lifecycle::Provisioning) => {
+            provision(uart, Line::new().text("secure element not locked"))
+        }
         Err(e) => {
             let mut line = Line::new();
             line.text("secure element at 0x").hex(ATECC_ADDRESS);
-            return provision(uart, line.text(" not answering ").why(&e));
+            say(uart, line.text(" not answering ").why(&e));
+            // Not known to be unlocked: serve read-only as a locked device would.
+            Mode::Product
         }
-    };
-    if config[LOCK_CONFIG_BYTE] == UNLOCKED || config[LOCK_VALUE_BYTE] == UNLOCKED {
-        return provision(uart, Line::new().text("secure element not locked"));
     }
-    if agent.definitions().is_none() {
-        return provision(uart, Line::new().text("no certificate definitions stored"));
-    }
-    Mode::Product
 }
 
 /// Says why the device is in provisioning mode (`...: provisioning mode`).
@@ -294,12 +311,40 @@ fn product(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
     let mut signer = [0u8; MAX_CERT];
     let rebuilt = agent.rebuild_identity(&mut device, &mut signer);
     keystamp_agent::Chip::idle(agent.chip());
-    let lens = match rebuilt {
-        Ok(lens) => lens,
-        Err(e) => return provision(uart, Line::new().text("identity rebuild failed ").why(&e)),
-    };
-    let device = device.get(..lens.device).unwrap_or_default();
-    let signer = signer.get(..lens.signer).unwrap_or_default();
+    match rebuilt {
+        Ok(lens) => announce(
+            uart,
+            device.get(..lens.device).unwrap_or_default(),
+            signer.get(..lens.signer).unwrap_or_default(),
+        ),
+        // An untrusted blob is reported, never used; the device keeps serving read-only
+        // requests and maintenance (a locked chip does not fall back to provisioning).
+        Err(e) => say(
+            uart,
+            Line::new()
+                .text("identity unavailable ")
+                .why(&e)
+                .text(": serving read-only; authenticate for maintenance to repair"),
+        ),
+    }
+    // Idle. The host can still reach the agent (to read, prove the identity or authenticate for
+    // maintenance) without a reset; the agent refuses what the chip's state forbids.
+    loop {
+        match poll(agent, uart) {
+            Polled::Quiet => {}
+            Polled::Answered if may_provision(agent) => return Mode::Provision,
+            Polled::Answered => {}
+            Polled::Finished { reboot } => {
+                finished(uart, reboot);
+                agent.end_connection();
+                return decide(agent, uart);
+            }
+        }
+    }
+}
+
+/// Says who this device is (its chain was verified by the secure element).
+fn announce(uart: &mut HostUart, device: &[u8], signer: &[u8]) {
     let unnamed: &[u8] = b"(no common name)";
     say(
         uart,
@@ -320,15 +365,4 @@ fn product(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
             .text("signer certificate CN=")
             .printable(cert_info::subject_common_name(signer).unwrap_or(unnamed)),
     );
-    // Idle. The host can still reach the agent (to read or re-provision) without a reset.
-    loop {
-        match poll(agent, uart) {
-            Polled::Quiet => {}
-            Polled::Answered => return Mode::Provision,
-            Polled::Finished { reboot } => {
-                finished(uart, reboot);
-                return decide(agent, uart);
-            }
-        }
-    }
 }

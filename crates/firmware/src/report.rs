@@ -44,6 +44,7 @@ impl Report for ChipError {
             ChipError::Status(s) => line.text("status 0x").hex(*s),
             ChipError::Communication => line.text("corrupt answers"),
             ChipError::OutOfRange => line.text("out of range"),
+            ChipError::ConfigMismatch => line.text("config read-back differs"),
         };
     }
 }
@@ -66,6 +67,12 @@ impl Report for IdentityError {
             }
             IdentityError::DeviceSignature => {
                 line.text("device certificate does not verify");
+            }
+            IdentityError::NoBlob => {
+                line.text("no certificate definitions stored");
+            }
+            IdentityError::BlobUntrusted => {
+                line.text("definitions not signed by the trusted signer");
             }
         }
     }

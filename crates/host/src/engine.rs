@@ -11,13 +11,17 @@
 //!    so nothing could be verified earlier anyway). Data zone locked: read the public key.
 //! 4. issue — reuse the registry's certificate for this chip and key, or issue one; the
 //!    write-ahead record is committed before the device sees it.
-//! 5. definitions — upload the definition blob when the device's differs (resumable).
-//! 6. certificates — write the device's compressed certificate, the signer public key and the
-//!    signer's compressed certificate (skipping bytes the chip already holds).
+//! 5. certificates — write the device's compressed certificate, the signer public key (the
+//!    device's trust anchor, slot 11) and the signer's compressed certificate (skipping bytes the
+//!    chip already holds).
+//! 6. definitions — upload the definition blob, signed by the signer, when the device's differs
+//!    (resumable); the device checks the signature against slot 11 with the chip's Verify.
 //! 7. verify — the device rebuilds both certificates from the chip and verifies their signatures
-//!    with the chip; the host compares their SHA-256 with what it issued; the chip signs a random
-//!    host challenge with the device key and the host verifies it against the certificate.
-//! 8. lock slots (only if the profile asks), record, write `devices/<serial>/*.pem`.
+//!    with the chip; the host compares their SHA-256 with what it issued; the device proves its
+//!    key (IdentityProof over a host nonce and a device nonce) and the host verifies the proof
+//!    against the public key read from the chip.
+//! 8. lock slots — the certificate slots when the profile asks (the default), then always the
+//!    anchor slot, last; then record, write `devices/<serial>/*.pem`.
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -68,6 +72,8 @@ pub struct Material {
     pub lock_data: bool,
     /// Lock the certificate slots after verification.
     pub lock_cert_slots: bool,
+    /// Board security features the device must report before its chip is touched.
+    pub platform: crate::project::PlatformSection,
     /// Expected subject CN for a chip serial (for the consistency check), if the profile has one.
     pub expected_cn: Option<CnScheme>,
     /// Re-stamp devices holding a valid chain from another signer (`provision --reprovision`);
@@ -254,10 +260,12 @@ pub enum Answer {
         /// Bytes in the chunk.
         len: usize,
     },
-    /// `Signature`.
-    Signature,
+    /// `IdentityProof`.
+    IdentityProof,
     /// `Random`.
     Random,
+    /// `MaintenanceNonce`.
+    MaintenanceNonce,
     /// `Error`.
     Error,
 }
@@ -277,8 +285,9 @@ impl Answer {
                 offset: c.offset,
                 len: c.data.len(),
             },
-            Response::Signature(_) => Answer::Signature,
+            Response::IdentityProof(_) => Answer::IdentityProof,
             Response::Random(_) => Answer::Random,
+            Response::MaintenanceNonce(_) => Answer::MaintenanceNonce,
             Response::Error(_) => Answer::Error,
         }
     }
@@ -297,8 +306,9 @@ impl std::fmt::Display for Answer {
             Answer::CertChunk { offset, len } => {
                 write!(f, "CertChunk ({len} bytes at offset {offset})")
             }
-            Answer::Signature => f.write_str("Signature"),
+            Answer::IdentityProof => f.write_str("IdentityProof"),
             Answer::Random => f.write_str("Random"),
+            Answer::MaintenanceNonce => f.write_str("MaintenanceNonce"),
             Answer::Error => f.write_str("Error"),
         }
     }
@@ -338,8 +348,17 @@ pub enum FailureKind {
         /// Why.
         error: CaError,
     },
-    /// The chip's challenge signature does not verify against the certificate's key.
+    /// The device's identity proof does not verify against the certificate's key.
     ChallengeSignature(p256::ecdsa::Error),
+    /// The signer could not sign (`what`: the blob envelope or a maintenance nonce).
+    Signing {
+        /// What was to be signed.
+        what: &'static str,
+        /// Why it could not.
+        error: SignError,
+    },
+    /// The device holds definitions whose signature does not verify against its trust anchor.
+    BlobUntrusted,
     /// No random challenge could be drawn.
     Random(getrandom::Error),
     /// The per-device PEM files could not be written.
@@ -394,6 +413,9 @@ pub enum FailureKind {
         signer_cn: String,
         /// SHA-256 of the device's signer public key (SubjectPublicKeyInfo DER).
         signer_key_sha256: [u8; 32],
+        /// The device is Locked: its key is permanent and its certificate slots are locked, so
+        /// no project (and no `--reprovision`) can give it another identity.
+        locked: bool,
     },
     /// The certificate the device rebuilt differs from the one issued.
     RebuiltDiffers {
@@ -402,6 +424,13 @@ pub enum FailureKind {
     },
     /// The device did not complete the definition upload.
     UploadIncomplete,
+    /// The board does not report a security feature the profile requires.
+    PlatformRequirement {
+        /// The feature.
+        feature: &'static str,
+        /// What the board reported.
+        reported: keystamp_wire::Tristate,
+    },
     /// Data too long for one request (`what` names it).
     TooLong(&'static str),
     /// The chip serial number was not read before it was needed.
@@ -427,7 +456,12 @@ impl std::fmt::Display for FailureKind {
             Self::Definition(e) => write!(f, "device definition: {e}"),
             Self::CertificateDer(e) => write!(f, "{e}"),
             Self::ChainSignature { which, error } => write!(f, "{which} certificate: {error}"),
-            Self::ChallengeSignature(e) => write!(f, "challenge signature does not verify: {e}"),
+            Self::ChallengeSignature(e) => write!(f, "identity proof does not verify: {e}"),
+            Self::Signing { what, error } => write!(f, "signing {what}: {error}"),
+            Self::BlobUntrusted => f.write_str(
+                "the device's stored definitions are not signed by the signer whose key its chip \
+                 holds (unsigned, mis-signed or altered); the device does not use them",
+            ),
             Self::Random(e) => write!(f, "{e}"),
             Self::Outputs(e) => write!(f, "{e}"),
             Self::ConfigLockedDifferent { byte, chip, wanted } => write!(
@@ -478,14 +512,27 @@ impl std::fmt::Display for FailureKind {
             Self::ForeignChain {
                 signer_cn,
                 signer_key_sha256,
-            } => write!(
-                f,
-                "the device holds a valid chain from another signer (\"{}\", key SHA-256 {}), \
-                 i.e. another project; nothing was written. Provision it with that project, or \
-                 rerun with --reprovision to replace its identity",
-                signer_cn.escape_debug(),
-                crate::pki::ca::colon_hex(signer_key_sha256)
-            ),
+                locked,
+            } => {
+                write!(
+                    f,
+                    "the device holds a valid chain from another signer (\"{}\", key SHA-256 \
+                     {}), i.e. another project; nothing was written. ",
+                    signer_cn.escape_debug(),
+                    crate::pki::ca::colon_hex(signer_key_sha256)
+                )?;
+                if *locked {
+                    f.write_str(
+                        "It is locked down (permanent key, locked certificate slots): no project \
+                         can give it another identity; use it with its own project",
+                    )
+                } else {
+                    f.write_str(
+                        "Provision it with that project, or rerun with --reprovision to replace \
+                         its identity",
+                    )
+                }
+            }
             Self::NotInRegistry => {
                 f.write_str("valid chain, but this project's registry has no record of the device")
             }
@@ -493,6 +540,16 @@ impl std::fmt::Display for FailureKind {
                 f,
                 "the {which} certificate the device rebuilt differs from the one issued; \
                  nothing was locked"
+            ),
+            Self::PlatformRequirement { feature, reported } => write!(
+                f,
+                "the profile requires {feature} but the board reports it {}; nothing was written \
+                 to its chip",
+                match reported {
+                    keystamp_wire::Tristate::On => "on",
+                    keystamp_wire::Tristate::Off => "off",
+                    keystamp_wire::Tristate::Unknown => "unknown",
+                }
             ),
             Self::UploadIncomplete => {
                 f.write_str("the device did not complete the definition upload")
@@ -513,6 +570,7 @@ impl std::error::Error for FailureKind {
             Self::CertificateDer(e) => Some(e),
             Self::ChainSignature { error, .. } => Some(error),
             Self::ChallengeSignature(e) => Some(e),
+            Self::Signing { error, .. } => Some(error),
             Self::Random(e) => Some(e),
             Self::Outputs(e) => Some(e),
             _ => None,
@@ -705,6 +763,13 @@ impl<'a, P: Port> Station<'a, P> {
         let serial = hello.chip.serial;
         self.chip = Some(ChipSerial(serial));
         report.chip_serial = Some(serial);
+        // The board's security state first: a board the profile refuses is not touched.
+        if let Some((feature, reported)) = m.platform.first_unmet(&hello.platform) {
+            return Err(Failure::new(
+                Step::Probe,
+                FailureKind::PlatformRequirement { feature, reported },
+            ));
+        }
         {
             let reg = self
                 .registry
@@ -764,27 +829,7 @@ impl<'a, P: Port> Station<'a, P> {
             }
         }
 
-        // 5. definitions
-        self.step(Step::Definitions);
-        let blob_current = hello
-            .def_blob
-            .is_some_and(|b| b.len as usize == m.blob.len() && b.digest == m.blob_digest);
-        if blob_current {
-            self.audit(
-                Step::Definitions,
-                Outcome::Skipped,
-                "device holds the definitions",
-            );
-        } else {
-            self.upload_blob()?;
-            self.audit(
-                Step::Definitions,
-                Outcome::Ok,
-                &format!("{} bytes", m.blob.len()),
-            );
-        }
-
-        // 6. certificates
+        // 5. certificates (the trust anchor before the blob it checks)
         self.step(Step::Certificates);
         let check_first = !fresh_key;
         let mut wrote = 0;
@@ -809,29 +854,68 @@ impl<'a, P: Port> Station<'a, P> {
             &format!("{wrote} slot writes"),
         );
 
+        // 6. definitions (signed)
+        self.step(Step::Definitions);
+        let blob_current = hello
+            .def_blob
+            .is_some_and(|b| b.len as usize == m.blob.len() && b.digest == m.blob_digest);
+        if blob_current {
+            self.audit(
+                Step::Definitions,
+                Outcome::Skipped,
+                "device holds the definitions",
+            );
+        } else {
+            self.upload_blob()?;
+            self.audit(
+                Step::Definitions,
+                Outcome::Ok,
+                &format!("{} bytes", m.blob.len()),
+            );
+        }
+
         // 7. verify
         self.step(Step::Verify);
         self.verify(&issued, &public_key, key_slot)?;
         self.audit(
             Step::Verify,
             Outcome::Ok,
-            "chain rebuilt and compared; challenge signed",
+            "chain rebuilt and compared; identity proof verified",
         );
 
         // 8. lock slots, record, outputs
-        if m.lock_cert_slots {
-            self.step(Step::LockSlots);
-            let locked = hello.chip.slot_locked;
-            let mut slots: Vec<u8> = writes.iter().map(|w| w.0).collect();
-            slots.sort_unstable();
-            slots.dedup();
-            for slot in slots {
-                if locked & (1 << slot) == 0 {
-                    self.ok(Step::LockSlots, &Request::LockSlot { slot })?;
-                }
+        // The certificate slots when the profile asks (the default), the anchor slot always and
+        // last: its lock makes the device Locked, which refuses further locks. Only after
+        // verification.
+        self.step(Step::LockSlots);
+        let locked = hello.chip.slot_locked;
+        let anchor = keystamp_agent::auth::ANCHOR_SLOT;
+        let mut slots: Vec<u8> = if m.lock_cert_slots {
+            writes
+                .iter()
+                .map(|w| w.0)
+                .filter(|&s| s != anchor)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        slots.sort_unstable();
+        slots.dedup();
+        slots.push(anchor);
+        for slot in slots {
+            if locked & (1 << slot) == 0 {
+                self.ok(Step::LockSlots, &Request::LockSlot { slot })?;
             }
-            self.audit(Step::LockSlots, Outcome::Ok, "certificate slots locked");
         }
+        self.audit(
+            Step::LockSlots,
+            Outcome::Ok,
+            if m.lock_cert_slots {
+                "certificate slots and trust anchor locked"
+            } else {
+                "trust anchor locked"
+            },
+        );
         {
             let mut reg = self
                 .registry
@@ -853,6 +937,78 @@ impl<'a, P: Port> Station<'a, P> {
         } else {
             DeviceResult::Provisioned
         })
+    }
+
+    /// `keystamp maintain`: authenticates with the signer key (the device checks the signature
+    /// against its locked trust anchor), then runs `op`. Returns the report and the device's
+    /// `Hello` as read before authenticating.
+    pub fn maintain(mut self, op: MaintenanceOp) -> (DeviceReport, Option<HelloInfo>) {
+        let started = Instant::now();
+        let mut report = DeviceReport::failed(&self.name, &self.port, String::new());
+        let mut state = None;
+        report.result = match self.maintenance(op, &mut report, &mut state) {
+            Ok(()) => {
+                self.audit(Step::Done, Outcome::Ok, op.audit_text());
+                DeviceResult::AlreadyProvisioned
+            }
+            Err(f) => {
+                self.audit(f.step, Outcome::Failed, &format!("maintain: {}", f.kind));
+                DeviceResult::Failed(f.to_string())
+            }
+        };
+        report.elapsed = started.elapsed();
+        report.link = self.link.stats();
+        (report, state)
+    }
+
+    fn maintenance(
+        &mut self,
+        op: MaintenanceOp,
+        report: &mut DeviceReport,
+        state: &mut Option<HelloInfo>,
+    ) -> Result<(), Failure> {
+        self.step(Step::Probe);
+        let hello = self.hello()?;
+        let serial = hello.chip.serial;
+        self.chip = Some(ChipSerial(serial));
+        report.chip_serial = Some(serial);
+        *state = Some(hello);
+        self.authenticate(&serial)?;
+        match op {
+            MaintenanceOp::Status => self.ok(Step::Done, &Request::Finish { reboot: false }),
+            MaintenanceOp::StoreBlob => {
+                self.step(Step::Definitions);
+                self.upload_blob()?;
+                self.ok(Step::Definitions, &Request::Finish { reboot: false })?;
+                // Then exactly what `keystamp verify` checks (a new Hello ends maintenance).
+                self.check(report)
+            }
+        }
+    }
+
+    /// Maintenance authentication: the device's nonce, signed with the signer key together
+    /// with the chip serial under the maintenance label.
+    fn authenticate(&mut self, serial: &[u8; 9]) -> Result<(), Failure> {
+        let nonce = match self.call(Step::Probe, &Request::MaintenanceBegin)? {
+            Response::MaintenanceNonce(n) => n,
+            other => return Err(Failure::unexpected(Step::Probe, "MaintenanceNonce", &other)),
+        };
+        let digest = keystamp_agent::auth::maintenance_digest(serial, &nonce);
+        let rs = self.issuer.sign(&digest).map_err(|error| {
+            Failure::new(
+                Step::Probe,
+                FailureKind::Signing {
+                    what: "the maintenance nonce",
+                    error,
+                },
+            )
+        })?;
+        self.ok(
+            Step::Probe,
+            &Request::MaintenanceAuth {
+                signature: signature_of(&rs),
+            },
+        )
     }
 
     /// Re-reads the device's chain without changing anything: the device rebuilds both
@@ -885,7 +1041,9 @@ impl<'a, P: Port> Station<'a, P> {
     fn refuse_foreign_chain(&mut self, hello: &HelloInfo) -> Result<(), Failure> {
         use der::{Decode, Encode};
         let m = self.material;
-        if m.reprovision || !hello.chip.data_locked || hello.def_blob.is_none() {
+        let locked = hello.lifecycle == keystamp_wire::Lifecycle::Locked;
+        // --reprovision cannot help a Locked device: nothing on it can be rewritten.
+        if (m.reprovision && !locked) || !hello.chip.data_locked || hello.def_blob.is_none() {
             return Ok(());
         }
         let chain = match self.link.call(&Request::RebuildChain) {
@@ -921,6 +1079,7 @@ impl<'a, P: Port> Station<'a, P> {
             FailureKind::ForeignChain {
                 signer_cn,
                 signer_key_sha256: crate::pki::ca::sha256(&spki_der),
+                locked,
             },
         ))
     }
@@ -955,6 +1114,9 @@ impl<'a, P: Port> Station<'a, P> {
         let serial = hello.chip.serial;
         self.chip = Some(ChipSerial(serial));
         report.chip_serial = Some(serial);
+        if hello.blob_untrusted {
+            return Err(Failure::new(Step::Probe, FailureKind::BlobUntrusted));
+        }
         if !hello.chip.config_locked || !hello.chip.data_locked || hello.def_blob.is_none() {
             return Err(Failure::new(Step::Probe, FailureKind::NotProvisioned));
         }
@@ -1206,6 +1368,18 @@ impl<'a, P: Port> Station<'a, P> {
         let m = self.material;
         let total_len = m.blob.len() as u32;
         let mut offset = 0u32;
+        // The signer signs the blob's envelope digest; the device checks it against slot 11.
+        let envelope = keystamp_agent::auth::blob_envelope_digest(&m.blob_digest);
+        let rs = self.issuer.sign(&envelope).map_err(|error| {
+            Failure::new(
+                Step::Definitions,
+                FailureKind::Signing {
+                    what: "the definition blob",
+                    error,
+                },
+            )
+        })?;
+        let signature = signature_of(&rs);
         // Chunks of whole frames; the device reports where to continue, so a resumed upload or a
         // duplicated chunk never corrupts the blob.
         let chunk_len = MAX_CHUNK.min(480);
@@ -1219,6 +1393,7 @@ impl<'a, P: Port> Station<'a, P> {
                 &Request::StoreDefBlob {
                     total_len,
                     digest: m.blob_digest,
+                    signature,
                     offset,
                     data,
                 },
@@ -1293,25 +1468,51 @@ impl<'a, P: Port> Station<'a, P> {
         self.challenge(key_slot, public_key)
     }
 
-    /// Proof of possession: the chip signs a random host challenge with the device key; the
-    /// signature must verify against the certificate's public key.
-    fn challenge(&mut self, key_slot: u8, public_key: &[u8; 64]) -> Result<(), Failure> {
-        let mut challenge = [0u8; 32];
-        getrandom::fill(&mut challenge)
+    /// Proof of possession: the device signs SHA-256(label ‖ host nonce ‖ device nonce) with
+    /// its key; the signature must verify against `public_key`. The device never signs a digest
+    /// the host chose.
+    fn challenge(&mut self, _key_slot: u8, public_key: &[u8; 64]) -> Result<(), Failure> {
+        let mut host_nonce = [0u8; 32];
+        getrandom::fill(&mut host_nonce)
             .map_err(|e| Failure::new(Step::Verify, FailureKind::Random(e)))?;
-        let sig = match self.call(
-            Step::Verify,
-            &Request::SignChallenge {
-                slot: key_slot,
-                challenge,
-            },
-        )? {
-            Response::Signature(s) => s,
-            other => return Err(Failure::unexpected(Step::Verify, "Signature", &other)),
+        let proof = match self.call(Step::Verify, &Request::IdentityProof { host_nonce })? {
+            Response::IdentityProof(p) => p,
+            other => return Err(Failure::unexpected(Step::Verify, "IdentityProof", &other)),
         };
-        verify_prehash(public_key, &challenge, &sig.r, &sig.s)
+        let digest = keystamp_agent::auth::identity_digest(&host_nonce, &proof.device_nonce);
+        verify_prehash(public_key, &digest, &proof.signature.r, &proof.signature.s)
             .map_err(|e| Failure::new(Step::Verify, FailureKind::ChallengeSignature(e)))
     }
+}
+
+/// What `keystamp maintain` does after authenticating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaintenanceOp {
+    /// Report the device's state (and that authentication with the signer key works).
+    Status,
+    /// Store the project's signed definition blob again (flash erased or replaced, an untrusted
+    /// blob reported), then verify the device as `keystamp verify` does.
+    StoreBlob,
+}
+
+impl MaintenanceOp {
+    fn audit_text(self) -> &'static str {
+        match self {
+            MaintenanceOp::Status => "maintain status: authenticated",
+            MaintenanceOp::StoreBlob => "maintain store-blob: blob stored, chain verified",
+        }
+    }
+}
+
+/// R ‖ S as a wire signature.
+pub fn signature_of(rs: &[u8; 64]) -> keystamp_wire::Signature {
+    let mut sig = keystamp_wire::Signature {
+        r: [0; 32],
+        s: [0; 32],
+    };
+    sig.r.copy_from_slice(&rs[..32]);
+    sig.s.copy_from_slice(&rs[32..]);
+    sig
 }
 
 /// Verifies an ECDSA P-256 signature R‖S over a 32-byte prehash with public key X‖Y.

@@ -81,11 +81,8 @@ impl std::fmt::Display for LinkError {
                 write!(f, "the device refused {request}: {error}")
             }
             LinkError::Protocol { request, error } => match error {
-                HostError::VersionMismatch { host, device } => write!(
-                    f,
-                    "protocol version mismatch on {request}: this host speaks {host}, the device \
-                     {device}; update the firmware or the host tool"
-                ),
+                // "device speaks protocol version N, this keystamp speaks M: update ...".
+                HostError::VersionMismatch { .. } => write!(f, "{error}"),
                 other => write!(f, "bad answer to {request}: {other}"),
             },
             LinkError::Io(e) => write!(f, "serial I/O failed: {e}"),

@@ -58,8 +58,60 @@ pub struct Profile {
     pub registry: RegistrySection,
     /// Where per-device outputs (PEM files) go.
     pub output: OutputSection,
+    /// Board security the device must report (eFuses) before its chip is touched.
+    pub platform: PlatformSection,
     /// Limits on issuance.
     pub issuance: IssuanceSection,
+}
+
+/// `[platform]`: security features the board must report in `Hello` (read from its eFuses,
+/// docs/firmware.md "Hardening"). A board that does not report a required feature as on is
+/// refused before anything is written to its chip. All off by default (development boards).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatformSection {
+    /// Secure Boot v2 enabled.
+    pub require_secure_boot: bool,
+    /// Flash encryption enabled.
+    pub require_flash_encryption: bool,
+    /// JTAG permanently disabled.
+    pub require_jtag_disabled: bool,
+    /// ROM download mode disabled.
+    pub require_download_mode_disabled: bool,
+}
+
+impl PlatformSection {
+    /// The first requirement `reported` does not meet (known on), as `(feature, reported)`.
+    pub fn first_unmet(
+        &self,
+        reported: &keystamp_wire::PlatformSecurity,
+    ) -> Option<(&'static str, keystamp_wire::Tristate)> {
+        [
+            (
+                self.require_secure_boot,
+                "Secure Boot",
+                reported.secure_boot,
+            ),
+            (
+                self.require_flash_encryption,
+                "flash encryption",
+                reported.flash_encryption,
+            ),
+            (
+                self.require_jtag_disabled,
+                "JTAG disabled",
+                reported.jtag_disabled,
+            ),
+            (
+                self.require_download_mode_disabled,
+                "ROM download mode disabled",
+                reported.download_mode_disabled,
+            ),
+        ]
+        .into_iter()
+        .find(|(required, _, state)| *required && *state != keystamp_wire::Tristate::On)
+        .map(|(_, name, state)| (name, state))
+    }
 }
 
 /// `mode`: what a project may issue to.
@@ -212,7 +264,7 @@ impl Default for LockPolicy {
         Self {
             lock_config: true,
             lock_data: true,
-            lock_cert_slots: false,
+            lock_cert_slots: true,
         }
     }
 }

@@ -396,6 +396,7 @@ pub fn material_from_parts(
         lock_config: profile.locks.lock_config,
         lock_data: profile.locks.lock_data,
         lock_cert_slots: profile.locks.lock_cert_slots,
+        platform: profile.platform,
         expected_cn,
         reprovision: false,
         output_dir,

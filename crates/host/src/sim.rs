@@ -57,6 +57,8 @@ pub struct SimDeviceOptions {
     pub faults: FaultConfig,
     /// Write every I2C transaction here as a JSON line.
     pub trace: Option<TraceSink>,
+    /// The board security state the device reports in `Hello` (a real board reads eFuses).
+    pub platform: keystamp_wire::PlatformSecurity,
 }
 
 /// A running simulated device.
@@ -285,6 +287,7 @@ fn run_device(
         let driver = Atecc::new(i2c, StdDelay);
         let mut agent: Box<Agent<_, _, { keystamp_wire::MAX_DEF_BLOB }>> =
             Box::new(Agent::new(driver, flash, firmware));
+        agent.set_platform(opts.platform);
         let _ = write_paced(&mut port, BOOT_BANNER, opts.baud);
         let mut buf = [0u8; 512];
         while !stop.load(Ordering::SeqCst) && !reset.load(Ordering::SeqCst) {

@@ -613,3 +613,38 @@ fn registry_list_and_show_on_a_populated_registry() {
     assert!(line.contains("registry list"), "{line}");
     drop(device_keys);
 }
+
+#[test]
+fn maintain_status_authenticates_and_reports_a_provisioned_device() {
+    use keystamp::sim::{SimDevice, SimDeviceOptions};
+    let dir = tempfile::tempdir().unwrap();
+    init_insecure(dir.path());
+    let dev = SimDevice::start(SimDeviceOptions {
+        name: "cli-maint".into(),
+        state_dir: dir.path().join("sim"),
+        timing: keystamp_atecc_sim::Timing::Instant,
+        baud: None,
+        seed: Some(81),
+        faults: keystamp_atecc_sim::FaultConfig::default(),
+        trace: None,
+        platform: keystamp_wire::PlatformSecurity::UNKNOWN,
+    })
+    .unwrap();
+    let port = dev.port_path().to_string();
+    ok(run(keystamp(dir.path()).args([
+        "provision",
+        "--port",
+        &port,
+    ])));
+    let status = ok(run(
+        keystamp(dir.path()).args(["maintain", "--port", &port, "status"])
+    ));
+    assert_eq!(field(&status, "life cycle"), "locked", "{status}");
+    assert!(
+        field(&status, "authenticated").starts_with("yes"),
+        "{status}"
+    );
+    assert_eq!(field(&status, "secure boot"), "unknown", "{status}");
+    // A locked device refuses provisioning writes but `verify` still proves the identity.
+    ok(run(keystamp(dir.path()).args(["verify", "--port", &port])));
+}

@@ -1,92 +1,17 @@
 //! End to end over pseudo-terminals: fresh emulated chips → provisioned devices, through the real
 //! host engine, the real wire protocol, the real agent and the real ATECC driver.
 
+mod common;
+
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::SystemTime;
 
-use keystamp::engine::{DeviceResult, Material, Station};
-use keystamp::link::{self, Link};
-use keystamp::pki::ca::{self, KeyProtection, Signer};
-use keystamp::project::Profile;
-use keystamp::registry::{ChipSerial, Registry};
-use keystamp::setup;
-use keystamp::sim::{SimDevice, SimDeviceOptions};
-use keystamp_atecc_sim::{FaultConfig, Timing};
-use keystamp_wire::RetryPolicy;
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    signer: Signer,
-    material: Material,
-    registry: Mutex<Registry>,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let profile = Profile::default();
-    let ca_dir = dir.path().join("ca");
-    ca::create(
-        &ca_dir,
-        &profile.ca,
-        &KeyProtection::Unencrypted,
-        SystemTime::now(),
-    )
-    .unwrap();
-    let signer = Signer::unlock(&ca_dir, None).unwrap();
-    let (device_def, signer_def) = setup::generate_definitions(&profile, &signer).unwrap();
-    let material = setup::material_from_parts(
-        &profile,
-        &signer,
-        device_def,
-        signer_def,
-        keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES,
-        dir.path().join("devices"),
-    )
-    .unwrap();
-    let registry = Mutex::new(Registry::open(&dir.path().join("registry.sqlite")).unwrap());
-    Fixture {
-        dir,
-        signer,
-        material,
-        registry,
-    }
-}
-
-fn device(state: &Path, name: &str, seed: u64, faults: FaultConfig) -> SimDevice {
-    SimDevice::start(SimDeviceOptions {
-        name: name.into(),
-        state_dir: state.to_path_buf(),
-        timing: Timing::Instant,
-        baud: None,
-        seed: Some(seed),
-        faults,
-        trace: None,
-    })
-    .unwrap()
-}
-
-fn run(fx: &Fixture, dev: &SimDevice) -> keystamp::engine::DeviceReport {
-    let port = link::open_port(dev.port_path(), 115_200).unwrap();
-    let link = Link::new(
-        port,
-        RetryPolicy {
-            base_timeout_ms: 300,
-            ..RetryPolicy::default()
-        },
-        None,
-    );
-    let station = Station::new(
-        dev.name().into(),
-        dev.port_path().into(),
-        link,
-        &fx.material,
-        &fx.signer,
-        &fx.registry,
-        &|station, step| eprintln!("{station}: {step:?}"),
-    );
-    station.run()
-}
+use common::{Fixture, device, device_on, fixture, fixture_with, run, run_with};
+use keystamp::engine::DeviceResult;
+use keystamp::link;
+use keystamp::pki::ca;
+use keystamp::registry::ChipSerial;
+use keystamp::sim::SimDevice;
+use keystamp_atecc_sim::FaultConfig;
 
 #[test]
 fn fresh_chip_is_provisioned_verified_and_a_rerun_issues_nothing() {
@@ -194,33 +119,6 @@ fn openssl_verify(root: &Path, signer: &Path, device: &Path) {
     );
 }
 
-/// Runs one station over `port` with a progress hook.
-fn run_with<P: link::Port>(
-    fx: &Fixture,
-    dev: &SimDevice,
-    port: P,
-    hook: &(dyn Fn(&str, keystamp::engine::Step) + Sync),
-) -> keystamp::engine::DeviceReport {
-    let link = Link::new(
-        port,
-        RetryPolicy {
-            base_timeout_ms: 300,
-            ..RetryPolicy::default()
-        },
-        None,
-    );
-    Station::new(
-        dev.name().into(),
-        dev.port_path().into(),
-        link,
-        &fx.material,
-        &fx.signer,
-        &fx.registry,
-        hook,
-    )
-    .run()
-}
-
 /// The invariants after any run, finished or not: at most one live certificate per chip, a
 /// verified one only if the device was provisioned, and a locked config only with the profile's
 /// settings (nothing unverified frozen).
@@ -228,7 +126,19 @@ fn check_consistent(fx: &Fixture, dev: &SimDevice) {
     let chip = dev.chip().lock();
     let serial = chip.serial_number();
     let cfg = chip.state().config;
+    let anchor = chip.state().slot(11).to_vec();
     drop(chip);
+    // Never locked without its anchor: once slot 11 is slot-locked (the device is Locked), it
+    // holds this project's signer public key.
+    let slot_locked = u16::from_le_bytes([cfg[88], cfg[89]]);
+    if slot_locked & (1 << 11) == 0 {
+        let want = keystamp_atecc::driver::public_key_to_slot(&fx.material.signer_public_key);
+        assert_eq!(
+            &anchor[..72],
+            &want[..],
+            "a locked anchor slot holds the signer key"
+        );
+    }
     if cfg[87] != 0x55 {
         let target = keystamp_atecc::ConfigZone::from_bytes(&fx.material.config);
         let got = keystamp_atecc::ConfigZone::from_bytes(&cfg);
@@ -514,6 +424,38 @@ fn link_noise_is_skipped_or_retried_and_never_accepted() {
         // The chain the device holds is the one issued (a corrupted byte never got through).
         finish_and_check(&fx, &dev);
     }
+}
+
+#[test]
+fn a_board_without_a_required_security_feature_is_refused_before_its_chip_is_touched() {
+    use keystamp_wire::{PlatformSecurity, Tristate};
+    let mut profile = keystamp::project::Profile::default();
+    profile.platform.require_secure_boot = true;
+    profile.platform.require_jtag_disabled = true;
+    let fx = fixture_with(profile);
+    let state = fx.dir.path().join("sim");
+    // Secure Boot on, JTAG still open: refused, naming JTAG, with the chip untouched.
+    let board = PlatformSecurity {
+        secure_boot: Tristate::On,
+        jtag_disabled: Tristate::Off,
+        ..PlatformSecurity::UNKNOWN
+    };
+    let dev = device_on(&state, "open-jtag", 61, FaultConfig::default(), board);
+    assert_refused_before_any_write(
+        &fx,
+        &dev,
+        "the profile requires JTAG disabled but the board reports it off; nothing was written \
+         to its chip",
+    );
+    // A board that reports both as on is provisioned.
+    let hardened = PlatformSecurity {
+        secure_boot: Tristate::On,
+        jtag_disabled: Tristate::On,
+        ..PlatformSecurity::UNKNOWN
+    };
+    let dev = device_on(&state, "hardened", 62, FaultConfig::default(), hardened);
+    let report = run(&fx, &dev);
+    assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
 }
 
 /// A device's station report must be a refusal at the probe step naming `want`, with the chip

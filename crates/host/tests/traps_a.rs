@@ -97,7 +97,10 @@ fn trap1_device_of_another_project_is_refused_unless_reprovision() {
     assert!(report.contains(&cn), "{report}");
     let flat = report.replace(':', "").to_ascii_lowercase();
     assert!(flat.contains(&fingerprint), "{report}");
-    assert!(report.contains("--reprovision"), "{report}");
+    // A locked device (the default profile locks it) gets no --reprovision advice: nothing on
+    // it can be rewritten.
+    assert!(report.contains("locked down"), "{report}");
+    assert!(!report.contains("--reprovision"), "{report}");
     assert!(
         registry_devices(&a)
             .iter()
@@ -110,10 +113,20 @@ fn trap1_device_of_another_project_is_refused_unless_reprovision() {
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0]["certificate"]["status"], "verified");
 
-    // With --reprovision A takes it over.
-    ok(provision_sim(&a, &state, &["--reprovision"]));
-    let devices = registry_devices(&a);
-    assert_eq!(devices[0]["state"], "provisioned");
+    // B's device is locked down (issue 13): not even --reprovision lets A take it over, and
+    // A records nothing for it.
+    let o = provision_sim(&a, &state, &["--reprovision"]);
+    assert!(!o.status.success(), "A re-stamped B's locked device");
+    let report = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(report.contains("locked down"), "{report}");
+    assert!(
+        registry_devices(&a)
+            .iter()
+            .all(|d| d["certificate"].is_null()),
+        "A recorded a certificate for B's locked device"
+    );
+    ok(provision_sim(&b, &state, &[]));
+    assert_eq!(registry_devices(&b)[0]["certificate"]["status"], "verified");
 }
 
 // ---- trap 2: an empty or foreign registry is refused ----

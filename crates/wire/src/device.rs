@@ -132,7 +132,7 @@ impl DeviceSession {
                 ErrorCode::VersionMismatch {
                     device: PROTOCOL_VERSION,
                 },
-                "device speaks protocol 1",
+                "device speaks another protocol version",
             );
             let bytes = self.cache.answer(key, &Response::Error(err));
             return (

@@ -50,8 +50,13 @@ impl fmt::Display for ErrorCode {
         match self {
             ErrorCode::VersionMismatch { device } => write!(
                 f,
-                "the device speaks protocol version {device}, not {}",
-                crate::PROTOCOL_VERSION
+                "device speaks protocol version {device}, this keystamp speaks {}: {}",
+                crate::PROTOCOL_VERSION,
+                if *device > crate::PROTOCOL_VERSION {
+                    "update keystamp"
+                } else {
+                    "update the device firmware"
+                }
             ),
             ErrorCode::BadRequest => {
                 f.write_str("the device could not decode the request or a field was out of range")
@@ -85,6 +90,18 @@ impl fmt::Display for ErrorCode {
             }
             ErrorCode::Storage => f.write_str("the device's flash storage failed"),
             ErrorCode::Internal => f.write_str("the device reported an internal error"),
+            ErrorCode::LockedDown => f.write_str(
+                "the device is locked: this request needs maintenance authentication \
+                 (keystamp maintain)",
+            ),
+            ErrorCode::BlobUntrusted => f.write_str(
+                "the definition blob is not signed by the signer whose key the chip holds \
+                 (unsigned, mis-signed or altered)",
+            ),
+            ErrorCode::AuthFailed => f.write_str(
+                "maintenance authentication failed (no fresh nonce, or the signature does not \
+                 verify against the chip's trust anchor)",
+            ),
         }
     }
 }
@@ -166,8 +183,12 @@ impl fmt::Display for HostError {
             HostError::Encode(_) => f.write_str("the request could not be encoded"),
             HostError::VersionMismatch { host, device } => write!(
                 f,
-                "the device answered in protocol version {device}; this host speaks {host} \
-                 (update the firmware or the host tool so both match)"
+                "device speaks protocol version {device}, this keystamp speaks {host}: {}",
+                if device > host {
+                    "update keystamp"
+                } else {
+                    "update the device firmware"
+                }
             ),
             HostError::BadResponse(_) => f.write_str(
                 "the device's answer passed the checksum but does not decode (a firmware bug)",
@@ -238,7 +259,12 @@ mod tests {
     #[test]
     fn version_mismatch_names_both_versions() {
         let s = HostError::VersionMismatch { host: 1, device: 2 }.to_string();
-        assert!(s.contains("version 2") && s.contains("speaks 1"), "{s}");
+        assert_eq!(
+            s,
+            "device speaks protocol version 2, this keystamp speaks 1: update keystamp"
+        );
+        let s = HostError::VersionMismatch { host: 2, device: 1 }.to_string();
+        assert!(s.ends_with("update the device firmware"), "{s}");
         let s = ErrorCode::VersionMismatch { device: 7 }.to_string();
         assert!(s.contains('7'), "{s}");
     }

@@ -37,8 +37,10 @@ pub use frame::{Dir, EncodeError, Frame, FrameHeader, NoiseKind, encode_frame, p
 pub use host::{HostError, HostEvent, HostSession, Poll, RetryPolicy};
 pub use message::*;
 
-/// The protocol version this crate speaks (the number after `~K`).
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version this crate speaks (the number after `~K`). Version 2: signed
+/// definition blobs, the identity proof instead of challenge signing, maintenance
+/// authentication, life cycle and platform security in Hello (docs/protocol.md).
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Longest frame line in characters, not counting the line terminator. Both ends need one buffer
 /// of this size to receive and one to send.
 pub const MAX_LINE: usize = 1024;

@@ -1,7 +1,8 @@
 //! The typed messages carried in frames, postcard-encoded.
 //!
 //! Wire ids are postcard's enum variant indexes, so **variants are only ever appended, never
-//! reordered or removed** within a protocol version. docs/protocol.md §4 lists every field.
+//! reordered or removed** within a protocol version; changing an id needs a new
+//! [`crate::PROTOCOL_VERSION`]. docs/protocol.md §4 lists every field.
 
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,18 @@ pub const FEATURE_SET_BAUD: u32 = 1 << 0;
 pub const FEATURE_READ_CERT: u32 = 1 << 1;
 /// Feature bit: the device serves [`Request::ReadOtp`] / [`Request::WriteOtp`].
 pub const FEATURE_OTP: u32 = 1 << 2;
+/// Feature bit: the device serves [`Request::MaintenanceBegin`] / [`Request::MaintenanceAuth`].
+pub const FEATURE_MAINTENANCE: u32 = 1 << 3;
+
+/// Domain label of the definition-blob signature: the signer signs
+/// SHA-256(`BLOB_LABEL` ‖ SHA-256(blob)) (docs/certdef-format.md, "Signed blob").
+pub const BLOB_LABEL: &[u8] = b"keystamp-blob-v1";
+/// Domain label of the identity proof: the device key signs
+/// SHA-256(`IDENTITY_LABEL` ‖ host nonce ‖ device nonce).
+pub const IDENTITY_LABEL: &[u8] = b"keystamp-identity-v1";
+/// Domain label of maintenance authentication: the signer key signs
+/// SHA-256(`MAINTENANCE_LABEL` ‖ chip serial (9 bytes) ‖ device nonce).
+pub const MAINTENANCE_LABEL: &[u8] = b"keystamp-maint-v1";
 
 /// Host → device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,18 +114,22 @@ pub enum Request {
         /// Slot 0–15.
         slot: u8,
     },
-    /// Id 12. Store (part of) the certificate-definition blob in the device's flash.
+    /// Id 12. Store (part of) the signed certificate-definition blob in the device's flash.
     ///
-    /// Idempotent and resumable: a blob is named by `(total_len, digest)`; a new name discards a
-    /// partial upload; a chunk whose `offset` is not the device's `received` count is not written
-    /// (the answer tells the host where to continue); an empty chunk only asks for progress. When
-    /// the last byte arrives the device checks the SHA-256 and parses the blob. Answer:
-    /// [`Response::DefBlob`].
+    /// Idempotent and resumable: a blob is named by `(total_len, digest, signature)`; a new name
+    /// discards a partial upload; a chunk whose `offset` is not the device's `received` count is
+    /// not written (the answer tells the host where to continue); an empty chunk only asks for
+    /// progress. When the last byte arrives the device checks the SHA-256 (transfer integrity),
+    /// then the signature with the chip's Verify against the trust anchor (signer public key in
+    /// slot 11), then parses the blob. Answer: [`Response::DefBlob`].
     StoreDefBlob {
         /// Whole blob length, 1..=[`MAX_DEF_BLOB`].
         total_len: u32,
-        /// SHA-256 of the whole blob.
+        /// SHA-256 of the whole blob (transfer integrity only; it authenticates nothing).
+        #[serde(with = "fixed")]
         digest: [u8; 32],
+        /// The signer's signature of SHA-256([`BLOB_LABEL`] ‖ `digest`).
+        signature: Signature,
         /// Where `data` goes.
         offset: u32,
         /// The bytes (may be empty).
@@ -131,13 +148,13 @@ pub enum Request {
         /// Byte count, 1..=[`MAX_CHUNK`].
         len: u16,
     },
-    /// Id 15. Sign the 32-byte `challenge` as a message digest (ECDSA P-256 over the prehash)
-    /// with the key in `slot`. Answer: [`Response::Signature`].
-    SignChallenge {
-        /// Key slot 0–15.
-        slot: u8,
-        /// Random bytes from the host.
-        challenge: [u8; 32],
+    /// Id 15. Prove the device key: the device takes a nonce from the chip's RNG and signs
+    /// SHA-256([`IDENTITY_LABEL`] ‖ `host_nonce` ‖ device nonce) with the device key, so the
+    /// signed digest is never one the host chose. Answer: [`Response::IdentityProof`].
+    IdentityProof {
+        /// Fresh random bytes from the host.
+        #[serde(with = "fixed")]
+        host_nonce: [u8; 32],
     },
     /// Id 16. 32 bytes from the chip's RNG. Answer: [`Response::Random`].
     Random,
@@ -147,10 +164,23 @@ pub enum Request {
         /// New baud rate.
         baud: u32,
     },
-    /// Id 18. End of provisioning. Answer: [`Response::Ok`], then the device reboots if asked.
+    /// Id 18. End of provisioning (or of a maintenance session: clears its authentication).
+    /// Answer: [`Response::Ok`], then the device reboots if asked.
     Finish {
         /// Reboot after answering.
         reboot: bool,
+    },
+    /// Id 19. Start maintenance authentication: the device draws a nonce from the chip's RNG and
+    /// remembers it for this connection only (a new nonce replaces it). Answer:
+    /// [`Response::MaintenanceNonce`].
+    MaintenanceBegin,
+    /// Id 20. Authenticate for maintenance: `signature` by the signer key over
+    /// SHA-256([`MAINTENANCE_LABEL`] ‖ chip serial ‖ nonce), checked with the chip's Verify
+    /// against the locked trust-anchor slot. The nonce is used up whatever the outcome. Answer:
+    /// [`Response::Ok`].
+    MaintenanceAuth {
+        /// R ‖ S.
+        signature: Signature,
     },
 }
 
@@ -173,12 +203,74 @@ pub enum Response {
     Chain(ChainReport),
     /// Id 7. Part of a rebuilt certificate.
     CertChunk(CertChunk),
-    /// Id 8. An ECDSA P-256 signature.
-    Signature(Signature),
+    /// Id 8. Answer to [`Request::IdentityProof`].
+    IdentityProof(IdentityProof),
     /// Id 9. Random bytes.
-    Random([u8; 32]),
+    Random(#[serde(with = "fixed")] [u8; 32]),
     /// Id 10. The request failed; nothing (more) was done.
     Error(WireError),
+    /// Id 11. Answer to [`Request::MaintenanceBegin`]: the nonce to sign.
+    MaintenanceNonce(#[serde(with = "fixed")] [u8; 32]),
+}
+
+/// The device's answer to [`Request::IdentityProof`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityProof {
+    /// The nonce the device drew from the chip's RNG.
+    #[serde(with = "fixed")]
+    pub device_nonce: [u8; 32],
+    /// The device key's signature of SHA-256([`IDENTITY_LABEL`] ‖ host nonce ‖ device nonce).
+    pub signature: Signature,
+}
+
+/// Where the device is in its life, derived from the chip's lock bytes alone (so it survives
+/// reboots and flash erasure).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Lifecycle {
+    /// Id 0. Config zone unlocked.
+    Factory,
+    /// Id 1. Config zone locked; data zone unlocked or the trust-anchor slot not locked.
+    Provisioning,
+    /// Id 2. Data zone locked and the trust-anchor slot locked: only reads, the chain rebuild and
+    /// the identity proof are served without maintenance authentication.
+    Locked,
+}
+
+/// A platform security feature as the device knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Tristate {
+    /// Id 0. The firmware cannot read it (no API, or not applicable).
+    Unknown,
+    /// Id 1. Known off.
+    Off,
+    /// Id 2. Known on.
+    On,
+}
+
+/// The board's security state, read from its eFuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PlatformSecurity {
+    /// Secure Boot (v2) enabled.
+    pub secure_boot: Tristate,
+    /// Flash encryption enabled.
+    pub flash_encryption: Tristate,
+    /// JTAG permanently disabled.
+    pub jtag_disabled: Tristate,
+    /// ROM download mode disabled (or secure download mode).
+    pub download_mode_disabled: Tristate,
+}
+
+impl PlatformSecurity {
+    /// Nothing known.
+    pub const UNKNOWN: Self = Self {
+        secure_boot: Tristate::Unknown,
+        flash_encryption: Tristate::Unknown,
+        jtag_disabled: Tristate::Unknown,
+        download_mode_disabled: Tristate::Unknown,
+    };
 }
 
 /// Device facts, sent in answer to [`Request::Hello`].
@@ -194,8 +286,19 @@ pub struct HelloInfo {
     pub firmware: FirmwareVersion,
     /// The secure element.
     pub chip: ChipInfo,
-    /// The stored certificate-definition blob, if any.
+    /// The stored certificate-definition blob, if one is stored and its signature verifies
+    /// against the trust anchor.
     pub def_blob: Option<DefBlobId>,
+    /// The protocol version the device speaks ([`crate::PROTOCOL_VERSION`]).
+    pub protocol: u8,
+    /// Life-cycle state derived from the chip.
+    pub lifecycle: Lifecycle,
+    /// A blob is stored but its signature does not verify (it is not used).
+    pub blob_untrusted: bool,
+    /// This connection is authenticated for maintenance.
+    pub maintenance: bool,
+    /// The board's security state.
+    pub platform: PlatformSecurity,
 }
 
 /// Semantic version of the firmware.
@@ -230,6 +333,7 @@ pub struct DefBlobId {
     /// Length in bytes.
     pub len: u32,
     /// SHA-256 of the blob.
+    #[serde(with = "fixed")]
     pub digest: [u8; 32],
 }
 
@@ -259,6 +363,7 @@ pub struct CertSummary {
     /// DER length.
     pub len: u16,
     /// SHA-256 of the DER bytes.
+    #[serde(with = "fixed")]
     pub digest: [u8; 32],
 }
 
@@ -286,8 +391,10 @@ pub struct CertChunk {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicKey {
     /// X coordinate.
+    #[serde(with = "fixed")]
     pub x: [u8; 32],
     /// Y coordinate.
+    #[serde(with = "fixed")]
     pub y: [u8; 32],
 }
 
@@ -295,8 +402,10 @@ pub struct PublicKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     /// R.
+    #[serde(with = "fixed")]
     pub r: [u8; 32],
     /// S.
+    #[serde(with = "fixed")]
     pub s: [u8; 32],
 }
 
@@ -358,6 +467,14 @@ pub enum ErrorCode {
     Storage,
     /// Id 14. Anything else.
     Internal,
+    /// Id 15. The device is locked: this request writes, generates, locks or signs and needs
+    /// maintenance authentication first.
+    LockedDown,
+    /// Id 16. The definition blob is unsigned, mis-signed or altered (its signature does not
+    /// verify against the trust anchor).
+    BlobUntrusted,
+    /// Id 17. Maintenance authentication failed (no nonce, nonce used up, or bad signature).
+    AuthFailed,
 }
 
 /// Why a payload is not a message.
@@ -368,6 +485,49 @@ pub enum DecodeError {
     Postcard,
     /// Bytes were left after the message.
     TrailingBytes,
+}
+
+/// `[u8; N]` as a postcard tuple of N bytes (the same bytes serde's array impl writes), decoded
+/// in a loop: serde's own array visitor is unrolled per element and was copied for every place
+/// a 32-byte field is decoded (≈ 1.2 KB of device code each).
+mod fixed {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::ser::SerializeTuple;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const N: usize>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(N)?;
+        for b in v {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+
+    struct Bytes<const N: usize>;
+
+    impl<'de, const N: usize> Visitor<'de> for Bytes<N> {
+        type Value = [u8; N];
+
+        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("a fixed number of bytes")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
+            let mut out = [0u8; N];
+            for (i, b) in out.iter_mut().enumerate() {
+                *b = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(i, &self))?;
+            }
+            Ok(out)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
+        d.deserialize_tuple(N, Bytes::<N>)
+    }
 }
 
 fn decode_exact<'de, T: Deserialize<'de>>(payload: &'de [u8]) -> Result<T, DecodeError> {
@@ -414,14 +574,16 @@ impl Request {
     pub fn validate(&self) -> Result<(), ErrorCode> {
         let ok = match self {
             Request::Hello | Request::ReadConfig | Request::RebuildChain | Request::Random => true,
+            Request::IdentityProof { .. }
+            | Request::MaintenanceBegin
+            | Request::MaintenanceAuth { .. } => true,
             Request::Finish { .. } | Request::LockConfig { .. } | Request::LockData { .. } => true,
             Request::WriteConfig { offset, data } => {
                 !data.is_empty() && span_ok((*offset).into(), data.len() as u32, CONFIG_SIZE as u32)
             }
             Request::GenKey { slot }
             | Request::GetPublicKey { slot }
-            | Request::LockSlot { slot }
-            | Request::SignChallenge { slot, .. } => slot_ok(*slot),
+            | Request::LockSlot { slot } => slot_ok(*slot),
             Request::ReadSlot { slot, offset, len } => {
                 slot_ok(*slot)
                     && *len >= 1
@@ -478,7 +640,8 @@ impl Request {
                 | (Q::StoreDefBlob { .. }, R::DefBlob(_))
                 | (Q::RebuildChain, R::Chain(_))
                 | (Q::ReadCert { .. }, R::CertChunk(_))
-                | (Q::SignChallenge { .. }, R::Signature(_))
+                | (Q::IdentityProof { .. }, R::IdentityProof(_))
+                | (Q::MaintenanceBegin, R::MaintenanceNonce(_))
                 | (Q::Random, R::Random(_))
                 | (
                     Q::WriteConfig { .. }
@@ -488,7 +651,8 @@ impl Request {
                         | Q::LockData { .. }
                         | Q::LockSlot { .. }
                         | Q::SetBaud { .. }
-                        | Q::Finish { .. },
+                        | Q::Finish { .. }
+                        | Q::MaintenanceAuth { .. },
                     R::Ok
                 )
         )
@@ -501,11 +665,15 @@ impl Request {
             // GenKey/Sign take up to 115 ms at the chip's default clock and up to ~665 ms with
             // the slowest ChipMode divider (atecc608.md §4.3); GetPublicKey is a GenKey too.
             Request::GenKey { .. } | Request::GetPublicKey { .. } => 800,
-            Request::SignChallenge { .. } => 800,
+            // Random + Sign.
+            Request::IdentityProof { .. } => 900,
+            // Nonce + Verify.
+            Request::MaintenanceAuth { .. } => 300,
             // Two software ECDSA verifications on a small MCU.
             Request::RebuildChain => 2000,
-            // Flash erase/write of a sector plus SHA-256 and parsing on the last chunk.
-            Request::StoreDefBlob { .. } => 500,
+            // Flash erase/write of a sector plus SHA-256, the chip's Verify and parsing on the
+            // last chunk.
+            Request::StoreDefBlob { .. } => 700,
             Request::LockConfig { .. } | Request::LockData { .. } | Request::LockSlot { .. } => 200,
             Request::WriteConfig { .. } | Request::WriteSlot { .. } | Request::WriteOtp { .. } => {
                 300
@@ -532,10 +700,12 @@ impl Request {
             Request::StoreDefBlob { .. } => "StoreDefBlob",
             Request::RebuildChain => "RebuildChain",
             Request::ReadCert { .. } => "ReadCert",
-            Request::SignChallenge { .. } => "SignChallenge",
+            Request::IdentityProof { .. } => "IdentityProof",
             Request::Random => "Random",
             Request::SetBaud { .. } => "SetBaud",
             Request::Finish { .. } => "Finish",
+            Request::MaintenanceBegin => "MaintenanceBegin",
+            Request::MaintenanceAuth { .. } => "MaintenanceAuth",
         }
     }
 }
@@ -562,9 +732,10 @@ impl Response {
             Response::DefBlob(_) => "DefBlob",
             Response::Chain(_) => "Chain",
             Response::CertChunk(_) => "CertChunk",
-            Response::Signature(_) => "Signature",
+            Response::IdentityProof(_) => "IdentityProof",
             Response::Random(_) => "Random",
             Response::Error(_) => "Error",
+            Response::MaintenanceNonce(_) => "MaintenanceNonce",
         }
     }
 }

@@ -24,31 +24,31 @@ fn encode_resp(r: &Response, seq: u16) -> String {
 #[test]
 fn golden_request_frames() {
     let cases = [
-        (Request::Hello, 0x0001, "~K1 Q0001 AA 7BF49180\n"),
+        (Request::Hello, 0x0001, "~K2 Q0001 AA E216F781\n"),
         (
             Request::GenKey { slot: 0 },
             0x002A,
-            "~K1 Q002A BAA F6415114\n",
+            "~K2 Q002A BAA 81DF83E4\n",
         ),
         (
             Request::LockConfig { crc: 0x1234 },
             0x1234,
-            "~K1 Q1234 A7Qk 46D156ED\n",
+            "~K2 Q1234 A7Qk FB1B3A23\n",
         ),
         (
             Request::LockData { crc: None },
             0xFFFF,
-            "~K1 QFFFF CgA 9E99EAEB\n",
+            "~K2 QFFFF CgA E907381B\n",
         ),
         (
             Request::LockData { crc: Some(0xABCD) },
             7,
-            "~K1 Q0007 CgHN1wI EFF09F69\n",
+            "~K2 Q0007 CgHN1wI C6382B9B\n",
         ),
         (
             Request::Finish { reboot: true },
             0x00FF,
-            "~K1 Q00FF EgE 3618527B\n",
+            "~K2 Q00FF EgE 4186808B\n",
         ),
     ];
     for (req, seq, line) in cases {
@@ -59,7 +59,7 @@ fn golden_request_frames() {
         assert_eq!(
             frames[0].0,
             FrameHeader {
-                version: 1,
+                version: 2,
                 dir: Dir::Request,
                 seq
             }
@@ -71,18 +71,18 @@ fn golden_request_frames() {
 #[test]
 fn golden_response_frames() {
     let err = Response::Error(WireError::new(ErrorCode::ChipStatus(0x0F), "x"));
-    assert_eq!(encode_resp(&Response::Ok, 1), "~K1 R0001 AQ 08BBBF14\n");
-    assert_eq!(encode_resp(&err, 0xBEEF), "~K1 RBEEF CgQPAXg CB0E4753\n");
+    assert_eq!(encode_resp(&Response::Ok, 1), "~K2 R0001 AQ 9159D915\n");
+    assert_eq!(encode_resp(&err, 0xBEEF), "~K2 RBEEF CgQPAXg E2C6F3A1\n");
 }
 
 #[test]
 fn other_version_frame_parses_with_its_version() {
     let mut dec = LineDecoder::new();
-    let (frames, _) = decode_all(&mut dec, b"~K2 R0003 AQ EB998A75\n");
+    let (frames, _) = decode_all(&mut dec, b"~K3 R0003 AQ 2A1755B5\n");
     assert_eq!(
         frames[0].0,
         FrameHeader {
-            version: 2,
+            version: 3,
             dir: Dir::Response,
             seq: 3
         }
@@ -118,12 +118,13 @@ fn all_frames_match_independent_implementations() {
 #[test]
 fn hand_derived_postcard_bytes() {
     // HelloInfo: max_line 1024 = varint 80 08, max_chunk 512 = 80 04, features 7, fw 0.1.0,
-    // revision, serial, two bools, slot_locked 0, def_blob None.
+    // revision, serial, two bools, slot_locked 0, def_blob None, protocol 2, lifecycle Factory
+    // (variant 0), blob_untrusted false, maintenance false, four Unknown platform flags.
     let mut expect = vec![
         0x00, 0x80, 0x08, 0x80, 0x04, 0x07, 0, 1, 0, 0, 0, 0x60, 0x02,
     ];
     expect.extend([
-        0x01, 0x23, 0x6B, 0x2C, 0x8E, 0x0F, 0x41, 0x97, 0xEE, 0, 0, 0, 0,
+        0x01, 0x23, 0x6B, 0x2C, 0x8E, 0x0F, 0x41, 0x97, 0xEE, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0,
     ]);
     assert_eq!(
         postcard::to_allocvec(&Response::Hello(hello_info())).unwrap(),

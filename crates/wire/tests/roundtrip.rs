@@ -124,18 +124,30 @@ fn out_of_range_requests_are_rejected() {
         Request::StoreDefBlob {
             total_len: 10,
             digest: [0; 32],
+            signature: Signature {
+                r: [0xFF; 32],
+                s: [0xFF; 32],
+            },
             offset: 8,
             data: bytes(4, 0),
         },
         Request::StoreDefBlob {
             total_len: 0,
             digest: [0; 32],
+            signature: Signature {
+                r: [0xFF; 32],
+                s: [0xFF; 32],
+            },
             offset: 0,
             data: Vec::new(),
         },
         Request::StoreDefBlob {
             total_len: MAX_DEF_BLOB as u32 + 1,
             digest: [0; 32],
+            signature: Signature {
+                r: [0xFF; 32],
+                s: [0xFF; 32],
+            },
             offset: 0,
             data: Vec::new(),
         },
@@ -181,11 +193,18 @@ fn any_request() -> impl Strategy<Value = Request> {
             .prop_map(|(total_len, digest, offset, data)| Request::StoreDefBlob {
                 total_len,
                 digest,
+                signature: Signature {
+                    r: digest,
+                    s: [7; 32]
+                },
                 offset,
                 data
             }),
-        (any::<u8>(), any::<[u8; 32]>())
-            .prop_map(|(slot, challenge)| Request::SignChallenge { slot, challenge }),
+        any::<[u8; 32]>().prop_map(|host_nonce| Request::IdentityProof { host_nonce }),
+        Just(Request::MaintenanceBegin),
+        (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(r, s)| Request::MaintenanceAuth {
+            signature: Signature { r, s }
+        }),
         any::<Option<u16>>().prop_map(|crc| Request::LockData { crc }),
         any::<u32>().prop_map(|baud| Request::SetBaud { baud }),
     ]
@@ -223,11 +242,15 @@ fn largest_valid_message_size_matches_the_doc() {
     let r = Request::StoreDefBlob {
         total_len: MAX_DEF_BLOB as u32,
         digest: [0xFF; 32],
+        signature: Signature {
+            r: [0xFF; 32],
+            s: [0xFF; 32],
+        },
         offset: (MAX_DEF_BLOB - MAX_CHUNK) as u32,
         data: bytes(MAX_CHUNK, 0),
     };
     r.validate().unwrap();
-    assert_eq!(postcard::to_allocvec(&r).unwrap().len(), 552);
+    assert_eq!(postcard::to_allocvec(&r).unwrap().len(), 616);
     let mut buf = [0u8; MAX_LINE + 1];
-    assert_eq!(r.encode(0xFFFF, &mut buf).unwrap(), 755 + 1);
+    assert_eq!(r.encode(0xFFFF, &mut buf).unwrap(), 841 + 1);
 }

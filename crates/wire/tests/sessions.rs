@@ -76,8 +76,8 @@ fn old_sequence_numbers_are_stale_but_hello_always_runs() {
 
 #[test]
 fn wrong_version_gets_version_mismatch_in_our_version() {
-    // A v2 Hello: same envelope, version 2.
-    let head = "~K2 Q0009 AA ";
+    // A v1 Hello (an old host): same envelope, version 1.
+    let head = "~K1 Q0009 AA ";
     let line = format!("{head}{:08X}\n", crc32fast::hash(head.as_bytes()));
     let mut dev = DeviceSession::new();
     let out = run_device(&mut dev, line.as_bytes());
@@ -87,20 +87,20 @@ fn wrong_version_gets_version_mismatch_in_our_version() {
     assert_eq!(
         frames[0].0,
         FrameHeader {
-            version: 1,
+            version: 2,
             dir: Dir::Response,
             seq: 9
         }
     );
     match Response::decode(&frames[0].1).unwrap() {
-        Response::Error(e) => assert_eq!(e.code, ErrorCode::VersionMismatch { device: 1 }),
+        Response::Error(e) => assert_eq!(e.code, ErrorCode::VersionMismatch { device: 2 }),
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
 fn undecodable_or_invalid_request_gets_bad_request() {
-    let head = "~K1 Q0002 fw ";
+    let head = "~K2 Q0002 fw ";
     let line = format!("{head}{:08X}\n", crc32fast::hash(head.as_bytes()));
     let mut input = line.into_bytes();
     input.extend(req(&Request::GenKey { slot: 0 }, 3));
@@ -219,7 +219,7 @@ fn host_rejects_wrong_answer_type_and_foreign_version() {
     let line = format!("{head}{:08X}\n", crc32fast::hash(head.as_bytes()));
     assert_eq!(
         host_feed(&mut host, line.as_bytes()),
-        vec!["failed 2 VersionMismatch { host: 1, device: 3 }"]
+        vec!["failed 2 VersionMismatch { host: 2, device: 3 }"]
     );
 }
 

@@ -116,8 +116,9 @@ fn agent_store(c: &mut Checks) {
     let blob = [0x42u8; 700];
     let digest = store::sha256(&blob);
     let mut buf = [0u8; 1024];
-    let saved = store::save(&mut flash, &blob, &digest).is_ok();
-    let loaded = store::load(&mut flash, &mut buf) == Ok((700, digest));
+    let saved = store::save(&mut flash, &blob, &digest, &[0x77; 64]).is_ok();
+    let loaded = store::load(&mut flash, &mut buf)
+        .is_ok_and(|st| st.len == 700 && st.digest == digest && st.signature == [0x77; 64]);
     c.check(
         "agent store: save then load returns the blob",
         saved && loaded && buf[..700] == blob,

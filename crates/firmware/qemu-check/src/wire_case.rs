@@ -28,6 +28,16 @@ pub fn wire_cases() -> [(Request, Response); 3] {
             len: 1234,
             digest: [0x5A; 32],
         }),
+        protocol: keystamp_wire::PROTOCOL_VERSION,
+        lifecycle: keystamp_wire::Lifecycle::Provisioning,
+        blob_untrusted: false,
+        maintenance: false,
+        platform: keystamp_wire::PlatformSecurity {
+            secure_boot: keystamp_wire::Tristate::On,
+            flash_encryption: keystamp_wire::Tristate::Off,
+            jtag_disabled: keystamp_wire::Tristate::Unknown,
+            download_mode_disabled: keystamp_wire::Tristate::On,
+        },
     };
     let mut data = [0u8; 64];
     for (i, b) in data.iter_mut().enumerate() {

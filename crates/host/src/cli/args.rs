@@ -45,6 +45,37 @@ pub struct SimFlags {
     /// Write every I2C transaction of simulated devices to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub trace_i2c: Option<PathBuf>,
+    /// Board security the simulated devices report (a real board reads its eFuses).
+    #[arg(long, value_enum, default_value = "unknown")]
+    pub board: BoardArg,
+}
+
+/// Board security a simulated device reports in `Hello`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BoardArg {
+    /// Nothing known (as firmware without eFuse access).
+    Unknown,
+    /// A development board: Secure Boot, flash encryption off; JTAG and download mode enabled.
+    Development,
+    /// A hardened board: all four protections on.
+    Hardened,
+}
+
+impl From<BoardArg> for keystamp_wire::PlatformSecurity {
+    fn from(b: BoardArg) -> Self {
+        use keystamp_wire::Tristate;
+        let all = |t| keystamp_wire::PlatformSecurity {
+            secure_boot: t,
+            flash_encryption: t,
+            jtag_disabled: t,
+            download_mode_disabled: t,
+        };
+        match b {
+            BoardArg::Unknown => all(Tristate::Unknown),
+            BoardArg::Development => all(Tristate::Off),
+            BoardArg::Hardened => all(Tristate::On),
+        }
+    }
 }
 
 impl SimFlags {
@@ -53,6 +84,7 @@ impl SimFlags {
         SimOptions {
             timing: self.timing.into(),
             trace_i2c: self.trace_i2c.clone(),
+            platform: self.board.into(),
         }
     }
 }

@@ -63,6 +63,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let flags = SimOptions {
         timing: keystamp_atecc_sim::Timing::Realistic,
         trace_i2c: None,
+        platform: keystamp_wire::PlatformSecurity::UNKNOWN,
     };
     let state = project.dir.join("sim");
     let _lock = lock_sim_dir(&state)?;

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod init;
 pub mod lot;
+pub mod maintain;
 pub mod output;
 pub mod provision;
 pub mod registry;
@@ -61,6 +62,8 @@ pub enum Command {
     Provision(provision::ProvisionArgs),
     /// Re-read devices' chains, check them against the CA and the registry, challenge the keys.
     Verify(verify::VerifyArgs),
+    /// Authenticated maintenance of a locked device (signer key): status, store the blob again.
+    Maintain(maintain::MaintainArgs),
     /// Run simulated devices (the real agent on emulated chips) and print their ports.
     Sim(sim::SimArgs),
     /// Provision N simulated devices in a throwaway demo project, verify them, show the results.
@@ -97,6 +100,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Certdef(c) => certdef::run(&cli.project, c, out),
         Command::Provision(a) => provision::provision(&cli.project, a, out),
         Command::Verify(a) => verify::verify(&cli.project, a, out),
+        Command::Maintain(a) => maintain::maintain(&cli.project, a, out),
         Command::Sim(a) => sim::sim(&cli.project, a, out),
         Command::Demo(a) => demo::demo(a, out),
     }

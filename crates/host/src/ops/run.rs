@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 use super::{OpsError, Tally, run_stations, unlock};
-use crate::engine::{DeviceReport, Material};
+use crate::engine::{DeviceReport, MaintenanceOp, Material, Station};
 use crate::pki::ca::Signer;
 use crate::project::Project;
 use crate::registry::{Outcome, Registry};
@@ -76,6 +76,30 @@ impl Run {
             show_progress,
             stop,
         )
+    }
+
+    /// `keystamp maintain`: one device on `port`, authenticated with the signer key, then `op`.
+    /// Returns the report and the device's state as `Hello` reported it.
+    pub fn maintain(
+        &self,
+        port: &str,
+        baud: u32,
+        op: MaintenanceOp,
+    ) -> (DeviceReport, Option<keystamp_wire::HelloInfo>) {
+        let link = match super::stations::open_link(port, baud, false) {
+            Ok(l) => l,
+            Err(e) => return (DeviceReport::failed("maintain", port, e.to_string()), None),
+        };
+        Station::new(
+            "maintain".into(),
+            port.into(),
+            link,
+            &self.material,
+            &self.signer,
+            &self.registry,
+            &|_, _| {},
+        )
+        .maintain(op)
     }
 }
 

@@ -16,6 +16,8 @@ pub struct SimOptions {
     pub timing: Timing,
     /// Write every I2C transaction to this file as JSON lines.
     pub trace_i2c: Option<PathBuf>,
+    /// The board security the devices report in `Hello`.
+    pub platform: keystamp_wire::PlatformSecurity,
 }
 
 fn trace_sink(path: &Option<PathBuf>) -> Result<Option<TraceSink>, OpsError> {
@@ -50,6 +52,7 @@ pub fn start_sims(
                 seed: None,
                 faults: FaultConfig::default(),
                 trace: trace.clone(),
+                platform: options.platform,
             })
             .map_err(|source| OpsError::SimDevice { index, source })
         })

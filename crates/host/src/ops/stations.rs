@@ -123,15 +123,10 @@ pub fn run_stations(
                 let progress = &progress;
                 s.spawn(move || {
                     let failed = |msg: String| DeviceReport::failed(name, port, msg);
-                    let p = match link::open_port(port, baud) {
-                        Ok(p) => p,
+                    let link = match open_link(port, baud, pace) {
+                        Ok(l) => l,
                         Err(e) => return failed(e.to_string()),
                     };
-                    let policy = RetryPolicy {
-                        baud,
-                        ..RetryPolicy::default()
-                    };
-                    let link = Link::new(p, policy, pace.then_some(baud));
                     let station = Station::new(
                         name.clone(),
                         port.clone(),
@@ -164,6 +159,21 @@ pub fn run_stations(
         }
     }
     reports
+}
+
+/// The link a station uses: `port` at `baud` with the default retry policy (paced at `baud` for
+/// simulated devices).
+pub fn open_link(
+    port: &str,
+    baud: u32,
+    pace: bool,
+) -> Result<Link<Box<dyn serialport::SerialPort>>, link::LinkError> {
+    let p = link::open_port(port, baud)?;
+    let policy = RetryPolicy {
+        baud,
+        ..RetryPolicy::default()
+    };
+    Ok(Link::new(p, policy, pace.then_some(baud)))
 }
 
 fn panic_report() -> DeviceReport {

@@ -1,10 +1,157 @@
-//! Helpers the CLI test files share: the `keystamp` binary with a clean environment, and
-//! reading `key: value` output.
+//! Shared by the tests: the `keystamp` binary with a clean environment (no passphrase or project
+//! variable, stdin closed), reading `key: value` output, and a project (CA, definitions,
+//! material, registry) in a temporary directory with simulated devices behind ptys and one
+//! station run.
 
 #![allow(dead_code)] // Each test file uses its own subset.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use keystamp::engine::{Material, Station};
+use keystamp::link::{self, Link};
+use keystamp::pki::ca::{self, KeyProtection, Signer};
+use keystamp::project::Profile;
+use keystamp::registry::Registry;
+use keystamp::setup;
+use keystamp::sim::{SimDevice, SimDeviceOptions};
+use keystamp_atecc_sim::{FaultConfig, Timing};
+use keystamp_wire::RetryPolicy;
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub signer: Signer,
+    pub material: Material,
+    pub registry: Mutex<Registry>,
+}
+
+pub fn fixture() -> Fixture {
+    fixture_with(Profile::default())
+}
+
+/// A project with `profile`.
+pub fn fixture_with(profile: Profile) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    ca::create(
+        &ca_dir,
+        &profile.ca,
+        &KeyProtection::Unencrypted,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let signer = Signer::unlock(&ca_dir, None).unwrap();
+    let (device_def, signer_def) = setup::generate_definitions(&profile, &signer).unwrap();
+    let material = setup::material_from_parts(
+        &profile,
+        &signer,
+        device_def,
+        signer_def,
+        keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES,
+        dir.path().join("devices"),
+    )
+    .unwrap();
+    let registry = Mutex::new(Registry::open(&dir.path().join("registry.sqlite")).unwrap());
+    Fixture {
+        dir,
+        signer,
+        material,
+        registry,
+    }
+}
+
+pub fn device(state: &Path, name: &str, seed: u64, faults: FaultConfig) -> SimDevice {
+    device_on(
+        state,
+        name,
+        seed,
+        faults,
+        keystamp_wire::PlatformSecurity::UNKNOWN,
+    )
+}
+
+/// A simulated device on a board reporting `platform`.
+pub fn device_on(
+    state: &Path,
+    name: &str,
+    seed: u64,
+    faults: FaultConfig,
+    platform: keystamp_wire::PlatformSecurity,
+) -> SimDevice {
+    SimDevice::start(SimDeviceOptions {
+        name: name.into(),
+        state_dir: state.to_path_buf(),
+        timing: Timing::Instant,
+        baud: None,
+        seed: Some(seed),
+        faults,
+        trace: None,
+        platform,
+    })
+    .unwrap()
+}
+
+pub fn run(fx: &Fixture, dev: &SimDevice) -> keystamp::engine::DeviceReport {
+    let port = link::open_port(dev.port_path(), 115_200).unwrap();
+    run_with(fx, dev, port, &|station, step| {
+        eprintln!("{station}: {step:?}")
+    })
+}
+
+/// A link over `port` with the tests' retry policy.
+pub fn link_over<P: link::Port>(port: P) -> Link<P> {
+    Link::new(
+        port,
+        RetryPolicy {
+            base_timeout_ms: 300,
+            ..RetryPolicy::default()
+        },
+        None,
+    )
+}
+
+/// A link to `dev` over its pty, as the engine opens it.
+pub fn link_to(dev: &SimDevice) -> Link<Box<dyn serialport::SerialPort>> {
+    link_over(link::open_port(dev.port_path(), 115_200).unwrap())
+}
+
+/// Runs one station over `port` with a progress hook.
+pub fn run_with<P: link::Port>(
+    fx: &Fixture,
+    dev: &SimDevice,
+    port: P,
+    hook: &(dyn Fn(&str, keystamp::engine::Step) + Sync),
+) -> keystamp::engine::DeviceReport {
+    Station::new(
+        dev.name().into(),
+        dev.port_path().into(),
+        link_over(port),
+        &fx.material,
+        &fx.signer,
+        &fx.registry,
+        hook,
+    )
+    .run()
+}
+
+/// A quiet station for `dev` over its pty, signing with `signer`.
+pub fn station<'a>(
+    fx: &'a Fixture,
+    signer: &'a Signer,
+    dev: &SimDevice,
+) -> Station<'a, Box<dyn serialport::SerialPort>> {
+    Station::new(
+        dev.name().into(),
+        dev.port_path().into(),
+        link_to(dev),
+        &fx.material,
+        signer,
+        &fx.registry,
+        &|_, _| {},
+    )
+}
 
 /// The keystamp binary on `project`, with no passphrase or project variable inherited and
 /// standard input closed (so nothing prompts).

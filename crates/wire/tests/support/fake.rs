@@ -155,6 +155,17 @@ impl FakeDevice {
                 (true, Some((len, digest))) => Some(DefBlobId { len, digest }),
                 _ => None,
             },
+            protocol: PROTOCOL_VERSION,
+            lifecycle: if !self.config_locked {
+                Lifecycle::Factory
+            } else if self.data_locked && self.slot_locked & (1 << 11) != 0 {
+                Lifecycle::Locked
+            } else {
+                Lifecycle::Provisioning
+            },
+            blob_untrusted: false,
+            maintenance: false,
+            platform: PlatformSecurity::UNKNOWN,
         }
     }
 
@@ -254,6 +265,7 @@ impl FakeDevice {
                 digest,
                 offset,
                 data,
+                ..
             } => {
                 if self.blob_name != Some((*total_len, *digest)) {
                     self.blob_name = Some((*total_len, *digest));
@@ -308,13 +320,18 @@ impl FakeDevice {
                     data: der[start..end].iter().copied().collect(),
                 })
             }
-            Request::SignChallenge { challenge, .. } => {
-                let seed = u32::from_le_bytes(challenge[..4].try_into().unwrap());
-                Response::Signature(Signature {
-                    r: arr32(seed),
-                    s: arr32(seed ^ 0xFFFF),
+            Request::IdentityProof { host_nonce } => {
+                let seed = u32::from_le_bytes(host_nonce[..4].try_into().unwrap());
+                Response::IdentityProof(IdentityProof {
+                    device_nonce: arr32(seed ^ 0x5A5A),
+                    signature: Signature {
+                        r: arr32(seed),
+                        s: arr32(seed ^ 0xFFFF),
+                    },
                 })
             }
+            Request::MaintenanceBegin => Response::MaintenanceNonce(arr32(55)),
+            Request::MaintenanceAuth { .. } => Self::err(ErrorCode::AuthFailed, ""),
             Request::Random => Response::Random(arr32(self.executed.len() as u32 + 77)),
             Request::SetBaud { .. } => Self::err(ErrorCode::Unsupported, "fixed baud"),
             Request::Finish { .. } => Response::Ok,
@@ -349,27 +366,41 @@ pub fn provisioning_flow(chunk: usize) -> Vec<Request> {
             crc: atecc_crc16(&config),
         },
         Request::GenKey { slot: 0 },
-        Request::StoreDefBlob {
-            total_len,
-            digest,
-            offset: 0,
-            data: HVec::new(),
-        },
+        // The data lock before any certificate (decision 0004); no CRC.
+        Request::LockData { crc: None },
     ];
+    // The trust anchor first: the signer public key in the padded 72-byte layout (slot 11).
+    let mut padded = vec![0u8; 72];
+    padded[4..36].copy_from_slice(&arr32(11));
+    padded[40..72].copy_from_slice(&arr32(12));
+    flow.push(Request::WriteSlot {
+        slot: 11,
+        offset: 0,
+        data: padded.into_iter().collect(),
+    });
+    // The blob, signed by the signer (the device checks it against slot 11).
+    let signature = Signature {
+        r: arr32(31),
+        s: arr32(32),
+    };
+    flow.push(Request::StoreDefBlob {
+        total_len,
+        digest,
+        signature,
+        offset: 0,
+        data: HVec::new(),
+    });
     for (i, part) in blob.chunks(chunk).enumerate() {
         flow.push(Request::StoreDefBlob {
             total_len,
             digest,
+            signature,
             offset: (i * chunk) as u32,
             data: part.iter().copied().collect(),
         });
     }
-    // Device compressed cert (slot 10), signer public key in the padded 72-byte layout
-    // (slot 11), signer compressed cert (slot 12).
-    let mut padded = vec![0u8; 72];
-    padded[4..36].copy_from_slice(&arr32(11));
-    padded[40..72].copy_from_slice(&arr32(12));
-    for (slot, data) in [(10u8, filler(10, 72)), (11, padded), (12, filler(12, 72))] {
+    // Device compressed cert (slot 10), signer compressed cert (slot 12).
+    for (slot, data) in [(10u8, filler(10, 72)), (12, filler(12, 72))] {
         flow.push(Request::WriteSlot {
             slot,
             offset: 0,
@@ -377,13 +408,13 @@ pub fn provisioning_flow(chunk: usize) -> Vec<Request> {
         });
     }
     flow.extend([
-        // The fake device does not check this CRC; a real one does (docs/protocol.md §8).
-        Request::LockData { crc: Some(0x5A5A) },
         Request::RebuildChain,
-        Request::SignChallenge {
-            slot: 0,
-            challenge: arr32(99),
+        Request::IdentityProof {
+            host_nonce: arr32(99),
         },
+        Request::LockSlot { slot: 10 },
+        Request::LockSlot { slot: 11 },
+        Request::LockSlot { slot: 12 },
         Request::Finish { reboot: true },
     ]);
     flow
@@ -420,6 +451,7 @@ pub fn describe_request(r: &Request) -> String {
             digest,
             offset,
             data,
+            ..
         } if data.is_empty() => format!(
             "StoreDefBlob status query: total {total_len}, sha256 {}",
             short(digest)
@@ -427,9 +459,10 @@ pub fn describe_request(r: &Request) -> String {
         Request::StoreDefBlob { offset, data, .. } => {
             format!("StoreDefBlob offset {offset}, {} bytes", data.len())
         }
-        Request::SignChallenge { slot, challenge } => {
-            format!("SignChallenge slot {slot}, challenge {}", short(challenge))
+        Request::IdentityProof { host_nonce } => {
+            format!("IdentityProof host nonce {}", short(host_nonce))
         }
+        Request::LockSlot { slot } => format!("LockSlot slot {slot}"),
         Request::Finish { reboot } => format!("Finish reboot={reboot}"),
         other => other.name().to_string(),
     }
@@ -469,7 +502,12 @@ pub fn describe_response(r: &Response) -> String {
             c.signer.len,
             short(&c.signer.digest)
         ),
-        Response::Signature(s) => format!("Signature r {} s {}", short(&s.r), short(&s.s)),
+        Response::IdentityProof(p) => format!(
+            "IdentityProof device nonce {} r {} s {}",
+            short(&p.device_nonce),
+            short(&p.signature.r),
+            short(&p.signature.s)
+        ),
         Response::Error(e) => format!("Error {:?} {:?}", e.code, e.detail.as_str()),
         other => other.name().to_string(),
     }

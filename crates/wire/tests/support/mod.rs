@@ -34,13 +34,15 @@ pub fn request_id(r: &Request) -> usize {
         Request::StoreDefBlob { .. } => 12,
         Request::RebuildChain => 13,
         Request::ReadCert { .. } => 14,
-        Request::SignChallenge { .. } => 15,
+        Request::IdentityProof { .. } => 15,
         Request::Random => 16,
         Request::SetBaud { .. } => 17,
         Request::Finish { .. } => 18,
+        Request::MaintenanceBegin => 19,
+        Request::MaintenanceAuth { .. } => 20,
     }
 }
-pub const REQUEST_VARIANTS: usize = 19;
+pub const REQUEST_VARIANTS: usize = 21;
 
 pub fn response_id(r: &Response) -> usize {
     match r {
@@ -52,12 +54,13 @@ pub fn response_id(r: &Response) -> usize {
         Response::DefBlob(_) => 5,
         Response::Chain(_) => 6,
         Response::CertChunk(_) => 7,
-        Response::Signature(_) => 8,
+        Response::IdentityProof(_) => 8,
         Response::Random(_) => 9,
         Response::Error(_) => 10,
+        Response::MaintenanceNonce(_) => 11,
     }
 }
-pub const RESPONSE_VARIANTS: usize = 11;
+pub const RESPONSE_VARIANTS: usize = 12;
 
 pub fn sample_requests() -> std::vec::Vec<Request> {
     vec![
@@ -106,12 +109,20 @@ pub fn sample_requests() -> std::vec::Vec<Request> {
         Request::StoreDefBlob {
             total_len: MAX_DEF_BLOB as u32,
             digest: arr32(6),
+            signature: Signature {
+                r: arr32(20),
+                s: arr32(21),
+            },
             offset: (MAX_DEF_BLOB - MAX_CHUNK) as u32,
             data: bytes(MAX_CHUNK, 7),
         },
         Request::StoreDefBlob {
             total_len: 1000,
             digest: arr32(8),
+            signature: Signature {
+                r: arr32(22),
+                s: arr32(23),
+            },
             offset: 0,
             data: Vec::new(),
         },
@@ -126,9 +137,15 @@ pub fn sample_requests() -> std::vec::Vec<Request> {
             offset: 256,
             len: 200,
         },
-        Request::SignChallenge {
-            slot: 0,
-            challenge: arr32(9),
+        Request::IdentityProof {
+            host_nonce: arr32(9),
+        },
+        Request::MaintenanceBegin,
+        Request::MaintenanceAuth {
+            signature: Signature {
+                r: arr32(24),
+                s: arr32(25),
+            },
         },
         Request::Random,
         Request::SetBaud { baud: 921_600 },
@@ -188,16 +205,23 @@ pub fn sample_responses() -> std::vec::Vec<Response> {
             offset: 0,
             data: bytes(MAX_CHUNK, 9),
         }),
-        Response::Signature(Signature {
-            r: arr32(10),
-            s: arr32(11),
+        Response::IdentityProof(IdentityProof {
+            device_nonce: arr32(13),
+            signature: Signature {
+                r: arr32(10),
+                s: arr32(11),
+            },
         }),
+        Response::MaintenanceNonce(arr32(14)),
         Response::Random(arr32(12)),
         Response::Error(WireError::new(
             ErrorCode::ChipStatus(0x0F),
             "execution error",
         )),
         Response::Error(WireError::new(ErrorCode::VersionMismatch { device: 1 }, "")),
+        Response::Error(WireError::new(ErrorCode::LockedDown, "")),
+        Response::Error(WireError::new(ErrorCode::BlobUntrusted, "")),
+        Response::Error(WireError::new(ErrorCode::AuthFailed, "")),
         Response::Error(WireError::new(ErrorCode::Internal, &"é".repeat(40))),
         Response::Error(WireError::new(ErrorCode::BadRequest, "")),
         Response::Error(WireError::new(ErrorCode::Unsupported, "")),
