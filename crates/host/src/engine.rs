@@ -688,8 +688,21 @@ impl<'a, P: Port> Station<'a, P> {
         report
     }
 
+    /// A failure as the operator reads it: a bare database error names the registry file.
+    fn named(&self, mut f: Failure) -> Failure {
+        if let FailureKind::Registry(e) = f.kind {
+            let path = self.registry.lock().ok().and_then(|r| r.path());
+            f.kind = FailureKind::Registry(match path {
+                Some(path) => e.in_file(&path),
+                None => e,
+            });
+        }
+        f
+    }
+
     /// Audits a failure and says how the device left the station.
     fn failed(&self, f: Failure) -> DeviceResult {
+        let f = self.named(f);
         if let FailureKind::Interrupted = f.kind {
             let detail = format!("interrupted before {}", f.step.name());
             self.audit(f.step, Outcome::Failed, &detail);
@@ -952,6 +965,7 @@ impl<'a, P: Port> Station<'a, P> {
                 DeviceResult::AlreadyProvisioned
             }
             Err(f) => {
+                let f = self.named(f);
                 self.audit(f.step, Outcome::Failed, &format!("maintain: {}", f.kind));
                 DeviceResult::Failed(f.to_string())
             }
@@ -1025,6 +1039,7 @@ impl<'a, P: Port> Station<'a, P> {
             }
             Err(f) if matches!(f.kind, FailureKind::Interrupted) => self.failed(f),
             Err(f) => {
+                let f = self.named(f);
                 self.audit(f.step, Outcome::Failed, &format!("verify: {}", f.kind));
                 DeviceResult::Failed(f.to_string())
             }

@@ -397,8 +397,9 @@ fn immutable_uri(path: &Path) -> String {
 }
 
 impl RegistryError {
-    /// Names the database file in a bare SQLite error.
-    fn in_file(self, path: &Path) -> Self {
+    /// Names the database file in a bare SQLite error (errors that already name it, or are
+    /// not SQLite's, are returned unchanged).
+    pub fn in_file(self, path: &Path) -> Self {
         match self {
             Self::Sqlite(source) => Self::File {
                 path: path.to_path_buf(),
@@ -565,6 +566,16 @@ pub fn now_rfc3339() -> String {
 pub struct Registry {
     conn: Connection,
     policy: lots::IssuancePolicy,
+}
+
+impl Registry {
+    /// The database file, for messages (`None` for an in-memory registry).
+    pub fn path(&self) -> Option<PathBuf> {
+        self.conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    }
 }
 
 impl fmt::Debug for Registry {

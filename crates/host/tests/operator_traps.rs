@@ -444,6 +444,46 @@ fn trap10_database_errors_name_the_file() {
     }
 }
 
+/// Trap 10: a database error after the registry opened (here a table dropped behind
+/// keystamp's back, through SQLite itself) also names the file, at the command line and in a
+/// station's result. Before: `registry database: no such table: lots`, no file.
+#[test]
+fn trap10_database_errors_after_opening_name_the_file() {
+    let dir = project();
+    let db = dir.path().join("registry.sqlite");
+    let conn = rusqlite::Connection::open(&db).expect("open registry with SQLite");
+    conn.execute_batch("DROP TABLE lot_serials; DROP TABLE lots;")
+        .expect("drop the lot tables");
+    drop(conn);
+    let o = keystamp(dir.path())
+        .args(["lot", "list"])
+        .output()
+        .expect("run keystamp");
+    let line = one_error_line(&o);
+    assert!(line.contains("no such table"), "{line}");
+    assert!(line.contains(&db.display().to_string()), "{line}");
+    let o = keystamp(dir.path())
+        .args([
+            "provision",
+            "--simulate",
+            "1",
+            "--timing",
+            "instant",
+            "--json",
+        ])
+        .output()
+        .expect("run keystamp");
+    assert!(!o.status.success());
+    let json: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("provision --json output");
+    let error = json
+        .pointer("/devices/0/error")
+        .and_then(|e| e.as_str())
+        .unwrap_or_default();
+    assert!(error.contains("no such table"), "{error}");
+    assert!(error.contains(&db.display().to_string()), "{error}");
+}
+
 /// Trap 10: input files are size-capped (1 MiB) with a clear error before they are read: a
 /// definition, a certificate and the profile, each a sparse 64 MiB file here. Before: the
 /// whole file was read (a 2.8 GB JSON took 8.7 GB of memory) and then failed to parse.

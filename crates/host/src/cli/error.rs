@@ -129,6 +129,17 @@ impl fmt::Display for CliError {
     }
 }
 
+impl CliError {
+    /// Names the registry file in a bare database error, which SQLite reports without one.
+    pub fn naming_registry(self, path: &std::path::Path) -> Self {
+        match self {
+            Self::Registry(e) => Self::Registry(e.in_file(path)),
+            Self::Ops(OpsError::Registry(e)) => Self::Ops(OpsError::Registry(e.in_file(path))),
+            other => other,
+        }
+    }
+}
+
 impl std::error::Error for CliError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

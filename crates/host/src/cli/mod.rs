@@ -92,6 +92,16 @@ pub fn main() -> ExitCode {
 
 /// Runs one parsed command, writing results to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let project = cli.project.clone();
+    let result = run_command(cli, out);
+    // SQLite's own messages name no file; the project's profile says which one it was.
+    result.map_err(|e| match crate::project::Project::open(&project) {
+        Ok(p) => e.naming_registry(&p.registry_path()),
+        Err(_) => e,
+    })
+}
+
+fn run_command(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
         Command::Init(args) => init::init(&cli.project, args, out),
         Command::Ca(c) => ca::run(&cli.project, c, out),
