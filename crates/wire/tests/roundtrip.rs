@@ -264,7 +264,10 @@ fn io_key_never_shows_in_debug_output() {
         key: IoKey([0xA7; 32]),
     };
     let text = format!("{r:?}");
-    assert!(!text.to_lowercase().contains("a7") && !text.contains("167"), "{text}");
+    assert!(
+        !text.to_lowercase().contains("a7") && !text.contains("167"),
+        "{text}"
+    );
     assert!(r.validate().is_ok());
     assert!(r.expects(&Response::Ok));
 }
