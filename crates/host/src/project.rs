@@ -860,6 +860,31 @@ mod tests {
         tempfile::tempdir().expect("tempdir")
     }
 
+    /// IO protection: the key never goes into the device-key, certificate or anchor slots, and
+    /// the variant is built from the default config only.
+    #[test]
+    fn io_protection_refuses_reserved_slots_and_custom_configs() {
+        let dir = tmp();
+        let mut p = Profile::default();
+        p.io_protection.enabled = true;
+        assert!(p.validate(dir.path()).is_ok());
+        for slot in [0u8, 10, 11, 12, 16] {
+            p.io_protection.slot = slot;
+            let e = p.validate(dir.path()).unwrap_err().to_string();
+            assert!(e.contains("io_protection.slot"), "{slot}: {e}");
+        }
+        p.io_protection.slot = 6;
+        p.chip.config_zone = "00".repeat(CONFIG_ZONE_LEN);
+        let e = p.validate(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("io_protection.enabled"), "{e}");
+        // Off, a custom config and any slot value are fine.
+        p.io_protection = IoProtectionSection {
+            enabled: false,
+            slot: 0,
+        };
+        assert!(p.validate(dir.path()).is_ok());
+    }
+
     #[test]
     fn commented_toml_round_trips_to_the_same_profile() {
         let p = Profile::default();
