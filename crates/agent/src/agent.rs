@@ -4,9 +4,9 @@ use embedded_storage::Storage;
 use keystamp_certdef::DefBlob;
 use keystamp_wire::{
     CertChunk, CertKind, CertSummary, ChainReport, ChipInfo, Chunk, DefBlobId, DefBlobProgress,
-    DeviceEvent, DeviceSession, ErrorCode, FEATURE_MAINTENANCE, FEATURE_OTP, FEATURE_READ_CERT,
-    FirmwareVersion, HelloInfo, IdentityProof, Lifecycle, MAX_CHUNK, MAX_LINE, PROTOCOL_VERSION,
-    PlatformSecurity, PublicKey, Request, Response, Signature, WireError,
+    DeviceEvent, DeviceSession, ErrorCode, FEATURE_IO_KEY, FEATURE_MAINTENANCE, FEATURE_OTP,
+    FEATURE_READ_CERT, FirmwareVersion, HelloInfo, IdentityProof, Lifecycle, MAX_CHUNK, MAX_LINE,
+    PROTOCOL_VERSION, PlatformSecurity, PublicKey, Request, Response, Signature, WireError,
 };
 
 use crate::auth::{self, ANCHOR_SLOT, DEVICE_KEY_SLOT};
@@ -200,6 +200,12 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
         let sig = signer_out.get(..lens.signer).unwrap_or_default();
         identity::verify_chain(&mut core.chip, &defs, dev, sig)?;
         Ok(lens)
+    }
+
+    /// The IO-protection key the station stored (docs/atecc.md "IO protection"): the firmware
+    /// decrypts the chip's encrypted ECDH/KDF output with it. `None` if none is stored.
+    pub fn io_protection_key(&mut self) -> Option<[u8; 32]> {
+        store::load_io_key(&mut self.core.store).ok()
     }
 
     /// The chip, e.g. for the product path's signing.
@@ -532,6 +538,19 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 self.maintenance_auth(signature)?;
                 *out = Response::Ok;
             }
+            Request::StoreIoKey { key } => {
+                // Only while the chip still takes the key in clear: a key stored later could not
+                // be the one in the slot (and maintenance does not change that).
+                if chip.read_config().map_err(chip_err)?[LOCK_VALUE_BYTE] != UNLOCKED {
+                    return Err(err(
+                        ErrorCode::LockedDown,
+                        "IO key only before the data lock",
+                    ));
+                }
+                store::save_io_key(&mut self.store, &key.0)
+                    .map_err(|_| err(ErrorCode::Storage, "flash write failed"))?;
+                *out = Response::Ok;
+            }
         }
         Ok(())
     }
@@ -584,7 +603,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         Ok(HelloInfo {
             max_line: MAX_LINE as u16,
             max_chunk: MAX_CHUNK as u16,
-            features: FEATURE_READ_CERT | FEATURE_OTP | FEATURE_MAINTENANCE,
+            features: FEATURE_READ_CERT | FEATURE_OTP | FEATURE_MAINTENANCE | FEATURE_IO_KEY,
             firmware: self.firmware,
             chip: ChipInfo {
                 revision,

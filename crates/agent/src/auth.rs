@@ -78,7 +78,8 @@ pub fn allowed_when_locked(request: &Request) -> bool {
         | Request::WriteOtp { .. }
         | Request::LockData { .. }
         | Request::LockSlot { .. }
-        | Request::StoreDefBlob { .. } => false,
+        | Request::StoreDefBlob { .. }
+        | Request::StoreIoKey { .. } => false,
     }
 }
 

@@ -7,6 +7,10 @@
 //! digest is checked on every load, so a write torn by a reset leaves "no blob", never a wrong
 //! one. The digest only detects corruption: whether the blob is trusted is decided by the agent,
 //! which checks the signature with the chip on every load and use.
+//!
+//! The last [`IO_KEY_RECORD_LEN`] bytes of the storage hold the IO-protection key record (when
+//! the profile enables IO protection, docs/atecc.md): magic `KSK1`, the 32-byte key, the first
+//! 28 bytes of its SHA-256; the blob never reaches into them.
 
 use embedded_storage::Storage;
 
@@ -16,6 +20,57 @@ pub const MAGIC: [u8; 4] = *b"KSB2";
 pub const HEADER_LEN: usize = 104;
 /// Where the blob starts.
 pub const BLOB_OFFSET: u32 = 128;
+
+/// IO-protection key record magic.
+pub const IO_KEY_MAGIC: [u8; 4] = *b"KSK1";
+/// Length of the IO-protection key record at the end of the storage.
+pub const IO_KEY_RECORD_LEN: usize = 64;
+
+/// Room for the blob: the storage minus the header area and the IO-key record.
+fn blob_room(capacity: usize) -> usize {
+    capacity
+        .saturating_sub(BLOB_OFFSET as usize)
+        .saturating_sub(IO_KEY_RECORD_LEN)
+}
+
+/// Where the IO-key record starts, if the storage has room for header, record and some blob.
+fn io_key_offset(capacity: usize) -> Result<u32, StoreError> {
+    if blob_room(capacity) == 0 {
+        return Err(StoreError::TooLarge);
+    }
+    u32::try_from(capacity - IO_KEY_RECORD_LEN).map_err(|_| StoreError::TooLarge)
+}
+
+/// Stores the IO-protection key: the record is invalidated first and its magic written last, so
+/// a torn write leaves "no key", never a wrong one.
+pub fn save_io_key<S: Storage>(store: &mut S, key: &[u8; 32]) -> Result<(), StoreError> {
+    let at = io_key_offset(store.capacity())?;
+    store.write(at, &[0u8; 4]).map_err(|_| StoreError::Io)?;
+    let mut record = [0u8; IO_KEY_RECORD_LEN];
+    record[4..36].copy_from_slice(key);
+    record[36..].copy_from_slice(&sha256(key)[..IO_KEY_RECORD_LEN - 36]);
+    store
+        .write(at + 4, &record[4..])
+        .map_err(|_| StoreError::Io)?;
+    store.write(at, &IO_KEY_MAGIC).map_err(|_| StoreError::Io)
+}
+
+/// Loads the IO-protection key ([`StoreError::Empty`] if none was stored, `Corrupt` if its
+/// check bytes do not match).
+pub fn load_io_key<S: Storage>(store: &mut S) -> Result<[u8; 32], StoreError> {
+    let at = io_key_offset(store.capacity())?;
+    let mut record = [0u8; IO_KEY_RECORD_LEN];
+    store.read(at, &mut record).map_err(|_| StoreError::Io)?;
+    if record[..4] != IO_KEY_MAGIC {
+        return Err(StoreError::Empty);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&record[4..36]);
+    if sha256(&key)[..IO_KEY_RECORD_LEN - 36] != record[36..] {
+        return Err(StoreError::Corrupt);
+    }
+    Ok(key)
+}
 
 /// Why the stored blob could not be loaded or saved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +127,7 @@ pub fn load<S: Storage>(store: &mut S, buf: &mut [u8]) -> Result<Stored, StoreEr
     digest.copy_from_slice(&header[8..40]);
     let mut signature = [0u8; 64];
     signature.copy_from_slice(&header[40..104]);
-    let room = store.capacity().saturating_sub(BLOB_OFFSET as usize);
+    let room = blob_room(store.capacity());
     if len == 0 || len > room {
         return Err(StoreError::Corrupt);
     }
@@ -96,7 +151,7 @@ pub fn save<S: Storage>(
     digest: &[u8; 32],
     signature: &[u8; 64],
 ) -> Result<(), StoreError> {
-    if blob.len() > store.capacity().saturating_sub(BLOB_OFFSET as usize) {
+    if blob.len() > blob_room(store.capacity()) {
         return Err(StoreError::TooLarge);
     }
     let len = u32::try_from(blob.len()).map_err(|_| StoreError::TooLarge)?;
@@ -177,6 +232,32 @@ mod tests {
         };
         assert_eq!(load(&mut s, &mut buf), Ok(want));
         assert_eq!(&buf[..300], &blob[..]);
+    }
+
+    #[test]
+    fn io_key_round_trips_next_to_a_full_blob_and_a_flip_is_corrupt() {
+        let mut s = MemStore::<1024>::default();
+        assert_eq!(load_io_key(&mut s), Err(StoreError::Empty));
+        let key = [0x5Cu8; 32];
+        save_io_key(&mut s, &key).unwrap();
+        // The largest blob the storage takes leaves the key record alone.
+        let room = 1024 - BLOB_OFFSET as usize - IO_KEY_RECORD_LEN;
+        let blob = [0xB1u8; 1024];
+        assert_eq!(
+            save(
+                &mut s,
+                &blob[..room + 1],
+                &sha256(&blob[..room + 1]),
+                &[0; 64]
+            ),
+            Err(StoreError::TooLarge)
+        );
+        save(&mut s, &blob[..room], &sha256(&blob[..room]), &[0; 64]).unwrap();
+        assert_eq!(load_io_key(&mut s), Ok(key));
+        let mut buf = [0u8; 1024];
+        assert_eq!(load(&mut s, &mut buf).map(|st| st.len), Ok(room));
+        s.bytes[1024 - IO_KEY_RECORD_LEN + 10] ^= 1;
+        assert_eq!(load_io_key(&mut s), Err(StoreError::Corrupt));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use keystamp_agent::store::{self, MemStore};
 use keystamp_atecc::Atecc;
 use keystamp_atecc_sim::{SimChip, SimOptions, VirtualClock, VirtualDelay};
 use keystamp_wire::{
-    ErrorCode, Event, FirmwareVersion, Lifecycle, LineDecoder, Request, Response, Signature,
+    ErrorCode, Event, FirmwareVersion, IoKey, Lifecycle, LineDecoder, Request, Response, Signature,
 };
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::{SigningKey, VerifyingKey};
@@ -126,7 +126,11 @@ impl Dev {
 
     /// Config written and locked (Provisioning).
     fn configure(&mut self) {
-        let target = keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES;
+        self.configure_with(keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES);
+    }
+
+    /// `target` written and locked (Provisioning).
+    fn configure_with(&mut self, target: [u8; 128]) {
         let data = heapless::Vec::from_slice(&target).unwrap();
         assert_eq!(
             self.call(&Request::WriteConfig { offset: 0, data }),
@@ -216,6 +220,9 @@ fn hostile_requests() -> Vec<Request> {
             },
             offset: 0,
             data: heapless::Vec::from_slice(&[0u8; 64]).unwrap(),
+        },
+        Request::StoreIoKey {
+            key: IoKey([0x66; 32]),
         },
     ];
     for slot in 0..16 {
@@ -567,4 +574,51 @@ fn unsigned_mis_signed_or_altered_blobs_in_flash_are_untrusted_at_boot() {
         seq: 1,
     };
     assert!(!d.hello().blob_untrusted);
+}
+
+/// IO protection: the key goes into its slot and the agent's flash only before the data lock;
+/// afterwards the chip refuses to read the slot, the agent refuses a new key (even to a
+/// maintenance session, since the slot can no longer change), and no answer carries the key.
+#[test]
+fn io_key_is_stored_before_the_data_lock_only_and_never_returned() {
+    let slot = keystamp_atecc::default_config::DEFAULT_IO_KEY_SLOT;
+    let config = keystamp_atecc::default_config::io_protected_config_bytes(slot).unwrap();
+    let key = [0xC3u8; 32];
+    let mut d = Dev::new(31);
+    assert_ne!(d.hello().features & keystamp_wire::FEATURE_IO_KEY, 0);
+    d.configure_with(config);
+    assert!(matches!(
+        d.call(&Request::GenKey { slot: 0 }),
+        Response::PublicKey(_)
+    ));
+    let write = Request::WriteSlot {
+        slot,
+        offset: 0,
+        data: heapless::Vec::from_slice(&key).unwrap(),
+    };
+    assert_eq!(d.call(&write), Response::Ok);
+    assert_eq!(
+        d.call(&Request::StoreIoKey { key: IoKey(key) }),
+        Response::Ok
+    );
+    assert_eq!(d.call(&Request::LockData { crc: None }), Response::Ok);
+    assert_eq!(d.dut.io_protection_key(), Some(key));
+    // The chip: the secret slot is unreadable and, WriteConfig Never, unwritable (§6.4).
+    let read = Request::ReadSlot {
+        slot,
+        offset: 0,
+        len: 32,
+    };
+    assert!(matches!(d.call(&read), Response::Error(_)));
+    assert!(matches!(d.call(&write), Response::Error(_)));
+    // The agent: no new key once the data zone is locked.
+    let other = Request::StoreIoKey {
+        key: IoKey([0x11; 32]),
+    };
+    assert_eq!(d.code(&other), Some(ErrorCode::LockedDown));
+    assert_eq!(d.dut.io_protection_key(), Some(key));
+    // Kept across a power cycle.
+    let mut d = d.reboot();
+    assert_eq!(d.dut.io_protection_key(), Some(key));
+    assert_eq!(d.code(&other), Some(ErrorCode::LockedDown));
 }

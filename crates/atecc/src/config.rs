@@ -230,6 +230,31 @@ impl ChipOptions {
     }
 }
 
+/// ChipOptions bit 1: the IO protection key is enabled (reference §5.1).
+pub const CHIP_OPT_IO_PROTECTION: u16 = 0x0002;
+/// ECDH / KDF output protection value (bits 9:8 and 11:10, reference §5.1): output in clear
+/// allowed.
+pub const OUTPUT_CLEAR_ALLOWED: u8 = 0b00;
+/// Output protection value: output only encrypted with the IO protection key (cryptoauthlib's
+/// `ATCA_CHIP_OPT_ECDH_PROT` / `ATCA_CHIP_OPT_KDF_PROT` field; "0x01: Encrypted only").
+pub const OUTPUT_ENCRYPTED_ONLY: u8 = 0b01;
+/// Output protection value: no output, the result stays in TempKey or a slot only.
+pub const OUTPUT_NONE: u8 = 0b10;
+
+impl ChipOptions {
+    /// IO protection with the key in `slot` and ECDH and KDF outputs only encrypted with it;
+    /// the other bits (self test, KDF-AES, auto-clear) taken from `self`.
+    pub const fn with_io_protection(self, slot: u8) -> Self {
+        let keep = self.0 & 0x000D;
+        ChipOptions(
+            keep | CHIP_OPT_IO_PROTECTION
+                | ((OUTPUT_ENCRYPTED_ONLY as u16) << 8)
+                | ((OUTPUT_ENCRYPTED_ONLY as u16) << 10)
+                | (((slot & 0x0F) as u16) << 12),
+        )
+    }
+}
+
 /// One X509format byte (config bytes 92–95).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

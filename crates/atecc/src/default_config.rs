@@ -32,7 +32,7 @@
 //! VolatileKeyPermission, CountMatch, ChipOptions or X509format. Bytes 0–15 (serial number,
 //! revision) are factory-set and never written; the values here are placeholders.
 
-use crate::config::ConfigZone;
+use crate::config::{ConfigZone, KeyConfig, SlotConfig};
 
 /// The default target config as the 128 bytes a config read returns on a freshly programmed,
 /// still unlocked chip (bytes 0–15 are placeholders).
@@ -67,3 +67,36 @@ pub const SLOT_DEVICE_CERT: u8 = 10;
 pub const SLOT_SIGNER_PUBKEY: u8 = 11;
 /// Slot of the signer compressed certificate.
 pub const SLOT_SIGNER_CERT: u8 = 12;
+
+/// The IO-protection key slot when the profile turns IO protection on and names none: slot 6,
+/// Microchip's TNGTLS IO protection key slot (reference §7.2).
+pub const DEFAULT_IO_KEY_SLOT: u8 = 6;
+/// SlotConfig of the IO-protection key slot: IsSecret (bit 7) with EncryptRead clear, so Read
+/// is refused once the data zone is locked (§6.4); WriteConfig Never (0x8000), so the one clear
+/// 32-byte write the chip accepts is the one before the data lock (§6.3); ReadKey and WriteKey
+/// 0xF as in TNGTLS's slot 6 (unused: no encrypted read, no encrypted write).
+pub const IO_KEY_SLOT_CONFIG: u16 = 0x8F8F;
+/// KeyConfig of the IO-protection key slot: not Private, KeyType 7 (SHA/other data: a 32-byte
+/// symmetric key, §5.3), not Lockable (never writable after the data lock, nothing to lock).
+pub const IO_KEY_KEY_CONFIG: u16 = 0x001C;
+
+/// Whether `slot` may hold the IO-protection key: any slot but the device key (0) and the
+/// certificate and trust-anchor slots (10–12).
+pub const fn io_key_slot_allowed(slot: u8) -> bool {
+    slot >= 1 && slot <= 15 && !(slot >= SLOT_DEVICE_CERT && slot <= SLOT_SIGNER_CERT)
+}
+
+/// The default config with IO protection (docs/atecc.md "IO protection"): ChipOptions with
+/// the IO protection key enabled in `slot` and ECDH and KDF outputs only encrypted with it
+/// (§5.1), and `slot` a secret, never-readable key written once before the data lock. `None`
+/// for a slot [`io_key_slot_allowed`] refuses.
+pub const fn io_protected_config_bytes(slot: u8) -> Option<[u8; 128]> {
+    if !io_key_slot_allowed(slot) {
+        return None;
+    }
+    let mut zone = DEFAULT_CONFIG;
+    zone.chip_options = zone.chip_options.with_io_protection(slot);
+    zone.slot_config[slot as usize] = SlotConfig(IO_KEY_SLOT_CONFIG);
+    zone.key_config[slot as usize] = KeyConfig(IO_KEY_KEY_CONFIG);
+    Some(zone.to_bytes())
+}

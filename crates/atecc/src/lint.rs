@@ -1,7 +1,7 @@
 //! A linter for target configurations: the mistakes that, once the config zone is locked,
 //! cannot be undone. Rule ids are stable; never renumber, only add.
 
-use crate::config::{ConfigZone, KeyType, WriteMode};
+use crate::config::{ConfigZone, KeyType, OUTPUT_CLEAR_ALLOWED, WriteMode};
 use crate::zone::SLOT_COUNT;
 
 /// How bad a finding is.
@@ -65,7 +65,8 @@ pub enum Rule {
     UnsupportedUsageLimit,
     /// ATL013: SecureBoot or the persistent latch is enabled.
     UnsupportedSecureBoot,
-    /// ATL014: IO protection or output protection encrypts results keystamp reads in clear.
+    /// ATL014: IO protection and ECDH/KDF output protection do not match (outputs still allowed
+    /// in clear, protection without the key enabled, or a reserved value).
     IoProtection,
     /// ATL015: the I2C address is reserved or not in 8-bit form.
     I2cAddressInvalid,
@@ -81,11 +82,14 @@ pub enum Rule {
     TrustAnchorUnusable,
     /// ATL021: a private key other than the device key signs caller-chosen digests.
     SpareKeyExternalSign,
+    /// ATL022: IO protection is enabled and its key slot can be read, replaced or is a key or
+    /// certificate slot.
+    IoKeyExposed,
 }
 
 impl Rule {
     /// Every rule, in id order.
-    pub const ALL: [Rule; 21] = [
+    pub const ALL: [Rule; 22] = [
         Rule::PrivateKeyNotSecret,
         Rule::PrivateKeyClearWrite,
         Rule::PrivateKeyNotP256,
@@ -107,6 +111,7 @@ impl Rule {
         Rule::IdentityKeyRegenerable,
         Rule::TrustAnchorUnusable,
         Rule::SpareKeyExternalSign,
+        Rule::IoKeyExposed,
     ];
 
     /// Stable id, e.g. `ATL001`.
@@ -133,6 +138,7 @@ impl Rule {
             Rule::IdentityKeyRegenerable => "ATL019",
             Rule::TrustAnchorUnusable => "ATL020",
             Rule::SpareKeyExternalSign => "ATL021",
+            Rule::IoKeyExposed => "ATL022",
         }
     }
 
@@ -160,6 +166,7 @@ impl Rule {
             Rule::IdentityKeyRegenerable => "identity-key-regenerable",
             Rule::TrustAnchorUnusable => "trust-anchor-unusable",
             Rule::SpareKeyExternalSign => "spare-key-external-sign",
+            Rule::IoKeyExposed => "io-key-exposed",
         }
     }
 
@@ -262,8 +269,10 @@ impl Rule {
                  enabled; keystamp does not drive secure boot"
             }
             Rule::IoProtection => {
-                "ChipOptions enables IO protection or ECDH/KDF output protection; outputs are \
-                 encrypted and keystamp does not decrypt them"
+                "ChipOptions IO protection and ECDH/KDF output protection do not match: with the \
+                 IO protection key enabled, ECDH or KDF output is still allowed in clear (anyone \
+                 on the bus asks for clear output); or output protection is set without the key \
+                 enabled; or a protection field holds the reserved value 3"
             }
             Rule::I2cAddressInvalid => {
                 "I2C_Address must be an 8-bit form address (bit 0 clear) outside the reserved \
@@ -292,6 +301,12 @@ impl Rule {
             Rule::SpareKeyExternalSign => {
                 "a private key other than the device key allows external Sign (ReadKey bit 0): it \
                  signs any digest a caller sends"
+            }
+            Rule::IoKeyExposed => {
+                "ChipOptions enables IO protection and its key slot (bits 15:12) is not a secret \
+                 that stays in the chip: it is not IsSecret, has EncryptRead, is a private-key, \
+                 device-key or certificate slot, or stays writable after the data lock without \
+                 being Lockable (anyone on the bus reads or replaces the key)"
             }
         }
     }
@@ -407,6 +422,25 @@ pub fn lint_each_in(config: &ConfigZone, profile: LintProfile, mut report: impl 
     if ka.private() || ka.key_type() != KeyType::P256 || ka.pub_info() || ka.req_auth() {
         flag(Rule::TrustAnchorUnusable, TRUST_ANCHOR_SLOT);
     }
+    let opts = config.chip_options;
+    if opts.io_protection() {
+        let slot = opts.io_key() as usize;
+        let (s, k) = (sc[slot % SLOT_COUNT], kc[slot % SLOT_COUNT]);
+        let replaceable = match s.write_mode() {
+            WriteMode::Never => false,
+            WriteMode::Encrypt => !is_secret(s.write_key()),
+            WriteMode::Always | WriteMode::PubInvalid => !k.lockable(),
+        };
+        if !s.is_secret()
+            || s.encrypt_read()
+            || k.private()
+            || slot == DEVICE_KEY_SLOT
+            || CERT_SLOTS.contains(&slot)
+            || replaceable
+        {
+            flag(Rule::IoKeyExposed, slot);
+        }
+    }
     let production = matches!(profile, LintProfile::Production);
     for slot in CERT_SLOTS {
         let (s, k) = (sc[slot], kc[slot]);
@@ -445,7 +479,13 @@ pub fn lint_each_in(config: &ConfigZone, profile: LintProfile, mut report: impl 
             Rule::UnsupportedSecureBoot => config.secure_boot & 0x0003 != 0,
             Rule::IoProtection => {
                 let o = config.chip_options;
-                o.io_protection() || o.ecdh_protection() != 0 || o.kdf_protection() != 0
+                let (ecdh, kdf) = (o.ecdh_protection(), o.kdf_protection());
+                let reserved = ecdh == 0b11 || kdf == 0b11;
+                if o.io_protection() {
+                    reserved || ecdh == OUTPUT_CLEAR_ALLOWED || kdf == OUTPUT_CLEAR_ALLOWED
+                } else {
+                    reserved || ecdh != OUTPUT_CLEAR_ALLOWED || kdf != OUTPUT_CLEAR_ALLOWED
+                }
             }
             Rule::I2cAddressInvalid => {
                 let a = config.i2c_address;

@@ -717,3 +717,81 @@ fn production_profile_on_real_configs() {
     );
     assert!(blank.has_slot(Rule::IdentityKeyRegenerable, 0));
 }
+
+/// IO protection (docs/atecc.md "IO protection"): the variant sets exactly the ChipOptions bits
+/// the reference names (§5.1: bit 1 IO protection enable, bits 9:8 ECDH and 11:10 KDF output
+/// protection, bits 15:12 the key slot; value 0b01 = "encrypted only" per cryptoauthlib's
+/// ChipOptions field) and the key slot's SlotConfig / KeyConfig (§5.2, §5.3); nothing else moves.
+#[test]
+fn io_protected_variant_sets_reference_bits_and_lints_clean() {
+    use keystamp_atecc::default_config::io_protected_config_bytes;
+    let b = io_protected_config_bytes(6).expect("slot 6 allowed");
+    let want_opts: u16 = (1 << 1) | (0b01 << 8) | (0b01 << 10) | (6 << 12);
+    assert_eq!(u16::from_le_bytes([b[90], b[91]]), want_opts);
+    // SlotConfig[6] at 20 + 2*6: IsSecret (bit 7), EncryptRead (bit 6) clear, WriteConfig
+    // (15:12) = 0b1000 Never.
+    let sc = u16::from_le_bytes([b[32], b[33]]);
+    assert_ne!(sc & (1 << 7), 0);
+    assert_eq!(sc & (1 << 6), 0);
+    assert_eq!(sc >> 12, 0b1000);
+    // KeyConfig[6] at 96 + 2*6: Private (bit 0) clear, KeyType (4:2) = 7.
+    let kc = u16::from_le_bytes([b[108], b[109]]);
+    assert_eq!(kc & 1, 0);
+    assert_eq!((kc >> 2) & 0x7, 7);
+    for (i, (x, y)) in b.iter().zip(DEFAULT_CONFIG_BYTES.iter()).enumerate() {
+        if ![32, 33, 90, 91, 108, 109].contains(&i) {
+            assert_eq!(x, y, "byte {i} changed");
+        }
+    }
+    let zone = ConfigZone::from_bytes(&b);
+    assert!(zone.chip_options.io_protection());
+    assert_eq!(zone.chip_options.io_key(), 6);
+    for profile in [LintProfile::Development, LintProfile::Production] {
+        let r = lint_in(&zone, profile);
+        assert!(r.is_empty(), "{:#?}", r.findings().collect::<Vec<_>>());
+    }
+    // The device key and the certificate / anchor slots never hold the IO key.
+    for slot in [0u8, 10, 11, 12, 16] {
+        assert!(io_protected_config_bytes(slot).is_none(), "slot {slot}");
+    }
+}
+
+/// ATL022 fires for every way the IO key could leave or be replaced, and only with IO
+/// protection enabled; ATL014 for output protection that does not match the key.
+#[test]
+fn io_key_exposed_and_mismatched_output_protection_are_flagged() {
+    use keystamp_atecc::default_config::io_protected_config_bytes;
+    let base = ConfigZone::from_bytes(&io_protected_config_bytes(6).unwrap());
+    let exposed = |c: &ConfigZone| lint(c).has_slot(Rule::IoKeyExposed, 6);
+    let mut c = base;
+    c.slot_config[6].0 &= !(1 << 7); // readable in clear
+    assert!(exposed(&c));
+    let mut c = base;
+    c.slot_config[6].0 |= 1 << 6; // EncryptRead: exportable
+    assert!(exposed(&c));
+    let mut c = base;
+    c.slot_config[6].0 &= 0x0FFF; // WriteConfig Always, KeyConfig not Lockable
+    assert!(exposed(&c));
+    c.key_config[6].0 |= 1 << 5; // ... Lockable: the host can freeze it
+    assert!(!exposed(&c));
+    let mut c = base;
+    c.chip_options.0 = (c.chip_options.0 & 0x0FFF) | (11 << 12); // the trust anchor as IO key
+    assert!(lint(&c).has_slot(Rule::IoKeyExposed, 11));
+    assert_eq!(Rule::IoKeyExposed.severity(), Severity::Error);
+    // Without IO protection the slot is just a secret: no finding.
+    let mut c = base;
+    c.chip_options.0 = 0;
+    c.slot_config[6].0 &= !(1 << 7);
+    assert!(!lint(&c).has(Rule::IoKeyExposed));
+    // ATL014: key enabled but ECDH output still allowed in clear; protection without the key;
+    // the reserved value.
+    let mut c = base;
+    c.chip_options.0 &= !(0b11 << 8);
+    assert!(lint(&c).has(Rule::IoProtection));
+    let mut c = DEFAULT_CONFIG;
+    c.chip_options.0 = 0b01 << 10;
+    assert!(lint(&c).has(Rule::IoProtection));
+    let mut c = base;
+    c.chip_options.0 |= 0b11 << 8;
+    assert!(lint(&c).has(Rule::IoProtection));
+}

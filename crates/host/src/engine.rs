@@ -74,6 +74,9 @@ pub struct Material {
     pub lock_cert_slots: bool,
     /// Board security features the device must report before its chip is touched.
     pub platform: crate::project::PlatformSection,
+    /// The IO-protection key slot, when the profile enables IO protection: each device gets a
+    /// fresh key there before the data lock (see [`Station::store_io_key`]).
+    pub io_key_slot: Option<u8>,
     /// Expected subject CN for a chip serial (for the consistency check), if the profile has one.
     pub expected_cn: Option<CnScheme>,
     /// Re-stamp devices holding a valid chain from another signer (`provision --reprovision`);
@@ -361,6 +364,8 @@ pub enum FailureKind {
     BlobUntrusted,
     /// No random challenge could be drawn.
     Random(getrandom::Error),
+    /// The profile enables IO protection and the device's firmware cannot store the key.
+    IoKeyUnsupported,
     /// The per-device PEM files could not be written.
     Outputs(std::io::Error),
     /// The chip's config zone is locked with another configuration.
@@ -463,6 +468,10 @@ impl std::fmt::Display for FailureKind {
                  holds (unsigned, mis-signed or altered); the device does not use them",
             ),
             Self::Random(e) => write!(f, "{e}"),
+            Self::IoKeyUnsupported => f.write_str(
+                "the profile enables IO protection and this device's firmware cannot store the \
+                 IO-protection key: flash a keystamp firmware that does (docs/firmware.md)",
+            ),
             Self::Outputs(e) => write!(f, "{e}"),
             Self::ConfigLockedDifferent { byte, chip, wanted } => write!(
                 f,
@@ -817,6 +826,7 @@ impl<'a, P: Port> Station<'a, P> {
             if !m.lock_data {
                 return Err(Failure::new(Step::Key, FailureKind::DataLockDisabled));
             }
+            self.store_io_key(&hello)?;
             self.ok(Step::Key, &Request::LockData { crc: None })?;
             self.audit(Step::Key, Outcome::Ok, "key generated, data zone locked");
             (pk, true)
@@ -1257,6 +1267,47 @@ impl<'a, P: Port> Station<'a, P> {
         let mut locked = back;
         locked[87] = 0x00;
         Ok(locked)
+    }
+
+    /// IO protection (docs/atecc.md "IO protection"), just before the data lock: a fresh random
+    /// key into the IO-key slot (the chip takes a clear write only while the data zone is
+    /// unlocked) and the same key to the agent's flash. The key lives only in this function: it
+    /// is never logged, audited or stored by the station. An interrupted run is redone whole by
+    /// the next one (data still unlocked: new key in both places).
+    fn store_io_key(&mut self, hello: &HelloInfo) -> Result<(), Failure> {
+        let Some(slot) = self.material.io_key_slot else {
+            return Ok(());
+        };
+        if hello.features & keystamp_wire::FEATURE_IO_KEY == 0 {
+            return Err(Failure::new(Step::Key, FailureKind::IoKeyUnsupported));
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| Failure::new(Step::Key, FailureKind::Random(e)))?;
+        let mut data = heapless::Vec::new();
+        data.extend_from_slice(&key)
+            .map_err(|_| Failure::new(Step::Key, FailureKind::TooLong("IO key")))?;
+        self.ok(
+            Step::Key,
+            &Request::WriteSlot {
+                slot,
+                offset: 0,
+                data,
+            },
+        )?;
+        let stored = self.ok(
+            Step::Key,
+            &Request::StoreIoKey {
+                key: keystamp_wire::IoKey(key),
+            },
+        );
+        key.fill(0);
+        stored?;
+        self.audit(
+            Step::Key,
+            Outcome::Ok,
+            &format!("IO-protection key written to slot {slot}"),
+        );
+        Ok(())
     }
 
     fn key_slot(&self) -> Result<u8, Failure> {

@@ -62,6 +62,30 @@ pub struct Profile {
     pub platform: PlatformSection,
     /// Limits on issuance.
     pub issuance: IssuanceSection,
+    /// `[io_protection]`: a per-device IO-protection key (docs/atecc.md "IO protection").
+    pub io_protection: IoProtectionSection,
+}
+
+/// `[io_protection]`: when enabled, the config written to each chip turns on ChipOptions IO
+/// protection (ECDH/KDF output only encrypted) with its key in `slot`, and each device gets a
+/// fresh random key, written to the slot before the data lock and handed to the device's agent.
+/// The station never records the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IoProtectionSection {
+    /// Give each device an IO-protection key (default: off).
+    pub enabled: bool,
+    /// The key slot (1–9 or 13–15; default 6, Microchip's TNGTLS IO-key slot).
+    pub slot: u8,
+}
+
+impl Default for IoProtectionSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            slot: keystamp_atecc::default_config::DEFAULT_IO_KEY_SLOT,
+        }
+    }
 }
 
 /// `[platform]`: security features the board must report in `Hello` (read from its eFuses,
@@ -439,6 +463,26 @@ impl Profile {
                  locks.lock_config = true or locks.lock_data = false",
             ));
         }
+        let io = self.io_protection;
+        if io.enabled {
+            if !keystamp_atecc::default_config::io_key_slot_allowed(io.slot) {
+                return Err(invalid(
+                    "io_protection.slot",
+                    format!(
+                        "{}: use 1..=9 or 13..=15 (slot 0 is the device key, 10-12 hold the \
+                         certificates and the trust anchor)",
+                        io.slot
+                    ),
+                ));
+            }
+            if !matches!(config, ConfigZoneSource::Default) {
+                return Err(invalid(
+                    "io_protection.enabled",
+                    "IO protection builds its config from the built-in default: set \
+                     chip.config_zone = \"default\" or io_protection.enabled = false",
+                ));
+            }
+        }
         if locks.lock_cert_slots && !locks.lock_data {
             return Err(invalid(
                 "locks.lock_cert_slots",
@@ -609,7 +653,16 @@ impl Profile {
              [issuance]\n\
              # Certificates a chip may get after its first (each for a new key, e.g. a device\n\
              # re-run after a failure before verification). Same-key reruns do not count.\n\
-             max_reissues = {max_reissues}\n",
+             max_reissues = {max_reissues}\n\
+             \n\
+             [io_protection]\n\
+             # A per-device IO-protection key (docs/atecc.md \"IO protection\"): ChipOptions\n\
+             # encrypts ECDH/KDF output with it; written to `slot` before the data lock and kept\n\
+             # in the device's flash, never recorded by the station. Needs config_zone = \"default\".\n\
+             enabled = {io_enabled}\n\
+             slot = {io_slot}\n",
+            io_enabled = self.io_protection.enabled,
+            io_slot = self.io_protection.slot,
             mode = q(self.mode.as_str()),
             max_reissues = self.issuance.max_reissues,
             config_zone = q(&self.chip.config_zone),
@@ -807,6 +860,31 @@ mod tests {
         tempfile::tempdir().expect("tempdir")
     }
 
+    /// IO protection: the key never goes into the device-key, certificate or anchor slots, and
+    /// the variant is built from the default config only.
+    #[test]
+    fn io_protection_refuses_reserved_slots_and_custom_configs() {
+        let dir = tmp();
+        let mut p = Profile::default();
+        p.io_protection.enabled = true;
+        assert!(p.validate(dir.path()).is_ok());
+        for slot in [0u8, 10, 11, 12, 16] {
+            p.io_protection.slot = slot;
+            let e = p.validate(dir.path()).unwrap_err().to_string();
+            assert!(e.contains("io_protection.slot"), "{slot}: {e}");
+        }
+        p.io_protection.slot = 6;
+        p.chip.config_zone = "00".repeat(CONFIG_ZONE_LEN);
+        let e = p.validate(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("io_protection.enabled"), "{e}");
+        // Off, a custom config and any slot value are fine.
+        p.io_protection = IoProtectionSection {
+            enabled: false,
+            slot: 0,
+        };
+        assert!(p.validate(dir.path()).is_ok());
+    }
+
     #[test]
     fn commented_toml_round_trips_to_the_same_profile() {
         let p = Profile::default();
@@ -815,6 +893,10 @@ mod tests {
         let mut q = Profile::default();
         q.certificates.device_def = Some("defs/d \"x\".json".into());
         q.ca.organization = "Acme \"Widgets\" \\ Co".into();
+        q.io_protection = IoProtectionSection {
+            enabled: true,
+            slot: 9,
+        };
         assert_eq!(
             Profile::from_toml(&q.to_commented_toml()).expect("parse"),
             q

@@ -333,7 +333,7 @@ pub fn material(project: &Project, signer: &Signer) -> Result<Material, SetupErr
         }
     };
     let config = match &project.config_zone {
-        ConfigZoneSource::Default => keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES,
+        ConfigZoneSource::Default => default_config_bytes(profile)?,
         ConfigZoneSource::File(_, b) | ConfigZoneSource::Inline(b) => **b,
     };
     material_from_parts(
@@ -343,6 +343,20 @@ pub fn material(project: &Project, signer: &Signer) -> Result<Material, SetupErr
         signer_def,
         config,
         project.output_dir(),
+    )
+}
+
+/// The built-in default config, or its IO-protection variant when the profile asks for it.
+pub fn default_config_bytes(profile: &Profile) -> Result<[u8; 128], SetupError> {
+    let io = profile.io_protection;
+    if !io.enabled {
+        return Ok(keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES);
+    }
+    keystamp_atecc::default_config::io_protected_config_bytes(io.slot).ok_or(
+        SetupError::ProfileMismatch {
+            key: "io_protection.slot",
+            detail: format!("slot {} cannot hold the IO-protection key", io.slot),
+        },
     )
 }
 
@@ -397,6 +411,10 @@ pub fn material_from_parts(
         lock_data: profile.locks.lock_data,
         lock_cert_slots: profile.locks.lock_cert_slots,
         platform: profile.platform,
+        io_key_slot: profile
+            .io_protection
+            .enabled
+            .then_some(profile.io_protection.slot),
         expected_cn,
         reprovision: false,
         output_dir,

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{device, fixture, link_to, run, station};
+
 use keystamp::engine::DeviceResult;
 use keystamp::link::{Link, LinkError};
 use keystamp_agent::auth::identity_digest;
@@ -20,6 +21,7 @@ struct Identity {
     key_slot: Vec<u8>,
     public_key: Response,
     slots: Vec<Vec<u8>>,
+    io_key_slot: Vec<u8>,
     blob_file: Vec<u8>,
     def_blob: Option<keystamp_wire::DefBlobId>,
 }
@@ -28,6 +30,7 @@ fn snapshot(
     dev: &keystamp::sim::SimDevice,
     flash: &std::path::Path,
     link: &mut Link<impl keystamp::link::Port>,
+    io_slot: Option<u8>,
 ) -> Identity {
     let public_key = link.call(&Request::GetPublicKey { slot: 0 }).unwrap();
     let Response::Hello(h) = link.call(&Request::Hello).unwrap() else {
@@ -42,6 +45,8 @@ fn snapshot(
             .iter()
             .map(|&s| state.slot(s).to_vec())
             .collect(),
+        // The IO-protection key slot, when the profile enables it (plain data otherwise).
+        io_key_slot: io_slot.map_or_else(Vec::new, |s| state.slot(usize::from(s)).to_vec()),
         blob_file: std::fs::read(flash).unwrap(),
         def_blob: h.def_blob,
     }
@@ -143,6 +148,10 @@ fn hostile_requests(real_blob: &[u8], real_digest: [u8; 32]) -> Vec<Request> {
             });
         }
     }
+    // A replacement IO-protection key (the flash record must stay what the station wrote).
+    v.push(Request::StoreIoKey {
+        key: keystamp_wire::IoKey([0x77; 32]),
+    });
     // Chosen "nonces" an attacker would like signed as digests.
     for n in [[0u8; 32], [0xFF; 32], real_digest] {
         v.push(Request::IdentityProof { host_nonce: n });
@@ -187,6 +196,7 @@ fn attack(
                 | Request::LockConfig { .. }
                 | Request::LockData { .. }
                 | Request::LockSlot { .. }
+                | Request::StoreIoKey { .. }
                 | Request::MaintenanceAuth { .. },
                 Ok(answer),
             ) => panic!("{} was served on a locked device: {answer:?}", req.name()),
@@ -222,15 +232,108 @@ fn direct_i2c_attack(dev: &keystamp::sim::SimDevice) {
 #[test]
 fn a_provisioned_device_survives_every_request_before_and_after_a_reset() {
     let fx = fixture();
+    let (dev, flash) = provisioned_and_attacked(&fx, 41);
+    // IO protection off (the default): ChipOptions untouched, no key record in the flash.
+    let chip = dev.chip().lock();
+    assert_eq!(&chip.state().config[90..92], &[0, 0]);
+    drop(chip);
+    let mut f = keystamp::sim::FileFlash::open(&flash).unwrap();
+    assert_eq!(
+        keystamp_agent::store::load_io_key(&mut f),
+        Err(keystamp_agent::store::StoreError::Empty)
+    );
+}
+
+/// With `[io_protection] enabled = true`: ChipOptions as the reference lays it out (§5.1: bit 1
+/// IO protection, bits 9:8 / 11:10 ECDH / KDF output protection = 0b01 "encrypted only",
+/// bits 15:12 the key slot), the key slot unreadable by the chip itself, the agent's flash
+/// holding exactly the key in the slot, verify passing and the attack suite still passing.
+#[test]
+fn an_io_protected_device_holds_its_key_unreadable_and_survives_the_attack_suite() {
+    use keystamp::project::{IoProtectionSection, Profile};
+    let slot = 6u8;
+    let profile = Profile {
+        io_protection: IoProtectionSection {
+            enabled: true,
+            slot,
+        },
+        ..Profile::default()
+    };
+    let fx = common::fixture_with(profile);
+    let (dev, flash) = provisioned_and_attacked(&fx, 43);
+    let (opts, key_in_slot) = {
+        let chip = dev.chip().lock();
+        let state = chip.state();
+        let c = &state.config;
+        (
+            u16::from_le_bytes([c[90], c[91]]),
+            state.slot(usize::from(slot))[..32].to_vec(),
+        )
+    };
+    assert_eq!(
+        opts,
+        (1 << 1) | (0b01 << 8) | (0b01 << 10) | (u16::from(slot) << 12)
+    );
+    // The chip refuses to read the secret slot (IsSecret, no EncryptRead, data locked: §6.4).
+    let mut chip = keystamp_atecc::Atecc::new(dev.chip().clone(), keystamp_atecc_sim::StdDelay);
+    let mut buf = [0u8; 32];
+    assert!(
+        chip.read_bytes(keystamp_atecc::Zone::Data, slot, 0, &mut buf)
+            .is_err()
+    );
+    let _ = chip.idle();
+    // The agent holds the very key the chip holds; it is a fresh random one, not a pattern.
+    let mut f = keystamp::sim::FileFlash::open(&flash).unwrap();
+    let stored = keystamp_agent::store::load_io_key(&mut f).unwrap();
+    assert_eq!(&stored[..], &key_in_slot[..]);
+    assert!(stored.iter().any(|&b| b != stored[0]));
+    // The station kept no copy: not in the registry file, not in the device outputs.
+    let needle = hex::encode(stored);
+    for entry in walk(fx.dir.path()) {
+        if entry.ends_with("sim") || entry.to_string_lossy().contains("/sim/") {
+            continue;
+        }
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !bytes.windows(32).any(|w| w == stored)
+                && !String::from_utf8_lossy(&bytes)
+                    .to_lowercase()
+                    .contains(&needle),
+            "the IO key is in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Provisions a device, attacks it over its UART, resets it, attacks again, attacks the chip
+/// directly; asserts nothing changed and `keystamp verify` passes with the same certificate.
+/// Returns the device and its flash file.
+fn provisioned_and_attacked(
+    fx: &common::Fixture,
+    seed: u64,
+) -> (keystamp::sim::SimDevice, std::path::PathBuf) {
     let state = fx.dir.path().join("sim");
-    let dev = device(&state, "victim", 41, FaultConfig::default());
-    let report = run(&fx, &dev);
+    let dev = device(&state, "victim", seed, FaultConfig::default());
+    let report = run(fx, &dev);
     assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
     let cert_serial = report.cert_serial.clone();
 
     let flash = state.join("victim.flash");
     let mut link = link_to(&dev);
-    let before = snapshot(&dev, &flash, &mut link);
+    let before = snapshot(&dev, &flash, &mut link, fx.material.io_key_slot);
     let Response::PublicKey(pk) = &before.public_key else {
         panic!()
     };
@@ -245,7 +348,7 @@ fn a_provisioned_device_survives_every_request_before_and_after_a_reset() {
         "only {refused} requests refused as LockedDown"
     );
     assert_eq!(
-        snapshot(&dev, &flash, &mut link),
+        snapshot(&dev, &flash, &mut link, fx.material.io_key_slot),
         before,
         "after the attack"
     );
@@ -257,7 +360,7 @@ fn a_provisioned_device_survives_every_request_before_and_after_a_reset() {
     let mut link = link_to(&dev);
     attack(&mut link, &requests, &device_key);
     assert_eq!(
-        snapshot(&dev, &flash, &mut link),
+        snapshot(&dev, &flash, &mut link, fx.material.io_key_slot),
         before,
         "after the reset and the second attack"
     );
@@ -266,18 +369,19 @@ fn a_provisioned_device_survives_every_request_before_and_after_a_reset() {
     // slot policies keep the identity.
     direct_i2c_attack(&dev);
     assert_eq!(
-        snapshot(&dev, &flash, &mut link),
+        snapshot(&dev, &flash, &mut link, fx.material.io_key_slot),
         before,
         "after direct I2C commands"
     );
     drop(link);
 
     // `keystamp verify`: same chain, same certificate, identity proof checked.
-    let verified = station(&fx, &fx.signer, &dev).verify_only();
+    let verified = station(fx, &fx.signer, &dev).verify_only();
     assert_eq!(
         verified.result,
         DeviceResult::AlreadyProvisioned,
         "{verified:?}"
     );
     assert_eq!(verified.cert_serial, cert_serial);
+    (dev, flash)
 }

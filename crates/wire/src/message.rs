@@ -25,6 +25,8 @@ pub const FEATURE_READ_CERT: u32 = 1 << 1;
 pub const FEATURE_OTP: u32 = 1 << 2;
 /// Feature bit: the device serves [`Request::MaintenanceBegin`] / [`Request::MaintenanceAuth`].
 pub const FEATURE_MAINTENANCE: u32 = 1 << 3;
+/// Feature bit: the device serves [`Request::StoreIoKey`] (IO protection, docs/atecc.md).
+pub const FEATURE_IO_KEY: u32 = 1 << 4;
 
 /// Domain label of the definition-blob signature: the signer signs
 /// SHA-256(`BLOB_LABEL` ‖ SHA-256(blob)) (docs/certdef-format.md, "Signed blob").
@@ -182,6 +184,25 @@ pub enum Request {
         /// R ‖ S.
         signature: Signature,
     },
+    /// Id 21. Keep the chip's IO-protection key in the device's flash (docs/atecc.md "IO
+    /// protection"). Served only while the chip's data zone is unlocked — the only time the key
+    /// can still be written to its slot — else [`ErrorCode::LockedDown`]; no request ever returns
+    /// the key. Answer: [`Response::Ok`].
+    StoreIoKey {
+        /// The 32-byte key the host wrote to the IO-protection key slot.
+        key: IoKey,
+    },
+}
+
+/// The 32-byte IO-protection key. Its `Debug` never shows the bytes, so a logged request does
+/// not leak it.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoKey(#[serde(with = "fixed")] pub [u8; 32]);
+
+impl core::fmt::Debug for IoKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("IoKey(..)")
+    }
 }
 
 /// Device → host.
@@ -576,7 +597,8 @@ impl Request {
             Request::Hello | Request::ReadConfig | Request::RebuildChain | Request::Random => true,
             Request::IdentityProof { .. }
             | Request::MaintenanceBegin
-            | Request::MaintenanceAuth { .. } => true,
+            | Request::MaintenanceAuth { .. }
+            | Request::StoreIoKey { .. } => true,
             Request::Finish { .. } | Request::LockConfig { .. } | Request::LockData { .. } => true,
             Request::WriteConfig { offset, data } => {
                 !data.is_empty() && span_ok((*offset).into(), data.len() as u32, CONFIG_SIZE as u32)
@@ -652,7 +674,8 @@ impl Request {
                         | Q::LockSlot { .. }
                         | Q::SetBaud { .. }
                         | Q::Finish { .. }
-                        | Q::MaintenanceAuth { .. },
+                        | Q::MaintenanceAuth { .. }
+                        | Q::StoreIoKey { .. },
                     R::Ok
                 )
         )
@@ -674,6 +697,8 @@ impl Request {
             // Flash erase/write of a sector plus SHA-256, the chip's Verify and parsing on the
             // last chunk.
             Request::StoreDefBlob { .. } => 700,
+            // A flash sector read-modify-write.
+            Request::StoreIoKey { .. } => 300,
             Request::LockConfig { .. } | Request::LockData { .. } | Request::LockSlot { .. } => 200,
             Request::WriteConfig { .. } | Request::WriteSlot { .. } | Request::WriteOtp { .. } => {
                 300
@@ -706,6 +731,7 @@ impl Request {
             Request::Finish { .. } => "Finish",
             Request::MaintenanceBegin => "MaintenanceBegin",
             Request::MaintenanceAuth { .. } => "MaintenanceAuth",
+            Request::StoreIoKey { .. } => "StoreIoKey",
         }
     }
 }

@@ -205,6 +205,7 @@ fn any_request() -> impl Strategy<Value = Request> {
         (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(r, s)| Request::MaintenanceAuth {
             signature: Signature { r, s }
         }),
+        any::<[u8; 32]>().prop_map(|k| Request::StoreIoKey { key: IoKey(k) }),
         any::<Option<u16>>().prop_map(|crc| Request::LockData { crc }),
         any::<u32>().prop_map(|baud| Request::SetBaud { baud }),
     ]
@@ -253,4 +254,20 @@ fn largest_valid_message_size_matches_the_doc() {
     assert_eq!(postcard::to_allocvec(&r).unwrap().len(), 616);
     let mut buf = [0u8; MAX_LINE + 1];
     assert_eq!(r.encode(0xFFFF, &mut buf).unwrap(), 841 + 1);
+}
+
+/// The IO-protection key must not leave the station: a request logged with `{:?}` shows no key
+/// bytes.
+#[test]
+fn io_key_never_shows_in_debug_output() {
+    let r = Request::StoreIoKey {
+        key: IoKey([0xA7; 32]),
+    };
+    let text = format!("{r:?}");
+    assert!(
+        !text.to_lowercase().contains("a7") && !text.contains("167"),
+        "{text}"
+    );
+    assert!(r.validate().is_ok());
+    assert!(r.expects(&Response::Ok));
 }

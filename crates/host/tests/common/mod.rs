@@ -49,7 +49,7 @@ pub fn fixture_with(profile: Profile) -> Fixture {
         &signer,
         device_def,
         signer_def,
-        keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES,
+        setup::default_config_bytes(&profile).unwrap(),
         dir.path().join("devices"),
     )
     .unwrap();

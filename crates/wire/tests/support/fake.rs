@@ -332,6 +332,7 @@ impl FakeDevice {
             }
             Request::MaintenanceBegin => Response::MaintenanceNonce(arr32(55)),
             Request::MaintenanceAuth { .. } => Self::err(ErrorCode::AuthFailed, ""),
+            Request::StoreIoKey { .. } => Response::Ok,
             Request::Random => Response::Random(arr32(self.executed.len() as u32 + 77)),
             Request::SetBaud { .. } => Self::err(ErrorCode::Unsupported, "fixed baud"),
             Request::Finish { .. } => Response::Ok,

@@ -40,9 +40,10 @@ pub fn request_id(r: &Request) -> usize {
         Request::Finish { .. } => 18,
         Request::MaintenanceBegin => 19,
         Request::MaintenanceAuth { .. } => 20,
+        Request::StoreIoKey { .. } => 21,
     }
 }
-pub const REQUEST_VARIANTS: usize = 21;
+pub const REQUEST_VARIANTS: usize = 22;
 
 pub fn response_id(r: &Response) -> usize {
     match r {
@@ -146,6 +147,9 @@ pub fn sample_requests() -> std::vec::Vec<Request> {
                 r: arr32(24),
                 s: arr32(25),
             },
+        },
+        Request::StoreIoKey {
+            key: IoKey(arr32(26)),
         },
         Request::Random,
         Request::SetBaud { baud: 921_600 },
