@@ -15,6 +15,7 @@ use crate::registry::RegistryError;
 use crate::setup::SetupError;
 
 pub mod certdef;
+pub mod export;
 pub mod lot;
 pub mod project;
 pub mod revocation;
@@ -90,6 +91,10 @@ pub enum OpsError {
     Crl(CrlError),
     /// A step of the offline root ceremony or a CA import failed.
     Ceremony(CeremonyError),
+    /// A signed export was asked for without the unlocked signer.
+    ExportNeedsSigner,
+    /// Encoding an export as JSON failed.
+    ExportJson(serde_json::Error),
     /// A CRL validity outside 1..=[`revocation::MAX_CRL_DAYS`] days.
     CrlDays(u32),
     /// A registry record that cannot be what it claims (its certificate DER or a time).
@@ -165,6 +170,8 @@ impl fmt::Display for OpsError {
             Self::Mode(e) => e.fmt(f),
             Self::Crl(e) => e.fmt(f),
             Self::Ceremony(e) => e.fmt(f),
+            Self::ExportNeedsSigner => f.write_str("the manifest is signed: unlock the signer"),
+            Self::ExportJson(e) => write!(f, "encoding the export: {e}"),
             Self::CrlDays(d) => write!(
                 f,
                 "a CRL valid for {d} days: use --days between 1 and {}",
@@ -194,11 +201,13 @@ impl std::error::Error for OpsError {
             | Self::RegistryHasId { .. }
             | Self::RegistryNotOurs(_)
             | Self::CrlDays(_)
-            | Self::BadRecord { .. } => None,
+            | Self::BadRecord { .. }
+            | Self::ExportNeedsSigner => None,
             Self::LotFile(e) => Some(e),
             Self::Mode(e) => Some(e),
             Self::Crl(e) => Some(e),
             Self::Ceremony(e) => Some(e),
+            Self::ExportJson(e) => Some(e),
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }
