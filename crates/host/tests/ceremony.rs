@@ -182,6 +182,26 @@ fn offline_ceremony_end_to_end_root_key_only_offline() {
 
     let devices = provision(&station, 2);
     openssl_verify_devices(&station.join("ca/root.pem"), &devices);
+    // A device on a port: provision, then verify and authenticated maintenance.
+    let dev = common::device(
+        &station.join("sim-port"),
+        "ceremony",
+        91,
+        keystamp_atecc_sim::FaultConfig::default(),
+    );
+    let port = dev.port_path().to_string();
+    let with_signer = |args: &[&str]| {
+        ok(run(keystamp(&station)
+            .args(args)
+            .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)))
+    };
+    with_signer(&["provision", "--port", &port]);
+    with_signer(&["verify", "--port", &port]);
+    let status = with_signer(&["maintain", "--port", &port, "status"]);
+    assert!(
+        field(&status, "authenticated").starts_with("yes"),
+        "{status}"
+    );
     ok(run(keystamp(&station)
         .args(["ca", "crl", "--out", s(&tmp.path().join("crl.pem"))])
         .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
