@@ -67,7 +67,8 @@ impl fmt::Display for ByoError {
                  \"Example Signer C48B\"): the chip's signer definition reads it from there; \
                  reissue the signer with such a CN",
                 match cn {
-                    Some(cn) => format!("{:?}", cn.escape_debug().to_string()),
+                    // Debug quoting escapes control characters from a hostile certificate.
+                    Some(cn) => format!("{cn:?}"),
                     None => "(none)".into(),
                 }
             ),
@@ -194,4 +195,89 @@ pub fn import(
     std::fs::create_dir_all(ca_dir).map_err(|e| CeremonyError::Io(ca_dir.into(), e))?;
     ca::write_key_file(&paths.signer_key, &key, protection)?;
     ceremony::install_certs(ca_dir, &root, &signer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::ca::{DeviceCertRequest, Signer};
+    use crate::project::CaSection;
+    use p256::elliptic_curve::Generate;
+    use std::time::SystemTime;
+
+    fn ca() -> (tempfile::TempDir, Signer) {
+        let dir = tempfile::tempdir().expect("tmp");
+        ca::create(
+            dir.path(),
+            &CaSection::default(),
+            &KeyProtection::Unencrypted,
+            SystemTime::now(),
+        )
+        .expect("ca");
+        let signer = Signer::unlock(dir.path(), None).expect("unlock");
+        (dir, signer)
+    }
+
+    #[test]
+    fn our_own_signer_passes() {
+        let (_dir, signer) = ca();
+        let certs = signer.certs();
+        let key = certs.signer_public_key().expect("key");
+        check_signer(&certs.root, &certs.signer, &key).expect("compressible and chained");
+    }
+
+    #[test]
+    fn a_certificate_that_is_not_a_ca_is_refused() {
+        let (_dir, signer) = ca();
+        let device_key = SigningKey::try_generate().expect("key");
+        let xy = ca::public_key_of(device_key.verifying_key());
+        let der = signer
+            .issue_device_certificate(&DeviceCertRequest {
+                chip_serial: [0x01, 0x23, 0, 0, 0, 0, 0, 0, 0xEE],
+                public_key: xy,
+                organization: "Acme",
+                cn: "Acme Device 0A1B",
+                validity_years: 1,
+                now: SystemTime::now(),
+            })
+            .expect("device cert");
+        let leaf = CaCert::from_der(der).expect("parse");
+        let e = check_signer(&signer.certs().signer, &leaf, &xy).expect_err("not a CA");
+        assert!(matches!(e, ByoError::NotCa), "{e}");
+    }
+
+    #[test]
+    fn a_signer_cn_without_signer_id_is_refused_with_an_example() {
+        let (dir, signer) = ca();
+        let root_key = ca::unlock_root(dir.path(), None).expect("root key");
+        let signer_key = SigningKey::try_generate().expect("key");
+        let cert = ca::issue_signer(
+            &root_key,
+            &signer.certs().root,
+            ca::ca_name("Acme", "Acme Signer").expect("name"),
+            signer_key.verifying_key(),
+            [0x0A, 0x1B],
+            5,
+            SystemTime::now(),
+        )
+        .expect("signer");
+        let xy = ca::public_key_of(signer_key.verifying_key());
+        let e = check_signer(&signer.certs().root, &cert, &xy).expect_err("no id");
+        assert!(matches!(e, ByoError::SignerId(_)), "{e}");
+        assert!(e.to_string().contains("\"Acme Signer\""), "{e}");
+    }
+
+    #[test]
+    fn a_signer_of_another_root_or_key_is_refused() {
+        let (_a, ours) = ca();
+        let (_b, theirs) = ca();
+        let key = theirs.certs().signer_public_key().expect("key");
+        let e =
+            check_signer(&ours.certs().root, &theirs.certs().signer, &key).expect_err("other root");
+        assert!(matches!(e, ByoError::NotChained(_)), "{e}");
+        let other_key = ours.certs().signer_public_key().expect("key");
+        let e = check_signer(&theirs.certs().root, &theirs.certs().signer, &other_key)
+            .expect_err("other key");
+        assert!(matches!(e, ByoError::KeyMismatch), "{e}");
+    }
 }

@@ -200,10 +200,7 @@ pub fn check_request(pem: &str) -> Result<SignerRequest, CeremonyError> {
     let cn = ca::common_name(&subject)
         .ok_or_else(|| CeremonyError::RequestSubject("has no CN".into()))?;
     let signer_id = ca::parse_signer_id(&cn).ok_or_else(|| {
-        CeremonyError::RequestSubject(format!(
-            "CN {:?} does not end in a 4-hex-digit signer id",
-            cn.escape_debug().to_string()
-        ))
+        CeremonyError::RequestSubject(format!("CN {cn:?} does not end in a 4-hex-digit signer id"))
     })?;
     Ok(SignerRequest {
         subject,
@@ -291,4 +288,62 @@ pub fn install_certs(
     write_cert(&paths.root_cert, root)?;
     write_cert(&paths.signer_cert, signer)?;
     Ok(CaCerts::load(ca_dir)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CaSection {
+        CaSection::default()
+    }
+
+    #[test]
+    fn ceremony_in_two_directories_never_copies_the_root_key() {
+        let offline = tempfile::tempdir().expect("tmp");
+        let station = tempfile::tempdir().expect("tmp");
+        let now = SystemTime::now();
+        let none = KeyProtection::Unencrypted;
+        let root = init_root(offline.path(), &settings(), &none, now).expect("root");
+        let request = signer_request(station.path(), &settings(), &none).expect("request");
+        let signer = sign_signer(offline.path(), None, &request, 3, now).expect("sign");
+        let certs = import_signer(station.path(), &signer, &root, None).expect("import");
+        assert!(!ca::root_key_present(station.path()));
+        ca::check(station.path(), None, None).expect("station CA checks without root.key");
+        assert_eq!(certs.signer.serial()[0], 0x40);
+        // A second import finds the certificates there and refuses to replace them.
+        let e = import_signer(station.path(), &signer, &root, None).expect_err("exists");
+        assert!(matches!(e, CeremonyError::Exists(_)), "{e}");
+        // The station cannot sign signers: no root key.
+        let e = sign_signer(station.path(), None, &request, 3, now).expect_err("no root key");
+        assert!(matches!(e, CeremonyError::Missing(..)), "{e}");
+    }
+
+    #[test]
+    fn a_request_with_a_changed_signature_or_subject_is_refused() {
+        let station = tempfile::tempdir().expect("tmp");
+        let pem = signer_request(station.path(), &settings(), &KeyProtection::Unencrypted)
+            .expect("request");
+        check_request(&pem).expect("genuine request");
+        let mut req = CertReq::from_pem(pem.as_bytes()).expect("parse");
+        // A request for another name, keeping the signature: must not verify.
+        req.info.subject = ca::ca_name("Mallory", "Mallory Signer 0A1B").expect("name");
+        let forged = req.to_pem(LineEnding::LF).expect("pem");
+        let e = check_request(&forged).expect_err("forged");
+        assert!(matches!(e, CeremonyError::RequestSignature), "{e}");
+    }
+
+    #[test]
+    fn a_request_without_a_signer_id_is_refused() {
+        let key = SigningKey::try_generate().expect("key");
+        let subject = ca::ca_name("Acme", "Acme Signer").expect("name");
+        let pem = RequestBuilder::new(subject)
+            .and_then(|b| b.build::<_, p256::ecdsa::DerSignature>(&key))
+            .expect("request")
+            .to_pem(LineEnding::LF)
+            .expect("pem");
+        let e = check_request(&pem).expect_err("no signer id");
+        assert!(matches!(e, CeremonyError::RequestSubject(_)), "{e}");
+        assert!(e.to_string().contains("4-hex-digit signer id"), "{e}");
+    }
 }
