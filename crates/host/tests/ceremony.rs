@@ -368,6 +368,22 @@ fn a_third_party_ca_made_with_openssl_provisions_devices() {
     let station = tmp.path().join("station");
     std::fs::create_dir_all(&company).expect("company");
     openssl_ca(&company, "20260101000000Z", "20310101000000Z", "400A1B");
+    // A plain key is refused unless asked for, and never in production.
+    let plain = |station: &Path, extra: &[&str]| {
+        run(keystamp(station)
+            .args(["ca", "import", "--root", s(&company.join("root.pem"))])
+            .args(["--signer", s(&company.join("signer.pem"))])
+            .args(["--signer-key", s(&company.join("signer.plain.key"))])
+            .args(extra))
+    };
+    let e = error_line(&plain(&station, &["--mode", "development"]));
+    assert!(e.contains("is not encrypted"), "{e}");
+    let e = error_line(&plain(
+        &station,
+        &["--mode", "production", "--insecure-no-passphrase"],
+    ));
+    assert!(e.contains("not encrypted"), "{e}");
+    assert!(!station.join("ca").exists(), "nothing written");
     let out = ok(import(&station, &company));
     assert_eq!(field(&out, "root.key"), "offline");
     assert!(!station.join("ca/root.key").exists());
