@@ -2,35 +2,10 @@
 //! device is touched, the development marker in certificates, simulated chips flagged.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod common;
-use common::keystamp;
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run keystamp")
-}
-
-fn ok(o: Output) -> String {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "keystamp failed: {}{out}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
-
-/// The one `keystamp: error:` line of a failed run.
-fn error_line(o: &Output) -> String {
-    assert!(!o.status.success(), "expected failure");
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("keystamp: error: "))
-        .unwrap_or_else(|| panic!("no error line in {err:?}"));
-    line.to_string()
-}
+use common::{error_line, keystamp, ok, run_cli as run};
 
 const PASS: &str = "correct horse battery";
 

@@ -1,4 +1,5 @@
-//! `keystamp ca show`, `keystamp ca check` and `keystamp ca crl`.
+//! `keystamp ca show`, `check` and `crl`; the offline root ceremony (`init-root`,
+//! `signer-request`, `sign-signer`, `import-signer`) and `import` (bring your own CA).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,10 +9,14 @@ use serde::Serialize;
 
 use super::CliError;
 use super::args::JsonFlag;
+use super::init::{ModeArg, starting_profile};
 use super::output::{io_err, print_json};
 use crate::ops;
-use crate::pki::ca::{self, CaCert, CaCerts, CaKey};
-use crate::project::Project;
+use crate::pki::byo::{self, ImportFiles};
+use crate::pki::ca::{self, CaCert, CaCerts, CaKey, KeyProtection, Signer};
+use crate::pki::ceremony;
+use crate::pki::passphrase::read_passphrase;
+use crate::project::{PROFILE_FILE, Profile, Project};
 
 /// `keystamp ca ...`.
 #[derive(Debug, Subcommand)]
@@ -22,6 +27,90 @@ pub enum CaCommand {
     Check,
     /// Write the signer's CRL: every revoked and superseded device certificate.
     Crl(CrlArgs),
+    /// Offline machine: create the root key and certificate only (the offline root ceremony).
+    InitRoot(InitRootArgs),
+    /// Station: create a fresh signer key and a PKCS#10 request for the offline root to sign.
+    SignerRequest(SignerRequestArgs),
+    /// Offline machine: check a signer request and issue its signer certificate with the root.
+    SignSigner(SignSignerArgs),
+    /// Station: install the signer certificate the offline root issued (and the root
+    /// certificate) and create the project; the root key never comes to the station.
+    ImportSigner(ImportSignerArgs),
+    /// Create the project from an existing CA: the company's root certificate, a signer
+    /// certificate it issued and the signer's key.
+    Import(ImportArgs),
+}
+
+/// `keystamp ca init-root`.
+#[derive(Debug, Args)]
+pub struct InitRootArgs {
+    /// Store the root key unencrypted (throwaway tests only).
+    #[arg(long)]
+    pub insecure_no_passphrase: bool,
+    /// Organization (O) of the root subject (default: keystamp.toml's, else the default).
+    #[arg(long)]
+    pub organization: Option<String>,
+}
+
+/// `keystamp ca signer-request`.
+#[derive(Debug, Args)]
+pub struct SignerRequestArgs {
+    /// Where to write the request (PEM).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Store the signer key unencrypted (development projects only).
+    #[arg(long)]
+    pub insecure_no_passphrase: bool,
+    /// Organization (O) of the signer subject (default: keystamp.toml's, else the default).
+    #[arg(long)]
+    pub organization: Option<String>,
+}
+
+/// `keystamp ca sign-signer`.
+#[derive(Debug, Args)]
+pub struct SignSignerArgs {
+    /// The station's signer request (PEM).
+    pub request: PathBuf,
+    /// Where to write the signer certificate (PEM).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Validity in whole years (default: keystamp.toml's signer_validity_years).
+    #[arg(long)]
+    pub years: Option<u8>,
+}
+
+/// `keystamp ca import-signer`.
+#[derive(Debug, Args)]
+pub struct ImportSignerArgs {
+    /// The signer certificate `ca sign-signer` issued (PEM).
+    pub cert: PathBuf,
+    /// The root certificate (PEM) from the offline machine.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Production or development (default: keystamp.toml's, else asked, else development).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+}
+
+/// `keystamp ca import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The company's root certificate (PEM).
+    #[arg(long)]
+    pub root: PathBuf,
+    /// The signer certificate the root issued (PEM).
+    #[arg(long)]
+    pub signer: PathBuf,
+    /// The signer's private key: PKCS#8 PEM, encrypted (its passphrase from
+    /// KEYSTAMP_SIGNER_PASSPHRASE or a prompt; it stays the key's passphrase).
+    #[arg(long)]
+    pub signer_key: PathBuf,
+    /// Production or development (default: keystamp.toml's, else asked, else development).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Accept and store an unencrypted signer key (development projects only).
+    #[arg(long)]
+    pub insecure_no_passphrase: bool,
 }
 
 /// `keystamp ca crl`.
@@ -44,6 +133,11 @@ pub fn run(dir: &Path, cmd: CaCommand, out: &mut dyn Write) -> Result<(), CliErr
         CaCommand::Show(f) => ca_show(dir, f.json, out),
         CaCommand::Check => ca_check(dir, out),
         CaCommand::Crl(a) => ca_crl(dir, &a, out),
+        CaCommand::InitRoot(a) => init_root(dir, a, out),
+        CaCommand::SignerRequest(a) => signer_request(dir, a, out),
+        CaCommand::SignSigner(a) => sign_signer(dir, &a, out),
+        CaCommand::ImportSigner(a) => import_signer(dir, a, out),
+        CaCommand::Import(a) => import(dir, a, out),
     }
 }
 
@@ -146,7 +240,7 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
         } else {
             "unencrypted"
         },
-        root_key: ca::key_protection(&project.ca_dir(), CaKey::Root)?.to_string(),
+        root_key: root_key_protection(&project.ca_dir())?,
         signer_key: ca::key_protection(&project.ca_dir(), CaKey::Signer)?.to_string(),
         ca_dir: project.ca_dir().display().to_string(),
     };
@@ -168,14 +262,18 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
 fn ca_check(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let project = Project::open(dir)?;
     let ca_dir = project.ca_dir();
-    let root_pass = ops::project::key_passphrase(&ca_dir, CaKey::Root)?;
+    let root_pass = if ca::root_key_present(&ca_dir) {
+        ops::project::key_passphrase(&ca_dir, CaKey::Root)?
+    } else {
+        None
+    };
     let signer_pass = ops::project::key_passphrase(&ca_dir, CaKey::Signer)?;
     let certs = ca::check(
         &ca_dir,
         root_pass.as_deref().map(String::as_str),
         signer_pass.as_deref().map(String::as_str),
     )?;
-    let root_protection = ca::key_protection(&ca_dir, CaKey::Root)?;
+    let root_protection = root_key_protection(&ca_dir)?;
     let signer_protection = ca::key_protection(&ca_dir, CaKey::Signer)?;
     (|| {
         writeln!(out, "root: ok")?;
@@ -196,6 +294,187 @@ fn ca_check(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
                 "unencrypted"
             }
         )
+    })()
+    .map_err(io_err)
+}
+
+/// What protects the root key, or `offline` when this machine holds root.pem only.
+fn root_key_protection(ca_dir: &Path) -> Result<String, CliError> {
+    if !ca::root_key_present(ca_dir) {
+        return Ok(OFFLINE.into());
+    }
+    Ok(ca::key_protection(ca_dir, CaKey::Root)?.to_string())
+}
+
+/// How `ca show` and `ca check` name a root key kept on the offline machine.
+const OFFLINE: &str = "offline";
+
+/// The profile of a directory that is not (yet) a project: its keystamp.toml if any, else
+/// the defaults; `organization` overrides.
+fn draft_profile(dir: &Path, organization: Option<String>) -> Result<Profile, CliError> {
+    let mut profile = if dir.join(PROFILE_FILE).exists() {
+        Project::read_profile(dir)?
+    } else {
+        Profile::default()
+    };
+    if let Some(org) = organization {
+        profile.ca.organization = org;
+    }
+    Ok(profile)
+}
+
+/// A new key's protection: a new passphrase for `key` (asked twice, or its variable) unless
+/// `insecure`.
+fn new_protection(key: CaKey, insecure: bool) -> Result<KeyProtection, CliError> {
+    Ok(if insecure {
+        KeyProtection::Unencrypted
+    } else {
+        KeyProtection::Passphrase(read_passphrase(key, true)?)
+    })
+}
+
+fn write_file(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    std::fs::write(path, data).map_err(|source| CliError::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn init_root(dir: &Path, args: InitRootArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let profile = draft_profile(dir, args.organization)?;
+    let ca_dir = profile.resolve(dir, &profile.ca.dir);
+    let protection = new_protection(CaKey::Root, args.insecure_no_passphrase)?;
+    let root = ceremony::init_root(
+        &ca_dir,
+        &profile.ca,
+        &protection,
+        std::time::SystemTime::now(),
+    )
+    .map_err(ops::OpsError::from)?;
+    let summary = CertSummary::of(&root);
+    (|| {
+        summary.print("root", out)?;
+        writeln!(out, "root.key: {}", ca_dir.join("root.key").display())?;
+        writeln!(out, "root.pem: {}", ca_dir.join("root.pem").display())
+    })()
+    .map_err(io_err)
+}
+
+fn signer_request(
+    dir: &Path,
+    args: SignerRequestArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let profile = draft_profile(dir, args.organization)?;
+    let ca_dir = profile.resolve(dir, &profile.ca.dir);
+    let protection = new_protection(CaKey::Signer, args.insecure_no_passphrase)?;
+    let pem =
+        ceremony::signer_request(&ca_dir, &profile.ca, &protection).map_err(ops::OpsError::from)?;
+    write_file(&args.out, pem.as_bytes())?;
+    (|| {
+        writeln!(out, "signer.key: {}", ca_dir.join("signer.key").display())?;
+        writeln!(out, "request: {}", args.out.display())
+    })()
+    .map_err(io_err)
+}
+
+fn sign_signer(dir: &Path, args: &SignSignerArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let profile = draft_profile(dir, None)?;
+    let ca_dir = profile.resolve(dir, &profile.ca.dir);
+    let request = std::fs::read_to_string(&args.request).map_err(|source| ops::OpsError::Io {
+        path: args.request.clone(),
+        source,
+    })?;
+    // Check the request before asking for the root passphrase.
+    ceremony::check_request(&request).map_err(ops::OpsError::from)?;
+    let root_pass = if ca::root_key_present(&ca_dir) {
+        ops::project::key_passphrase(&ca_dir, CaKey::Root)?
+    } else {
+        None
+    };
+    let signer = ceremony::sign_signer(
+        &ca_dir,
+        root_pass.as_deref().map(String::as_str),
+        &request,
+        args.years.unwrap_or(profile.ca.signer_validity_years),
+        std::time::SystemTime::now(),
+    )
+    .map_err(ops::OpsError::from)?;
+    write_file(&args.out, signer.to_pem().as_bytes())?;
+    let summary = CertSummary::of(&signer);
+    (|| {
+        summary.print("signer", out)?;
+        writeln!(out, "certificate: {}", args.out.display())
+    })()
+    .map_err(io_err)
+}
+
+fn import_signer(dir: &Path, args: ImportSignerArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let (profile, file, _) = starting_profile(dir, None, args.mode)?;
+    let ca_dir = profile.resolve(dir, &profile.ca.dir);
+    let signer = ceremony::read_cert(&args.cert).map_err(ops::OpsError::from)?;
+    let root = ceremony::read_cert(&args.root).map_err(ops::OpsError::from)?;
+    let encrypted = ca::key_encrypted(&ca_dir, CaKey::Signer)?;
+    let pass = ops::project::key_passphrase(&ca_dir, CaKey::Signer)?;
+    let pass = pass.as_deref().map(String::as_str);
+    let project = ops::create_project_with(dir, &profile, encrypted, file, |ca_dir, _| {
+        ceremony::import_signer(ca_dir, &signer, &root, pass)?;
+        Ok(Signer::unlock(ca_dir, pass)?)
+    })?;
+    print_created(&project, out)
+}
+
+fn import(dir: &Path, args: ImportArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let (profile, file, _) = starting_profile(dir, None, args.mode)?;
+    let key_text =
+        std::fs::read_to_string(&args.signer_key).map_err(|source| ops::OpsError::Io {
+            path: args.signer_key.clone(),
+            source,
+        })?;
+    // An encrypted key keeps its passphrase; a plain one is accepted only when asked for.
+    let protection = if key_text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
+        KeyProtection::Passphrase(read_passphrase(CaKey::Signer, false)?)
+    } else if args.insecure_no_passphrase {
+        KeyProtection::Unencrypted
+    } else {
+        return Err(CliError::Invalid(format!(
+            "{} is not encrypted: encrypt it (openssl pkcs8 -topk8 -scrypt) or pass \
+             --insecure-no-passphrase (development only)",
+            args.signer_key.display()
+        )));
+    };
+    let encrypted = protection.passphrase().is_some();
+    let files = ImportFiles {
+        root: &args.root,
+        signer: &args.signer,
+        signer_key: &args.signer_key,
+    };
+    let project = ops::create_project_with(dir, &profile, encrypted, file, |ca_dir, _| {
+        byo::import(ca_dir, files, protection.passphrase(), &protection)?;
+        Ok(Signer::unlock(ca_dir, protection.passphrase())?)
+    })?;
+    print_created(&project, out)
+}
+
+/// What `import-signer` and `import` made.
+fn print_created(project: &Project, out: &mut dyn Write) -> Result<(), CliError> {
+    let certs = CaCerts::load(&project.ca_dir())?;
+    (|| {
+        writeln!(out, "project: {}", project.dir.display())?;
+        writeln!(out, "mode: {}", project.profile.mode)?;
+        writeln!(out, "ca: {}", project.ca_dir().display())?;
+        writeln!(out, "root.key: {OFFLINE}")?;
+        writeln!(
+            out,
+            "root.sha256: {}",
+            ca::colon_hex(&certs.root.fingerprint())
+        )?;
+        writeln!(
+            out,
+            "signer.sha256: {}",
+            ca::colon_hex(&certs.signer.fingerprint())
+        )?;
+        writeln!(out, "registry: {}", project.registry_path().display())
     })()
     .map_err(io_err)
 }

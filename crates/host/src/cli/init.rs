@@ -72,6 +72,42 @@ fn choose_mode(arg: Option<ModeArg>) -> Result<(Mode, bool), CliError> {
     }
 }
 
+/// The profile a new project starts from: the operator's `keystamp.toml` when there is one
+/// (refused if it is a project already), else the defaults; `--organization` and `--mode`
+/// applied. Also says which profile file to write and whether the mode defaulted.
+pub(crate) fn starting_profile(
+    dir: &Path,
+    organization: Option<String>,
+    mode: Option<ModeArg>,
+) -> Result<(Profile, ProfileFile, bool), CliError> {
+    // Check for an existing project before asking for a passphrase.
+    let profile_path = dir.join(PROFILE_FILE);
+    let (mut profile, file) = if profile_path.exists() {
+        let profile = Project::read_profile(dir)?;
+        let certs = &profile.certificates;
+        if certs.device_def.is_some()
+            || certs.signer_def.is_some()
+            || profile.resolve(dir, &profile.registry.path).exists()
+        {
+            return Err(ProjectError::AlreadyAProject(profile_path).into());
+        }
+        (profile, ProfileFile::Existing)
+    } else {
+        (Profile::default(), ProfileFile::New)
+    };
+    if let Some(org) = organization {
+        profile.ca.organization = org;
+    }
+    profile.validate(dir)?;
+    // An operator's keystamp.toml that names its mode keeps it unless --mode overrides.
+    let (mode, defaulted) = match (mode, file) {
+        (None, ProfileFile::Existing) => (profile.mode, false),
+        (m, _) => choose_mode(m)?,
+    };
+    profile.mode = mode;
+    Ok((profile, file, defaulted))
+}
+
 /// Runs `keystamp init`.
 ///
 /// A `keystamp.toml` the operator wrote before `init` is the profile to create the project
@@ -80,31 +116,7 @@ fn choose_mode(arg: Option<ModeArg>) -> Result<(Mode, bool), CliError> {
 /// or that has a registry, is a project already and is left alone.
 pub fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let dir = args.dir.unwrap_or_else(|| project_flag.to_path_buf());
-    // Check for an existing project before asking for a passphrase.
-    let profile_path = dir.join(PROFILE_FILE);
-    let (mut profile, file) = if profile_path.exists() {
-        let profile = Project::read_profile(&dir)?;
-        let certs = &profile.certificates;
-        if certs.device_def.is_some()
-            || certs.signer_def.is_some()
-            || profile.resolve(&dir, &profile.registry.path).exists()
-        {
-            return Err(ProjectError::AlreadyAProject(profile_path).into());
-        }
-        (profile, ProfileFile::Existing)
-    } else {
-        (Profile::default(), ProfileFile::New)
-    };
-    if let Some(org) = args.organization {
-        profile.ca.organization = org;
-    }
-    profile.validate(&dir)?;
-    // An operator's keystamp.toml that names its mode keeps it unless --mode overrides.
-    let (mode, defaulted) = match (args.mode, file) {
-        (None, ProfileFile::Existing) => (profile.mode, false),
-        (m, _) => choose_mode(m)?,
-    };
-    profile.mode = mode;
+    let (profile, file, defaulted) = starting_profile(&dir, args.organization, args.mode)?;
     if profile.mode == Mode::Production && args.insecure_no_passphrase {
         return Err(CliError::Invalid(
             "a production project refuses --insecure-no-passphrase: its CA keys must be \

@@ -1,4 +1,4 @@
-//! `keystamp registry list`, `show`, `adopt` and `revoke`.
+//! `keystamp registry list`, `show`, `adopt`, `revoke` and `export`.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,6 +10,7 @@ use super::CliError;
 use super::args::JsonFlag;
 use super::output::{io_err, print_json};
 use crate::ops;
+use crate::ops::export::{self, ExportFormat};
 use crate::pki::ca;
 use crate::project::Project;
 use crate::registry::lots::DeviceOrigin;
@@ -29,6 +30,20 @@ pub enum RegistryCommand {
     Adopt,
     /// Revoke a device certificate; `keystamp ca crl` then lists it.
     Revoke(RevokeArgs),
+    /// Export the live device certificates: CSV, JSON, Azure DPS enrollments, AWS IoT
+    /// registration input, or a signed manifest.
+    Export(ExportArgs),
+}
+
+/// `keystamp registry export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Write to this file (default: standard output).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// `keystamp registry revoke`.
@@ -71,6 +86,7 @@ pub fn run(dir: &Path, cmd: RegistryCommand, out: &mut dyn Write) -> Result<(), 
             .map_err(io_err)
         }
         RegistryCommand::Revoke(a) => registry_revoke(dir, &a, out),
+        RegistryCommand::Export(a) => registry_export(dir, &a, out),
     }
 }
 
@@ -292,4 +308,29 @@ fn registry_show(
         write!(out, "{}", detail.pem)
     })()
     .map_err(io_err)
+}
+
+fn registry_export(dir: &Path, args: &ExportArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let project = Project::open(dir)?;
+    let registry = ops::open_registry(&project)?;
+    let format = args.format;
+    let signer = if format.needs_signer() {
+        Some(ops::unlock(&project)?)
+    } else {
+        None
+    };
+    let certs = ca::CaCerts::load(&project.ca_dir())?;
+    let devices = export::devices(&registry)?;
+    let text = export::export(&devices, &certs, signer.as_ref(), format)?;
+    match &args.out {
+        None => out.write_all(text.as_bytes()).map_err(io_err),
+        Some(path) => {
+            std::fs::write(path, text).map_err(|source| CliError::WriteFile {
+                path: path.clone(),
+                source,
+            })?;
+            writeln!(out, "devices: {}", devices.len()).map_err(io_err)?;
+            writeln!(out, "export: {}", path.display()).map_err(io_err)
+        }
+    }
 }

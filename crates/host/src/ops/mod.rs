@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::pki::ca::CaError;
+use crate::pki::ceremony::CeremonyError;
 use crate::pki::crl::CrlError;
 use crate::pki::passphrase::PassphraseError;
 use crate::project::{PROFILE_FILE, ProjectError};
@@ -14,6 +15,7 @@ use crate::registry::RegistryError;
 use crate::setup::SetupError;
 
 pub mod certdef;
+pub mod export;
 pub mod lot;
 pub mod project;
 pub mod revocation;
@@ -23,8 +25,8 @@ pub mod stations;
 
 pub use lot::{LotFileError, ModeError, check_mode, issuance_policy};
 pub use project::{
-    ProfileFile, adopt_registry, create_project, open_registry, open_registry_for_update,
-    record_signer, regenerate_definitions, unlock,
+    ProfileFile, adopt_registry, create_project, create_project_with, open_registry,
+    open_registry_for_update, record_signer, regenerate_definitions, unlock,
 };
 pub use run::{Run, StationMode};
 pub use sim::{SimDirLock, SimOptions, lock_sim_dir, start_sims};
@@ -87,6 +89,12 @@ pub enum OpsError {
     },
     /// Building or signing the CRL failed.
     Crl(CrlError),
+    /// A step of the offline root ceremony or a CA import failed.
+    Ceremony(CeremonyError),
+    /// A signed export was asked for without the unlocked signer.
+    ExportNeedsSigner,
+    /// Encoding an export as JSON failed.
+    ExportJson(serde_json::Error),
     /// A CRL validity outside 1..=[`revocation::MAX_CRL_DAYS`] days.
     CrlDays(u32),
     /// A registry record that cannot be what it claims (its certificate DER or a time).
@@ -161,6 +169,9 @@ impl fmt::Display for OpsError {
             Self::LotFile(e) => e.fmt(f),
             Self::Mode(e) => e.fmt(f),
             Self::Crl(e) => e.fmt(f),
+            Self::Ceremony(e) => e.fmt(f),
+            Self::ExportNeedsSigner => f.write_str("the manifest is signed: unlock the signer"),
+            Self::ExportJson(e) => write!(f, "encoding the export: {e}"),
             Self::CrlDays(d) => write!(
                 f,
                 "a CRL valid for {d} days: use --days between 1 and {}",
@@ -190,10 +201,13 @@ impl std::error::Error for OpsError {
             | Self::RegistryHasId { .. }
             | Self::RegistryNotOurs(_)
             | Self::CrlDays(_)
-            | Self::BadRecord { .. } => None,
+            | Self::BadRecord { .. }
+            | Self::ExportNeedsSigner => None,
             Self::LotFile(e) => Some(e),
             Self::Mode(e) => Some(e),
             Self::Crl(e) => Some(e),
+            Self::Ceremony(e) => Some(e),
+            Self::ExportJson(e) => Some(e),
             Self::Io { source, .. } | Self::SimDevice { source, .. } => Some(source),
         }
     }
@@ -238,5 +252,11 @@ impl From<ModeError> for OpsError {
 impl From<CrlError> for OpsError {
     fn from(e: CrlError) -> Self {
         Self::Crl(e)
+    }
+}
+
+impl From<CeremonyError> for OpsError {
+    fn from(e: CeremonyError) -> Self {
+        Self::Ceremony(e)
     }
 }

@@ -32,6 +32,32 @@ pub fn create_project(
     file: ProfileFile,
 ) -> Result<Project, OpsError> {
     let protection = protection.into();
+    let encrypted = [&protection.root, &protection.signer]
+        .iter()
+        .all(|p| matches!(p, KeyProtection::Passphrase(_)));
+    create_project_with(dir, base, encrypted, file, |ca_dir, profile| {
+        ca::create(
+            ca_dir,
+            &profile.ca,
+            &protection,
+            std::time::SystemTime::now(),
+        )?;
+        Ok(Signer::unlock(ca_dir, protection.signer.passphrase())?)
+    })
+}
+
+/// Creates a project whose CA `make_ca` puts in place (given the CA directory and the final
+/// profile) and returns unlocked: [`create_project`], the offline ceremony's station
+/// (`ca import-signer`) and an imported CA (`ca import`). `keys_encrypted` says whether the
+/// keys will be encrypted: a production project refuses them unencrypted before `make_ca`
+/// runs.
+pub fn create_project_with(
+    dir: &Path,
+    base: &Profile,
+    keys_encrypted: bool,
+    file: ProfileFile,
+    make_ca: impl FnOnce(&Path, &Profile) -> Result<Signer, OpsError>,
+) -> Result<Project, OpsError> {
     let mut profile = base.clone();
     match profile.mode {
         Mode::Development => {
@@ -40,10 +66,7 @@ pub fn create_project(
             }
         }
         Mode::Production => {
-            if [&protection.root, &protection.signer]
-                .iter()
-                .any(|p| matches!(p, KeyProtection::Unencrypted))
-            {
+            if !keys_encrypted {
                 return Err(
                     ModeError::UnencryptedKeys(profile.resolve(dir, &profile.ca.dir)).into(),
                 );
@@ -57,13 +80,7 @@ pub fn create_project(
         return Err(crate::registry::RegistryError::Exists(registry_path).into());
     }
     let ca_dir = profile.resolve(dir, &profile.ca.dir);
-    ca::create(
-        &ca_dir,
-        &profile.ca,
-        &protection,
-        std::time::SystemTime::now(),
-    )?;
-    let signer = Signer::unlock(&ca_dir, protection.signer.passphrase())?;
+    let signer = make_ca(&ca_dir, &profile)?;
     let (device_def, signer_def) = setup::generate_definitions(&profile, &signer)?;
     setup::write_definitions(dir, &device_def, &signer_def)?;
     profile.certificates.device_def = Some(PathBuf::from(setup::DEVICE_DEF_FILE));

@@ -284,14 +284,16 @@ pub struct CaCert {
 }
 
 impl CaCert {
-    fn from_der(der: Vec<u8>) -> Result<Self, der::Error> {
+    /// Parses a DER certificate.
+    pub fn from_der(der: Vec<u8>) -> Result<Self, der::Error> {
         Ok(Self {
             cert: Certificate::from_der(&der)?,
             der,
         })
     }
 
-    fn read(path: &Path) -> Result<Self, CaError> {
+    /// Reads a PEM certificate file.
+    pub fn read(path: &Path) -> Result<Self, CaError> {
         let pem = std::fs::read_to_string(path).map_err(|e| CaError::Io(path.into(), e))?;
         let cert = Certificate::from_pem(pem.as_bytes()).map_err(|e| malformed(path, e))?;
         let der = cert.to_der().map_err(|e| malformed(path, e))?;
@@ -752,6 +754,69 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], CaError> {
     Ok(b)
 }
 
+/// A new root key and its self-signed certificate per `settings` (not written anywhere).
+pub fn make_root(settings: &CaSection, now: SystemTime) -> Result<(SigningKey, CaCert), CaError> {
+    let root_key = SigningKey::try_generate().map_err(build_err)?;
+    let (root_start, root_end) = whole_year_validity(now, settings.root_validity_years)?;
+    // 16 random bytes, forced positive without a leading zero byte.
+    let mut root_serial: [u8; 16] = random_bytes()?;
+    root_serial[0] = (root_serial[0] & 0x7F) | 0x40;
+    let root = build_cert(
+        IssueProfile {
+            subject: ca_name(&settings.organization, &settings.root_cn)?,
+            issuer: None,
+            role: Role::Ca { path_len: None },
+        },
+        &root_serial,
+        validity(root_start, root_end),
+        root_key.verifying_key(),
+        &root_key,
+    )?;
+    Ok((root_key, root))
+}
+
+/// A signer certificate for `subject_key`, signed by the root: basicConstraints CA with path
+/// length 0, keyUsage keyCertSign|cRLSign, serial `0x40 ‖ signer id` (cryptoauthlib
+/// `SNSRC_SIGNER_ID`), whole-hour dates `years` whole years apart.
+pub fn issue_signer(
+    root_key: &SigningKey,
+    root: &CaCert,
+    subject: Name,
+    subject_key: &VerifyingKey,
+    signer_id: [u8; 2],
+    years: u8,
+    now: SystemTime,
+) -> Result<CaCert, CaError> {
+    let (start, end) = whole_year_validity(now, years)?;
+    build_cert(
+        IssueProfile {
+            subject,
+            issuer: Some(root.cert.tbs_certificate().subject().clone()),
+            role: Role::Ca { path_len: Some(0) },
+        },
+        &[0x40, signer_id[0], signer_id[1]],
+        validity(start, end),
+        subject_key,
+        root_key,
+    )
+}
+
+/// Writes `key` to `path` (refusing to replace a file), protected as `protection` says,
+/// owner-readable only.
+pub fn write_key_file(
+    path: &Path,
+    key: &SigningKey,
+    protection: &KeyProtection,
+) -> Result<(), CaError> {
+    write_key(path, key, protection)
+}
+
+/// Whether the root key is on this machine (a station of an offline-root CA holds only
+/// root.pem).
+pub fn root_key_present(dir: &Path) -> bool {
+    CaPaths::new(dir).root_key.exists()
+}
+
 /// Creates a new CA in `dir` (root and signer keys and certificates) per `settings`, each key
 /// protected as `protection` says (a single [`KeyProtection`] protects both alike).
 ///
@@ -769,44 +834,22 @@ pub fn create(
     }
     std::fs::create_dir_all(dir).map_err(|e| CaError::Io(dir.into(), e))?;
 
-    let root_key = SigningKey::try_generate().map_err(build_err)?;
+    let (root_key, root) = make_root(settings, now)?;
     let signer_key = SigningKey::try_generate().map_err(build_err)?;
     let signer_id: [u8; 2] = random_bytes()?;
-
-    let (root_start, root_end) = whole_year_validity(now, settings.root_validity_years)?;
-    let root_name = ca_name(&settings.organization, &settings.root_cn)?;
-    // 16 random bytes, forced positive without a leading zero byte.
-    let mut root_serial: [u8; 16] = random_bytes()?;
-    root_serial[0] = (root_serial[0] & 0x7F) | 0x40;
-    let root = build_cert(
-        IssueProfile {
-            subject: root_name.clone(),
-            issuer: None,
-            role: Role::Ca { path_len: None },
-        },
-        &root_serial,
-        validity(root_start, root_end),
-        root_key.verifying_key(),
-        &root_key,
-    )?;
-
-    let (signer_start, signer_end) = whole_year_validity(now, settings.signer_validity_years)?;
     let signer_cn = format!(
         "{} {}",
         settings.signer_cn_prefix,
         hex::encode_upper(signer_id)
     );
-    let signer = build_cert(
-        IssueProfile {
-            subject: ca_name(&settings.organization, &signer_cn)?,
-            issuer: Some(root_name),
-            role: Role::Ca { path_len: Some(0) },
-        },
-        // cryptoauthlib SNSRC_SIGNER_ID: 0x40 ‖ signer id.
-        &[0x40, signer_id[0], signer_id[1]],
-        validity(signer_start, signer_end),
-        signer_key.verifying_key(),
+    let signer = issue_signer(
         &root_key,
+        &root,
+        ca_name(&settings.organization, &signer_cn)?,
+        signer_key.verifying_key(),
+        signer_id,
+        settings.signer_validity_years,
+        now,
     )?;
 
     write_key(&paths.root_key, &root_key, &protection.root)?;
@@ -835,7 +878,8 @@ pub fn verify_signed_by(cert: &Certificate, issuer_public_key: &[u8; 64]) -> Res
 }
 
 /// Checks the whole CA: each passphrase opens its key, each key belongs to its certificate,
-/// the root is self-signed and the signer is signed by the root.
+/// the root is self-signed and the signer is signed by the root. Without root.key (the root
+/// is offline) the root's passphrase is not asked for and only the certificates are checked.
 pub fn check(
     dir: &Path,
     root_passphrase: Option<&str>,
@@ -843,18 +887,31 @@ pub fn check(
 ) -> Result<CaCerts, CaError> {
     let signer = Signer::unlock(dir, signer_passphrase)?;
     let certs = signer.certs;
-    let root_key = unlock_root(dir, root_passphrase)?;
     let root_xy = certs.root_public_key()?;
-    if verifying_key_xy(root_key.verifying_key()) != root_xy {
-        return Err(CaError::Mismatch(
-            "root.key does not belong to root.pem".into(),
-        ));
+    // A station of an offline-root CA holds root.pem only: nothing to match there.
+    if root_key_present(dir) {
+        let root_key = unlock_root(dir, root_passphrase)?;
+        if verifying_key_xy(root_key.verifying_key()) != root_xy {
+            return Err(CaError::Mismatch(
+                "root.key does not belong to root.pem".into(),
+            ));
+        }
     }
     verify_signed_by(&certs.root.cert, &root_xy)
         .map_err(|_| CaError::Mismatch("root.pem is not self-signed by root.key".into()))?;
     verify_signed_by(&certs.signer.cert, &root_xy)
         .map_err(|_| CaError::Mismatch("signer.pem is not signed by the root".into()))?;
     Ok(certs)
+}
+
+/// Decrypts the signer key alone (before its certificate exists: the offline ceremony).
+pub fn unlock_signer_key(dir: &Path, passphrase: Option<&str>) -> Result<SigningKey, CaError> {
+    read_key(dir, CaKey::Signer, passphrase)
+}
+
+/// The X‖Y of a P-256 public key.
+pub fn public_key_of(key: &VerifyingKey) -> [u8; 64] {
+    verifying_key_xy(key)
 }
 
 /// Decrypts the root key (only needed to check a passphrase or to issue a new signer).

@@ -3,7 +3,9 @@
 //! certificates, and where the root and signer passphrases come from. Uses only the domain
 //! modules below it (`project`).
 
+pub mod byo;
 pub mod ca;
+pub mod ceremony;
 pub mod crl;
 pub mod from_cert;
 pub mod issue;

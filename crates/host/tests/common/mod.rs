@@ -6,7 +6,7 @@
 #![allow(dead_code)] // Each test file uses its own subset.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -172,4 +172,31 @@ pub fn field<'a>(text: &'a str, key: &str) -> &'a str {
     text.lines()
         .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
         .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+/// Runs a command to its end.
+pub fn run_cli(cmd: &mut Command) -> Output {
+    cmd.output().expect("run keystamp")
+}
+
+/// The standard output of a run that must succeed (its standard error in the panic if not).
+pub fn ok(o: Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "keystamp failed: {}{out}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// The one `keystamp: error:` line of a failed run.
+pub fn error_line(o: &Output) -> String {
+    assert!(!o.status.success(), "expected failure");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("keystamp: error: "))
+        .unwrap_or_else(|| panic!("no error line in {err:?}"));
+    line.to_string()
 }

@@ -1,0 +1,349 @@
+//! The offline root ceremony: the root key stays on an offline machine, stations hold the root
+//! certificate only.
+//!
+//! 1. offline: [`init_root`] makes root.key + root.pem;
+//! 2. station: [`signer_request`] makes a fresh signer.key and a PKCS#10 request for it;
+//! 3. offline: [`sign_signer`] checks the request's self-signature and issues the signer
+//!    certificate (CA, path length 0, keyCertSign|cRLSign, serial `0x40 ‖ signer id`);
+//! 4. station: [`import_signer`] checks the certificate belongs to its key and chains to the root
+//!    certificate it is given, then stores both certificates next to the key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use der::asn1::ObjectIdentifier;
+use der::pem::LineEnding;
+use der::{DecodePem, Encode, EncodePem};
+use p256::ecdsa::{SigningKey, VerifyingKey};
+use p256::elliptic_curve::Generate;
+use x509_cert::Certificate;
+use x509_cert::builder::Builder;
+use x509_cert::request::{CertReq, RequestBuilder};
+
+use crate::pki::byo::{self, ByoError};
+use crate::pki::ca::{self, CaCert, CaCerts, CaError, CaPaths, KeyProtection};
+use crate::project::CaSection;
+
+/// ecdsa-with-SHA256 (RFC 5758 §3.2): the only request signature keystamp accepts.
+const OID_ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+
+/// Why a ceremony step failed. Display is one line saying what to do.
+#[derive(Debug)]
+pub enum CeremonyError {
+    /// The CA files (reading, writing, keys, building certificates).
+    Ca(CaError),
+    /// A file the step writes exists already.
+    Exists(PathBuf),
+    /// A file the step needs is missing (what it is for).
+    Missing(PathBuf, &'static str),
+    /// Reading or writing a file failed.
+    Io(PathBuf, std::io::Error),
+    /// The signer request is not a PEM PKCS#10 request.
+    MalformedRequest(der::Error),
+    /// The request is signed with something other than ECDSA P-256 / SHA-256.
+    RequestAlgorithm,
+    /// The request's self-signature does not verify: it was altered, or not made with its key.
+    RequestSignature,
+    /// The requested signer name cannot be a keystamp signer (why).
+    RequestSubject(String),
+    /// The signer certificate fails the chain and compressibility checks.
+    Signer(ByoError),
+}
+
+impl fmt::Display for CeremonyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ca(e) => e.fmt(f),
+            Self::Exists(p) => write!(
+                f,
+                "{} already exists: refusing to replace it (move it away to start over)",
+                p.display()
+            ),
+            Self::Missing(p, what) => write!(f, "{} is missing: {what}", p.display()),
+            Self::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            Self::MalformedRequest(e) => write!(
+                f,
+                "the signer request is not a PEM certificate request ({e}): use the file \
+                 `keystamp ca signer-request` wrote"
+            ),
+            Self::RequestAlgorithm => f.write_str(
+                "the signer request is not signed with ECDSA P-256 / SHA-256: keystamp signers \
+                 are P-256 keys",
+            ),
+            Self::RequestSignature => f.write_str(
+                "the signer request's signature does not verify: it was altered or not made \
+                 with its key; make a new one on the station",
+            ),
+            Self::RequestSubject(why) => write!(f, "the signer request's subject {why}"),
+            Self::Signer(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CeremonyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Ca(e) => Some(e),
+            Self::Io(_, e) => Some(e),
+            Self::MalformedRequest(e) => Some(e),
+            Self::Signer(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<CaError> for CeremonyError {
+    fn from(e: CaError) -> Self {
+        Self::Ca(e)
+    }
+}
+
+impl From<ByoError> for CeremonyError {
+    fn from(e: ByoError) -> Self {
+        Self::Signer(e)
+    }
+}
+
+fn refuse_existing(paths: &[&Path]) -> Result<(), CeremonyError> {
+    match paths.iter().find(|p| p.exists()) {
+        Some(p) => Err(CeremonyError::Exists(p.to_path_buf())),
+        None => Ok(()),
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<(), CeremonyError> {
+    std::fs::create_dir_all(dir).map_err(|e| CeremonyError::Io(dir.into(), e))
+}
+
+/// Offline machine: a new root key and self-signed certificate in `ca_dir` (no signer).
+pub fn init_root(
+    ca_dir: &Path,
+    settings: &CaSection,
+    protection: &KeyProtection,
+    now: SystemTime,
+) -> Result<CaCert, CeremonyError> {
+    let paths = CaPaths::new(ca_dir);
+    refuse_existing(&[&paths.root_key, &paths.root_cert])?;
+    create_dir(ca_dir)?;
+    let (key, root) = ca::make_root(settings, now)?;
+    ca::write_key_file(&paths.root_key, &key, protection)?;
+    write_cert(&paths.root_cert, &root)?;
+    Ok(root)
+}
+
+fn write_cert(path: &Path, cert: &CaCert) -> Result<(), CeremonyError> {
+    std::fs::write(path, cert.to_pem()).map_err(|e| CeremonyError::Io(path.into(), e))
+}
+
+/// Station: a fresh signer key in `ca_dir` (protected as `protection` says) and a PKCS#10
+/// request for it, subject `O=organization, CN=<signer_cn_prefix> <4 hex digits>` (the random
+/// signer id the chip's signer definition reads from the CN). Returns the request as PEM.
+pub fn signer_request(
+    ca_dir: &Path,
+    settings: &CaSection,
+    protection: &KeyProtection,
+) -> Result<String, CeremonyError> {
+    let paths = CaPaths::new(ca_dir);
+    refuse_existing(&[&paths.signer_key, &paths.signer_cert])?;
+    create_dir(ca_dir)?;
+    let key = SigningKey::try_generate().map_err(|e| build(Box::new(e)))?;
+    let mut id = [0u8; 2];
+    getrandom::fill(&mut id).map_err(|e| build(Box::new(e)))?;
+    let cn = format!("{} {}", settings.signer_cn_prefix, hex::encode_upper(id));
+    let subject = ca::ca_name(&settings.organization, &cn)?;
+    let request = RequestBuilder::new(subject)
+        .and_then(|b| b.build::<_, p256::ecdsa::DerSignature>(&key))
+        .map_err(|e| build(Box::new(e)))?;
+    let pem = request
+        .to_pem(LineEnding::LF)
+        .map_err(|e| build(Box::new(e)))?;
+    ca::write_key_file(&paths.signer_key, &key, protection)?;
+    Ok(pem)
+}
+
+fn build(e: ca::BoxError) -> CeremonyError {
+    CeremonyError::Ca(CaError::Build(e))
+}
+
+/// A checked signer request: its subject and key.
+#[derive(Debug, Clone)]
+pub struct SignerRequest {
+    /// The requested subject.
+    pub subject: x509_cert::name::Name,
+    /// The requested key.
+    pub key: VerifyingKey,
+    /// The signer id at the end of the subject CN.
+    pub signer_id: [u8; 2],
+}
+
+/// Parses a PEM signer request and checks it: ECDSA P-256 / SHA-256, its self-signature
+/// verifies with the key it carries, its CN ends in the 4-hex-digit signer id.
+pub fn check_request(pem: &str) -> Result<SignerRequest, CeremonyError> {
+    use p256::ecdsa::signature::Verifier;
+    let req = CertReq::from_pem(pem.as_bytes()).map_err(CeremonyError::MalformedRequest)?;
+    if req.algorithm.oid != OID_ECDSA_WITH_SHA256 || req.algorithm.parameters.is_some() {
+        return Err(CeremonyError::RequestAlgorithm);
+    }
+    let spki = req.info.public_key.clone();
+    let xy = ca::public_key_xy(&spki).map_err(|_| CeremonyError::RequestAlgorithm)?;
+    let key = ca::verifying_key_from_xy(&xy).map_err(|_| CeremonyError::RequestAlgorithm)?;
+    let info = req.info.to_der().map_err(CeremonyError::MalformedRequest)?;
+    let sig = req
+        .signature
+        .as_bytes()
+        .and_then(|b| p256::ecdsa::DerSignature::from_bytes(b).ok())
+        .ok_or(CeremonyError::RequestSignature)?;
+    key.verify(&info, &sig)
+        .map_err(|_| CeremonyError::RequestSignature)?;
+    let subject = req.info.subject;
+    let cn = ca::common_name(&subject)
+        .ok_or_else(|| CeremonyError::RequestSubject("has no CN".into()))?;
+    let signer_id = ca::parse_signer_id(&cn).ok_or_else(|| {
+        CeremonyError::RequestSubject(format!("CN {cn:?} does not end in a 4-hex-digit signer id"))
+    })?;
+    Ok(SignerRequest {
+        subject,
+        key,
+        signer_id,
+    })
+}
+
+/// Offline machine: checks the request and issues its signer certificate with the root key
+/// (`root_passphrase` opens it), valid `years` whole years from this hour.
+pub fn sign_signer(
+    ca_dir: &Path,
+    root_passphrase: Option<&str>,
+    request_pem: &str,
+    years: u8,
+    now: SystemTime,
+) -> Result<CaCert, CeremonyError> {
+    let request = check_request(request_pem)?;
+    let paths = CaPaths::new(ca_dir);
+    if !paths.root_key.exists() {
+        return Err(CeremonyError::Missing(
+            paths.root_key,
+            "sign signers on the offline machine that holds the root key \
+             (`keystamp ca init-root` made it)",
+        ));
+    }
+    let root = CaCert::read(&paths.root_cert)?;
+    let root_key = ca::unlock_root(ca_dir, root_passphrase)?;
+    if ca::public_key_of(root_key.verifying_key()) != root.public_key()? {
+        return Err(CaError::Mismatch("root.key does not belong to root.pem".into()).into());
+    }
+    Ok(ca::issue_signer(
+        &root_key,
+        &root,
+        request.subject,
+        &request.key,
+        request.signer_id,
+        years,
+        now,
+    )?)
+}
+
+/// Reads a PEM certificate (any file, for imports).
+pub fn read_cert(path: &Path) -> Result<CaCert, CeremonyError> {
+    let pem = std::fs::read_to_string(path).map_err(|e| CeremonyError::Io(path.into(), e))?;
+    let cert = Certificate::from_pem(pem.as_bytes())
+        .map_err(|e| CaError::Malformed(path.into(), Box::new(e)))?;
+    let der = cert
+        .to_der()
+        .map_err(|e| CaError::Malformed(path.into(), Box::new(e)))?;
+    Ok(CaCert { cert, der })
+}
+
+/// Station: checks that `signer` belongs to the signer key made by [`signer_request`]
+/// (`signer_passphrase` opens it), chains to `root` and can be compressed by its definition, then
+/// stores both certificates in `ca_dir`. The root key is never needed.
+pub fn import_signer(
+    ca_dir: &Path,
+    signer: &CaCert,
+    root: &CaCert,
+    signer_passphrase: Option<&str>,
+) -> Result<CaCerts, CeremonyError> {
+    let paths = CaPaths::new(ca_dir);
+    if !paths.signer_key.exists() {
+        return Err(CeremonyError::Missing(
+            paths.signer_key,
+            "import the signer certificate on the station that made the request \
+             (`keystamp ca signer-request`)",
+        ));
+    }
+    refuse_existing(&[&paths.root_cert, &paths.signer_cert])?;
+    let key = ca::unlock_signer_key(ca_dir, signer_passphrase)?;
+    byo::check_signer(root, signer, &ca::public_key_of(key.verifying_key()))?;
+    install_certs(ca_dir, root, signer)
+}
+
+/// Writes root.pem and signer.pem into `ca_dir` (next to signer.key) and loads the CA back.
+pub fn install_certs(
+    ca_dir: &Path,
+    root: &CaCert,
+    signer: &CaCert,
+) -> Result<CaCerts, CeremonyError> {
+    let paths = CaPaths::new(ca_dir);
+    refuse_existing(&[&paths.root_cert, &paths.signer_cert])?;
+    write_cert(&paths.root_cert, root)?;
+    write_cert(&paths.signer_cert, signer)?;
+    Ok(CaCerts::load(ca_dir)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CaSection {
+        CaSection::default()
+    }
+
+    #[test]
+    fn ceremony_in_two_directories_never_copies_the_root_key() {
+        let offline = tempfile::tempdir().expect("tmp");
+        let station = tempfile::tempdir().expect("tmp");
+        let now = SystemTime::now();
+        let none = KeyProtection::Unencrypted;
+        let root = init_root(offline.path(), &settings(), &none, now).expect("root");
+        let request = signer_request(station.path(), &settings(), &none).expect("request");
+        let signer = sign_signer(offline.path(), None, &request, 3, now).expect("sign");
+        let certs = import_signer(station.path(), &signer, &root, None).expect("import");
+        assert!(!ca::root_key_present(station.path()));
+        ca::check(station.path(), None, None).expect("station CA checks without root.key");
+        assert_eq!(certs.signer.serial()[0], 0x40);
+        // A second import finds the certificates there and refuses to replace them.
+        let e = import_signer(station.path(), &signer, &root, None).expect_err("exists");
+        assert!(matches!(e, CeremonyError::Exists(_)), "{e}");
+        // The station cannot sign signers: no root key.
+        let e = sign_signer(station.path(), None, &request, 3, now).expect_err("no root key");
+        assert!(matches!(e, CeremonyError::Missing(..)), "{e}");
+    }
+
+    #[test]
+    fn a_request_with_a_changed_signature_or_subject_is_refused() {
+        let station = tempfile::tempdir().expect("tmp");
+        let pem = signer_request(station.path(), &settings(), &KeyProtection::Unencrypted)
+            .expect("request");
+        check_request(&pem).expect("genuine request");
+        let mut req = CertReq::from_pem(pem.as_bytes()).expect("parse");
+        // A request for another name, keeping the signature: must not verify.
+        req.info.subject = ca::ca_name("Mallory", "Mallory Signer 0A1B").expect("name");
+        let forged = req.to_pem(LineEnding::LF).expect("pem");
+        let e = check_request(&forged).expect_err("forged");
+        assert!(matches!(e, CeremonyError::RequestSignature), "{e}");
+    }
+
+    #[test]
+    fn a_request_without_a_signer_id_is_refused() {
+        let key = SigningKey::try_generate().expect("key");
+        let subject = ca::ca_name("Acme", "Acme Signer").expect("name");
+        let pem = RequestBuilder::new(subject)
+            .and_then(|b| b.build::<_, p256::ecdsa::DerSignature>(&key))
+            .expect("request")
+            .to_pem(LineEnding::LF)
+            .expect("pem");
+        let e = check_request(&pem).expect_err("no signer id");
+        assert!(matches!(e, CeremonyError::RequestSubject(_)), "{e}");
+        assert!(e.to_string().contains("4-hex-digit signer id"), "{e}");
+    }
+}

@@ -1,0 +1,441 @@
+//! The offline root ceremony and bring-your-own CA through the `keystamp` binary: two project
+//! directories with the root key only in the offline one; a third-party CA made with OpenSSL.
+//! Device chains are checked with `openssl verify` (skipped with a message when `openssl` is
+//! absent; the OpenSSL-made CA test needs it to make the CA and is skipped as a whole).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::{error_line, field, keystamp, ok, run_cli as run};
+
+const ROOT_PASS: &str = "offline root passphrase";
+const SIGNER_PASS: &str = "station signer passphrase";
+
+fn have_openssl() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Output {
+    let o = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Provisions `n` simulated devices in `station` and returns their output directories.
+fn provision(station: &Path, n: usize) -> Vec<PathBuf> {
+    let out = ok(run(keystamp(station)
+        .args([
+            "provision",
+            "--simulate",
+            &n.to_string(),
+            "--timing",
+            "instant",
+            "--json",
+        ])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let devices = summary["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), n, "{out}");
+    devices
+        .iter()
+        .map(|d| {
+            let serial = d["chip_serial"].as_str().expect("chip serial");
+            station.join("devices").join(serial)
+        })
+        .collect()
+}
+
+/// `openssl verify` of each device's certificate against `root` through its signer.
+fn openssl_verify_devices(root: &Path, devices: &[PathBuf]) {
+    if !have_openssl() {
+        eprintln!("SKIP openssl verify of the device chains: openssl not found");
+        return;
+    }
+    for d in devices {
+        let o = openssl(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                s(root),
+                "-untrusted",
+                "signer.pem",
+                "device.pem",
+            ],
+        );
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("device.pem: OK"), "{text}");
+    }
+}
+
+#[test]
+fn offline_ceremony_end_to_end_root_key_only_offline() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let offline = tmp.path().join("offline");
+    let station = tmp.path().join("station");
+    std::fs::create_dir_all(&offline).expect("offline dir");
+    std::fs::create_dir_all(&station).expect("station dir");
+
+    // 1. Offline machine: root only.
+    ok(run(keystamp(&offline)
+        .args(["ca", "init-root", "--organization", "Acme"])
+        .env("KEYSTAMP_ROOT_PASSPHRASE", ROOT_PASS)));
+    assert!(offline.join("ca/root.key").exists());
+    assert!(!offline.join("ca/signer.key").exists());
+
+    // 2. Station: a fresh signer key and its request.
+    let request = tmp.path().join("signer.csr");
+    ok(run(keystamp(&station)
+        .args(["ca", "signer-request", "--organization", "Acme", "--out"])
+        .arg(&request)
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    if have_openssl() {
+        // OpenSSL checks the request's self-signature on its own.
+        let o = openssl(
+            tmp.path(),
+            &["req", "-in", "signer.csr", "-verify", "-noout"],
+        );
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(all.contains("verify OK"), "{all}");
+    }
+
+    // An altered request is refused before the root key is opened (no passphrase given).
+    let pem = std::fs::read_to_string(&request).expect("request");
+    let der = pem_body(&pem);
+    let mut tampered = der.clone();
+    // Flip a bit inside the CN (the subject precedes the key and the signature).
+    let cn = tampered
+        .windows(4)
+        .position(|w| w == b"Acme")
+        .expect("O in the request");
+    tampered[cn] ^= 0x01;
+    let bad = tmp.path().join("tampered.csr");
+    std::fs::write(&bad, to_pem("CERTIFICATE REQUEST", &tampered)).expect("write");
+    let e = error_line(&run(keystamp(&offline)
+        .args(["ca", "sign-signer", s(&bad), "--out"])
+        .arg(tmp.path().join("never.pem"))));
+    assert!(e.contains("signature does not verify"), "{e}");
+
+    // 3. Offline: the root signs it.
+    let signer = tmp.path().join("signer.pem");
+    let signed = ok(run(keystamp(&offline)
+        .args(["ca", "sign-signer", s(&request), "--out", s(&signer)])
+        .env("KEYSTAMP_ROOT_PASSPHRASE", ROOT_PASS)));
+    assert!(
+        field(&signed, "signer.subject").contains("Acme"),
+        "{signed}"
+    );
+    if have_openssl() {
+        let o = openssl(
+            tmp.path(),
+            &["x509", "-in", "signer.pem", "-noout", "-text"],
+        );
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+        assert!(
+            text.contains("Certificate Sign, CRL Sign"),
+            "key usage: {text}"
+        );
+        let root = offline.join("ca/root.pem");
+        let o = openssl(tmp.path(), &["verify", "-CAfile", s(&root), "signer.pem"]);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("OK"));
+    }
+
+    // 4. Station: import; the project is created without the root key.
+    let root_copy = tmp.path().join("root.pem");
+    std::fs::copy(offline.join("ca/root.pem"), &root_copy).expect("carry root.pem");
+    let imported = ok(run(keystamp(&station)
+        .args(["ca", "import-signer", s(&signer), "--root", s(&root_copy)])
+        .args(["--mode", "development"])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    assert_eq!(field(&imported, "root.key"), "offline");
+    assert!(!station.join("ca/root.key").exists());
+    assert!(station.join("ca/root.pem").exists());
+
+    // Every station command works without root.key.
+    let check = ok(run(keystamp(&station)
+        .args(["ca", "check"])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    assert_eq!(field(&check, "root.key"), "offline", "{check}");
+    let show = ok(run(keystamp(&station).args(["ca", "show"])));
+    assert_eq!(field(&show, "root.key"), "offline", "{show}");
+
+    let devices = provision(&station, 2);
+    openssl_verify_devices(&station.join("ca/root.pem"), &devices);
+    // A device on a port: provision, then verify and authenticated maintenance.
+    let dev = common::device(
+        &station.join("sim-port"),
+        "ceremony",
+        91,
+        keystamp_atecc_sim::FaultConfig::default(),
+    );
+    let port = dev.port_path().to_string();
+    let with_signer = |args: &[&str]| {
+        ok(run(keystamp(&station)
+            .args(args)
+            .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)))
+    };
+    with_signer(&["provision", "--port", &port]);
+    with_signer(&["verify", "--port", &port]);
+    let status = with_signer(&["maintain", "--port", &port, "status"]);
+    assert!(
+        field(&status, "authenticated").starts_with("yes"),
+        "{status}"
+    );
+    ok(run(keystamp(&station)
+        .args(["ca", "crl", "--out", s(&tmp.path().join("crl.pem"))])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+
+    // The certificate of another station's key is refused.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).expect("other");
+    ok(run(keystamp(&other)
+        .args(["ca", "signer-request", "--out"])
+        .arg(tmp.path().join("other.csr"))
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    let e = error_line(&run(keystamp(&other)
+        .args(["ca", "import-signer", s(&signer), "--root", s(&root_copy)])
+        .args(["--mode", "development"])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    assert!(e.contains("not for the signer key"), "{e}");
+    assert!(!other.join("keystamp.toml").exists());
+}
+
+/// The DER inside a PEM text.
+fn pem_body(pem: &str) -> Vec<u8> {
+    use base64ct::{Base64, Encoding};
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    Base64::decode_vec(&b64).expect("base64")
+}
+
+fn to_pem(label: &str, der: &[u8]) -> String {
+    use base64ct::{Base64, Encoding};
+    let b64 = Base64::encode_string(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).expect("ascii"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// A company CA made with OpenSSL: root (self-signed) and a signer issued with `openssl ca`
+/// from `start` to `end` (YYYYMMDDHHMMSSZ) with `serial`; the signer key encrypted with
+/// PKCS#8 (OpenSSL's default PBES2).
+fn openssl_ca(dir: &Path, start: &str, end: &str, serial: &str) {
+    openssl(
+        dir,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "root.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "root.key",
+            "-subj",
+            "/O=Acme/CN=Acme Root",
+            "-days",
+            "3650",
+            "-sha256",
+            "-out",
+            "root.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "signer.plain.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "signer.plain.key",
+            "-passout",
+            &format!("pass:{SIGNER_PASS}"),
+            "-out",
+            "signer.key",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "signer.plain.key",
+            "-subj",
+            "/O=Acme/CN=Acme Signer 0A1B",
+            "-out",
+            "signer.csr",
+        ],
+    );
+    std::fs::write(dir.join("index.txt"), "").expect("index");
+    std::fs::write(dir.join("serial"), format!("{serial}\n")).expect("serial");
+    std::fs::create_dir_all(dir.join("new")).expect("new certs");
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = acme\n\
+         [acme]\ndatabase = index.txt\nnew_certs_dir = new\nserial = serial\n\
+         certificate = root.pem\nprivate_key = root.key\ndefault_md = sha256\n\
+         policy = any\nunique_subject = no\npreserve = yes\n\
+         [any]\norganizationName = optional\ncommonName = supplied\n\
+         [signer]\nbasicConstraints = critical,CA:TRUE,pathlen:0\n\
+         keyUsage = critical,keyCertSign,cRLSign\n\
+         subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
+    )
+    .expect("cnf");
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-in",
+            "signer.csr",
+            "-out",
+            "signer.pem",
+            "-notext",
+            "-extensions",
+            "signer",
+            "-startdate",
+            start,
+            "-enddate",
+            end,
+        ],
+    );
+}
+
+fn import(station: &Path, company: &Path) -> Output {
+    run(keystamp(station)
+        .args(["ca", "import", "--mode", "development"])
+        .args(["--root", s(&company.join("root.pem"))])
+        .args(["--signer", s(&company.join("signer.pem"))])
+        .args(["--signer-key", s(&company.join("signer.key"))])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS))
+}
+
+#[test]
+fn a_third_party_ca_made_with_openssl_provisions_devices() {
+    if !have_openssl() {
+        eprintln!("SKIP third-party CA: openssl not found (it makes the CA)");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let company = tmp.path().join("company");
+    let station = tmp.path().join("station");
+    std::fs::create_dir_all(&company).expect("company");
+    openssl_ca(&company, "20260101000000Z", "20310101000000Z", "400A1B");
+    // A plain key is refused unless asked for, and never in production.
+    let plain = |station: &Path, extra: &[&str]| {
+        run(keystamp(station)
+            .args(["ca", "import", "--root", s(&company.join("root.pem"))])
+            .args(["--signer", s(&company.join("signer.pem"))])
+            .args(["--signer-key", s(&company.join("signer.plain.key"))])
+            .args(extra))
+    };
+    let e = error_line(&plain(&station, &["--mode", "development"]));
+    assert!(e.contains("is not encrypted"), "{e}");
+    let e = error_line(&plain(
+        &station,
+        &["--mode", "production", "--insecure-no-passphrase"],
+    ));
+    assert!(e.contains("not encrypted"), "{e}");
+    assert!(!station.join("ca").exists(), "nothing written");
+    let out = ok(import(&station, &company));
+    assert_eq!(field(&out, "root.key"), "offline");
+    assert!(!station.join("ca/root.key").exists());
+    // The imported key is stored encrypted under the same passphrase.
+    let key = std::fs::read_to_string(station.join("ca/signer.key")).expect("key");
+    assert!(key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    let devices = provision(&station, 2);
+    openssl_verify_devices(&company.join("root.pem"), &devices);
+}
+
+#[test]
+fn an_incompatible_third_party_signer_gets_the_precise_message() {
+    if !have_openssl() {
+        eprintln!("SKIP incompatible third-party CA: openssl not found (it makes the CA)");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    // notBefore at 00:30: a compressed certificate keeps the issue date to the hour.
+    let company = tmp.path().join("half-hour");
+    std::fs::create_dir_all(&company).expect("company");
+    openssl_ca(&company, "20260101003000Z", "20310101003000Z", "400A1B");
+    let station = tmp.path().join("station1");
+    let e = error_line(&import(&station, &company));
+    assert!(
+        e.contains("the issue date 2026-01-01 00:30:00 UTC is not on a whole hour"),
+        "{e}"
+    );
+    assert!(!station.join("ca").exists(), "nothing written");
+    assert!(!station.join("keystamp.toml").exists(), "nothing written");
+
+    // A serial that is not 0x40 ‖ signer id: says which serial to use.
+    let company = tmp.path().join("serial");
+    std::fs::create_dir_all(&company).expect("company");
+    openssl_ca(&company, "20260101000000Z", "20310101000000Z", "1234");
+    let station = tmp.path().join("station2");
+    let e = error_line(&import(&station, &company));
+    assert!(
+        e.contains("serial number 1234") && e.contains("serial 400A1B"),
+        "{e}"
+    );
+
+    // A signer of another root.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).expect("other");
+    openssl_ca(&other, "20260101000000Z", "20310101000000Z", "400A1B");
+    let station = tmp.path().join("station3");
+    let o = run(keystamp(&station)
+        .args(["ca", "import", "--mode", "development"])
+        .args(["--root", s(&other.join("root.pem"))])
+        .args(["--signer", s(&company.join("signer.pem"))])
+        .args(["--signer-key", s(&company.join("signer.key"))])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS));
+    let e = error_line(&o);
+    assert!(e.contains("does not chain to the root"), "{e}");
+}
