@@ -615,3 +615,44 @@ fn registry_list_and_show_on_a_populated_registry() {
     assert!(line.contains("registry list"), "{line}");
     drop(device_keys);
 }
+
+/// `provision --simulate` over the in-process link, the one Windows uses (pseudo-terminals do
+/// not exist there), run here too so it is exercised on every platform.
+#[test]
+fn provision_simulate_runs_over_the_in_process_link() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("proj");
+    init_insecure(&dir);
+    let out = ok(run(keystamp(&dir).args([
+        "provision",
+        "--simulate",
+        "2",
+        "--link",
+        "in-process",
+        "--timing",
+        "instant",
+        "--json",
+    ])));
+    // Both stations worked on in-process ports, and both devices got a certificate.
+    assert_eq!(out.matches("\"inproc:dev0").count(), 2, "{out}");
+    assert_eq!(
+        out.matches("\"result\": \"provisioned\"").count(),
+        2,
+        "{out}"
+    );
+    let chips = std::fs::read_dir(dir.join("devices"))
+        .expect("devices")
+        .count();
+    assert_eq!(chips, 2);
+}
+
+#[test]
+fn sim_refuses_the_in_process_link_in_one_line() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let line = failed(&run(keystamp(tmp.path()).args([
+        "sim",
+        "--link",
+        "in-process",
+    ])));
+    assert!(line.contains("provision --simulate"), "{line}");
+}

@@ -1,17 +1,18 @@
-//! End to end over pseudo-terminals: fresh emulated chips → provisioned devices, through the real
-//! host engine, the real wire protocol, the real agent and the real ATECC driver.
+//! End to end over pseudo-terminals (and the in-process link): fresh emulated chips → provisioned
+//! devices, through the real host engine, the real wire protocol, the real agent and the real
+//! ATECC driver.
 
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use keystamp::engine::{DeviceResult, Material, Station};
-use keystamp::link::{self, Link};
+use keystamp::link::{self, Link, LinkError};
 use keystamp::pki::ca::{self, KeyProtection, Signer};
 use keystamp::project::Profile;
 use keystamp::registry::{ChipSerial, Registry};
 use keystamp::setup;
-use keystamp::sim::{SimDevice, SimDeviceOptions};
+use keystamp::sim::{SimDevice, SimDeviceOptions, SimLink};
 use keystamp_atecc_sim::{FaultConfig, Timing};
 use keystamp_wire::RetryPolicy;
 
@@ -512,4 +513,70 @@ fn link_noise_is_skipped_or_retried_and_never_accepted() {
         // The chain the device holds is the one issued (a corrupted byte never got through).
         finish_and_check(&fx, &dev);
     }
+}
+
+/// A device on the in-process link (what Windows uses, where pseudo-terminals do not exist).
+fn in_process_device(state: &Path, name: &str, seed: u64) -> SimDevice {
+    SimDevice::start_on(
+        SimDeviceOptions {
+            name: name.into(),
+            state_dir: state.to_path_buf(),
+            timing: Timing::Instant,
+            baud: None,
+            seed: Some(seed),
+            faults: FaultConfig::default(),
+            trace: None,
+        },
+        SimLink::InProcess,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_device_on_the_in_process_link_is_provisioned_then_verified() {
+    let fx = fixture();
+    let dev = in_process_device(&fx.dir.path().join("sim"), "dev0", 11);
+    assert!(
+        dev.port_path().starts_with(link::inproc::PREFIX),
+        "{}",
+        dev.port_path()
+    );
+    let report = run(&fx, &dev);
+    assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
+    let serial = report.chip_serial.unwrap();
+    assert_eq!((serial[0], serial[1], serial[8]), (0x01, 0x23, 0xEE));
+    check_consistent(&fx, &dev);
+    // The port opened again (the first link went with its station): found provisioned,
+    // re-verified, nothing new issued.
+    let again = run(&fx, &dev);
+    assert_eq!(again.result, DeviceResult::AlreadyProvisioned, "{again:?}");
+    let certs = fx
+        .registry
+        .lock()
+        .unwrap()
+        .certificates_for(ChipSerial(serial))
+        .unwrap();
+    assert_eq!(certs.len(), 1);
+    assert_eq!(certs[0].status.as_str(), "verified");
+    finish_and_check(&fx, &dev);
+}
+
+#[test]
+fn an_in_process_port_is_exclusive_and_disappears_with_its_device() {
+    let fx = fixture();
+    let dev = in_process_device(&fx.dir.path().join("sim"), "dev0", 12);
+    let name = dev.port_path().to_string();
+    let first = link::open_port(&name, 115_200).unwrap();
+    match link::open_port(&name, 115_200) {
+        Err(LinkError::Open { port, source }) => {
+            assert_eq!(port, name);
+            assert!(source.to_string().contains("busy"), "{source}");
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a second open of {name} must be refused"),
+    }
+    drop(first);
+    dev.stop();
+    let gone = link::open_port(&name, 115_200).map(|_| ()).unwrap_err();
+    assert!(gone.to_string().contains(&name), "{gone}");
 }

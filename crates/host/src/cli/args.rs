@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 use keystamp_atecc_sim::Timing;
 
 use crate::ops::SimOptions;
+use crate::sim::SimLink;
 
 /// `--json`.
 #[derive(Debug, Args)]
@@ -45,6 +46,27 @@ pub struct SimFlags {
     /// Write every I2C transaction of simulated devices to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub trace_i2c: Option<PathBuf>,
+    /// How simulated devices connect [default: pty on Unix, in-process elsewhere].
+    #[arg(long, value_enum, value_name = "LINK")]
+    pub link: Option<LinkArg>,
+}
+
+/// How simulated devices connect to the stations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LinkArg {
+    /// Pseudo-terminals (Unix): other processes can open them too.
+    Pty,
+    /// In-process channels: only this keystamp process can open them.
+    InProcess,
+}
+
+impl From<LinkArg> for SimLink {
+    fn from(l: LinkArg) -> Self {
+        match l {
+            LinkArg::Pty => SimLink::Pty,
+            LinkArg::InProcess => SimLink::InProcess,
+        }
+    }
 }
 
 impl SimFlags {
@@ -53,6 +75,7 @@ impl SimFlags {
         SimOptions {
             timing: self.timing.into(),
             trace_i2c: self.trace_i2c.clone(),
+            link: self.link.map(SimLink::from).unwrap_or_default(),
         }
     }
 }

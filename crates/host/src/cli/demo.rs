@@ -12,6 +12,7 @@ use crate::engine::DeviceResult;
 use crate::ops::{Run, SimOptions, StationMode, create_project, start_sims};
 use crate::pki::ca::{self, KeyProtection, Signer};
 use crate::project::{Profile, Project};
+use crate::sim::SimLink;
 
 /// `keystamp demo`.
 #[derive(Debug, Args)]
@@ -55,6 +56,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let flags = SimOptions {
         timing: keystamp_atecc_sim::Timing::Realistic,
         trace_i2c: None,
+        link: SimLink::default(),
     };
     let state = project.dir.join("sim");
     let sims = start_sims(args.devices, &state, &flags, 115_200)?;
