@@ -55,15 +55,23 @@ fn fixture() -> Fixture {
 }
 
 fn device(state: &Path, name: &str, seed: u64, faults: FaultConfig) -> SimDevice {
-    SimDevice::start(SimDeviceOptions {
-        name: name.into(),
-        state_dir: state.to_path_buf(),
-        timing: Timing::Instant,
-        baud: None,
-        seed: Some(seed),
-        faults,
-        trace: None,
-    })
+    device_on(state, name, seed, faults, SimLink::default())
+}
+
+/// A device on `link`: a pty on Unix by default; the in-process link is what Windows uses.
+fn device_on(state: &Path, name: &str, seed: u64, faults: FaultConfig, link: SimLink) -> SimDevice {
+    SimDevice::start_on(
+        SimDeviceOptions {
+            name: name.into(),
+            state_dir: state.to_path_buf(),
+            timing: Timing::Instant,
+            baud: None,
+            seed: Some(seed),
+            faults,
+            trace: None,
+        },
+        link,
+    )
     .unwrap()
 }
 
@@ -91,9 +99,27 @@ fn run(fx: &Fixture, dev: &SimDevice) -> keystamp::engine::DeviceReport {
 
 #[test]
 fn fresh_chip_is_provisioned_verified_and_a_rerun_issues_nothing() {
+    fresh_chip_provisioned_verified_rerun_issues_nothing(SimLink::default());
+}
+
+/// The same over the in-process link (Windows' simulated devices), here on every platform.
+#[test]
+fn fresh_chip_on_the_in_process_link_likewise() {
+    fresh_chip_provisioned_verified_rerun_issues_nothing(SimLink::InProcess);
+}
+
+fn fresh_chip_provisioned_verified_rerun_issues_nothing(sim_link: SimLink) {
     let fx = fixture();
     let state = fx.dir.path().join("sim");
-    let dev = device(&state, "dev0", 7, FaultConfig::default());
+    let dev = device_on(&state, "dev0", 7, FaultConfig::default(), sim_link);
+    if sim_link == SimLink::InProcess {
+        assert!(
+            dev.port_path().starts_with(link::inproc::PREFIX),
+            "{}",
+            dev.port_path()
+        );
+    }
+    // Every run opens the port anew, as a station does.
     let report = run(&fx, &dev);
     assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
     let serial = report.chip_serial.unwrap();
@@ -515,56 +541,17 @@ fn link_noise_is_skipped_or_retried_and_never_accepted() {
     }
 }
 
-/// A device on the in-process link (what Windows uses, where pseudo-terminals do not exist).
-fn in_process_device(state: &Path, name: &str, seed: u64) -> SimDevice {
-    SimDevice::start_on(
-        SimDeviceOptions {
-            name: name.into(),
-            state_dir: state.to_path_buf(),
-            timing: Timing::Instant,
-            baud: None,
-            seed: Some(seed),
-            faults: FaultConfig::default(),
-            trace: None,
-        },
-        SimLink::InProcess,
-    )
-    .unwrap()
-}
-
-#[test]
-fn a_device_on_the_in_process_link_is_provisioned_then_verified() {
-    let fx = fixture();
-    let dev = in_process_device(&fx.dir.path().join("sim"), "dev0", 11);
-    assert!(
-        dev.port_path().starts_with(link::inproc::PREFIX),
-        "{}",
-        dev.port_path()
-    );
-    let report = run(&fx, &dev);
-    assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
-    let serial = report.chip_serial.unwrap();
-    assert_eq!((serial[0], serial[1], serial[8]), (0x01, 0x23, 0xEE));
-    check_consistent(&fx, &dev);
-    // The port opened again (the first link went with its station): found provisioned,
-    // re-verified, nothing new issued.
-    let again = run(&fx, &dev);
-    assert_eq!(again.result, DeviceResult::AlreadyProvisioned, "{again:?}");
-    let certs = fx
-        .registry
-        .lock()
-        .unwrap()
-        .certificates_for(ChipSerial(serial))
-        .unwrap();
-    assert_eq!(certs.len(), 1);
-    assert_eq!(certs[0].status.as_str(), "verified");
-    finish_and_check(&fx, &dev);
-}
-
 #[test]
 fn an_in_process_port_is_exclusive_and_disappears_with_its_device() {
     let fx = fixture();
-    let dev = in_process_device(&fx.dir.path().join("sim"), "dev0", 12);
+    let state = fx.dir.path().join("sim");
+    let dev = device_on(
+        &state,
+        "dev0",
+        12,
+        FaultConfig::default(),
+        SimLink::InProcess,
+    );
     let name = dev.port_path().to_string();
     let first = link::open_port(&name, 115_200).unwrap();
     match link::open_port(&name, 115_200) {
