@@ -405,9 +405,19 @@ impl KeyFileAccess {
                  (Windows ACL), so every account that may read the folder may read them; \
                  restrict it to your account: icacls \"{dir}\" /inheritance:r /grant:r \
                  \"%USERNAME%:(OI)(CI)F\"",
-                dir = ca_dir.display()
+                dir = plain_windows_path(ca_dir)
             )),
         }
+    }
+}
+
+/// `path` for a Windows operator: without the `\\?\` prefix `canonicalize` adds to drive paths
+/// (cmd and icacls users do not type it; it is only needed past 260 characters).
+fn plain_windows_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    match text.strip_prefix(r"\\?\") {
+        Some(rest) if rest.as_bytes().get(1) == Some(&b':') => rest.to_string(),
+        _ => text,
     }
 }
 
@@ -822,6 +832,18 @@ mod tests {
         assert!(warning.contains("C:\\factory\\ca"), "{warning}");
         assert!(
             warning.contains("icacls \"C:\\factory\\ca\" /inheritance:r"),
+            "{warning}"
+        );
+        // A canonicalized path loses its verbatim prefix; a UNC share keeps its form.
+        let verbatim = Path::new(r"\\?\C:\factory\ca");
+        let warning = KeyFileAccess::InheritedAcl
+            .warning(verbatim)
+            .expect("a warning");
+        assert!(warning.contains(r#"icacls "C:\factory\ca""#), "{warning}");
+        let unc = Path::new(r"\\server\share\ca");
+        let warning = KeyFileAccess::InheritedAcl.warning(unc).expect("a warning");
+        assert!(
+            warning.contains(r#"icacls "\\server\share\ca""#),
             "{warning}"
         );
         #[cfg(unix)]
