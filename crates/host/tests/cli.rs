@@ -634,7 +634,7 @@ fn provision_simulate_runs_over_the_in_process_link() {
         "--json",
     ])));
     // Both stations worked on in-process ports, and both devices got a certificate.
-    assert_eq!(out.matches("\"inproc:dev0").count(), 2, "{out}");
+    assert_eq!(out.matches("\"port\": \"inproc:dev0").count(), 2, "{out}");
     assert_eq!(
         out.matches("\"result\": \"provisioned\"").count(),
         2,
