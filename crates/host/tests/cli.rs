@@ -614,6 +614,9 @@ fn registry_list_and_show_on_a_populated_registry() {
     drop(device_keys);
 }
 
+/// Unix only: the device runs in this test process and the `keystamp` binary opens it, which
+/// needs a pseudo-terminal (an in-process port exists only inside its own process).
+#[cfg(unix)]
 #[test]
 fn maintain_status_authenticates_and_reports_a_provisioned_device() {
     use keystamp::sim::{SimDevice, SimDeviceOptions};
