@@ -17,12 +17,31 @@ const NO_STD_CRATES: &[(&str, &str)] = &[
 /// The ESP32-C3 target; the C6 uses `riscv32imac-unknown-none-elf`.
 const DEVICE_TARGET: &str = "riscv32imc-unknown-none-elf";
 
+/// Windows factory PCs: the host tool must build for them (MinGW; rusqlite's bundled SQLite is
+/// compiled with mingw-w64's gcc).
+const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+
+/// The C compiler the Windows build needs (Debian's `mingw-w64`).
+const WINDOWS_CC: &str = "x86_64-w64-mingw32-gcc";
+
+/// Wine's 64-bit loader: Debian's `wine64` package installs it off PATH.
+const WINE_CANDIDATES: &[&str] = &["/usr/lib/wine/wine64", "wine64", "wine"];
+
+/// Same flags for the Windows build and test, so the test run reuses the build. Only the Windows
+/// units: the host's build scripts and the Linux build keep their flags (and their cache).
+const WINDOWS_RUSTFLAGS: (&str, &str) = (
+    "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS",
+    "-D warnings",
+);
+
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
   ci                         everything CI checks: fmt, clippy -D warnings, tests (workspace and
-                             each no_std crate alone), no_std cross builds, firmware, fuzz smoke run
+                             each no_std crate alone), no_std cross builds, the host and its tests
+                             built for Windows (and run under wine when installed), firmware, fuzz
+                             smoke run
   fuzz <target> [--seconds N]
                              run one cargo-fuzz target (stable, no sanitizer, unless nightly exists)
   fuzz --all [--seconds N]   run every fuzz target for N seconds each (default 10)
@@ -130,6 +149,7 @@ fn ci() -> Result<(), String> {
     )?;
     // The README's test command.
     run(&root, "cargo", &["test", "--workspace"])?;
+    windows_build(&root)?;
     // Each no_std crate alone: a workspace build unifies features and can hide a missing `std`.
     for pkg in existing_no_std_crates() {
         run(&root, "cargo", &["test", "-p", pkg])?;
@@ -153,6 +173,90 @@ fn ci() -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The host (library, binary, tests) built for Windows with warnings as errors, then its tests
+/// run under wine when wine is installed (`.ci/run` installs it; without it they are only built,
+/// and this says so).
+fn windows_build(root: &Path) -> Result<(), String> {
+    if !have(WINDOWS_CC, "--version") {
+        return Err(format!(
+            "the Windows build needs {WINDOWS_CC}: `apt-get install mingw-w64` and \
+             `rustup target add {WINDOWS_TARGET}` (.ci/run does both)"
+        ));
+    }
+    run_env(
+        root,
+        "cargo",
+        &[
+            "build",
+            "--target",
+            WINDOWS_TARGET,
+            "-p",
+            "keystamp",
+            "--all-targets",
+        ],
+        &[WINDOWS_RUSTFLAGS],
+    )?;
+    let Some(wine) = WINE_CANDIDATES
+        .iter()
+        .copied()
+        .find(|w| have(w, "--version"))
+    else {
+        eprintln!("\nwindows: wine not installed, the host's Windows tests were built, not run");
+        return Ok(());
+    };
+    windows_tests(root, wine)
+}
+
+/// Runs the host's tests (unit, CLI, end to end over the in-process link) as Windows programs
+/// under `wine`, in a Wine prefix of their own under `target/`.
+fn windows_tests(root: &Path, wine: &str) -> Result<(), String> {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let prefix = target_dir.join("wine-prefix");
+    let prefix_str = prefix.to_string_lossy().into_owned();
+    let wine_env = [("WINEPREFIX", prefix_str.as_str()), ("WINEDEBUG", "-all")];
+    // Creates the prefix (the first time, about 15 s).
+    run_env(root, wine, &["wineboot", "--init"], &wine_env)?;
+    // Debian 12's Wine lacks bcryptprimitives.dll, which Rust's std needs on Windows.
+    let dll = prefix.join("drive_c/windows/system32/bcryptprimitives.dll");
+    let dll_str = dll.to_string_lossy().into_owned();
+    run(
+        root,
+        WINDOWS_CC,
+        &[
+            "-O2",
+            "-shared",
+            "-o",
+            &dll_str,
+            ".ci/wine/bcryptprimitives.c",
+            ".ci/wine/bcryptprimitives.def",
+            "-ladvapi32",
+        ],
+    )?;
+    let result = run_env(
+        root,
+        "cargo",
+        &["test", "--target", WINDOWS_TARGET, "-p", "keystamp"],
+        &[
+            WINDOWS_RUSTFLAGS,
+            ("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", wine),
+            wine_env[0],
+            wine_env[1],
+        ],
+    );
+    // Stop the prefix's wineserver and services rather than leave them running after CI.
+    let server = match wine.strip_suffix("wine64") {
+        Some(dir) if dir.ends_with('/') => format!("{dir}wineserver64"),
+        _ => "wineserver".to_string(),
+    };
+    let _ = Command::new(&server)
+        .arg("-k")
+        .env("WINEPREFIX", &prefix)
+        .status();
+    result
 }
 
 /// Names of the `[[bin]]` targets in fuzz/Cargo.toml.

@@ -22,12 +22,13 @@
 //! reproducible sequence. Readers refuse other `format` strings and versions they do not know.
 //!
 //! Files are written atomically: a temporary file in the same directory is written, fsynced and
-//! renamed over the target, then the directory is fsynced; a crash at any point leaves either the
-//! old or the new file.
+//! renamed over the target, then the directory is fsynced (on Unix; Windows has no directory
+//! fsync and NTFS journals the rename); a crash at any point leaves either the old or the new
+//! file.
 
 use crate::config::{CONFIG_SIZE, OTP_SIZE, Revision, SLOT_COUNT, slot_size};
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -232,12 +233,23 @@ fn write_atomic_inner(path: &Path, bytes: &[u8], crash: Option<SaveCrash>) -> io
         ));
     }
     fs::rename(&tmp, path)?;
-    // The rename is durable only once the directory entry is on disk.
+    sync_dir(path)
+}
+
+/// The rename is durable only once the directory entry is on disk (Unix: fsync the directory).
+#[cfg(unix)]
+fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    File::open(dir)?.sync_all()?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Windows cannot open a directory as a file (`File::open` is refused: access denied); NTFS
+/// journals the rename itself, so there is nothing to sync.
+#[cfg(not(unix))]
+fn sync_dir(_path: &Path) -> io::Result<()> {
     Ok(())
 }
 

@@ -10,8 +10,8 @@
 //! | [`ops`] | what a command does: create a project and record its signer, unlock the signer, start simulated devices, run stations, count results, certificate-definition operations (C export), lots and the production checks ([`ops::lot`]). |
 //! | [`pki`] | the CA ([`pki::ca`]), the offline root ceremony ([`pki::ceremony`]), imported CAs ([`pki::byo`]), issuing device certificates ([`pki::issue`]), definitions from sample certificates ([`pki::from_cert`]), passphrases ([`pki::passphrase`]). |
 //! | [`engine`] | one station's provisioning and verification of one device. |
-//! | [`link`] | the framed serial link to a device. |
-//! | [`sim`] | simulated devices: the real agent on emulated chips behind pseudo-terminals. |
+//! | [`link`] | the framed serial link to a device; serial ports by OS name, in-process ports ([`link::inproc`]). |
+//! | [`sim`] | simulated devices: the real agent on emulated chips behind pseudo-terminals or in-process ports. |
 //! | [`registry`] | the SQLite registry of devices, certificates and the audit log; [`registry::lots`]: lots and the issuance policy. |
 //! | [`project`] | the project directory and its `keystamp.toml` profile. |
 //! | [`outputs`] | the per-device PEM files written after provisioning. |

@@ -1,6 +1,9 @@
 //! The host end of one serial link: frames requests with `keystamp-wire`, paces them at the
 //! configured baud rate, reads answers (skipping boot output and logs), and retransmits with the
 //! same sequence number after a timeout.
+//!
+//! A port is named as the OS names it — `/dev/ttyUSB0`, `/dev/ttyACM0`, `/dev/cu.usbserial-*`,
+//! `COM3` — or, for simulated devices in this process, `inproc:<device>#<n>` ([`inproc`]).
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -9,7 +12,10 @@ use keystamp_wire::{
     HostError, HostEvent, HostSession, Poll, Request, Response, RetryPolicy, WireError,
 };
 
-/// A byte stream with a read timeout: a serial port, a pseudo-terminal, or a test double.
+pub mod inproc;
+
+/// A byte stream with a read timeout: a serial port, a pseudo-terminal, an in-process channel,
+/// or a test double.
 pub trait Port: Read + Write + Send {
     /// Sets how long one `read` may block.
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()>;
@@ -21,15 +27,24 @@ impl Port for Box<dyn serialport::SerialPort> {
     }
 }
 
-/// Opens a serial port (or pseudo-terminal) by path.
+/// Opens a serial port (or pseudo-terminal) by path or COM name, or an in-process port by its
+/// `inproc:` name.
 pub fn open_port(path: &str, baud: u32) -> Result<Box<dyn serialport::SerialPort>, LinkError> {
-    serialport::new(path, baud)
-        .timeout(Duration::from_millis(20))
-        .open()
-        .map_err(|source| LinkError::Open {
-            port: path.to_string(),
-            source,
+    let opened = if inproc::is_in_process(path) {
+        inproc::connect(path).map(|mut end| {
+            // Only reported back: the channel has no line speed.
+            let _ = serialport::SerialPort::set_baud_rate(&mut end, baud);
+            Box::new(end) as Box<dyn serialport::SerialPort>
         })
+    } else {
+        serialport::new(path, baud)
+            .timeout(Duration::from_millis(20))
+            .open()
+    };
+    opened.map_err(|source| LinkError::Open {
+        port: path.to_string(),
+        source,
+    })
 }
 
 /// Why a request over the link failed.

@@ -1,6 +1,8 @@
 //! Simulated devices: the real agent (`keystamp-agent`) driving the real ATECC driver
-//! (`keystamp-atecc`) against an emulated chip (`keystamp-atecc-sim`), served over one end of a
-//! pseudo-terminal pair. The host opens the other end by path, exactly as it opens `/dev/ttyUSB0`.
+//! (`keystamp-atecc`) against an emulated chip (`keystamp-atecc-sim`), served over a link the
+//! host opens by name with [`crate::link::open_port`], exactly as it opens `/dev/ttyUSB0` or
+//! `COM3`: one end of a pseudo-terminal pair ([`SimLink::Pty`], Unix), or an in-process channel
+//! ([`SimLink::InProcess`], everywhere; the default where pseudo-terminals do not exist).
 //!
 //! Each device keeps its chip in `<state dir>/<name>.chip.json` (saved after every change) and
 //! its definition-blob "flash" in `<state dir>/<name>.flash`, so it remembers being provisioned.
@@ -18,7 +20,9 @@ use keystamp_agent::{Action, Agent};
 use keystamp_atecc::{Atecc, TraceEvent, TracingI2c};
 use keystamp_atecc_sim::{FaultConfig, SharedSimChip, SimChip, SimOptions, StdDelay, Timing};
 use keystamp_wire::FirmwareVersion;
-use serialport::{SerialPort, TTYPort};
+
+use crate::link::Port;
+use crate::link::inproc::InProcessListener;
 
 /// Capacity of a simulated device's blob partition.
 pub const FLASH_SIZE: usize = 32 * 1024;
@@ -38,6 +42,27 @@ pub fn new_simulated_chip(options: SimOptions) -> SimChip {
     let mut nv = SimChip::new(options.clone()).state().clone();
     nv.config[0] = crate::project::SIMULATED_SERIAL_FIRST_BYTE;
     SimChip::from_state(nv, options)
+}
+
+/// How a simulated device is connected to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimLink {
+    /// A pseudo-terminal pair (Unix only): the host opens `/dev/pts/N`, and so can another
+    /// process (`keystamp sim`).
+    Pty,
+    /// An in-process duplex channel named `inproc:<device>#<n>`: only this process can open it.
+    InProcess,
+}
+
+impl Default for SimLink {
+    /// Pseudo-terminals where they exist, the in-process channel elsewhere (Windows).
+    fn default() -> Self {
+        if cfg!(unix) {
+            SimLink::Pty
+        } else {
+            SimLink::InProcess
+        }
+    }
 }
 
 /// How to run one simulated device.
@@ -73,8 +98,14 @@ pub struct SimDevice {
 }
 
 impl SimDevice {
-    /// Creates (or reloads) the device's chip and starts its agent behind a new pseudo-terminal.
+    /// Creates (or reloads) the device's chip and starts its agent behind this OS's
+    /// default link ([`SimLink::default`]).
     pub fn start(opts: SimDeviceOptions) -> io::Result<SimDevice> {
+        Self::start_on(opts, SimLink::default())
+    }
+
+    /// Creates (or reloads) the device's chip and starts its agent behind a new `link`.
+    pub fn start_on(opts: SimDeviceOptions, link: SimLink) -> io::Result<SimDevice> {
         fs::create_dir_all(&opts.state_dir)?;
         let chip_path = opts.state_dir.join(format!("{}.chip.json", opts.name));
         let flash_path = opts.state_dir.join(format!("{}.flash", opts.name));
@@ -93,13 +124,14 @@ impl SimDevice {
         };
         chip.set_autosave(Some(chip_path));
         let chip = chip.shared();
-        let (master, slave) = TTYPort::pair().map_err(io::Error::other)?;
-        let path = slave
-            .name()
-            .ok_or_else(|| io::Error::other("pseudo-terminal has no name"))?;
-        // The host opens the slave by path with an exclusive lock, so ours must go. Until a host
-        // attaches, reads on the master fail (EIO on Linux); the device thread waits them out.
-        drop(slave);
+        let (port, path) = match link {
+            SimLink::Pty => open_pty()?,
+            SimLink::InProcess => {
+                let listener = InProcessListener::bind(&opts.name);
+                let name = listener.port_name().to_string();
+                (Box::new(listener) as Box<dyn Port>, name)
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let reset = Arc::new(AtomicBool::new(false));
         let boots = Arc::new(AtomicU64::new(0));
@@ -110,7 +142,7 @@ impl SimDevice {
             std::thread::Builder::new()
                 .name(format!("sim-{}", opts.name))
                 .spawn(move || {
-                    run_device(master, chip, flash_path, opts, stop, reset, boots);
+                    run_device(port, chip, flash_path, opts, stop, reset, boots);
                 })?
         };
         Ok(SimDevice {
@@ -129,7 +161,8 @@ impl SimDevice {
         &self.name
     }
 
-    /// The path to open (`/dev/pts/N`).
+    /// The port name to open with [`crate::link::open_port`] (`/dev/pts/N`, or
+    /// `inproc:<device>#<n>`).
     pub fn port_path(&self) -> &str {
         &self.path
     }
@@ -249,7 +282,37 @@ fn trace_callback(sink: Option<TraceSink>, station: String) -> impl FnMut(TraceE
     }
 }
 
-fn write_paced(port: &mut TTYPort, bytes: &[u8], baud: Option<u32>) -> io::Result<()> {
+/// The master end of a new pseudo-terminal pair, and the slave's path for the host.
+#[cfg(unix)]
+fn open_pty() -> io::Result<(Box<dyn Port>, String)> {
+    use serialport::SerialPort;
+    let (master, slave) = serialport::TTYPort::pair().map_err(io::Error::other)?;
+    let path = slave
+        .name()
+        .ok_or_else(|| io::Error::other("pseudo-terminal has no name"))?;
+    // The host opens the slave by path with an exclusive lock, so ours must go. Until a host
+    // attaches, reads on the master fail (EIO on Linux); the device thread waits them out.
+    drop(slave);
+    Ok((Box::new(master), path))
+}
+
+/// Pseudo-terminals do not exist here.
+#[cfg(not(unix))]
+fn open_pty() -> io::Result<(Box<dyn Port>, String)> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "pseudo-terminals exist only on Unix; simulated devices here use in-process links",
+    ))
+}
+
+#[cfg(unix)]
+impl Port for serialport::TTYPort {
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        serialport::SerialPort::set_timeout(self, timeout).map_err(io::Error::other)
+    }
+}
+
+fn write_paced(port: &mut dyn Port, bytes: &[u8], baud: Option<u32>) -> io::Result<()> {
     let started = Instant::now();
     port.write_all(bytes)?;
     port.flush()?;
@@ -263,7 +326,7 @@ fn write_paced(port: &mut TTYPort, bytes: &[u8], baud: Option<u32>) -> io::Resul
 }
 
 fn run_device(
-    mut port: TTYPort,
+    mut port: Box<dyn Port>,
     chip: SharedSimChip,
     flash_path: PathBuf,
     opts: SimDeviceOptions,
@@ -272,7 +335,7 @@ fn run_device(
     boots: Arc<AtomicU64>,
 ) {
     let firmware = firmware_version();
-    let _ = port.set_timeout(Duration::from_millis(20));
+    let _ = port.set_read_timeout(Duration::from_millis(20));
     while !stop.load(Ordering::SeqCst) {
         reset.store(false, Ordering::SeqCst);
         boots.fetch_add(1, Ordering::SeqCst);
@@ -288,7 +351,7 @@ fn run_device(
         let mut agent: Box<Agent<_, _, { keystamp_wire::MAX_DEF_BLOB }>> =
             Box::new(Agent::new(driver, flash, firmware));
         agent.set_platform(opts.platform);
-        let _ = write_paced(&mut port, BOOT_BANNER, opts.baud);
+        let _ = write_paced(port.as_mut(), BOOT_BANNER, opts.baud);
         let mut buf = [0u8; 512];
         while !stop.load(Ordering::SeqCst) && !reset.load(Ordering::SeqCst) {
             let n = match port.read(&mut buf) {
@@ -305,7 +368,7 @@ fn run_device(
                 }
             };
             let baud = opts.baud;
-            let result = agent.feed(&buf[..n], |bytes| write_paced(&mut port, bytes, baud));
+            let result = agent.feed(&buf[..n], |bytes| write_paced(port.as_mut(), bytes, baud));
             if let Ok(Action::Finished { reboot: true }) = result {
                 break;
             }

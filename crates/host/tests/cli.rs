@@ -614,6 +614,9 @@ fn registry_list_and_show_on_a_populated_registry() {
     drop(device_keys);
 }
 
+/// Unix only: the device runs in this test process and the `keystamp` binary opens it, which
+/// needs a pseudo-terminal (an in-process port exists only inside its own process).
+#[cfg(unix)]
 #[test]
 fn maintain_status_authenticates_and_reports_a_provisioned_device() {
     use keystamp::sim::{SimDevice, SimDeviceOptions};
@@ -647,4 +650,45 @@ fn maintain_status_authenticates_and_reports_a_provisioned_device() {
     assert_eq!(field(&status, "secure boot"), "unknown", "{status}");
     // A locked device refuses provisioning writes but `verify` still proves the identity.
     ok(run(keystamp(dir.path()).args(["verify", "--port", &port])));
+}
+
+/// `provision --simulate` over the in-process link, the one Windows uses (pseudo-terminals do
+/// not exist there), run here too so it is exercised on every platform.
+#[test]
+fn provision_simulate_runs_over_the_in_process_link() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("proj");
+    init_insecure(&dir);
+    let out = ok(run(keystamp(&dir).args([
+        "provision",
+        "--simulate",
+        "2",
+        "--link",
+        "in-process",
+        "--timing",
+        "instant",
+        "--json",
+    ])));
+    // Both stations worked on in-process ports, and both devices got a certificate.
+    assert_eq!(out.matches("\"port\": \"inproc:dev0").count(), 2, "{out}");
+    assert_eq!(
+        out.matches("\"result\": \"provisioned\"").count(),
+        2,
+        "{out}"
+    );
+    let chips = std::fs::read_dir(dir.join("devices"))
+        .expect("devices")
+        .count();
+    assert_eq!(chips, 2);
+}
+
+#[test]
+fn sim_refuses_the_in_process_link_in_one_line() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let line = failed(&run(keystamp(tmp.path()).args([
+        "sim",
+        "--link",
+        "in-process",
+    ])));
+    assert!(line.contains("provision --simulate"), "{line}");
 }

@@ -1,23 +1,42 @@
-//! End to end over pseudo-terminals: fresh emulated chips → provisioned devices, through the real
-//! host engine, the real wire protocol, the real agent and the real ATECC driver.
+//! End to end over pseudo-terminals (and the in-process link): fresh emulated chips → provisioned
+//! devices, through the real host engine, the real wire protocol, the real agent and the real
+//! ATECC driver.
 
 mod common;
 
 use std::path::Path;
 
-use common::{Fixture, device, device_on, fixture, fixture_with, run, run_with};
+use common::{Fixture, device, device_on, device_over, fixture, fixture_with, run, run_with};
 use keystamp::engine::DeviceResult;
-use keystamp::link;
+use keystamp::link::{self, LinkError};
 use keystamp::pki::ca;
 use keystamp::registry::ChipSerial;
-use keystamp::sim::SimDevice;
+use keystamp::sim::{SimDevice, SimLink};
 use keystamp_atecc_sim::FaultConfig;
 
 #[test]
 fn fresh_chip_is_provisioned_verified_and_a_rerun_issues_nothing() {
+    fresh_chip_provisioned_verified_rerun_issues_nothing(SimLink::default());
+}
+
+/// The same over the in-process link (Windows' simulated devices), here on every platform.
+#[test]
+fn fresh_chip_on_the_in_process_link_likewise() {
+    fresh_chip_provisioned_verified_rerun_issues_nothing(SimLink::InProcess);
+}
+
+fn fresh_chip_provisioned_verified_rerun_issues_nothing(sim_link: SimLink) {
     let fx = fixture();
     let state = fx.dir.path().join("sim");
-    let dev = device(&state, "dev0", 7, FaultConfig::default());
+    let dev = device_over(&state, "dev0", 7, FaultConfig::default(), sim_link);
+    if sim_link == SimLink::InProcess {
+        assert!(
+            dev.port_path().starts_with(link::inproc::PREFIX),
+            "{}",
+            dev.port_path()
+        );
+    }
+    // Every run opens the port anew, as a station does.
     let report = run(&fx, &dev);
     assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
     let serial = report.chip_serial.unwrap();
@@ -526,4 +545,31 @@ fn the_lots_n_plus_first_device_is_refused_before_any_write() {
     let third = device(&state, "dev2", 23, FaultConfig::default());
     assert_refused_before_any_write(&fx, &third, "lot two is full: 2/2");
     assert_eq!(fx.registry.lock().unwrap().lot("two").unwrap().used, 2);
+}
+
+#[test]
+fn an_in_process_port_is_exclusive_and_disappears_with_its_device() {
+    let fx = fixture();
+    let state = fx.dir.path().join("sim");
+    let dev = device_over(
+        &state,
+        "dev0",
+        12,
+        FaultConfig::default(),
+        SimLink::InProcess,
+    );
+    let name = dev.port_path().to_string();
+    let first = link::open_port(&name, 115_200).unwrap();
+    match link::open_port(&name, 115_200) {
+        Err(LinkError::Open { port, source }) => {
+            assert_eq!(port, name);
+            assert!(source.to_string().contains("busy"), "{source}");
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a second open of {name} must be refused"),
+    }
+    drop(first);
+    dev.stop();
+    let gone = link::open_port(&name, 115_200).map(|_| ()).unwrap_err();
+    assert!(gone.to_string().contains(&name), "{gone}");
 }

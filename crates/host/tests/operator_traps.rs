@@ -6,8 +6,10 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+#[cfg(unix)]
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use keystamp::registry::Registry;
 
 fn keystamp(project: &Path) -> Command {
@@ -42,6 +44,7 @@ fn project() -> tempfile::TempDir {
 }
 
 /// Waits (polling, generously bounded) until `done` holds; a wait, not a timing assertion.
+#[cfg(unix)] // Only the SIGINT tests (Unix: `kill -INT`) use it.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !done() {
@@ -277,6 +280,7 @@ fn trap10_provision_closes_with_counts_and_integer_milliseconds() {
 /// Starts a slow `provision --simulate N` (a paced 1200-baud link keeps the stations busy for
 /// many seconds) and waits until each station has probed its chip, i.e. holds its simulated
 /// device and its station row and is in the middle of the run.
+#[cfg(unix)] // Only the SIGINT tests (Unix: `kill -INT`) use it.
 fn slow_provision(dir: &Path, n: usize, extra: &[&str]) -> std::process::Child {
     let registry = dir.join("registry.sqlite");
     let probes = || {
@@ -300,6 +304,7 @@ fn slow_provision(dir: &Path, n: usize, extra: &[&str]) -> std::process::Child {
 }
 
 /// Sends SIGINT (Ctrl-C) to `child`.
+#[cfg(unix)] // Only the SIGINT tests (Unix: `kill -INT`) use it.
 fn interrupt(child: &std::process::Child) {
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 use keystamp_atecc_sim::Timing;
 
 use crate::ops::SimOptions;
+use crate::sim::SimLink;
 
 /// `--json`.
 #[derive(Debug, Args)]
@@ -48,6 +49,9 @@ pub struct SimFlags {
     /// Board security the simulated devices report (a real board reads its eFuses).
     #[arg(long, value_enum, default_value = "unknown")]
     pub board: BoardArg,
+    /// How simulated devices connect [default: pty on Unix, in-process elsewhere].
+    #[arg(long, value_enum, value_name = "LINK")]
+    pub link: Option<LinkArg>,
 }
 
 /// Board security a simulated device reports in `Hello`.
@@ -78,6 +82,24 @@ impl From<BoardArg> for keystamp_wire::PlatformSecurity {
     }
 }
 
+/// How simulated devices connect to the stations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LinkArg {
+    /// Pseudo-terminals (Unix): other processes can open them too.
+    Pty,
+    /// In-process channels: only this keystamp process can open them.
+    InProcess,
+}
+
+impl From<LinkArg> for SimLink {
+    fn from(l: LinkArg) -> Self {
+        match l {
+            LinkArg::Pty => SimLink::Pty,
+            LinkArg::InProcess => SimLink::InProcess,
+        }
+    }
+}
+
 impl SimFlags {
     /// The operation's options for these flags.
     pub fn options(&self) -> SimOptions {
@@ -85,6 +107,7 @@ impl SimFlags {
             timing: self.timing.into(),
             trace_i2c: self.trace_i2c.clone(),
             platform: self.board.into(),
+            link: self.link.map(SimLink::from).unwrap_or_default(),
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::ops::{
 };
 use crate::pki::ca::{self, KeyProtection, Signer};
 use crate::project::{Mode, Profile, Project};
+use crate::sim::SimLink;
 
 /// `keystamp demo`.
 #[derive(Debug, Args)]
@@ -64,6 +65,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         timing: keystamp_atecc_sim::Timing::Realistic,
         trace_i2c: None,
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
+        link: SimLink::default(),
     };
     let state = project.dir.join("sim");
     let _lock = lock_sim_dir(&state)?;

@@ -155,6 +155,9 @@ pub fn init(project_flag: &Path, args: InitArgs, out: &mut dyn Write) -> Result<
             ca_dir.display()
         );
     }
+    if let Some(warning) = ca::KEY_FILE_ACCESS.warning(&ca_dir) {
+        eprintln!("keystamp: warning: {warning}");
+    }
     let w = |out: &mut dyn Write, k: &str, v: &dyn fmt::Display| writeln!(out, "{k}: {v}");
     (|| {
         w(out, "project", &dir.display())?;

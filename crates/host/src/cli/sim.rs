@@ -8,6 +8,7 @@ use clap::Args;
 use super::CliError;
 use super::args::SimFlags;
 use crate::ops::{lock_sim_dir, start_sims};
+use crate::sim::SimLink;
 
 /// `keystamp sim`.
 #[derive(Debug, Args)]
@@ -30,8 +31,17 @@ pub fn sim(project_dir: &Path, args: SimArgs, out: &mut dyn Write) -> Result<(),
         .state_dir
         .clone()
         .unwrap_or_else(|| project_dir.join("sim"));
+    let options = args.sim.options();
+    if options.link != SimLink::Pty {
+        return Err(CliError::Invalid(
+            "`keystamp sim` serves devices to other processes, which needs pseudo-terminals \
+             (Unix); here run them in-process with `keystamp provision --simulate N` or \
+             `keystamp demo`"
+                .into(),
+        ));
+    }
     let _lock = lock_sim_dir(&state)?;
-    let sims = start_sims(args.devices, &state, &args.sim.options(), args.baud)?;
+    let sims = start_sims(args.devices, &state, &options, args.baud)?;
     for d in &sims {
         writeln!(out, "{} {}", d.name(), d.port_path()).map_err(CliError::Output)?;
     }

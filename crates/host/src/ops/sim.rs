@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use keystamp_atecc_sim::{FaultConfig, Timing};
 
 use super::OpsError;
-use crate::sim::{SimDevice, SimDeviceOptions, TraceSink};
+use crate::sim::{SimDevice, SimDeviceOptions, SimLink, TraceSink};
 
 /// Options shared by everything that starts simulated devices.
 #[derive(Debug, Clone)]
@@ -18,6 +18,8 @@ pub struct SimOptions {
     pub trace_i2c: Option<PathBuf>,
     /// The board security the devices report in `Hello`.
     pub platform: keystamp_wire::PlatformSecurity,
+    /// How the devices are connected (pseudo-terminals or in-process channels).
+    pub link: SimLink,
 }
 
 fn trace_sink(path: &Option<PathBuf>) -> Result<Option<TraceSink>, OpsError> {
@@ -44,16 +46,19 @@ pub fn start_sims(
     let trace = trace_sink(&options.trace_i2c)?;
     (0..n)
         .map(|index| {
-            SimDevice::start(SimDeviceOptions {
-                name: format!("dev{index:02}"),
-                state_dir: state_dir.to_path_buf(),
-                timing: options.timing,
-                baud: Some(baud),
-                seed: None,
-                faults: FaultConfig::default(),
-                trace: trace.clone(),
-                platform: options.platform,
-            })
+            SimDevice::start_on(
+                SimDeviceOptions {
+                    name: format!("dev{index:02}"),
+                    state_dir: state_dir.to_path_buf(),
+                    timing: options.timing,
+                    baud: Some(baud),
+                    seed: None,
+                    faults: FaultConfig::default(),
+                    trace: trace.clone(),
+                    platform: options.platform,
+                },
+                options.link,
+            )
             .map_err(|source| OpsError::SimDevice { index, source })
         })
         .collect()

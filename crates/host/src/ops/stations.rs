@@ -56,14 +56,12 @@ pub fn host_name() -> String {
 }
 
 /// Checks that every port exists before any station starts, so a mistyped port is one clear
-/// error instead of a failed station. Ports that are not file paths (Windows `COM3`) are left
-/// to the station, which reports what opening them says.
+/// error instead of a failed station. An in-process name (`inproc:`) exists while a simulated
+/// device of this process serves it; a file path must exist. Names that are not file paths
+/// (Windows `COM3`, `\\.\COM10`) are left to the station, which reports what opening them
+/// says: the device namespace has no files to look at.
 pub fn check_ports(ports: &[String]) -> Result<(), OpsError> {
-    let missing: Vec<String> = ports
-        .iter()
-        .filter(|p| is_path(p) && !std::path::Path::new(p).exists())
-        .cloned()
-        .collect();
+    let missing: Vec<String> = ports.iter().filter(|p| !port_exists(p)).cloned().collect();
     if missing.is_empty() {
         Ok(())
     } else {
@@ -71,8 +69,21 @@ pub fn check_ports(ports: &[String]) -> Result<(), OpsError> {
     }
 }
 
+/// Whether `port` is known to exist, or cannot be checked before opening it.
+fn port_exists(port: &str) -> bool {
+    if link::inproc::is_in_process(port) {
+        link::inproc::exists(port)
+    } else if is_path(port) {
+        std::path::Path::new(port).exists()
+    } else {
+        true
+    }
+}
+
+/// Whether `port` names a file: every name on Unix (`/dev/ttyUSB0`); on Windows only names
+/// with a separator outside the device namespace (`COM3` and `\\.\COM3` are not files).
 fn is_path(port: &str) -> bool {
-    cfg!(unix) || port.contains(['/', '\\'])
+    cfg!(unix) || (port.contains(['/', '\\']) && !port.starts_with(r"\\.\"))
 }
 
 /// One station per port, in parallel; returns the reports in port order. Once `stop` is set,
@@ -214,5 +225,54 @@ impl Tally {
     /// Every device counted.
     pub fn total(&self) -> usize {
         self.provisioned + self.verified + self.failed + self.interrupted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::inproc::InProcessListener;
+
+    fn missing(ports: &[&str]) -> Vec<String> {
+        let ports: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+        match check_ports(&ports) {
+            Ok(()) => Vec::new(),
+            Err(OpsError::MissingPorts(missing)) => missing,
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+
+    /// An in-process port is no file: it passes while its device runs (a file-existence check
+    /// would refuse it on Unix) and is refused once no device serves it (a name-only check
+    /// would let it through on Windows).
+    #[test]
+    fn an_in_process_port_exists_while_its_device_serves_it() {
+        let device = InProcessListener::bind("check");
+        let name = device.port_name().to_string();
+        assert!(missing(&[&name]).is_empty());
+        drop(device);
+        assert_eq!(missing(&[&name]), [name.as_str()]);
+        assert_eq!(
+            missing(&["inproc:typo#9", &name]),
+            ["inproc:typo#9", name.as_str()]
+        );
+    }
+
+    #[test]
+    fn a_file_path_that_does_not_exist_is_missing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let there = dir.path().join("ttyUSB0");
+        std::fs::write(&there, b"").expect("write");
+        let absent = dir.path().join("ttyUSB1");
+        let (there, absent) = (there.display().to_string(), absent.display().to_string());
+        assert_eq!(missing(&[&there, &absent]), [absent]);
+    }
+
+    /// COM names live in the device namespace, not the file system: only opening them says
+    /// whether they exist, so they are left to the station.
+    #[cfg(windows)]
+    #[test]
+    fn com_names_are_left_to_the_station() {
+        assert!(missing(&["COM3", "COM250", r"\\.\COM10"]).is_empty());
     }
 }

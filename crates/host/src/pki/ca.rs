@@ -479,7 +479,57 @@ fn write_key(path: &Path, key: &SigningKey, protection: &KeyProtection) -> Resul
     write_private(path, pem.as_bytes())
 }
 
-/// Writes a file readable by the owner only (private keys).
+/// How the file system protects the private key files this build writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyFileAccess {
+    /// Created readable and writable by their owner only (Unix mode 0600).
+    OwnerOnly,
+    /// Created with the access rights (ACL) inherited from their folder (Windows): whoever may
+    /// read the CA folder may read the key files. The passphrase encryption still protects
+    /// them; the folder's rights are the operator's to restrict.
+    InheritedAcl,
+}
+
+/// The protection of key files written by this build: mode 0600 on Unix; elsewhere (Windows)
+/// the folder's inherited ACL. keystamp does not rewrite Windows ACLs itself: no well-kept
+/// crate does it, and raw security-descriptor code it could not test here would be a worse
+/// guarantee than a clear warning with the `icacls` command that does it
+/// ([`KeyFileAccess::warning`]).
+pub const KEY_FILE_ACCESS: KeyFileAccess = if cfg!(unix) {
+    KeyFileAccess::OwnerOnly
+} else {
+    KeyFileAccess::InheritedAcl
+};
+
+impl KeyFileAccess {
+    /// What the operator must do about the key files in `ca_dir`, if anything: for inherited
+    /// ACLs, restrict the folder to their own account.
+    pub fn warning(self, ca_dir: &Path) -> Option<String> {
+        match self {
+            KeyFileAccess::OwnerOnly => None,
+            KeyFileAccess::InheritedAcl => Some(format!(
+                "the CA key files in {dir} keep the access rights inherited from the folder \
+                 (Windows ACL), so every account that may read the folder may read them; \
+                 restrict it to your account: icacls \"{dir}\" /inheritance:r /grant:r \
+                 \"%USERNAME%:(OI)(CI)F\"",
+                dir = plain_windows_path(ca_dir)
+            )),
+        }
+    }
+}
+
+/// `path` for a Windows operator: without the `\\?\` prefix `canonicalize` adds to drive paths
+/// (cmd and icacls users do not type it; it is only needed past 260 characters).
+fn plain_windows_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    match text.strip_prefix(r"\\?\") {
+        Some(rest) if rest.as_bytes().get(1) == Some(&b':') => rest.to_string(),
+        _ => text,
+    }
+}
+
+/// Writes a file readable by the owner only (private keys) where the OS has file modes;
+/// elsewhere see [`KEY_FILE_ACCESS`].
 fn write_private(path: &Path, data: &[u8]) -> Result<(), CaError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -947,6 +997,35 @@ mod tests {
             (2026, 11, 26, 1, 0)
         );
         assert_eq!(e.year(), 2056);
+    }
+
+    #[test]
+    fn key_file_access_warns_exactly_where_files_get_inherited_rights() {
+        let dir = Path::new("C:\\factory\\ca");
+        assert_eq!(KeyFileAccess::OwnerOnly.warning(dir), None);
+        let warning = KeyFileAccess::InheritedAcl.warning(dir).expect("a warning");
+        // Names the folder and the Windows command that removes inherited rights.
+        assert!(warning.contains("C:\\factory\\ca"), "{warning}");
+        assert!(
+            warning.contains("icacls \"C:\\factory\\ca\" /inheritance:r"),
+            "{warning}"
+        );
+        // A canonicalized path loses its verbatim prefix; a UNC share keeps its form.
+        let verbatim = Path::new(r"\\?\C:\factory\ca");
+        let warning = KeyFileAccess::InheritedAcl
+            .warning(verbatim)
+            .expect("a warning");
+        assert!(warning.contains(r#"icacls "C:\factory\ca""#), "{warning}");
+        let unc = Path::new(r"\\server\share\ca");
+        let warning = KeyFileAccess::InheritedAcl.warning(unc).expect("a warning");
+        assert!(
+            warning.contains(r#"icacls "\\server\share\ca""#),
+            "{warning}"
+        );
+        #[cfg(unix)]
+        assert_eq!(KEY_FILE_ACCESS, KeyFileAccess::OwnerOnly);
+        #[cfg(windows)]
+        assert_eq!(KEY_FILE_ACCESS, KeyFileAccess::InheritedAcl);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Shared by the tests: the `keystamp` binary with a clean environment (no passphrase or project
 //! variable, stdin closed), reading `key: value` output, and a project (CA, definitions,
-//! material, registry) in a temporary directory with simulated devices behind ptys and one
-//! station run.
+//! material, registry) in a temporary directory with simulated devices (behind ptys, or the
+//! in-process link) and one station run.
 
 #![allow(dead_code)] // Each test file uses its own subset.
 
@@ -16,7 +16,7 @@ use keystamp::pki::ca::{self, KeyProtection, Signer};
 use keystamp::project::Profile;
 use keystamp::registry::Registry;
 use keystamp::setup;
-use keystamp::sim::{SimDevice, SimDeviceOptions};
+use keystamp::sim::{SimDevice, SimDeviceOptions, SimLink};
 use keystamp_atecc_sim::{FaultConfig, Timing};
 use keystamp_wire::RetryPolicy;
 
@@ -63,12 +63,13 @@ pub fn fixture_with(profile: Profile) -> Fixture {
 }
 
 pub fn device(state: &Path, name: &str, seed: u64, faults: FaultConfig) -> SimDevice {
-    device_on(
+    device_with(
         state,
         name,
         seed,
         faults,
         keystamp_wire::PlatformSecurity::UNKNOWN,
+        SimLink::default(),
     )
 }
 
@@ -80,16 +81,49 @@ pub fn device_on(
     faults: FaultConfig,
     platform: keystamp_wire::PlatformSecurity,
 ) -> SimDevice {
-    SimDevice::start(SimDeviceOptions {
-        name: name.into(),
-        state_dir: state.to_path_buf(),
-        timing: Timing::Instant,
-        baud: None,
-        seed: Some(seed),
+    device_with(state, name, seed, faults, platform, SimLink::default())
+}
+
+/// A simulated device on `link`: a pty on Unix by default; the in-process link is what
+/// Windows uses.
+pub fn device_over(
+    state: &Path,
+    name: &str,
+    seed: u64,
+    faults: FaultConfig,
+    link: SimLink,
+) -> SimDevice {
+    device_with(
+        state,
+        name,
+        seed,
         faults,
-        trace: None,
-        platform,
-    })
+        keystamp_wire::PlatformSecurity::UNKNOWN,
+        link,
+    )
+}
+
+fn device_with(
+    state: &Path,
+    name: &str,
+    seed: u64,
+    faults: FaultConfig,
+    platform: keystamp_wire::PlatformSecurity,
+    link: SimLink,
+) -> SimDevice {
+    SimDevice::start_on(
+        SimDeviceOptions {
+            name: name.into(),
+            state_dir: state.to_path_buf(),
+            timing: Timing::Instant,
+            baud: None,
+            seed: Some(seed),
+            faults,
+            trace: None,
+            platform,
+        },
+        link,
+    )
     .unwrap()
 }
 
@@ -112,7 +146,7 @@ pub fn link_over<P: link::Port>(port: P) -> Link<P> {
     )
 }
 
-/// A link to `dev` over its pty, as the engine opens it.
+/// A link to `dev` over its port, as the engine opens it.
 pub fn link_to(dev: &SimDevice) -> Link<Box<dyn serialport::SerialPort>> {
     link_over(link::open_port(dev.port_path(), 115_200).unwrap())
 }
@@ -136,7 +170,7 @@ pub fn run_with<P: link::Port>(
     .run()
 }
 
-/// A quiet station for `dev` over its pty, signing with `signer`.
+/// A quiet station for `dev` over its port, signing with `signer`.
 pub fn station<'a>(
     fx: &'a Fixture,
     signer: &'a Signer,
