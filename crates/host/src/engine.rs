@@ -9,6 +9,10 @@
 //!    data-zone lock runs before any certificate is written, and the certificate slots stay
 //!    writable, so it freezes no certificate bytes (the chip refuses data reads before this lock,
 //!    so nothing could be verified earlier anyway). Data zone locked: read the public key.
+//!    Then proof before signature: the key is point-checked (P-256, on the curve) and the device
+//!    proves it holds it (IdentityProof over a host nonce and a device nonce); the host verifies
+//!    the proof and records it ([`crate::registry::proof`]). Nothing is built, signed or recorded
+//!    for a key that was not proven, and the certificate's key is exactly the proven key.
 //! 4. issue — reuse the registry's certificate for this chip and key, or issue one; the
 //!    write-ahead record is committed before the device sees it.
 //! 5. certificates — write the device's compressed certificate, the signer public key (the
@@ -18,10 +22,23 @@
 //!    (resumable); the device checks the signature against slot 11 with the chip's Verify.
 //! 7. verify — the device rebuilds both certificates from the chip and verifies their signatures
 //!    with the chip; the host compares their SHA-256 with what it issued; the device proves its
-//!    key (IdentityProof over a host nonce and a device nonce) and the host verifies the proof
-//!    against the public key read from the chip.
+//!    key again (IdentityProof over a fresh host nonce) and the host verifies the proof against
+//!    the key the certificate names: the chip holds the key of the certificate it rebuilt.
 //! 8. lock slots — the certificate slots when the profile asks (the default), then always the
 //!    anchor slot, last; then record, write `devices/<serial>/*.pem`.
+//!
+//! What the proof binds and what it cannot: it proves that whatever answers on the link holds
+//! the private key of the public key it reported, fresh for this run's host nonce. It does not
+//! bind the chip serial or the config (the CN comes from the config the device reports): the
+//! signed message contains neither. So a software key behind a fake agent can still claim an
+//! unused serial and pass; lots (only serials in an open lot are issued to, counted) and a
+//! genuine-chip check cover that. What the proof does stop is a device that reports one key and
+//! holds another, or replays an old answer: it gets nothing issued and nothing recorded.
+//!
+//! Everything the device sends is hostile input: counts and offsets (blob progress, certificate
+//! lengths and chunks) are bounded before use ([`FailureKind::DeviceCount`]), public keys are
+//! point-checked before anything is signed, and device text is shown only through
+//! [`crate::sanitize::device_text`].
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -42,6 +59,8 @@ use crate::pki::issue::{
 use crate::registry::{
     CertKind, CertStatus, ChipSerial, IssueOutcome, IssueRequest, Outcome, Registry, RegistryError,
 };
+
+pub mod scripted;
 
 /// The subject CN a chip serial number should get (the profile's CN scheme).
 pub type CnScheme = Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>;
@@ -440,6 +459,19 @@ pub enum FailureKind {
     TooLong(&'static str),
     /// The chip serial number was not read before it was needed.
     NoChipSerial,
+    /// The public key the device reported is not a P-256 point (nothing was signed).
+    InvalidPublicKey,
+    /// The certificate built does not carry the proven key (nothing was recorded).
+    KeyNotProven,
+    /// A count or offset the device reported is out of bounds (nothing was indexed with it).
+    DeviceCount {
+        /// What the number is.
+        what: &'static str,
+        /// The device's value.
+        got: u64,
+        /// The largest value that fits.
+        max: u64,
+    },
 }
 
 impl std::fmt::Display for FailureKind {
@@ -448,7 +480,8 @@ impl std::fmt::Display for FailureKind {
             Self::Link { error, last_line } => {
                 write!(f, "{error}")?;
                 if let Some(line) = last_line {
-                    write!(f, " (last line seen: {line:?})")?;
+                    // Sanitized when it was taken from the link.
+                    write!(f, " (last line seen: \"{line}\")")?;
                 }
                 Ok(())
             }
@@ -497,9 +530,10 @@ impl std::fmt::Display for FailureKind {
             Self::KeySlotOutOfRange(slot) => write!(f, "device key slot {slot} out of range"),
             Self::CnMismatch { got, want } => write!(
                 f,
-                "the device definition gives CN {got:?} but the profile's CN scheme gives \
+                "the device definition gives CN \"{}\" but the profile's CN scheme gives \
                  {want:?}; run `keystamp certdef regenerate` to rebuild the definitions from \
-                 the profile and CA"
+                 the profile and CA",
+                crate::sanitize::device_text(got)
             ),
             Self::Interrupted => {
                 f.write_str("interrupted; rerun to resume (finished steps are kept)")
@@ -527,7 +561,7 @@ impl std::fmt::Display for FailureKind {
                     f,
                     "the device holds a valid chain from another signer (\"{}\", key SHA-256 \
                      {}), i.e. another project; nothing was written. ",
-                    signer_cn.escape_debug(),
+                    crate::sanitize::device_text(signer_cn),
                     crate::pki::ca::colon_hex(signer_key_sha256)
                 )?;
                 if *locked {
@@ -565,6 +599,18 @@ impl std::fmt::Display for FailureKind {
             }
             Self::TooLong(what) => write!(f, "{what} too long"),
             Self::NoChipSerial => f.write_str("no chip serial"),
+            Self::InvalidPublicKey => f.write_str(
+                "the device's public key is not a P-256 point; nothing was signed. The chip or \
+                 the agent is faulty or not genuine",
+            ),
+            Self::KeyNotProven => {
+                f.write_str("the certificate built does not carry the proven key; nothing recorded")
+            }
+            Self::DeviceCount { what, got, max } => write!(
+                f,
+                "the device reported {what} {got}, out of bounds (at most {max}); the device is \
+                 faulty or hostile"
+            ),
         }
     }
 }
@@ -738,7 +784,8 @@ impl<'a, P: Port> Station<'a, P> {
     fn audit(&self, step: Step, outcome: Outcome, detail: &str) {
         if let Ok(reg) = self.registry.lock() {
             // The audit log is best effort: a failing write must not hide the real outcome.
-            let _ = reg.audit(Some(&self.name), self.chip, step.name(), outcome, detail);
+            let detail = crate::sanitize::device_text(detail);
+            let _ = reg.audit(Some(&self.name), self.chip, step.name(), outcome, &detail);
         }
     }
 
@@ -759,7 +806,7 @@ impl<'a, P: Port> Station<'a, P> {
 
     fn link_failure(&self, step: Step, error: LinkError) -> Failure {
         let last_line = match &error {
-            LinkError::NoAnswer { .. } => self.link.last_noise().map(|n| n.to_string()),
+            LinkError::NoAnswer { .. } => self.link.last_noise().map(crate::sanitize::device_text),
             _ => None,
         };
         Failure::new(
@@ -831,6 +878,17 @@ impl<'a, P: Port> Station<'a, P> {
             self.audit(Step::Key, Outcome::Ok, "key generated, data zone locked");
             (pk, true)
         };
+        // Proof before signature: only a key the device proves it holds gets a certificate.
+        let proof = self.prove_identity(Step::Key, &public_key)?;
+        self.registry(Step::Key)?
+            .record_proof(&proof)
+            .at(Step::Key)?;
+        self.audit(
+            Step::Key,
+            Outcome::Ok,
+            "identity proof verified and recorded",
+        );
+        let public_key = proof.public_key;
 
         // 4. issue (write-ahead)
         self.step(Step::Issue);
@@ -899,7 +957,7 @@ impl<'a, P: Port> Station<'a, P> {
 
         // 7. verify
         self.step(Step::Verify);
-        self.verify(&issued, &public_key, key_slot)?;
+        self.verify(&issued, &public_key)?;
         self.audit(
             Step::Verify,
             Outcome::Ok,
@@ -1110,7 +1168,18 @@ impl<'a, P: Port> Station<'a, P> {
     }
 
     fn read_cert(&mut self, kind: keystamp_wire::CertKind, len: u16) -> Result<Vec<u8>, Failure> {
-        let mut der = Vec::with_capacity(len as usize);
+        // The length is the device's: bounded before anything is reserved or requested.
+        if usize::from(len) > MAX_DEVICE_CERT {
+            return Err(Failure::new(
+                Step::Verify,
+                FailureKind::DeviceCount {
+                    what: "certificate length",
+                    got: u64::from(len),
+                    max: MAX_DEVICE_CERT as u64,
+                },
+            ));
+        }
+        let mut der = Vec::with_capacity(usize::from(len));
         while der.len() < len as usize {
             let offset = der.len() as u16;
             let chunk = (len - offset).min(MAX_CHUNK as u16);
@@ -1122,7 +1191,12 @@ impl<'a, P: Port> Station<'a, P> {
                     len: chunk,
                 },
             )? {
-                Response::CertChunk(c) if c.offset == offset && !c.data.is_empty() => {
+                // Never more than asked for: the certificate cannot grow past its length.
+                Response::CertChunk(c)
+                    if c.offset == offset
+                        && !c.data.is_empty()
+                        && c.data.len() <= usize::from(chunk) =>
+                {
                     der.extend_from_slice(&c.data)
                 }
                 other => return Err(Failure::unexpected(Step::Verify, "CertChunk", &other)),
@@ -1169,7 +1243,7 @@ impl<'a, P: Port> Station<'a, P> {
             .map_err(chain_signature("signer"))?;
         crate::pki::ca::verify_signed_by(&device_cert, &m.signer_public_key)
             .map_err(chain_signature("device"))?;
-        report.cn = common_name(&device);
+        report.cn = common_name(&device).map(|cn| crate::sanitize::device_text(&cn));
         let def = self.device_def(Step::Verify)?;
         let view = keystamp_certdef::CertView::new(&def, &device);
         let public_key = view.public_key().at(Step::Verify)?;
@@ -1192,8 +1266,7 @@ impl<'a, P: Port> Station<'a, P> {
                 return Err(Failure::new(Step::Verify, FailureKind::NotInRegistry));
             }
         }
-        let key_slot = self.key_slot()?;
-        self.challenge(key_slot, &public_key)?;
+        self.prove_identity(Step::Verify, &public_key)?;
         let _ = self.call(Step::Done, &Request::Finish { reboot: false });
         Ok(())
     }
@@ -1385,6 +1458,10 @@ impl<'a, P: Port> Station<'a, P> {
         };
         let issuer = self.issuer;
         let issued = issue_device_cert(&req, |d| issuer.sign(d)).at(Step::Issue)?;
+        // The certificate's key is exactly the proven key, or nothing is recorded.
+        if certified_key(&issued.der) != Some(*public_key) {
+            return Err(Failure::new(Step::Issue, FailureKind::KeyNotProven));
+        }
         let cn = common_name(&issued.der).unwrap_or_default();
         let not_before = rfc3339(&issued.not_before);
         let not_after = rfc3339(&issued.not_after);
@@ -1432,7 +1509,9 @@ impl<'a, P: Port> Station<'a, P> {
 
     fn upload_blob(&mut self) -> Result<(), Failure> {
         let m = self.material;
-        let total_len = m.blob.len() as u32;
+        let total_len = u32::try_from(m.blob.len()).map_err(|_| {
+            Failure::new(Step::Definitions, FailureKind::TooLong("definition blob"))
+        })?;
         let mut offset = 0u32;
         // The signer signs the blob's envelope digest; the device checks it against slot 11.
         let envelope = keystamp_agent::auth::blob_envelope_digest(&m.blob_digest);
@@ -1466,7 +1545,18 @@ impl<'a, P: Port> Station<'a, P> {
             )?;
             match resp {
                 Response::DefBlob(p) if p.complete => return Ok(()),
-                Response::DefBlob(p) => offset = p.received,
+                // The device's count picks the next chunk: bounded before it indexes the blob.
+                Response::DefBlob(p) if p.received <= total_len => offset = p.received,
+                Response::DefBlob(p) => {
+                    return Err(Failure::new(
+                        Step::Definitions,
+                        FailureKind::DeviceCount {
+                            what: "blob bytes received",
+                            got: u64::from(p.received),
+                            max: u64::from(total_len),
+                        },
+                    ));
+                }
                 other => return Err(Failure::unexpected(Step::Definitions, "DefBlob", &other)),
             }
         }
@@ -1511,12 +1601,7 @@ impl<'a, P: Port> Station<'a, P> {
         Ok(count)
     }
 
-    fn verify(
-        &mut self,
-        issued: &Issued,
-        public_key: &[u8; 64],
-        key_slot: u8,
-    ) -> Result<(), Failure> {
+    fn verify(&mut self, issued: &Issued, public_key: &[u8; 64]) -> Result<(), Failure> {
         let m = self.material;
         let report = match self.call(Step::Verify, &Request::RebuildChain)? {
             Response::Chain(r) => r,
@@ -1531,23 +1616,41 @@ impl<'a, P: Port> Station<'a, P> {
                 FailureKind::RebuiltDiffers { which },
             ));
         }
-        self.challenge(key_slot, public_key)
+        self.prove_identity(Step::Verify, public_key).map(|_| ())
     }
 
-    /// Proof of possession: the device signs SHA-256(label ‖ host nonce ‖ device nonce) with
-    /// its key; the signature must verify against `public_key`. The device never signs a digest
-    /// the host chose.
-    fn challenge(&mut self, _key_slot: u8, public_key: &[u8; 64]) -> Result<(), Failure> {
+    /// Proof of possession: `public_key` is point-checked, then the device signs
+    /// SHA-256(label ‖ host nonce ‖ device nonce) with its key and the signature must verify
+    /// against `public_key`. The device never signs a digest the host chose. Returns the
+    /// verified proof.
+    fn prove_identity(
+        &mut self,
+        step: Step,
+        public_key: &[u8; 64],
+    ) -> Result<crate::registry::proof::IdentityProof, Failure> {
+        check_point(public_key).map_err(|kind| Failure::new(step, kind))?;
+        let chip = self
+            .chip
+            .ok_or(Failure::new(step, FailureKind::NoChipSerial))?;
         let mut host_nonce = [0u8; 32];
-        getrandom::fill(&mut host_nonce)
-            .map_err(|e| Failure::new(Step::Verify, FailureKind::Random(e)))?;
-        let proof = match self.call(Step::Verify, &Request::IdentityProof { host_nonce })? {
+        getrandom::fill(&mut host_nonce).map_err(|e| Failure::new(step, FailureKind::Random(e)))?;
+        let proof = match self.call(step, &Request::IdentityProof { host_nonce })? {
             Response::IdentityProof(p) => p,
-            other => return Err(Failure::unexpected(Step::Verify, "IdentityProof", &other)),
+            other => return Err(Failure::unexpected(step, "IdentityProof", &other)),
         };
         let digest = keystamp_agent::auth::identity_digest(&host_nonce, &proof.device_nonce);
         verify_prehash(public_key, &digest, &proof.signature.r, &proof.signature.s)
-            .map_err(|e| Failure::new(Step::Verify, FailureKind::ChallengeSignature(e)))
+            .map_err(|e| Failure::new(step, FailureKind::ChallengeSignature(e)))?;
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(&proof.signature.r);
+        signature[32..].copy_from_slice(&proof.signature.s);
+        Ok(crate::registry::proof::IdentityProof {
+            chip_serial: chip,
+            public_key: *public_key,
+            host_nonce,
+            device_nonce: proof.device_nonce,
+            signature,
+        })
     }
 }
 
@@ -1594,6 +1697,28 @@ pub fn verify_prehash(
     let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)?;
     let sig = p256::ecdsa::Signature::from_scalars(*r, *s)?;
     key.verify_prehash(digest, &sig)
+}
+
+/// Longest certificate the host reads from a device (bytes). Compressed certificates rebuild to
+/// well under 1 KiB; the bound keeps a hostile length from reserving or requesting more.
+pub const MAX_DEVICE_CERT: usize = 2048;
+
+/// Refuses a public key X‖Y that is not a point on P-256 (checked before anything is signed
+/// for it: a certificate must never carry a key nobody can hold).
+pub fn check_point(public_key: &[u8; 64]) -> Result<(), FailureKind> {
+    let mut sec1 = [0u8; 65];
+    sec1[0] = 4;
+    sec1[1..].copy_from_slice(public_key);
+    p256::PublicKey::from_sec1_bytes(&sec1)
+        .map(|_| ())
+        .map_err(|_| FailureKind::InvalidPublicKey)
+}
+
+/// The public key X‖Y a DER certificate carries, if it is a P-256 key.
+fn certified_key(der: &[u8]) -> Option<[u8; 64]> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    crate::pki::ca::public_key_xy(cert.tbs_certificate().subject_public_key_info()).ok()
 }
 
 /// The subject CN of a DER certificate.

@@ -12,7 +12,8 @@
 //! | [`engine`] | one station's provisioning and verification of one device. |
 //! | [`link`] | the framed serial link to a device; serial ports by OS name, in-process ports ([`link::inproc`]). |
 //! | [`sim`] | simulated devices: the real agent on emulated chips behind pseudo-terminals or in-process ports. |
-//! | [`registry`] | the SQLite registry of devices, certificates and the audit log; [`registry::lots`]: lots and the issuance policy. |
+//! | [`registry`] | the SQLite registry of devices, certificates and the audit log; [`registry::lots`]: lots and the issuance policy; [`registry::proof`]: identity proofs recorded before issuance. |
+//! | [`sanitize`] | device text made safe for terminals, logs and audit rows. |
 //! | [`project`] | the project directory and its `keystamp.toml` profile. |
 //! | [`outputs`] | the per-device PEM files written after provisioning. |
 //! | [`setup`] | preparing a run: definitions generated from the CA, the material stations share. |
@@ -32,5 +33,6 @@ pub mod outputs;
 pub mod pki;
 pub mod project;
 pub mod registry;
+pub mod sanitize;
 pub mod setup;
 pub mod sim;

@@ -16,13 +16,14 @@ use serde::Serialize;
 use crate::project::CHIP_SERIAL_LEN;
 
 pub mod lots;
+pub mod proof;
 pub mod revocation;
 
 pub use revocation::{Revocation, RevocationReason, RevokedCert};
 
 /// Current schema version (SQLite `user_version`): 2 added lots, 3 the registry id, 4
-/// revocations and CRL numbers.
-pub const SCHEMA_VERSION: i64 = 4;
+/// revocations and CRL numbers, 5 identity proofs ([`proof`]).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Version 3: the registry's id, which `keystamp.toml` records (`registry.id`).
 const SCHEMA_V3: &str = "
@@ -721,6 +722,9 @@ impl Registry {
         }
         if version < 4 {
             tx.execute_batch(revocation::SCHEMA_V4)?;
+        }
+        if version < 5 {
+            proof::migrate(&tx)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
