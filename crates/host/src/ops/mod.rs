@@ -20,6 +20,7 @@ pub mod revocation;
 pub mod run;
 pub mod sim;
 pub mod stations;
+pub mod tls;
 
 pub use lot::{LotFileError, ModeError, check_mode, issuance_policy};
 pub use project::{
