@@ -150,7 +150,7 @@ impl SimIdentity {
         signer.truncate(lens.signer);
         let cert = Certificate::from_der(&device).map_err(|_| TlsError::BadDeviceCertificate)?;
         let common_name =
-            common_name(&cert.tbs_certificate().subject()).ok_or(TlsError::BadDeviceCertificate)?;
+            common_name(cert.tbs_certificate().subject()).ok_or(TlsError::BadDeviceCertificate)?;
         Ok(Self {
             agent: Mutex::new(agent),
             device_der: device,
