@@ -312,3 +312,45 @@ fn mosquitto_sees_the_chip_serial_as_the_user_name() {
     let log = std::fs::read_to_string(&broker.log).unwrap();
     assert!(!log.contains(&format!("u'{}'", other.common_name())));
 }
+
+#[test]
+fn sim_connect_publishes_with_the_demo_projects_device() {
+    let Some(bin) = mosquitto_binary() else {
+        eprintln!("SKIPPED: mosquitto is not installed (apt-get install mosquitto; .ci/run does)");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let project = work.path().join("demo");
+    let demo = common::keystamp(work.path())
+        .args(["demo", "--devices", "1", "--dir"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{demo:?}");
+    // The device's chain rebuilt through the identity API is the one the factory wrote out.
+    let id = SimIdentity::open(&project.join("sim"), "dev00").unwrap();
+    let out_dir = project.join("devices").join(id.common_name());
+    let issued = tls::read_pem_certs(&out_dir.join("device.pem")).unwrap();
+    assert_eq!(issued[0].as_ref(), id.device_cert());
+    let issued = tls::read_pem_certs(&out_dir.join("signer.pem")).unwrap();
+    assert_eq!(issued[0].as_ref(), id.signer_cert());
+    drop(id);
+
+    let dir = tempfile::tempdir().unwrap();
+    let root_pem = std::fs::read_to_string(project.join("ca").join("root.pem")).unwrap();
+    let broker = start_mosquitto(&bin, dir.path(), &root_pem);
+    let out = common::keystamp(&project)
+        .args(["sim", "connect", "--broker"])
+        .arg(format!("127.0.0.1:{}", broker.port))
+        .arg("--ca")
+        .arg(dir.path().join("server.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    let cn = common::field(&text, "device").to_string();
+    assert_eq!(common::field(&text, "topic"), format!("devices/{cn}/hello"));
+    std::thread::sleep(Duration::from_millis(200));
+    let log = std::fs::read_to_string(&broker.log).unwrap();
+    assert!(log.contains(&format!("u'{cn}'")), "no u'{cn}' in:\n{log}");
+}

@@ -88,6 +88,8 @@ pub enum OpsError {
     },
     /// Building or signing the CRL failed.
     Crl(CrlError),
+    /// Mutual TLS with a simulated device's identity failed (`sim connect`).
+    Tls(tls::TlsError),
     /// A CRL validity outside 1..=[`revocation::MAX_CRL_DAYS`] days.
     CrlDays(u32),
     /// A registry record that cannot be what it claims (its certificate DER or a time).
@@ -103,6 +105,7 @@ impl fmt::Display for OpsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Project(e) => e.fmt(f),
+            Self::Tls(e) => e.fmt(f),
             Self::Ca(e) => e.fmt(f),
             Self::Registry(e) => e.fmt(f),
             Self::Setup(e) => e.fmt(f),
@@ -180,6 +183,7 @@ impl std::error::Error for OpsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Project(e) => Some(e),
+            Self::Tls(e) => Some(e),
             Self::Ca(e) => Some(e),
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),

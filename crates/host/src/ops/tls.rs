@@ -462,3 +462,17 @@ pub mod mqtt {
         Ok(())
     }
 }
+
+/// `keystamp sim connect`: connects the provisioned simulated device `serial` (its certificate's
+/// CN; any provisioned device when `None`) in `state_dir` to the broker and publishes one
+/// message, trusting the broker certificates in `ca_file`.
+pub fn sim_connect(
+    state_dir: &Path,
+    serial: Option<&str>,
+    broker: &str,
+    ca_file: &Path,
+) -> Result<Published, super::OpsError> {
+    let roots = read_pem_certs(ca_file).map_err(super::OpsError::Tls)?;
+    let id = Arc::new(find_sim_identity(state_dir, serial).map_err(super::OpsError::Tls)?);
+    connect_and_publish(id, broker, &roots, b"hello from keystamp").map_err(super::OpsError::Tls)
+}
