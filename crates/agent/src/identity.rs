@@ -245,3 +245,26 @@ pub fn sign_digest<C: Chip>(
         u8::try_from(defs.device.public_key_dev_loc.slot).map_err(|_| ChipError::OutOfRange)?;
     Ok(chip.sign_digest(slot, digest)?)
 }
+
+/// Signs a TLS handshake digest (the SHA-256 of what CertificateVerify covers) with the device
+/// key in slot 0, for the product's TLS stack inside the firmware.
+///
+/// This is a device-side call, not a wire request: the wire protocol never signs a digest the
+/// host chooses (that would make the chip a signing oracle for whoever holds the UART). It signs
+/// only for a device whose stored definitions are trusted (their signature verified against the
+/// locked trust anchor), so an unprovisioned or tampered device has no identity to use.
+pub fn sign_handshake_digest<C: Chip, S: embedded_storage::Storage, const B: usize>(
+    agent: &mut crate::Agent<C, S, B>,
+    digest: &[u8; 32],
+) -> Result<[u8; 64], IdentityError> {
+    if agent.definitions().is_none() {
+        return Err(if agent.blob_untrusted() {
+            IdentityError::BlobUntrusted
+        } else {
+            IdentityError::NoBlob
+        });
+    }
+    Ok(agent
+        .chip()
+        .sign_digest(crate::auth::DEVICE_KEY_SLOT, digest)?)
+}

@@ -563,6 +563,11 @@ fn unsigned_mis_signed_or_altered_blobs_in_flash_are_untrusted_at_boot() {
         assert_eq!(d.code(&Request::RebuildChain), Some(ErrorCode::NoBlob));
         let (mut dev, mut sig) = ([0u8; 1024], [0u8; 1024]);
         assert!(d.dut.rebuild_identity(&mut dev, &mut sig).is_err());
+        // No trusted identity, no TLS signature with the device key.
+        assert_eq!(
+            keystamp_agent::identity::sign_handshake_digest(&mut d.dut, &[7; 32]),
+            Err(keystamp_agent::IdentityError::BlobUntrusted)
+        );
     }
     // The control: the same bytes with the anchor's signature are trusted at boot.
     let mut d = Dev::new(34);

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use super::CliError;
 use super::args::SimFlags;
@@ -22,6 +22,28 @@ pub struct SimArgs {
     /// Simulated-device options.
     #[command(flatten)]
     pub sim: SimFlags,
+    /// Instead of serving devices: use a provisioned one's identity.
+    #[command(subcommand)]
+    pub action: Option<SimAction>,
+}
+
+/// What to do with an already provisioned simulated device.
+#[derive(Debug, Subcommand)]
+pub enum SimAction {
+    /// Connect a provisioned simulated device to an MQTT broker over mutual TLS (the chip signs
+    /// the handshake; device + signer certificates are sent) and publish one message to
+    /// `devices/<CN>/hello`.
+    Connect {
+        /// The broker, `HOST:PORT` (e.g. 127.0.0.1:8883).
+        #[arg(long)]
+        broker: String,
+        /// The device: its certificate's CN (the chip serial); default the first provisioned.
+        #[arg(long)]
+        device: Option<String>,
+        /// PEM file of the CA (or certificate) the broker's server certificate chains to.
+        #[arg(long)]
+        ca: std::path::PathBuf,
+    },
 }
 
 /// `keystamp sim`: runs simulated devices and prints their ports until stdin closes or Ctrl-C.
@@ -31,6 +53,15 @@ pub fn sim(project_dir: &Path, args: SimArgs, out: &mut dyn Write) -> Result<(),
         .state_dir
         .clone()
         .unwrap_or_else(|| project_dir.join("sim"));
+    if let Some(SimAction::Connect { broker, device, ca }) = args.action {
+        // The chips' state is used in this process: no other run may hold it meanwhile.
+        let _lock = lock_sim_dir(&state)?;
+        let p = crate::ops::tls::sim_connect(&state, device.as_deref(), &broker, &ca)?;
+        writeln!(out, "device: {}", p.client_id.escape_debug()).map_err(CliError::Output)?;
+        writeln!(out, "topic: {}", p.topic.escape_debug()).map_err(CliError::Output)?;
+        writeln!(out, "chip-signatures: {}", p.chip_signatures).map_err(CliError::Output)?;
+        return Ok(());
+    }
     let options = args.sim.options();
     if options.link != SimLink::Pty {
         return Err(CliError::Invalid(

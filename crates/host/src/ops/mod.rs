@@ -22,6 +22,7 @@ pub mod revocation;
 pub mod run;
 pub mod sim;
 pub mod stations;
+pub mod tls;
 
 pub use lot::{LotFileError, ModeError, check_mode, issuance_policy};
 pub use project::{
@@ -95,6 +96,8 @@ pub enum OpsError {
     ExportNeedsSigner,
     /// Encoding an export as JSON failed.
     ExportJson(serde_json::Error),
+    /// Mutual TLS with a simulated device's identity failed (`sim connect`).
+    Tls(tls::TlsError),
     /// A CRL validity outside 1..=[`revocation::MAX_CRL_DAYS`] days.
     CrlDays(u32),
     /// A registry record that cannot be what it claims (its certificate DER or a time).
@@ -110,6 +113,7 @@ impl fmt::Display for OpsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Project(e) => e.fmt(f),
+            Self::Tls(e) => e.fmt(f),
             Self::Ca(e) => e.fmt(f),
             Self::Registry(e) => e.fmt(f),
             Self::Setup(e) => e.fmt(f),
@@ -190,6 +194,7 @@ impl std::error::Error for OpsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Project(e) => Some(e),
+            Self::Tls(e) => Some(e),
             Self::Ca(e) => Some(e),
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
