@@ -7,6 +7,7 @@
 
 use keystamp_wire::{BLOB_LABEL, IDENTITY_LABEL, Lifecycle, MAINTENANCE_LABEL, Request};
 
+use crate::chip::CONFIG_SIZE;
 use crate::store::sha256;
 
 /// The trust anchor: the chip slot holding the signer's public key. Written before the blob is
@@ -33,7 +34,7 @@ const SLOT_LOCKED: usize = 88;
 /// The life-cycle state the config zone's lock bytes say: Factory while the config zone is
 /// unlocked, Provisioning until both the data zone and the trust-anchor slot are locked, then
 /// Locked. Nothing but the chip decides, so it survives reboots and flash erasure.
-pub fn lifecycle(config: &[u8; 128]) -> Lifecycle {
+pub fn lifecycle(config: &[u8; CONFIG_SIZE]) -> Lifecycle {
     if config[LOCK_CONFIG] == UNLOCKED {
         return Lifecycle::Factory;
     }
@@ -47,7 +48,7 @@ pub fn lifecycle(config: &[u8; 128]) -> Lifecycle {
 }
 
 /// The chip serial number: config bytes 0–3 ‖ 8–12.
-pub fn serial(config: &[u8; 128]) -> [u8; 9] {
+pub fn serial(config: &[u8; CONFIG_SIZE]) -> [u8; 9] {
     let mut s = [0u8; 9];
     s[..4].copy_from_slice(&config[..4]);
     s[4..].copy_from_slice(&config[8..13]);
@@ -121,7 +122,7 @@ mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
 
-    fn config(lock_config: u8, lock_value: u8, slot_locked: u16) -> [u8; 128] {
+    fn config(lock_config: u8, lock_value: u8, slot_locked: u16) -> [u8; CONFIG_SIZE] {
         let mut c = [0u8; 128];
         c[LOCK_CONFIG] = lock_config;
         c[LOCK_VALUE] = lock_value;

@@ -4,10 +4,10 @@
 //! Implemented for the `keystamp-atecc` driver over any `embedded_hal` I2C bus and delay; tests
 //! and the simulator use the same implementation over the emulated chip.
 
-/// Size of the config zone.
-pub const CONFIG_SIZE: usize = 128;
-/// Size of the OTP zone.
-pub const OTP_SIZE: usize = 64;
+/// Size of the config zone (the chip layer's constant).
+pub use keystamp_atecc::zone::CONFIG_SIZE;
+/// Size of the OTP zone (the chip layer's constant).
+pub use keystamp_atecc::zone::OTP_SIZE;
 
 /// Why a chip operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,10 +6,10 @@
 
 use keystamp_certdef::{CertDef, CertView, DeviceLoc, DeviceZone, read_plan, rebuild};
 
-use crate::chip::{Chip, ChipError, slot_size};
+use crate::chip::{CONFIG_SIZE, Chip, ChipError, slot_size};
 
 /// Block size the read plan is aligned to (the chip's 32-byte reads).
-const BLOCK: u16 = 32;
+const BLOCK: u16 = keystamp_atecc::zone::BLOCK_SIZE as u16;
 /// Bytes of device data one certificate's rebuild may read (all plan entries together).
 const SCRATCH: usize = 640;
 
@@ -106,7 +106,7 @@ pub fn rebuild_cert<C: Chip>(
 ) -> Result<usize, IdentityError> {
     let plan = read_plan(def, BLOCK)?;
     let mut scratch = [0u8; SCRATCH];
-    let mut config: Option<[u8; 128]> = None;
+    let mut config: Option<[u8; CONFIG_SIZE]> = None;
     // Carve the scratch buffer into one piece per plan entry, read each from the chip.
     let mut pieces: heapless::Vec<
         (DeviceLoc, usize, usize),
@@ -155,7 +155,7 @@ fn read_loc<C: Chip>(
     chip: &mut C,
     loc: &DeviceLoc,
     dst: &mut [u8],
-    config: &mut Option<[u8; 128]>,
+    config: &mut Option<[u8; CONFIG_SIZE]>,
 ) -> Result<(), IdentityError> {
     let off = loc.offset as usize;
     match loc.zone {

@@ -40,6 +40,7 @@
 //! point-checked before anything is signed, and device text is shown only through
 //! [`crate::sanitize::device_text`].
 
+use keystamp_atecc::zone::CONFIG_SIZE;
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -68,7 +69,7 @@ pub type CnScheme = Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>;
 /// Everything every station needs, prepared once per run.
 pub struct Material {
     /// The config zone to program (128 bytes; factory and lock bytes are ignored).
-    pub config: [u8; 128],
+    pub config: [u8; CONFIG_SIZE],
     /// The definition blob the device stores (device + signer definitions + root key).
     pub blob: Vec<u8>,
     /// SHA-256 of `blob`.
@@ -1279,7 +1280,7 @@ impl<'a, P: Port> Station<'a, P> {
         }
     }
 
-    fn read_config(&mut self, step: Step) -> Result<[u8; 128], Failure> {
+    fn read_config(&mut self, step: Step) -> Result<[u8; CONFIG_SIZE], Failure> {
         match self.call(step, &Request::ReadConfig)? {
             Response::Config(c) => c
                 .as_slice()
@@ -1289,7 +1290,7 @@ impl<'a, P: Port> Station<'a, P> {
         }
     }
 
-    fn config(&mut self, hello: &HelloInfo) -> Result<[u8; 128], Failure> {
+    fn config(&mut self, hello: &HelloInfo) -> Result<[u8; CONFIG_SIZE], Failure> {
         let m = self.material;
         let target = ConfigZone::from_bytes(&m.config);
         if hello.chip.config_locked {
@@ -1338,7 +1339,7 @@ impl<'a, P: Port> Station<'a, P> {
             &format!("config locked, CRC {:04X}", back_zone.lock_crc()),
         );
         let mut locked = back;
-        locked[87] = 0x00;
+        locked[keystamp_atecc::config::LOCK_CONFIG_BYTE] = keystamp_atecc::config::LOCKED;
         Ok(locked)
     }
 
@@ -1411,7 +1412,7 @@ impl<'a, P: Port> Station<'a, P> {
 
     fn issue(
         &mut self,
-        config: &[u8; 128],
+        config: &[u8; CONFIG_SIZE],
         public_key: &[u8; 64],
     ) -> Result<(Issued, Option<CertStatus>), Failure> {
         self.check_stop()?;

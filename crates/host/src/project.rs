@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub const PROFILE_FILE: &str = "keystamp.toml";
 
 /// Size of the ATECC608 configuration zone in bytes.
-pub const CONFIG_ZONE_LEN: usize = 128;
+pub const CONFIG_ZONE_LEN: usize = keystamp_atecc::zone::CONFIG_SIZE;
 
 /// Length of an ATECC608 chip serial number in bytes (config bytes 0–3 and 8–12).
 pub const CHIP_SERIAL_LEN: usize = 9;

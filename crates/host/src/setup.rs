@@ -2,6 +2,7 @@
 //! the CA's certificates and a sample device certificate, or read from the profile's files), the
 //! definition blob, the signer certificate split for the chip, and the config zone.
 
+use keystamp_atecc::zone::CONFIG_SIZE;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -209,7 +210,7 @@ pub fn generate_definitions(
 fn check_device_definition(
     profile: &Profile,
     def: &keystamp_certdef::CertDef<'_>,
-    config: &[u8; 128],
+    config: &[u8; CONFIG_SIZE],
     signer_public_key: &[u8; 64],
     signer_id: [u8; 2],
 ) -> Result<(), SetupError> {
@@ -347,7 +348,7 @@ pub fn material(project: &Project, signer: &Signer) -> Result<Material, SetupErr
 }
 
 /// The built-in default config, or its IO-protection variant when the profile asks for it.
-pub fn default_config_bytes(profile: &Profile) -> Result<[u8; 128], SetupError> {
+pub fn default_config_bytes(profile: &Profile) -> Result<[u8; CONFIG_SIZE], SetupError> {
     let io = profile.io_protection;
     if !io.enabled {
         return Ok(keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES);
@@ -366,7 +367,7 @@ pub fn material_from_parts(
     signer: &Signer,
     device_def: CertDefBuf,
     signer_def: CertDefBuf,
-    config: [u8; 128],
+    config: [u8; CONFIG_SIZE],
     output_dir: PathBuf,
 ) -> Result<Material, SetupError> {
     let certs = signer.certs();

@@ -6,6 +6,7 @@
 //! the bytes to write — and that split rebuilds and compares, so a definition that cannot carry
 //! the certificate is caught here, before anything reaches a device.
 
+use keystamp_atecc::zone::CONFIG_SIZE;
 use keystamp_certdef::split::DeviceImage;
 use keystamp_certdef::{
     Cert, CertDef, CertView, CompressedCert, DateTime, DeviceData, DeviceLoc, DeviceZone,
@@ -97,7 +98,7 @@ pub struct DeviceCertRequest<'a> {
     /// The device certificate's definition.
     pub def: &'a CertDef<'a>,
     /// The chip's config zone (its serial number feeds serial numbers and custom elements).
-    pub config: &'a [u8; 128],
+    pub config: &'a [u8; CONFIG_SIZE],
     /// The chip-generated public key X‖Y.
     pub public_key: &'a [u8; 64],
     /// The signer (issuing CA) public key, for the authority key id.
@@ -165,7 +166,7 @@ pub fn split_for_device(
     der: Vec<u8>,
     ca_public_key: Option<&[u8; 64]>,
     device_sn: Option<&[u8; 9]>,
-    config: Option<&[u8; 128]>,
+    config: Option<&[u8; CONFIG_SIZE]>,
 ) -> Result<Issued, IssueError> {
     let mut image = DeviceImage::default();
     if let Some(c) = config {
