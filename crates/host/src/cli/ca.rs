@@ -22,6 +22,50 @@ pub enum CaCommand {
     Check,
     /// Write the signer's CRL: every revoked and superseded device certificate.
     Crl(CrlArgs),
+    /// Move the signer into a PKCS#11 token: generate its key there (non-extractable), have the
+    /// root certify it, and record `[ca.pkcs11]` in keystamp.toml. PIN: KEYSTAMP_PKCS11_PIN or
+    /// a prompt.
+    SignerToToken(SignerToTokenArgs),
+    /// Write a verification certificate (cloud proof of possession): subject CN = the code
+    /// Azure DPS / IoT Hub or AWS IoT gave, signed by the chosen CA key.
+    VerificationCert(VerificationCertArgs),
+}
+
+/// `keystamp ca signer-to-token`.
+#[derive(Debug, Args)]
+pub struct SignerToTokenArgs {
+    /// The token vendor's PKCS#11 module (.so).
+    #[arg(long)]
+    pub module: PathBuf,
+    /// Label of the token.
+    #[arg(long)]
+    pub token: String,
+    /// Label for the new signer key pair in the token.
+    #[arg(long, default_value = "keystamp-signer")]
+    pub key_label: String,
+}
+
+/// Which CA key signs a verification certificate.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CaChoice {
+    /// The root.
+    Root,
+    /// The signer.
+    Signer,
+}
+
+/// `keystamp ca verification-cert`.
+#[derive(Debug, Args)]
+pub struct VerificationCertArgs {
+    /// The verification (Azure) or registration (AWS) code.
+    #[arg(long)]
+    pub code: String,
+    /// Which CA to prove possession of.
+    #[arg(long = "ca", value_enum, default_value = "signer")]
+    pub which: CaChoice,
+    /// Write the PEM certificate to this file (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `keystamp ca crl`.
@@ -44,7 +88,60 @@ pub fn run(dir: &Path, cmd: CaCommand, out: &mut dyn Write) -> Result<(), CliErr
         CaCommand::Show(f) => ca_show(dir, f.json, out),
         CaCommand::Check => ca_check(dir, out),
         CaCommand::Crl(a) => ca_crl(dir, &a, out),
+        CaCommand::SignerToToken(a) => ca_signer_to_token(dir, a, out),
+        CaCommand::VerificationCert(a) => ca_verification_cert(dir, &a, out),
     }
+}
+
+fn ca_signer_to_token(
+    dir: &Path,
+    args: SignerToTokenArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let project = Project::open(dir)?;
+    let cfg = crate::project::Pkcs11Section {
+        module: args.module,
+        token: args.token,
+        key_label: args.key_label,
+    };
+    let signer = ops::pkcs11::signer_to_token(&project, &cfg)?;
+    let cn = ca::common_name(signer.cert.tbs_certificate().subject()).unwrap_or_default();
+    (|| {
+        writeln!(out, "signer: {}", cn.escape_debug())?;
+        writeln!(
+            out,
+            "signer.sha256: {}",
+            ca::colon_hex(&signer.fingerprint())
+        )?;
+        writeln!(
+            out,
+            "the old software key is {}: destroy it once the token works",
+            project.ca_dir().join(ca::RETIRED_SIGNER_KEY).display()
+        )
+    })()
+    .map_err(io_err)
+}
+
+fn ca_verification_cert(
+    dir: &Path,
+    args: &VerificationCertArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let project = Project::open(dir)?;
+    let which = match args.which {
+        CaChoice::Root => ops::pkcs11::VerificationCa::Root,
+        CaChoice::Signer => ops::pkcs11::VerificationCa::Signer,
+    };
+    let cert = ops::pkcs11::verification_cert(&project, which, &args.code)?;
+    let pem = cert.to_pem();
+    let Some(path) = &args.out else {
+        return out.write_all(pem.as_bytes()).map_err(io_err);
+    };
+    std::fs::write(path, pem).map_err(|source| ops::OpsError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    writeln!(out, "verification certificate: {}", path.display()).map_err(io_err)
 }
 
 fn ca_crl(dir: &Path, args: &CrlArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -147,7 +244,10 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
             "unencrypted"
         },
         root_key: ca::key_protection(&project.ca_dir(), CaKey::Root)?.to_string(),
-        signer_key: ca::key_protection(&project.ca_dir(), CaKey::Signer)?.to_string(),
+        signer_key: match &project.profile.ca.pkcs11 {
+            Some(p) => format!("PKCS#11 token {:?}, key {:?}", p.token, p.key_label),
+            None => ca::key_protection(&project.ca_dir(), CaKey::Signer)?.to_string(),
+        },
         ca_dir: project.ca_dir().display().to_string(),
     };
     if json {

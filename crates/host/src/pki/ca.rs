@@ -17,7 +17,6 @@ use std::time::SystemTime;
 use der::asn1::{GeneralizedTime, ObjectIdentifier};
 use der::pem::LineEnding;
 use der::{Any, DateTime, Decode, DecodePem, Encode, EncodePem, Tag};
-use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::elliptic_curve::Generate;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
@@ -38,7 +37,9 @@ use x509_cert::time::{Time, Validity};
 use zeroize::Zeroizing;
 
 use crate::pki::passphrase;
+use crate::pki::pkcs11::TokenKey;
 use crate::pki::protection::{self, Protection};
+use crate::pki::signer_key::SignerKey;
 use crate::project::CaSection;
 
 /// Environment variable that supplies one passphrase for both CA keys (the fallback when the
@@ -381,7 +382,8 @@ impl CaCerts {
         let paths = CaPaths::new(dir);
         let root = CaCert::read(&paths.root_cert)?;
         let signer = CaCert::read(&paths.signer_cert)?;
-        let keys_encrypted = is_encrypted(&paths.signer_key)?;
+        // A signer whose key is in a PKCS#11 token has no signer.key.
+        let keys_encrypted = paths.signer_key.exists() && is_encrypted(&paths.signer_key)?;
         Ok(Self {
             root,
             signer,
@@ -497,7 +499,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), CaError> {
 
 /// The signer, unlocked: signs device certificates.
 pub struct Signer {
-    key: SigningKey,
+    key: SignerKey,
     certs: CaCerts,
 }
 
@@ -515,13 +517,28 @@ impl Signer {
     pub fn unlock(dir: &Path, passphrase: Option<&str>) -> Result<Self, CaError> {
         let certs = CaCerts::load(dir)?;
         let key = read_key(dir, CaKey::Signer, passphrase)?;
-        let ours = verifying_key_xy(key.verifying_key());
-        if ours != certs.signer_public_key()? {
-            return Err(CaError::Mismatch(
-                "signer.key does not belong to signer.pem".into(),
-            ));
+        Self::with_key(certs, SignerKey::Software(key), "signer.key")
+    }
+
+    /// Loads the CA certificates and uses the signer key in a PKCS#11 token (already logged
+    /// in). Checks that the token's key belongs to the signer certificate.
+    pub fn with_token(dir: &Path, token: TokenKey) -> Result<Self, CaError> {
+        let certs = CaCerts::load(dir)?;
+        Self::with_key(certs, SignerKey::Token(token), "the token's signer key")
+    }
+
+    fn with_key(certs: CaCerts, key: SignerKey, what: &str) -> Result<Self, CaError> {
+        if verifying_key_xy(&key.verifying_key()) != certs.signer_public_key()? {
+            return Err(CaError::Mismatch(format!(
+                "{what} does not belong to signer.pem"
+            )));
         }
         Ok(Self { key, certs })
+    }
+
+    /// The signer's private key (software or token).
+    pub fn key(&self) -> &SignerKey {
+        &self.key
     }
 
     /// The CA certificates.
@@ -532,12 +549,7 @@ impl Signer {
     /// Signs a SHA-256 digest (e.g. a device certificate's TBS digest) and returns the raw
     /// signature R‖S, 32 bytes each — the form a compressed certificate stores.
     pub fn sign_digest(&self, digest: &[u8; 32]) -> Result<[u8; 64], CaError> {
-        let sig: Signature = self.key.sign_prehash(digest).map_err(build_err)?;
-        // Low-S form: some verifiers (and the chip's own Verify) accept either, none rejects it.
-        let sig = sig.normalize_s();
-        let mut out = [0u8; 64];
-        out.copy_from_slice(&sig.to_bytes());
-        Ok(out)
+        self.key.sign_prehash(digest).map_err(build_err)
     }
 
     /// Signs `message` (ECDSA P-256 with SHA-256, low S) and returns the DER signature: what an
@@ -735,7 +747,7 @@ fn build_cert(
     serial: &[u8],
     validity: Validity,
     subject_key: &VerifyingKey,
-    issuer_key: &SigningKey,
+    issuer_key: &SignerKey,
 ) -> Result<CaCert, CaError> {
     let spki = SubjectPublicKeyInfoOwned::from_key(subject_key).map_err(build_err)?;
     let serial = SerialNumber::new(serial).map_err(build_err)?;
@@ -771,7 +783,7 @@ pub fn create(
 
     let root_key = SigningKey::try_generate().map_err(build_err)?;
     let signer_key = SigningKey::try_generate().map_err(build_err)?;
-    let signer_id: [u8; 2] = random_bytes()?;
+    let root_signer = SignerKey::Software(root_key.clone());
 
     let (root_start, root_end) = whole_year_validity(now, settings.root_validity_years)?;
     let root_name = ca_name(&settings.organization, &settings.root_cn)?;
@@ -787,26 +799,14 @@ pub fn create(
         &root_serial,
         validity(root_start, root_end),
         root_key.verifying_key(),
-        &root_key,
+        &root_signer,
     )?;
-
-    let (signer_start, signer_end) = whole_year_validity(now, settings.signer_validity_years)?;
-    let signer_cn = format!(
-        "{} {}",
-        settings.signer_cn_prefix,
-        hex::encode_upper(signer_id)
-    );
-    let signer = build_cert(
-        IssueProfile {
-            subject: ca_name(&settings.organization, &signer_cn)?,
-            issuer: Some(root_name),
-            role: Role::Ca { path_len: Some(0) },
-        },
-        // cryptoauthlib SNSRC_SIGNER_ID: 0x40 ‖ signer id.
-        &[0x40, signer_id[0], signer_id[1]],
-        validity(signer_start, signer_end),
+    let signer = certify_signer(
+        settings,
+        &root,
+        &root_signer,
         signer_key.verifying_key(),
-        &root_key,
+        now,
     )?;
 
     write_key(&paths.root_key, &root_key, &protection.root)?;
@@ -820,6 +820,86 @@ pub fn create(
         signer,
         keys_encrypted: matches!(protection.signer, KeyProtection::Passphrase(_)),
     })
+}
+
+/// Issues a signer certificate for `signer_public` under `root` (a fresh random signer id in
+/// the CN, serial `0x40 ‖ signer id`, validity from `settings`), signed by `root_key`.
+pub fn certify_signer(
+    settings: &CaSection,
+    root: &CaCert,
+    root_key: &SignerKey,
+    signer_public: &VerifyingKey,
+    now: SystemTime,
+) -> Result<CaCert, CaError> {
+    let signer_id: [u8; 2] = random_bytes()?;
+    let (signer_start, signer_end) = whole_year_validity(now, settings.signer_validity_years)?;
+    let signer_cn = format!(
+        "{} {}",
+        settings.signer_cn_prefix,
+        hex::encode_upper(signer_id)
+    );
+    build_cert(
+        IssueProfile {
+            subject: ca_name(&settings.organization, &signer_cn)?,
+            issuer: Some(root.cert.tbs_certificate().subject().clone()),
+            role: Role::Ca { path_len: Some(0) },
+        },
+        // cryptoauthlib SNSRC_SIGNER_ID: 0x40 ‖ signer id.
+        &[0x40, signer_id[0], signer_id[1]],
+        validity(signer_start, signer_end),
+        signer_public,
+        root_key,
+    )
+}
+
+/// Issues an end-entity certificate `subject` for `subject_key` under the CA certificate
+/// `issuer` (whose key is `issuer_key`): a random positive 16-byte serial, whole-hour dates
+/// `years` long, the device extensions. Verification certificates use this.
+pub fn issue_end_entity(
+    issuer: &CaCert,
+    issuer_key: &SignerKey,
+    subject: Name,
+    subject_key: &VerifyingKey,
+    years: u8,
+    now: SystemTime,
+) -> Result<CaCert, CaError> {
+    let (start, end) = whole_year_validity(now, years)?;
+    let mut serial: [u8; 16] = random_bytes()?;
+    serial[0] = (serial[0] & 0x7F) | 0x40;
+    build_cert(
+        IssueProfile {
+            subject,
+            issuer: Some(issuer.cert.tbs_certificate().subject().clone()),
+            role: Role::Device,
+        },
+        &serial,
+        validity(start, end),
+        subject_key,
+        issuer_key,
+    )
+}
+
+/// Where the software signer key goes when the signer moves into a token: kept (not deleted)
+/// so that an operator can destroy it deliberately after checking the token works.
+pub const RETIRED_SIGNER_KEY: &str = "signer.key.retired";
+
+/// Makes `signer` the CA's signer certificate after its key moved into a token: the software
+/// `signer.key` (if any) is renamed to [`RETIRED_SIGNER_KEY`] (refused if one is already
+/// there) and `signer.pem` is replaced.
+pub fn install_token_signer(dir: &Path, signer: &CaCert) -> Result<(), CaError> {
+    let paths = CaPaths::new(dir);
+    let retired = dir.join(RETIRED_SIGNER_KEY);
+    if paths.signer_key.exists() {
+        if retired.exists() {
+            return Err(CaError::Exists(retired));
+        }
+        std::fs::rename(&paths.signer_key, &retired)
+            .map_err(|e| CaError::Io(paths.signer_key.clone(), e))?;
+    }
+    // Write beside, then rename: a crash leaves either the old or the new signer.pem.
+    let tmp = dir.join("signer.pem.new");
+    std::fs::write(&tmp, signer.to_pem()).map_err(|e| CaError::Io(tmp.clone(), e))?;
+    std::fs::rename(&tmp, &paths.signer_cert).map_err(|e| CaError::Io(paths.signer_cert, e))
 }
 
 /// Verifies that `cert` is signed (ECDSA P-256 with SHA-256) by the key `issuer_public_key` (X‖Y).
