@@ -250,3 +250,102 @@ fn verification_certificates_chain_to_their_ca_and_carry_the_code() {
     assert_eq!(subject_cn(svc), azure);
     assert_eq!(subject_cn(rvc), aws);
 }
+
+/// Set (to the module path) only in the child process that runs
+/// [`token_key_refuses_export_in_child`] with the token's SOFTHSM2_CONF.
+const CHILD_ENV: &str = "KEYSTAMP_TEST_SOFTHSM_MODULE";
+
+#[test]
+fn the_token_signer_key_cannot_be_read_or_wrapped_out() {
+    let Some(hsm) = SoftHsm::new("non-extractable signer key") else {
+        return;
+    };
+    // SoftHSM2 reads SOFTHSM2_CONF when the module initializes; a child process gets the
+    // token's configuration without changing this process's environment.
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "token_key_refuses_export_in_child",
+            "--nocapture",
+        ])
+        .env("SOFTHSM2_CONF", hsm.conf())
+        .env(CHILD_ENV, hsm.module_arg())
+        .output()
+        .expect("child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("1 passed"), "child ran no test: {text}");
+    assert!(text.contains("export refused"), "{text}");
+}
+
+#[test]
+fn token_key_refuses_export_in_child() {
+    use cryptoki::error::{Error as CkError, RvError};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::{Attribute, AttributeType};
+    use keystamp::pki::pkcs11::TokenKey;
+
+    let Ok(module) = std::env::var(CHILD_ENV) else {
+        return; // Only meaningful inside the parent test's child process.
+    };
+    let cfg = keystamp::project::Pkcs11Section {
+        module: module.into(),
+        token: LABEL.into(),
+        key_label: "nx".into(),
+    };
+    let pin = cryptoki::types::AuthPin::from(PIN.to_string());
+    let key = TokenKey::generate(&cfg, &pin).expect("generate in token");
+    key.with_session(|s| {
+        let attrs = s
+            .get_attributes(
+                key.private_handle(),
+                &[
+                    AttributeType::Value,
+                    AttributeType::Extractable,
+                    AttributeType::Sensitive,
+                    AttributeType::NeverExtractable,
+                ],
+            )
+            .expect("C_GetAttributeValue");
+        // CKA_VALUE of a sensitive key comes back as "attribute sensitive", i.e. absent.
+        assert!(
+            !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
+            "the token handed out CKA_VALUE"
+        );
+        assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
+        assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
+        assert!(
+            attrs.contains(&Attribute::NeverExtractable(true)),
+            "{attrs:?}"
+        );
+        let wrapping = s
+            .generate_key(
+                &Mechanism::AesKeyGen,
+                &[
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Wrap(true),
+                    Attribute::Token(false),
+                ],
+            )
+            .expect("AES wrapping key");
+        let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, key.private_handle());
+        assert!(
+            matches!(wrapped, Err(CkError::Pkcs11(RvError::KeyUnextractable, _))),
+            "wrapping the signer key: {wrapped:?}"
+        );
+    });
+    // Once the session is closed (PKCS#11 logins are per application while a session is
+    // open), a wrong PIN is refused with the typed error.
+    drop(key);
+    let wrong = cryptoki::types::AuthPin::from("000000".to_string());
+    let e = TokenKey::open(&cfg, &wrong).expect_err("wrong PIN");
+    assert!(
+        matches!(e, keystamp::pki::pkcs11::Pkcs11Error::WrongPin(_)),
+        "{e}"
+    );
+    println!("export refused");
+}
