@@ -115,6 +115,16 @@ fn token_signer_provisions_devices_whose_chains_openssl_verifies() {
         .output()
         .expect("show"));
     assert!(field(&show, "signer.key").contains("PKCS#11"), "{show}");
+    let check = ok(ks(dir, &hsm, PIN)
+        .args(["ca", "check"])
+        .output()
+        .expect("check"));
+    assert_eq!(field(&check, "signer"), "ok", "{check}");
+    let o = ks(dir, &hsm, "000000")
+        .args(["ca", "check"])
+        .output()
+        .expect("check");
+    assert!(err_line(&o).contains("refused the PIN"));
 
     for (i, seed) in [(0, 301u64), (1, 302)] {
         let dev = sim_device(dir, &format!("tok{i}"), seed);

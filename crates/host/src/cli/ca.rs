@@ -269,14 +269,27 @@ fn ca_check(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let project = Project::open(dir)?;
     let ca_dir = project.ca_dir();
     let root_pass = ops::project::key_passphrase(&ca_dir, CaKey::Root)?;
-    let signer_pass = ops::project::key_passphrase(&ca_dir, CaKey::Signer)?;
-    let certs = ca::check(
-        &ca_dir,
-        root_pass.as_deref().map(String::as_str),
-        signer_pass.as_deref().map(String::as_str),
-    )?;
+    let root_pass = root_pass.as_deref().map(String::as_str);
+    let (certs, signer_protection) = match &project.profile.ca.pkcs11 {
+        // The token's signer: logging in and matching its key to signer.pem is the check.
+        Some(p) => (
+            ca::check_with(ops::unlock(&project)?, &ca_dir, root_pass)?,
+            format!("PKCS#11 token {:?}, key {:?}", p.token, p.key_label),
+        ),
+        None => {
+            let signer_pass = ops::project::key_passphrase(&ca_dir, CaKey::Signer)?;
+            let certs = ca::check(
+                &ca_dir,
+                root_pass,
+                signer_pass.as_deref().map(String::as_str),
+            )?;
+            (
+                certs,
+                ca::key_protection(&ca_dir, CaKey::Signer)?.to_string(),
+            )
+        }
+    };
     let root_protection = ca::key_protection(&ca_dir, CaKey::Root)?;
-    let signer_protection = ca::key_protection(&ca_dir, CaKey::Signer)?;
     (|| {
         writeln!(out, "root: ok")?;
         writeln!(out, "signer: ok")?;

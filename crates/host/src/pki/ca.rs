@@ -921,7 +921,21 @@ pub fn check(
     root_passphrase: Option<&str>,
     signer_passphrase: Option<&str>,
 ) -> Result<CaCerts, CaError> {
-    let signer = Signer::unlock(dir, signer_passphrase)?;
+    check_with(
+        Signer::unlock(dir, signer_passphrase)?,
+        dir,
+        root_passphrase,
+    )
+}
+
+/// [`check`] with the signer already unlocked (e.g. from its PKCS#11 token): the root
+/// passphrase opens the root key, the root key belongs to its certificate, the root is
+/// self-signed and the signer is signed by the root.
+pub fn check_with(
+    signer: Signer,
+    dir: &Path,
+    root_passphrase: Option<&str>,
+) -> Result<CaCerts, CaError> {
     let certs = signer.certs;
     let root_key = unlock_root(dir, root_passphrase)?;
     let root_xy = certs.root_public_key()?;

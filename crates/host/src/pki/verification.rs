@@ -106,3 +106,22 @@ pub fn verification_certificate(
         now,
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_checked_before_they_become_a_cn() {
+        // Azure's verification codes are hex, AWS's registration codes 64 hex digits.
+        check_code("1A2B3C4D5E6F708192A3B4C5D6E7F8091A2B3C4D5E6F7081").expect("azure");
+        check_code(&"a".repeat(MAX_CODE_LEN)).expect("64 characters");
+        for bad in ["", "CN=x,O=y", "code with space", "\u{202e}abc", "ab\ncd"] {
+            assert!(
+                matches!(check_code(bad), Err(VerificationError::BadCode(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(check_code(&"a".repeat(MAX_CODE_LEN + 1)).is_err());
+    }
+}
