@@ -8,7 +8,7 @@
 //! |---|---|
 //! | [`cli`] | the `keystamp` command line: one file per top-level command (`init`, `ca`, `registry`, `lot`, `certdef`, `provision`, `verify`, `sim`, `demo`), argument types, output (tables, JSON), and the edge error [`cli::CliError`]. Parsing and printing only. |
 //! | [`ops`] | what a command does: create a project and record its signer, unlock the signer, start simulated devices, run stations, count results, certificate-definition operations (C export), lots and the production checks ([`ops::lot`]). |
-//! | [`pki`] | the CA ([`pki::ca`]), the offline root ceremony ([`pki::ceremony`]), imported CAs ([`pki::byo`]), issuing device certificates ([`pki::issue`]), definitions from sample certificates ([`pki::from_cert`]), passphrases ([`pki::passphrase`]). |
+//! | [`pki`] | the CA ([`pki::ca`]), the offline root ceremony ([`pki::ceremony`]), imported CAs ([`pki::byo`]), issuing device certificates ([`pki::issue`]), definitions from sample certificates ([`pki::from_cert`]), passphrases ([`pki::passphrase`]), the signer key in software or a PKCS#11 token ([`pki::signer_key`], [`pki::pkcs11`]), verification certificates ([`pki::verification`]). |
 //! | [`engine`] | one station's provisioning and verification of one device. |
 //! | [`link`] | the framed serial link to a device; serial ports by OS name, in-process ports ([`link::inproc`]). |
 //! | [`sim`] | simulated devices: the real agent on emulated chips behind pseudo-terminals or in-process ports. |

@@ -241,6 +241,22 @@ pub struct CaSection {
     pub root_validity_years: u8,
     /// Signer certificate validity in whole years.
     pub signer_validity_years: u8,
+    /// `[ca.pkcs11]`: the signer key lives in a PKCS#11 token instead of `signer.key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<Pkcs11Section>,
+}
+
+/// `[ca.pkcs11]`: where the signer key lives when it is in a PKCS#11 token. The PIN is never
+/// stored here (it comes from `KEYSTAMP_PKCS11_PIN` or a prompt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Section {
+    /// Path of the token vendor's PKCS#11 module (`.so`).
+    pub module: PathBuf,
+    /// Label of the token.
+    pub token: String,
+    /// Label (`CKA_LABEL`) of the signer key pair in the token.
+    pub key_label: String,
 }
 
 /// `[registry]`: the SQLite registry file.
@@ -302,6 +318,7 @@ impl Default for CaSection {
             signer_cn_prefix: "keystamp Signer".into(),
             root_validity_years: 40,
             signer_validity_years: 30,
+            pkcs11: None,
         }
     }
 }
@@ -640,6 +657,7 @@ impl Profile {
              signer_cn_prefix = {signer_prefix}\n\
              root_validity_years = {root_years}\n\
              signer_validity_years = {signer_years}\n\
+             {pkcs11}\
              \n\
              [registry]\n\
              # SQLite database: devices, certificates, stations, audit log.\n\
@@ -679,6 +697,17 @@ impl Profile {
             signer_prefix = q(&self.ca.signer_cn_prefix),
             root_years = self.ca.root_validity_years,
             signer_years = self.ca.signer_validity_years,
+            pkcs11 = match &self.ca.pkcs11 {
+                Some(t) => format!(
+                    "\n[ca.pkcs11]\n# The signer key is in this PKCS#11 token (no signer.key); the PIN \
+                     comes from\n# KEYSTAMP_PKCS11_PIN or a prompt.\nmodule = {}\ntoken = {}\n\
+                     key_label = {}\n",
+                    p(&t.module),
+                    q(&t.token),
+                    q(&t.key_label)
+                ),
+                None => String::new(),
+            },
             registry = p(&self.registry.path),
             registry_id = match &self.registry.id {
                 Some(id) => format!(

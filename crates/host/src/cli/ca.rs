@@ -39,6 +39,50 @@ pub enum CaCommand {
     /// Create the project from an existing CA: the company's root certificate, a signer
     /// certificate it issued and the signer's key.
     Import(ImportArgs),
+    /// Move the signer into a PKCS#11 token: generate its key there (non-extractable), have the
+    /// root certify it, and record `[ca.pkcs11]` in keystamp.toml. PIN: KEYSTAMP_PKCS11_PIN or
+    /// a prompt.
+    SignerToToken(SignerToTokenArgs),
+    /// Write a verification certificate (cloud proof of possession): subject CN = the code
+    /// Azure DPS / IoT Hub or AWS IoT gave, signed by the chosen CA key.
+    VerificationCert(VerificationCertArgs),
+}
+
+/// `keystamp ca signer-to-token`.
+#[derive(Debug, Args)]
+pub struct SignerToTokenArgs {
+    /// The token vendor's PKCS#11 module (.so).
+    #[arg(long)]
+    pub module: PathBuf,
+    /// Label of the token.
+    #[arg(long)]
+    pub token: String,
+    /// Label for the new signer key pair in the token.
+    #[arg(long, default_value = "keystamp-signer")]
+    pub key_label: String,
+}
+
+/// Which CA key signs a verification certificate.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CaChoice {
+    /// The root.
+    Root,
+    /// The signer.
+    Signer,
+}
+
+/// `keystamp ca verification-cert`.
+#[derive(Debug, Args)]
+pub struct VerificationCertArgs {
+    /// The verification (Azure) or registration (AWS) code.
+    #[arg(long)]
+    pub code: String,
+    /// Which CA to prove possession of.
+    #[arg(long = "ca", value_enum, default_value = "signer")]
+    pub which: CaChoice,
+    /// Write the PEM certificate to this file (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `keystamp ca init-root`.
@@ -138,7 +182,60 @@ pub fn run(dir: &Path, cmd: CaCommand, out: &mut dyn Write) -> Result<(), CliErr
         CaCommand::SignSigner(a) => sign_signer(dir, &a, out),
         CaCommand::ImportSigner(a) => import_signer(dir, a, out),
         CaCommand::Import(a) => import(dir, a, out),
+        CaCommand::SignerToToken(a) => ca_signer_to_token(dir, a, out),
+        CaCommand::VerificationCert(a) => ca_verification_cert(dir, &a, out),
     }
+}
+
+fn ca_signer_to_token(
+    dir: &Path,
+    args: SignerToTokenArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let project = Project::open(dir)?;
+    let cfg = crate::project::Pkcs11Section {
+        module: args.module,
+        token: args.token,
+        key_label: args.key_label,
+    };
+    let signer = ops::pkcs11::signer_to_token(&project, &cfg)?;
+    let cn = ca::common_name(signer.cert.tbs_certificate().subject()).unwrap_or_default();
+    (|| {
+        writeln!(out, "signer: {}", cn.escape_debug())?;
+        writeln!(
+            out,
+            "signer.sha256: {}",
+            ca::colon_hex(&signer.fingerprint())
+        )?;
+        writeln!(
+            out,
+            "the old software key is {}: destroy it once the token works",
+            project.ca_dir().join(ca::RETIRED_SIGNER_KEY).display()
+        )
+    })()
+    .map_err(io_err)
+}
+
+fn ca_verification_cert(
+    dir: &Path,
+    args: &VerificationCertArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let project = Project::open(dir)?;
+    let which = match args.which {
+        CaChoice::Root => ops::pkcs11::VerificationCa::Root,
+        CaChoice::Signer => ops::pkcs11::VerificationCa::Signer,
+    };
+    let cert = ops::pkcs11::verification_cert(&project, which, &args.code)?;
+    let pem = cert.to_pem();
+    let Some(path) = &args.out else {
+        return out.write_all(pem.as_bytes()).map_err(io_err);
+    };
+    std::fs::write(path, pem).map_err(|source| ops::OpsError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    writeln!(out, "verification certificate: {}", path.display()).map_err(io_err)
 }
 
 fn ca_crl(dir: &Path, args: &CrlArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -241,7 +338,7 @@ fn ca_show(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> 
             "unencrypted"
         },
         root_key: root_key_protection(&project.ca_dir())?,
-        signer_key: ca::key_protection(&project.ca_dir(), CaKey::Signer)?.to_string(),
+        signer_key: signer_key_protection(&project)?,
         ca_dir: project.ca_dir().display().to_string(),
     };
     if json {
@@ -267,14 +364,20 @@ fn ca_check(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     } else {
         None
     };
-    let signer_pass = ops::project::key_passphrase(&ca_dir, CaKey::Signer)?;
-    let certs = ca::check(
-        &ca_dir,
-        root_pass.as_deref().map(String::as_str),
-        signer_pass.as_deref().map(String::as_str),
-    )?;
+    let root_pass = root_pass.as_deref().map(String::as_str);
+    let certs = if project.profile.ca.pkcs11.is_some() {
+        // The token's signer: logging in and matching its key to signer.pem is the check.
+        ca::check_with(ops::unlock(&project)?, &ca_dir, root_pass)?
+    } else {
+        let signer_pass = ops::project::key_passphrase(&ca_dir, CaKey::Signer)?;
+        ca::check(
+            &ca_dir,
+            root_pass,
+            signer_pass.as_deref().map(String::as_str),
+        )?
+    };
     let root_protection = root_key_protection(&ca_dir)?;
-    let signer_protection = ca::key_protection(&ca_dir, CaKey::Signer)?;
+    let signer_protection = signer_key_protection(&project)?;
     (|| {
         writeln!(out, "root: ok")?;
         writeln!(out, "signer: ok")?;
@@ -304,6 +407,14 @@ fn root_key_protection(ca_dir: &Path) -> Result<String, CliError> {
         return Ok(OFFLINE.into());
     }
     Ok(ca::key_protection(ca_dir, CaKey::Root)?.to_string())
+}
+
+/// What protects the signer key: its PKCS#11 token, or the key file's protection.
+fn signer_key_protection(project: &Project) -> Result<String, CliError> {
+    Ok(match &project.profile.ca.pkcs11 {
+        Some(p) => format!("PKCS#11 token {:?}, key {:?}", p.token, p.key_label),
+        None => ca::key_protection(&project.ca_dir(), CaKey::Signer)?.to_string(),
+    })
 }
 
 /// How `ca show` and `ca check` name a root key kept on the offline machine.

@@ -181,7 +181,8 @@ pub fn check_mode(project: &Project, simulate: bool) -> Result<(), OpsError> {
         return Err(ModeError::Simulate.into());
     }
     let ca_dir = project.ca_dir();
-    if !ca::keys_encrypted(&ca_dir)? {
+    // A signer key in a PKCS#11 token counts as protected (the token guards it with its PIN).
+    if project.profile.ca.pkcs11.is_none() && !ca::keys_encrypted(&ca_dir)? {
         return Err(ModeError::UnencryptedKeys(ca_dir).into());
     }
     let certs = ca::CaCerts::load(&ca_dir)?;

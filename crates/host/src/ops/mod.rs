@@ -10,6 +10,8 @@ use crate::pki::ca::CaError;
 use crate::pki::ceremony::CeremonyError;
 use crate::pki::crl::CrlError;
 use crate::pki::passphrase::PassphraseError;
+use crate::pki::pkcs11::Pkcs11Error;
+use crate::pki::verification::VerificationError;
 use crate::project::{PROFILE_FILE, ProjectError};
 use crate::registry::RegistryError;
 use crate::setup::SetupError;
@@ -17,6 +19,7 @@ use crate::setup::SetupError;
 pub mod certdef;
 pub mod export;
 pub mod lot;
+pub mod pkcs11;
 pub mod project;
 pub mod revocation;
 pub mod run;
@@ -46,6 +49,10 @@ pub enum OpsError {
     Setup(SetupError),
     /// The CA passphrase could not be read.
     Passphrase(PassphraseError),
+    /// The signer's PKCS#11 token: loading, PIN, key.
+    Pkcs11(Pkcs11Error),
+    /// A verification certificate could not be made.
+    Verification(VerificationError),
     /// A file or directory could not be created or written.
     Io {
         /// The file or directory.
@@ -118,6 +125,8 @@ impl fmt::Display for OpsError {
             Self::Registry(e) => e.fmt(f),
             Self::Setup(e) => e.fmt(f),
             Self::Passphrase(e) => e.fmt(f),
+            Self::Pkcs11(e) => e.fmt(f),
+            Self::Verification(e) => e.fmt(f),
             Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Self::NoRegistry(path) => write!(
                 f,
@@ -199,6 +208,8 @@ impl std::error::Error for OpsError {
             Self::Registry(e) => Some(e),
             Self::Setup(e) => Some(e),
             Self::Passphrase(e) => Some(e),
+            Self::Pkcs11(e) => Some(e),
+            Self::Verification(e) => Some(e),
             Self::NoRegistry(_)
             | Self::MissingPorts(_)
             | Self::SimDirInUse { .. }
@@ -221,6 +232,18 @@ impl std::error::Error for OpsError {
 impl From<ProjectError> for OpsError {
     fn from(e: ProjectError) -> Self {
         Self::Project(e)
+    }
+}
+
+impl From<Pkcs11Error> for OpsError {
+    fn from(e: Pkcs11Error) -> Self {
+        Self::Pkcs11(e)
+    }
+}
+
+impl From<VerificationError> for OpsError {
+    fn from(e: VerificationError) -> Self {
+        Self::Verification(e)
     }
 }
 

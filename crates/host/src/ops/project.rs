@@ -222,9 +222,14 @@ pub fn regenerate_definitions(project: &Project) -> Result<(PathBuf, PathBuf), O
     Ok((device_path, signer_path))
 }
 
-/// Unlocks the project's signer, asking for the signer key's passphrase when it is encrypted.
+/// Unlocks the project's signer, asking for the signer key's passphrase when it is encrypted,
+/// or logging in to its PKCS#11 token (`[ca.pkcs11]`) with the PIN from the environment or a
+/// prompt. A wrong passphrase or PIN fails here, before any port or device is touched.
 pub fn unlock(project: &Project) -> Result<Signer, OpsError> {
     let dir = project.ca_dir();
+    if let Some(cfg) = &project.profile.ca.pkcs11 {
+        return super::pkcs11::unlock_token(&dir, cfg);
+    }
     let pass = key_passphrase(&dir, CaKey::Signer)?;
     Ok(Signer::unlock(&dir, pass.as_ref().map(|p| p.as_str()))?)
 }

@@ -201,6 +201,7 @@ pub fn import(
 mod tests {
     use super::*;
     use crate::pki::ca::{DeviceCertRequest, Signer};
+    use crate::pki::signer_key::SignerKey;
     use crate::project::CaSection;
     use p256::elliptic_curve::Generate;
     use std::time::SystemTime;
@@ -252,7 +253,7 @@ mod tests {
         let root_key = ca::unlock_root(dir.path(), None).expect("root key");
         let signer_key = SigningKey::try_generate().expect("key");
         let cert = ca::issue_signer(
-            &root_key,
+            &SignerKey::Software(root_key),
             &signer.certs().root,
             ca::ca_name("Acme", "Acme Signer").expect("name"),
             signer_key.verifying_key(),

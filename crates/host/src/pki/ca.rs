@@ -17,7 +17,6 @@ use std::time::SystemTime;
 use der::asn1::{GeneralizedTime, ObjectIdentifier};
 use der::pem::LineEnding;
 use der::{Any, DateTime, Decode, DecodePem, Encode, EncodePem, Tag};
-use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::elliptic_curve::Generate;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
@@ -38,7 +37,9 @@ use x509_cert::time::{Time, Validity};
 use zeroize::Zeroizing;
 
 use crate::pki::passphrase;
+use crate::pki::pkcs11::TokenKey;
 use crate::pki::protection::{self, Protection};
+use crate::pki::signer_key::SignerKey;
 use crate::project::CaSection;
 
 /// Environment variable that supplies one passphrase for both CA keys (the fallback when the
@@ -383,7 +384,8 @@ impl CaCerts {
         let paths = CaPaths::new(dir);
         let root = CaCert::read(&paths.root_cert)?;
         let signer = CaCert::read(&paths.signer_cert)?;
-        let keys_encrypted = is_encrypted(&paths.signer_key)?;
+        // A signer whose key is in a PKCS#11 token has no signer.key.
+        let keys_encrypted = paths.signer_key.exists() && is_encrypted(&paths.signer_key)?;
         Ok(Self {
             root,
             signer,
@@ -549,7 +551,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), CaError> {
 
 /// The signer, unlocked: signs device certificates.
 pub struct Signer {
-    key: SigningKey,
+    key: SignerKey,
     certs: CaCerts,
 }
 
@@ -567,13 +569,28 @@ impl Signer {
     pub fn unlock(dir: &Path, passphrase: Option<&str>) -> Result<Self, CaError> {
         let certs = CaCerts::load(dir)?;
         let key = read_key(dir, CaKey::Signer, passphrase)?;
-        let ours = verifying_key_xy(key.verifying_key());
-        if ours != certs.signer_public_key()? {
-            return Err(CaError::Mismatch(
-                "signer.key does not belong to signer.pem".into(),
-            ));
+        Self::with_key(certs, SignerKey::Software(key), "signer.key")
+    }
+
+    /// Loads the CA certificates and uses the signer key in a PKCS#11 token (already logged
+    /// in). Checks that the token's key belongs to the signer certificate.
+    pub fn with_token(dir: &Path, token: TokenKey) -> Result<Self, CaError> {
+        let certs = CaCerts::load(dir)?;
+        Self::with_key(certs, SignerKey::Token(token), "the token's signer key")
+    }
+
+    fn with_key(certs: CaCerts, key: SignerKey, what: &str) -> Result<Self, CaError> {
+        if verifying_key_xy(&key.verifying_key()) != certs.signer_public_key()? {
+            return Err(CaError::Mismatch(format!(
+                "{what} does not belong to signer.pem"
+            )));
         }
         Ok(Self { key, certs })
+    }
+
+    /// The signer's private key (software or token).
+    pub fn key(&self) -> &SignerKey {
+        &self.key
     }
 
     /// The CA certificates.
@@ -584,12 +601,7 @@ impl Signer {
     /// Signs a SHA-256 digest (e.g. a device certificate's TBS digest) and returns the raw
     /// signature R‖S, 32 bytes each — the form a compressed certificate stores.
     pub fn sign_digest(&self, digest: &[u8; 32]) -> Result<[u8; 64], CaError> {
-        let sig: Signature = self.key.sign_prehash(digest).map_err(build_err)?;
-        // Low-S form: some verifiers (and the chip's own Verify) accept either, none rejects it.
-        let sig = sig.normalize_s();
-        let mut out = [0u8; 64];
-        out.copy_from_slice(&sig.to_bytes());
-        Ok(out)
+        self.key.sign_prehash(digest).map_err(build_err)
     }
 
     /// Signs `message` (ECDSA P-256 with SHA-256, low S) and returns the DER signature: what an
@@ -787,7 +799,7 @@ fn build_cert(
     serial: &[u8],
     validity: Validity,
     subject_key: &VerifyingKey,
-    issuer_key: &SigningKey,
+    issuer_key: &SignerKey,
 ) -> Result<CaCert, CaError> {
     let spki = SubjectPublicKeyInfoOwned::from_key(subject_key).map_err(build_err)?;
     let serial = SerialNumber::new(serial).map_err(build_err)?;
@@ -807,11 +819,22 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], CaError> {
 /// A new root key and its self-signed certificate per `settings` (not written anywhere).
 pub fn make_root(settings: &CaSection, now: SystemTime) -> Result<(SigningKey, CaCert), CaError> {
     let root_key = SigningKey::try_generate().map_err(build_err)?;
+    let root = root_certificate(settings, &SignerKey::Software(root_key.clone()), now)?;
+    Ok((root_key, root))
+}
+
+/// The self-signed root certificate for `root_key` (software or token) per `settings`:
+/// basicConstraints CA without path length, a random positive 16-byte serial.
+fn root_certificate(
+    settings: &CaSection,
+    root_key: &SignerKey,
+    now: SystemTime,
+) -> Result<CaCert, CaError> {
     let (root_start, root_end) = whole_year_validity(now, settings.root_validity_years)?;
     // 16 random bytes, forced positive without a leading zero byte.
     let mut root_serial: [u8; 16] = random_bytes()?;
     root_serial[0] = (root_serial[0] & 0x7F) | 0x40;
-    let root = build_cert(
+    build_cert(
         IssueProfile {
             subject: ca_name(&settings.organization, &settings.root_cn)?,
             issuer: None,
@@ -819,17 +842,28 @@ pub fn make_root(settings: &CaSection, now: SystemTime) -> Result<(SigningKey, C
         },
         &root_serial,
         validity(root_start, root_end),
-        root_key.verifying_key(),
-        &root_key,
-    )?;
-    Ok((root_key, root))
+        &root_key.verifying_key(),
+        root_key,
+    )
+}
+
+/// A fresh random signer id and the signer subject `O=organization, CN=<signer_cn_prefix>
+/// <4 hex digits>` that carries it (cryptoauthlib reads the id back from the CN).
+pub fn new_signer_subject(settings: &CaSection) -> Result<([u8; 2], Name), CaError> {
+    let signer_id: [u8; 2] = random_bytes()?;
+    let cn = format!(
+        "{} {}",
+        settings.signer_cn_prefix,
+        hex::encode_upper(signer_id)
+    );
+    Ok((signer_id, ca_name(&settings.organization, &cn)?))
 }
 
 /// A signer certificate for `subject_key`, signed by the root: basicConstraints CA with path
 /// length 0, keyUsage keyCertSign|cRLSign, serial `0x40 ‖ signer id` (cryptoauthlib
 /// `SNSRC_SIGNER_ID`), whole-hour dates `years` whole years apart.
 pub fn issue_signer(
-    root_key: &SigningKey,
+    root_key: &SignerKey,
     root: &CaCert,
     subject: Name,
     subject_key: &VerifyingKey,
@@ -886,19 +920,11 @@ pub fn create(
 
     let (root_key, root) = make_root(settings, now)?;
     let signer_key = SigningKey::try_generate().map_err(build_err)?;
-    let signer_id: [u8; 2] = random_bytes()?;
-    let signer_cn = format!(
-        "{} {}",
-        settings.signer_cn_prefix,
-        hex::encode_upper(signer_id)
-    );
-    let signer = issue_signer(
-        &root_key,
+    let signer = certify_signer(
+        settings,
         &root,
-        ca_name(&settings.organization, &signer_cn)?,
+        &SignerKey::Software(root_key.clone()),
         signer_key.verifying_key(),
-        signer_id,
-        settings.signer_validity_years,
         now,
     )?;
 
@@ -913,6 +939,77 @@ pub fn create(
         signer,
         keys_encrypted: matches!(protection.signer, KeyProtection::Passphrase(_)),
     })
+}
+
+/// Issues a signer certificate for `signer_public` under `root` (a fresh random signer id in
+/// the CN, serial `0x40 ‖ signer id`, validity from `settings`), signed by `root_key`.
+pub fn certify_signer(
+    settings: &CaSection,
+    root: &CaCert,
+    root_key: &SignerKey,
+    signer_public: &VerifyingKey,
+    now: SystemTime,
+) -> Result<CaCert, CaError> {
+    let (signer_id, subject) = new_signer_subject(settings)?;
+    issue_signer(
+        root_key,
+        root,
+        subject,
+        signer_public,
+        signer_id,
+        settings.signer_validity_years,
+        now,
+    )
+}
+
+/// Issues an end-entity certificate `subject` for `subject_key` under the CA certificate
+/// `issuer` (whose key is `issuer_key`): a random positive 16-byte serial, whole-hour dates
+/// `years` long, the device extensions. Verification certificates use this.
+pub fn issue_end_entity(
+    issuer: &CaCert,
+    issuer_key: &SignerKey,
+    subject: Name,
+    subject_key: &VerifyingKey,
+    years: u8,
+    now: SystemTime,
+) -> Result<CaCert, CaError> {
+    let (start, end) = whole_year_validity(now, years)?;
+    let mut serial: [u8; 16] = random_bytes()?;
+    serial[0] = (serial[0] & 0x7F) | 0x40;
+    build_cert(
+        IssueProfile {
+            subject,
+            issuer: Some(issuer.cert.tbs_certificate().subject().clone()),
+            role: Role::Device,
+        },
+        &serial,
+        validity(start, end),
+        subject_key,
+        issuer_key,
+    )
+}
+
+/// Where the software signer key goes when the signer moves into a token: kept (not deleted)
+/// so that an operator can destroy it deliberately after checking the token works.
+pub const RETIRED_SIGNER_KEY: &str = "signer.key.retired";
+
+/// Makes `signer` the CA's signer certificate after its key moved into a token: the software
+/// `signer.key` (if any) is renamed to [`RETIRED_SIGNER_KEY`] (refused if one is already
+/// there) and `signer.pem` is replaced.
+pub fn install_token_signer(dir: &Path, signer: &CaCert) -> Result<(), CaError> {
+    let paths = CaPaths::new(dir);
+    let retired = dir.join(RETIRED_SIGNER_KEY);
+    if paths.signer_key.exists() {
+        if retired.exists() {
+            return Err(CaError::Exists(retired));
+        }
+        std::fs::rename(&paths.signer_key, &retired)
+            .map_err(|e| CaError::Io(paths.signer_key.clone(), e))?;
+    }
+    // Write beside, then rename: a crash leaves either the old or the new signer.pem.
+    let tmp = dir.join("signer.pem.new");
+    std::fs::write(&tmp, signer.to_pem()).map_err(|e| CaError::Io(tmp.clone(), e))?;
+    std::fs::rename(&tmp, &paths.signer_cert).map_err(|e| CaError::Io(paths.signer_cert, e))
 }
 
 /// Verifies that `cert` is signed (ECDSA P-256 with SHA-256) by the key `issuer_public_key` (X‖Y).
@@ -935,7 +1032,21 @@ pub fn check(
     root_passphrase: Option<&str>,
     signer_passphrase: Option<&str>,
 ) -> Result<CaCerts, CaError> {
-    let signer = Signer::unlock(dir, signer_passphrase)?;
+    check_with(
+        Signer::unlock(dir, signer_passphrase)?,
+        dir,
+        root_passphrase,
+    )
+}
+
+/// [`check`] with the signer already unlocked (e.g. from its PKCS#11 token): the root
+/// passphrase opens the root key, the root key belongs to its certificate, the root is
+/// self-signed and the signer is signed by the root.
+pub fn check_with(
+    signer: Signer,
+    dir: &Path,
+    root_passphrase: Option<&str>,
+) -> Result<CaCerts, CaError> {
     let certs = signer.certs;
     let root_xy = certs.root_public_key()?;
     // A station of an offline-root CA holds root.pem only: nothing to match there.

@@ -23,6 +23,7 @@ use x509_cert::request::{CertReq, RequestBuilder};
 
 use crate::pki::byo::{self, ByoError};
 use crate::pki::ca::{self, CaCert, CaCerts, CaError, CaPaths, KeyProtection};
+use crate::pki::signer_key::SignerKey;
 use crate::project::CaSection;
 
 /// ecdsa-with-SHA256 (RFC 5758 §3.2): the only request signature keystamp accepts.
@@ -148,10 +149,7 @@ pub fn signer_request(
     refuse_existing(&[&paths.signer_key, &paths.signer_cert])?;
     create_dir(ca_dir)?;
     let key = SigningKey::try_generate().map_err(|e| build(Box::new(e)))?;
-    let mut id = [0u8; 2];
-    getrandom::fill(&mut id).map_err(|e| build(Box::new(e)))?;
-    let cn = format!("{} {}", settings.signer_cn_prefix, hex::encode_upper(id));
-    let subject = ca::ca_name(&settings.organization, &cn)?;
+    let (_, subject) = ca::new_signer_subject(settings)?;
     let request = RequestBuilder::new(subject)
         .and_then(|b| b.build::<_, p256::ecdsa::DerSignature>(&key))
         .map_err(|e| build(Box::new(e)))?;
@@ -233,7 +231,7 @@ pub fn sign_signer(
         return Err(CaError::Mismatch("root.key does not belong to root.pem".into()).into());
     }
     Ok(ca::issue_signer(
-        &root_key,
+        &SignerKey::Software(root_key),
         &root,
         request.subject,
         &request.key,

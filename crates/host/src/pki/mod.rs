@@ -10,4 +10,7 @@ pub mod crl;
 pub mod from_cert;
 pub mod issue;
 pub mod passphrase;
+pub mod pkcs11;
 pub mod protection;
+pub mod signer_key;
+pub mod verification;

@@ -1,0 +1,95 @@
+//! Issuance rate of the signer key (`cargo xtask bench signer`): one ECDSA P-256 signature
+//! over a certificate digest with the software key against the same operation in a SoftHSM2
+//! token through PKCS#11 (`CKM_ECDSA`). Every device certificate costs one. The token part is
+//! skipped with a message when SoftHSM2 is not installed.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use criterion::Criterion;
+use keystamp::pki::pkcs11::TokenKey;
+use keystamp::pki::signer_key::SignerKey;
+use keystamp::project::Pkcs11Section;
+use p256::ecdsa::SigningKey;
+use p256::elliptic_curve::Generate;
+
+const PIN: &str = "246810";
+const LABEL: &str = "keystamp-bench";
+
+fn softhsm_module() -> Option<PathBuf> {
+    let mut candidates = vec![PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")];
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        candidates.extend(
+            entries
+                .flatten()
+                .map(|e| e.path().join("softhsm/libsofthsm2.so")),
+        );
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// A throwaway SoftHSM2 token in `dir`; returns the configuration and module paths.
+fn softhsm_token(dir: &std::path::Path) -> Option<(PathBuf, PathBuf)> {
+    let module = softhsm_module()?;
+    let tokens = dir.join("tokens");
+    std::fs::create_dir(&tokens).ok()?;
+    let conf = dir.join("softhsm2.conf");
+    let text = format!(
+        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+        tokens.display()
+    );
+    std::fs::write(&conf, text).ok()?;
+    let ok = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["--init-token", "--free", "--label", LABEL, "--pin", PIN])
+        .args(["--so-pin", "13579111"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some((conf, module))
+}
+
+fn bench(c: &mut Criterion, token: Option<TokenKey>) {
+    let digest = [0x5Au8; 32];
+    let software = SignerKey::Software(SigningKey::try_generate().expect("key"));
+    let mut g = c.benchmark_group("signer");
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("software_p256", |b| {
+        b.iter(|| software.sign_prehash(&digest).expect("sign"))
+    });
+    if let Some(token) = token {
+        let token = SignerKey::Token(token);
+        g.bench_function("softhsm2_pkcs11_p256", |b| {
+            b.iter(|| token.sign_prehash(&digest).expect("sign"))
+        });
+    }
+    g.finish();
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = match softhsm_token(dir.path()) {
+        Some((conf, module)) => {
+            // SoftHSM2 reads SOFTHSM2_CONF when it initializes. This runs first in main,
+            // before any other thread exists, so changing the environment races with nothing.
+            #[allow(unsafe_code)]
+            unsafe {
+                std::env::set_var("SOFTHSM2_CONF", &conf);
+            }
+            let cfg = Pkcs11Section {
+                module,
+                token: LABEL.into(),
+                key_label: "bench-signer".into(),
+            };
+            let pin = cryptoki::types::AuthPin::from(PIN.to_string());
+            Some(TokenKey::generate(&cfg, &pin).expect("token key"))
+        }
+        None => {
+            eprintln!("SKIP signer/softhsm2_pkcs11_p256: SoftHSM2 not installed");
+            None
+        }
+    };
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c, token);
+    c.final_summary();
+}
