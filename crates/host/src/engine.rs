@@ -618,27 +618,36 @@ impl<'a, P: Port> Station<'a, P> {
         }
         let mut report = DeviceReport::failed(&self.name, &self.port, String::new());
         let result = self.provision(&mut report);
-        report.result = match result {
-            Ok(r) => {
-                self.audit(Step::Done, Outcome::Ok, "");
-                r
-            }
-            Err(f) => self.failed(f),
-        };
+        report.result =
+            match result.and_then(|r| self.audit(Step::Done, Outcome::Ok, "").map(|()| r)) {
+                Ok(r) => r,
+                Err(f) => self.failed(f),
+            };
         report.elapsed = started.elapsed();
         report.link = self.link.stats();
         report
     }
 
-    /// Audits a failure and says how the device left the station.
+    /// Audits a failure and says how the device left the station. A failure that cannot be
+    /// recorded either is reported with both reasons.
     fn failed(&self, f: Failure) -> DeviceResult {
         if let FailureKind::Interrupted = f.kind {
             let detail = format!("interrupted before {}", f.step.name());
-            self.audit(f.step, Outcome::Failed, &detail);
-            return DeviceResult::Interrupted { step: f.step };
+            return match self.audit(f.step, Outcome::Failed, &detail) {
+                Ok(()) => DeviceResult::Interrupted { step: f.step },
+                Err(a) => DeviceResult::Failed(format!("{f} (and not recorded: {a})")),
+            };
         }
-        self.audit(f.step, Outcome::Failed, &f.kind.to_string());
-        DeviceResult::Failed(f.to_string())
+        let detail = f.kind.to_string();
+        self.failed_as(f, &detail)
+    }
+
+    /// Records a failure with `detail` in the audit log and reports it.
+    fn failed_as(&self, f: Failure, detail: &str) -> DeviceResult {
+        match self.audit(f.step, Outcome::Failed, detail) {
+            Ok(()) => DeviceResult::Failed(f.to_string()),
+            Err(a) => DeviceResult::Failed(format!("{f} (and not recorded: {a})")),
+        }
     }
 
     /// Refuses to go on once a stop was requested at a step boundary.
@@ -655,11 +664,12 @@ impl<'a, P: Port> Station<'a, P> {
             .map_err(|_| Failure::new(step, FailureKind::RegistryPoisoned))
     }
 
-    fn audit(&self, step: Step, outcome: Outcome, detail: &str) {
-        if let Ok(reg) = self.registry.lock() {
-            // The audit log is best effort: a failing write must not hide the real outcome.
-            let _ = reg.audit(Some(&self.name), self.chip, step.name(), outcome, detail);
-        }
+    /// Records a step in the audit log (a record of the registry's chain). Not best effort: a
+    /// step whose record cannot be written fails, so nothing happens unrecorded.
+    fn audit(&self, step: Step, outcome: Outcome, detail: &str) -> Result<(), Failure> {
+        self.registry(step)?
+            .audit(Some(&self.name), self.chip, step.name(), outcome, detail)
+            .at(step)
     }
 
     fn step(&self, step: Step) {
@@ -719,7 +729,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::Probe,
             Outcome::Ok,
             &format!("revision {}", hex::encode(hello.chip.revision)),
-        );
+        )?;
         self.refuse_foreign_chain(&hello)?;
 
         // 2. config
@@ -740,7 +750,7 @@ impl<'a, P: Port> Station<'a, P> {
                 return Err(Failure::new(Step::Key, FailureKind::DataLockDisabled));
             }
             self.ok(Step::Key, &Request::LockData { crc: None })?;
-            self.audit(Step::Key, Outcome::Ok, "key generated, data zone locked");
+            self.audit(Step::Key, Outcome::Ok, "key generated, data zone locked")?;
             (pk, true)
         };
 
@@ -774,14 +784,14 @@ impl<'a, P: Port> Station<'a, P> {
                 Step::Definitions,
                 Outcome::Skipped,
                 "device holds the definitions",
-            );
+            )?;
         } else {
             self.upload_blob()?;
             self.audit(
                 Step::Definitions,
                 Outcome::Ok,
                 &format!("{} bytes", m.blob.len()),
-            );
+            )?;
         }
 
         // 6. certificates
@@ -807,7 +817,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::Certificates,
             Outcome::Ok,
             &format!("{wrote} slot writes"),
-        );
+        )?;
 
         // 7. verify
         self.step(Step::Verify);
@@ -816,7 +826,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::Verify,
             Outcome::Ok,
             "chain rebuilt and compared; challenge signed",
-        );
+        )?;
 
         // 8. lock slots, record, outputs
         if m.lock_cert_slots {
@@ -830,7 +840,7 @@ impl<'a, P: Port> Station<'a, P> {
                     self.ok(Step::LockSlots, &Request::LockSlot { slot })?;
                 }
             }
-            self.audit(Step::LockSlots, Outcome::Ok, "certificate slots locked");
+            self.audit(Step::LockSlots, Outcome::Ok, "certificate slots locked")?;
         }
         {
             let mut reg = self
@@ -862,15 +872,15 @@ impl<'a, P: Port> Station<'a, P> {
     pub fn verify_only(mut self) -> DeviceReport {
         let started = Instant::now();
         let mut report = DeviceReport::failed(&self.name, &self.port, String::new());
-        report.result = match self.check(&mut report) {
-            Ok(()) => {
-                self.audit(Step::Verify, Outcome::Ok, "verify: chain and key checked");
-                DeviceResult::AlreadyProvisioned
-            }
+        let checked = self
+            .check(&mut report)
+            .and_then(|()| self.audit(Step::Verify, Outcome::Ok, "verify: chain and key checked"));
+        report.result = match checked {
+            Ok(()) => DeviceResult::AlreadyProvisioned,
             Err(f) if matches!(f.kind, FailureKind::Interrupted) => self.failed(f),
             Err(f) => {
-                self.audit(f.step, Outcome::Failed, &format!("verify: {}", f.kind));
-                DeviceResult::Failed(f.to_string())
+                let detail = format!("verify: {}", f.kind);
+                self.failed_as(f, &detail)
             }
         };
         report.elapsed = started.elapsed();
@@ -1048,7 +1058,7 @@ impl<'a, P: Port> Station<'a, P> {
                 Step::Config,
                 Outcome::Skipped,
                 "config already locked and matching",
-            );
+            )?;
             return Ok(current);
         }
         let mut data = heapless::Vec::new();
@@ -1076,7 +1086,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::Config,
             Outcome::Ok,
             &format!("config locked, CRC {:04X}", back_zone.lock_crc()),
-        );
+        )?;
         let mut locked = back;
         locked[87] = 0x00;
         Ok(locked)
@@ -1142,7 +1152,7 @@ impl<'a, P: Port> Station<'a, P> {
                     Step::Issue,
                     Outcome::Skipped,
                     &format!("reusing certificate {}", rec.serial),
-                );
+                )?;
                 return Ok((issued, Some(rec.status)));
             }
         }
@@ -1183,7 +1193,7 @@ impl<'a, P: Port> Station<'a, P> {
                     Step::Issue,
                     Outcome::Ok,
                     &format!("issued {} (write-ahead)", rec.serial),
-                );
+                )?;
                 Ok((issued, None))
             }
             IssueOutcome::Reused(rec) => {

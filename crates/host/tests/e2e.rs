@@ -44,7 +44,9 @@ fn fixture() -> Fixture {
         dir.path().join("devices"),
     )
     .unwrap();
-    let registry = Mutex::new(Registry::open(&dir.path().join("registry.sqlite")).unwrap());
+    let mut registry = Registry::open(&dir.path().join("registry.sqlite")).unwrap();
+    registry.set_record_signer(Box::new(signer.clone()));
+    let registry = Mutex::new(registry);
     Fixture {
         dir,
         signer,

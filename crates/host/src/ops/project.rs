@@ -69,6 +69,7 @@ pub fn create_project(
     profile.certificates.signer_def = Some(PathBuf::from(setup::SIGNER_DEF_FILE));
     // The registry first: its id goes into the profile, which makes the directory a project.
     let (mut registry, id) = Registry::create(&registry_path)?;
+    registry.set_record_signer(Box::new(signer.clone()));
     profile.registry.id = Some(id);
     match file {
         ProfileFile::New => Project::write_profile(dir, &profile)?,
