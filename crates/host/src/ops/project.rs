@@ -215,3 +215,12 @@ pub fn unlock(project: &Project) -> Result<Signer, OpsError> {
     };
     Ok(Signer::unlock(&dir, pass.as_ref().map(|p| p.as_str()))?)
 }
+
+/// `registry audit`: verifies the registry's record chain against the signer certificate in
+/// the CA directory (itself checked against the root). Reads only; needs no passphrase.
+pub fn audit_registry(project: &Project) -> Result<crate::registry::chain::AuditReport, OpsError> {
+    let registry = open_registry(project)?;
+    let certs = CaCerts::load(&project.ca_dir())?;
+    ca::verify_signed_by(&certs.signer.cert, &certs.root_public_key()?)?;
+    Ok(registry.verify_chain(&certs.signer_public_key()?)?)
+}

@@ -330,7 +330,7 @@ pub(super) fn append(
     let signer = signer.ok_or(ChainError::NoSigner)?;
     let (prev_seq, prev) = match head(conn)? {
         Some(h) => h,
-        None => start(conn, signer)?,
+        None => start(conn, signer, (kind, id))?,
     };
     seal(conn, signer, kind, id, prev_seq + 1, &prev)
 }
@@ -363,8 +363,13 @@ fn seal(
 }
 
 /// Starts the chain: the chain start record (seq 1) sealing the rows written before it.
-fn start(conn: &Connection, signer: &dyn RecordSigner) -> Result<(i64, [u8; 32]), RegistryError> {
-    let earlier = earlier_rows(conn, &StatusAtStart::Column)?;
+/// `appending`: the row about to become the record after the start (not an earlier row).
+fn start(
+    conn: &Connection,
+    signer: &dyn RecordSigner,
+    appending: (Kind, i64),
+) -> Result<(i64, [u8; 32]), RegistryError> {
+    let earlier = earlier_rows(conn, &StatusAtStart::Column, Some(appending))?;
     let registry_id: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = ?1",
@@ -403,7 +408,11 @@ struct Earlier {
     digest: [u8; 32],
 }
 
-fn earlier_rows(conn: &Connection, status: &StatusAtStart<'_>) -> Result<Earlier, RegistryError> {
+fn earlier_rows(
+    conn: &Connection,
+    status: &StatusAtStart<'_>,
+    except: Option<(Kind, i64)>,
+) -> Result<Earlier, RegistryError> {
     let mut h = Sha256::new();
     let mut certificates = 0;
     let mut audit = 0;
@@ -415,7 +424,7 @@ fn earlier_rows(conn: &Connection, status: &StatusAtStart<'_>) -> Result<Earlier
             ))?;
             st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
         };
-        for id in ids {
+        for id in ids.into_iter().filter(|&id| except != Some((kind, id))) {
             let mut fields = row_fields(conn, kind, id)?;
             if kind == Kind::Certificate {
                 certificates += 1;
@@ -678,6 +687,8 @@ pub fn verify(conn: &Connection, signer_xy: &[u8; 64]) -> Result<AuditReport, Re
         expected += 1;
     }
     let checked = expected - 1;
+    // A broken walk names the first bad record; what follows from it would only repeat it.
+    let walked = findings.is_empty();
 
     // Certificates: the status column against the chain's.
     {
@@ -695,6 +706,9 @@ pub fn verify(conn: &Connection, signer_xy: &[u8; 64]) -> Result<AuditReport, Re
                 Value::Text(t) => t,
                 other => format!("{other:?}"),
             };
+            if !walked {
+                break;
+            }
             if let Some((cert_seq, chained)) = status.get(&id)
                 && *chained != column
             {
@@ -718,8 +732,8 @@ pub fn verify(conn: &Connection, signer_xy: &[u8; 64]) -> Result<AuditReport, Re
         }
     }
     // Rows outside the chain: allowed only before the chain start, which seals them.
-    if let Some((seq, fields)) = &start {
-        let earlier = earlier_rows(conn, &StatusAtStart::FirstChange(&first_change))?;
+    if let Some((seq, fields)) = start.as_ref().filter(|_| walked) {
+        let earlier = earlier_rows(conn, &StatusAtStart::FirstChange(&first_change), None)?;
         let sealed = (fields.get(2), fields.get(3), fields.get(4));
         let ok = matches!(sealed,
             (Some(Value::Integer(c)), Some(Value::Integer(a)), Some(Value::Blob(d)))
@@ -818,4 +832,277 @@ fn first_unchained(conn: &Connection) -> rusqlite::Result<Option<(&'static str, 
 pub fn verify_file(path: &Path, signer_xy: &[u8; 64]) -> Result<AuditReport, RegistryError> {
     let reg = super::Registry::open_read_only(path)?;
     verify(&reg.conn, signer_xy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{CertKind, ChipSerial, IssueRequest, Outcome, Registry};
+
+    const CHIP: ChipSerial = ChipSerial([0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE]);
+
+    /// A file registry with a chain: chain start, two certificates (the first superseded),
+    /// status changes and audit entries. Returns the key's public half.
+    fn populated(path: &Path) -> [u8; 64] {
+        let key = EphemeralKey::generate().expect("key");
+        let xy = key.public_key();
+        let mut reg = Registry::open(path).expect("open");
+        reg.set_record_signer(Box::new(key));
+        for (n, pk) in [(1u8, [1u8; 64]), (2, [2u8; 64])] {
+            reg.begin_issue(&IssueRequest {
+                kind: CertKind::Device,
+                chip_serial: Some(CHIP),
+                serial: &[0x40, n],
+                public_key: &pk,
+                subject_cn: "dev",
+                der: b"\x30\x00",
+                not_before: "2026-01-01T00:00:00Z",
+                not_after: "2046-01-01T00:00:00Z",
+            })
+            .expect("issue");
+            reg.audit(Some("st1"), Some(CHIP), "issue", Outcome::Ok, "one")
+                .expect("audit");
+            reg.mark_written(&format!("40{n:02X}")).expect("written");
+            reg.audit(Some("st1"), Some(CHIP), "certificates", Outcome::Ok, "two")
+                .expect("audit");
+        }
+        reg.mark_verified("4002").expect("verified");
+        reg.audit(Some("st1"), Some(CHIP), "done", Outcome::Ok, "")
+            .expect("audit");
+        xy
+    }
+
+    /// Changes the database with the sqlite3 CLI when there is one, else through rusqlite:
+    /// either way not through keystamp's code.
+    fn tamper(path: &Path, sql: &str) {
+        let cli = std::process::Command::new("sqlite3")
+            .arg(path)
+            .arg(sql)
+            .status();
+        if !matches!(cli, Ok(s) if s.success()) {
+            Connection::open(path)
+                .expect("open")
+                .execute_batch(sql)
+                .expect("tamper");
+        }
+    }
+
+    fn first(report: AuditReport) -> Finding {
+        match report {
+            AuditReport::Bad(f) => f.into_iter().next().expect("a finding"),
+            other => panic!("expected a finding, got {other:?}"),
+        }
+    }
+
+    fn seq_of(path: &Path, table: &str, where_: &str) -> i64 {
+        Connection::open(path)
+            .expect("open")
+            .query_row(
+                &format!("SELECT seq FROM {table} WHERE {where_}"),
+                [],
+                |r| r.get(0),
+            )
+            .expect("seq")
+    }
+
+    #[test]
+    fn an_untampered_chain_audits_clean_to_its_head() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.sqlite");
+        let xy = populated(&path);
+        // 1 start + 2 certificates + 5 audit + (issued, superseded, issued, verified).
+        match verify_file(&path, &xy).expect("verify") {
+            AuditReport::Clean { records, head, .. } => {
+                assert_eq!(records, 12);
+                let meta: String = Connection::open(&path)
+                    .expect("open")
+                    .query_row("SELECT value FROM meta WHERE key = 'chain_head'", [], |r| {
+                        r.get(0)
+                    })
+                    .expect("head");
+                assert_eq!(meta, format!("12:{}", hex::encode(head)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_edited_audit_row_is_the_first_bad_row() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.sqlite");
+        let xy = populated(&path);
+        let seq = seq_of(&path, "audit", "detail = 'two' ORDER BY id LIMIT 1");
+        tamper(
+            &path,
+            &format!("UPDATE audit SET outcome = 'failed' WHERE seq = {seq};"),
+        );
+        let f = first(verify_file(&path, &xy).expect("verify"));
+        assert_eq!((f.table, f.seq), ("audit", Some(seq)), "{f}");
+        assert!(f.problem.contains("signature"), "{f}");
+    }
+
+    #[test]
+    fn an_edited_status_column_is_reported_on_its_certificate() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.sqlite");
+        let xy = populated(&path);
+        // The superseded certificate made live again.
+        tamper(
+            &path,
+            "UPDATE certificates SET status = 'verified' WHERE serial = '4001';",
+        );
+        let seq = seq_of(&path, "certificates", "serial = '4001'");
+        let f = first(verify_file(&path, &xy).expect("verify"));
+        assert_eq!((f.table, f.seq), ("certificates", Some(seq)), "{f}");
+        assert!(f.problem.contains("superseded"), "{f}");
+    }
+
+    #[test]
+    fn a_deleted_row_is_a_gap_named_at_the_next_record() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.sqlite");
+        let xy = populated(&path);
+        let seq = seq_of(&path, "audit", "detail = 'one' ORDER BY id LIMIT 1");
+        tamper(&path, &format!("DELETE FROM audit WHERE seq = {seq};"));
+        let f = first(verify_file(&path, &xy).expect("verify"));
+        assert_eq!(f.seq, Some(seq + 1), "{f}");
+        assert!(f.problem.contains(&format!("seq {seq} is missing")), "{f}");
+    }
+
+    #[test]
+    fn a_deleted_last_row_is_reported_against_the_recorded_head() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.sqlite");
+        let xy = populated(&path);
+        tamper(&path, "DELETE FROM audit WHERE seq = 12;");
+        let f = first(verify_file(&path, &xy).expect("verify"));
+        assert_eq!((f.table, f.seq), ("meta", Some(12)), "{f}");
+    }
+
+    #[test]
+    fn two_rows_reordered_are_reported_at_the_first() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.sqlite");
+        let xy = populated(&path);
+        let a = seq_of(&path, "audit", "detail = 'one' ORDER BY id LIMIT 1");
+        let b = seq_of(&path, "audit", "detail = 'two' ORDER BY id LIMIT 1");
+        // Swap their places in the sequence, keeping each row's hash and signature.
+        tamper(
+            &path,
+            &format!(
+                "UPDATE audit SET seq = -1 WHERE seq = {a}; \
+                 UPDATE audit SET seq = {a} WHERE seq = {b}; \
+                 UPDATE audit SET seq = {b} WHERE seq = -1;"
+            ),
+        );
+        let f = first(verify_file(&path, &xy).expect("verify"));
+        assert_eq!((f.table, f.seq), ("audit", Some(a.min(b))), "{f}");
+    }
+
+    #[test]
+    fn records_signed_by_another_key_are_reported() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.sqlite");
+        populated(&path);
+        let other = EphemeralKey::generate().expect("key").public_key();
+        let f = first(verify_file(&path, &other).expect("verify"));
+        assert_eq!((f.table, f.seq), ("chain_start", Some(1)), "{f}");
+        assert!(f.problem.contains("another key"), "{f}");
+    }
+
+    #[test]
+    fn a_row_added_outside_the_chain_is_reported() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.sqlite");
+        let xy = populated(&path);
+        tamper(
+            &path,
+            "INSERT INTO audit (time, station, chip_serial, step, outcome, detail) \
+             VALUES ('2026-01-01T00:00:00Z', 'st1', NULL, 'issue', 'ok', 'forged');",
+        );
+        let f = first(verify_file(&path, &xy).expect("verify"));
+        assert_eq!((f.table, f.seq), ("audit", None), "{f}");
+    }
+
+    /// A registry written before the chain: audit says so; the next record starts the chain
+    /// and seals the earlier rows, whose later edit is reported.
+    #[test]
+    fn earlier_rows_are_sealed_by_the_chain_start() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("r.sqlite");
+        let key = EphemeralKey::generate().expect("key");
+        let xy = key.public_key();
+        {
+            let reg = Registry::open(&path).expect("open");
+            reg.conn
+                .execute_batch(
+                    "INSERT INTO audit (time, station, chip_serial, step, outcome, detail) \
+                     VALUES ('2025-01-01T00:00:00Z', 'st1', NULL, 'probe', 'ok', 'old');",
+                )
+                .expect("old row");
+        }
+        assert_eq!(
+            verify_file(&path, &xy).expect("verify"),
+            AuditReport::NotStarted {
+                certificates: 0,
+                audit: 1
+            }
+        );
+        let mut reg = Registry::open(&path).expect("open");
+        reg.set_record_signer(Box::new(key));
+        reg.audit(None, None, "run", Outcome::Ok, "new").expect("a");
+        drop(reg);
+        assert!(matches!(
+            verify_file(&path, &xy).expect("verify"),
+            AuditReport::Clean {
+                records: 2,
+                earlier: (0, 1),
+                ..
+            }
+        ));
+        tamper(
+            &path,
+            "UPDATE audit SET detail = 'edited' WHERE seq IS NULL;",
+        );
+        let f = first(verify_file(&path, &xy).expect("verify"));
+        assert_eq!((f.table, f.seq), ("audit", None), "{f}");
+    }
+
+    /// The encoding as docs/decisions/0007 writes it, byte by byte.
+    #[test]
+    fn canonical_encoding_is_the_documented_one() {
+        let got = encode(
+            Kind::Audit,
+            258,
+            &[
+                Value::Integer(7),
+                Value::Text("t".into()),
+                Value::Null,
+                Value::Blob(vec![0xAB, 0xCD]),
+            ],
+        );
+        let mut want = b"keystamp-record".to_vec();
+        want.extend_from_slice(&[1, 4, 0, 0, 0, 0, 0, 0, 1, 2]);
+        want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
+        want.extend_from_slice(&[0, 0, 0, 1, b't']);
+        want.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        want.extend_from_slice(&[0, 0, 0, 2, 0xAB, 0xCD]);
+        assert_eq!(got, want);
+        let h: [u8; 32] = Sha256::digest([want.as_slice(), &[0u8; 32]].concat()).into();
+        assert_eq!(record_hash(&got, &[0u8; 32]), h);
+    }
+
+    #[test]
+    fn a_registry_without_a_record_signer_refuses_to_record() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let reg = Registry::open(&dir.path().join("r.sqlite")).expect("open");
+        let e = reg
+            .audit(None, None, "run", Outcome::Ok, "x")
+            .expect_err("no signer");
+        assert!(
+            matches!(e, RegistryError::Chain(ChainError::NoSigner)),
+            "{e}"
+        );
+        assert!(reg.audit_log(None).expect("log").is_empty());
+    }
 }
