@@ -5,6 +5,10 @@
 //! A rerun on the same chip with the same public key gets that record back instead of a second
 //! identity ([`IssueOutcome::Reused`]). [`Registry::mark_written`] and
 //! [`Registry::mark_verified`] move it forward once the device holds it and has proven it.
+//!
+//! Every certificate, status change and audit entry is also a signed, hash-chained record
+//! ([`chain`]; docs/decisions/0007-registry-chain.md): writing one needs the record signer
+//! ([`Registry::set_record_signer`]), and [`Registry::verify_chain`] checks them all.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
