@@ -587,3 +587,50 @@ fn the_lots_n_plus_first_device_is_refused_before_any_write() {
     assert_refused_before_any_write(&fx, &third, "lot two is full: 2/2");
     assert_eq!(fx.registry.lock().unwrap().lot("two").unwrap().used, 2);
 }
+
+/// Audit entries are not best effort: a station whose registry cannot record (here: no record
+/// signer) stops at the probe, before anything is written to the chip; with the signer, the
+/// run's records form a chain that verifies against the signer certificate.
+#[test]
+fn an_audit_entry_that_cannot_be_written_stops_the_station_before_any_chip_write() {
+    let mut fx = fixture();
+    let state = fx.dir.path().join("sim");
+    let dev = device(&state, "dev0", 11, FaultConfig::default());
+    let with_signer = std::mem::replace(
+        &mut fx.registry,
+        Mutex::new(Registry::open(&fx.dir.path().join("unsigned.sqlite")).unwrap()),
+    );
+    let report = run(&fx, &dev);
+    let DeviceResult::Failed(why) = &report.result else {
+        panic!("{report:?}")
+    };
+    assert!(why.contains("signed by the signer"), "{why}");
+    {
+        let chip = dev.chip().lock();
+        let cfg = chip.state().config;
+        assert_eq!((cfg[86], cfg[87]), (0x55, 0x55), "chip left unlocked");
+    }
+    assert!(
+        fx.registry
+            .lock()
+            .unwrap()
+            .certificates()
+            .unwrap()
+            .is_empty()
+    );
+
+    fx.registry = with_signer;
+    let report = run(&fx, &dev);
+    assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
+    let signer_xy = fx.signer.certs().signer_public_key().unwrap();
+    let audit = fx
+        .registry
+        .lock()
+        .unwrap()
+        .verify_chain(&signer_xy)
+        .unwrap();
+    assert!(
+        matches!(audit, keystamp::registry::chain::AuditReport::Clean { .. }),
+        "{audit:?}"
+    );
+}
