@@ -78,8 +78,10 @@ fn batch(s: &Setup, name: &str, n: usize) -> Batch {
     };
     let sims = start_sims(n, &state, &flags, BAUD).expect("sims");
     let ports: Vec<String> = sims.iter().map(|d| d.port_path().to_string()).collect();
-    let registry =
-        Mutex::new(Registry::open(&s.dir.join(format!("{name}.sqlite"))).expect("registry"));
+    let mut registry = Registry::open(&s.dir.join(format!("{name}.sqlite"))).expect("registry");
+    // Records are signed by the signer, as in a provisioning run.
+    registry.set_record_signer(Box::new(s.signer.clone()));
+    let registry = Mutex::new(registry);
     let started = Instant::now();
     let reports = run_stations(
         &ports,

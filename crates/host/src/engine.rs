@@ -732,13 +732,11 @@ impl<'a, P: Port> Station<'a, P> {
         }
         let mut report = DeviceReport::failed(&self.name, &self.port, String::new());
         let result = self.provision(&mut report);
-        report.result = match result {
-            Ok(r) => {
-                self.audit(Step::Done, Outcome::Ok, "");
-                r
-            }
-            Err(f) => self.failed(f),
-        };
+        report.result =
+            match result.and_then(|r| self.audit(Step::Done, Outcome::Ok, "").map(|()| r)) {
+                Ok(r) => r,
+                Err(f) => self.failed(f),
+            };
         report.elapsed = started.elapsed();
         report.link = self.link.stats();
         report
@@ -756,16 +754,27 @@ impl<'a, P: Port> Station<'a, P> {
         f
     }
 
-    /// Audits a failure and says how the device left the station.
+    /// Audits a failure and says how the device left the station. A failure that cannot be
+    /// recorded either is reported with both reasons.
     fn failed(&self, f: Failure) -> DeviceResult {
         let f = self.named(f);
         if let FailureKind::Interrupted = f.kind {
             let detail = format!("interrupted before {}", f.step.name());
-            self.audit(f.step, Outcome::Failed, &detail);
-            return DeviceResult::Interrupted { step: f.step };
+            return match self.audit(f.step, Outcome::Failed, &detail) {
+                Ok(()) => DeviceResult::Interrupted { step: f.step },
+                Err(a) => DeviceResult::Failed(format!("{f} (and not recorded: {a})")),
+            };
         }
-        self.audit(f.step, Outcome::Failed, &f.kind.to_string());
-        DeviceResult::Failed(f.to_string())
+        let detail = f.kind.to_string();
+        self.failed_as(f, &detail)
+    }
+
+    /// Records a failure with `detail` in the audit log and reports it.
+    fn failed_as(&self, f: Failure, detail: &str) -> DeviceResult {
+        match self.audit(f.step, Outcome::Failed, detail) {
+            Ok(()) => DeviceResult::Failed(f.to_string()),
+            Err(a) => DeviceResult::Failed(format!("{f} (and not recorded: {a})")),
+        }
     }
 
     /// Refuses to go on once a stop was requested at a step boundary.
@@ -782,12 +791,14 @@ impl<'a, P: Port> Station<'a, P> {
             .map_err(|_| Failure::new(step, FailureKind::RegistryPoisoned))
     }
 
-    fn audit(&self, step: Step, outcome: Outcome, detail: &str) {
-        if let Ok(reg) = self.registry.lock() {
-            // The audit log is best effort: a failing write must not hide the real outcome.
-            let detail = crate::sanitize::device_text(detail);
-            let _ = reg.audit(Some(&self.name), self.chip, step.name(), outcome, &detail);
-        }
+    /// Records a step in the audit log (a record of the registry's chain). Not best effort: a
+    /// step whose record cannot be written fails, so nothing happens unrecorded. The detail is
+    /// sanitized first (it may carry device text); the chain hashes the sanitized text.
+    fn audit(&self, step: Step, outcome: Outcome, detail: &str) -> Result<(), Failure> {
+        let detail = crate::sanitize::device_text(detail);
+        self.registry(step)?
+            .audit(Some(&self.name), self.chip, step.name(), outcome, &detail)
+            .at(step)
     }
 
     fn step(&self, step: Step) {
@@ -854,7 +865,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::Probe,
             Outcome::Ok,
             &format!("revision {}", hex::encode(hello.chip.revision)),
-        );
+        )?;
         self.refuse_foreign_chain(&hello)?;
 
         // 2. config
@@ -876,7 +887,7 @@ impl<'a, P: Port> Station<'a, P> {
             }
             self.store_io_key(&hello)?;
             self.ok(Step::Key, &Request::LockData { crc: None })?;
-            self.audit(Step::Key, Outcome::Ok, "key generated, data zone locked");
+            self.audit(Step::Key, Outcome::Ok, "key generated, data zone locked")?;
             (pk, true)
         };
         // Proof before signature: only a key the device proves it holds gets a certificate.
@@ -888,7 +899,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::Key,
             Outcome::Ok,
             "identity proof verified and recorded",
-        );
+        )?;
         let public_key = proof.public_key;
 
         // 4. issue (write-ahead)
@@ -934,7 +945,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::Certificates,
             Outcome::Ok,
             &format!("{wrote} slot writes"),
-        );
+        )?;
 
         // 6. definitions (signed)
         self.step(Step::Definitions);
@@ -946,14 +957,14 @@ impl<'a, P: Port> Station<'a, P> {
                 Step::Definitions,
                 Outcome::Skipped,
                 "device holds the definitions",
-            );
+            )?;
         } else {
             self.upload_blob()?;
             self.audit(
                 Step::Definitions,
                 Outcome::Ok,
                 &format!("{} bytes", m.blob.len()),
-            );
+            )?;
         }
 
         // 7. verify
@@ -963,7 +974,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::Verify,
             Outcome::Ok,
             "chain rebuilt and compared; identity proof verified",
-        );
+        )?;
 
         // 8. lock slots, record, outputs
         // The certificate slots when the profile asks (the default), the anchor slot always and
@@ -997,7 +1008,7 @@ impl<'a, P: Port> Station<'a, P> {
             } else {
                 "trust anchor locked"
             },
-        );
+        )?;
         {
             let mut reg = self
                 .registry
@@ -1028,15 +1039,15 @@ impl<'a, P: Port> Station<'a, P> {
         let started = Instant::now();
         let mut report = DeviceReport::failed(&self.name, &self.port, String::new());
         let mut state = None;
-        report.result = match self.maintenance(op, &mut report, &mut state) {
-            Ok(()) => {
-                self.audit(Step::Done, Outcome::Ok, op.audit_text());
-                DeviceResult::AlreadyProvisioned
-            }
+        let done = self
+            .maintenance(op, &mut report, &mut state)
+            .and_then(|()| self.audit(Step::Done, Outcome::Ok, op.audit_text()));
+        report.result = match done {
+            Ok(()) => DeviceResult::AlreadyProvisioned,
             Err(f) => {
                 let f = self.named(f);
-                self.audit(f.step, Outcome::Failed, &format!("maintain: {}", f.kind));
-                DeviceResult::Failed(f.to_string())
+                let detail = format!("maintain: {}", f.kind);
+                self.failed_as(f, &detail)
             }
         };
         report.elapsed = started.elapsed();
@@ -1101,16 +1112,16 @@ impl<'a, P: Port> Station<'a, P> {
     pub fn verify_only(mut self) -> DeviceReport {
         let started = Instant::now();
         let mut report = DeviceReport::failed(&self.name, &self.port, String::new());
-        report.result = match self.check(&mut report) {
-            Ok(()) => {
-                self.audit(Step::Verify, Outcome::Ok, "verify: chain and key checked");
-                DeviceResult::AlreadyProvisioned
-            }
+        let checked = self
+            .check(&mut report)
+            .and_then(|()| self.audit(Step::Verify, Outcome::Ok, "verify: chain and key checked"));
+        report.result = match checked {
+            Ok(()) => DeviceResult::AlreadyProvisioned,
             Err(f) if matches!(f.kind, FailureKind::Interrupted) => self.failed(f),
             Err(f) => {
                 let f = self.named(f);
-                self.audit(f.step, Outcome::Failed, &format!("verify: {}", f.kind));
-                DeviceResult::Failed(f.to_string())
+                let detail = format!("verify: {}", f.kind);
+                self.failed_as(f, &detail)
             }
         };
         report.elapsed = started.elapsed();
@@ -1309,7 +1320,7 @@ impl<'a, P: Port> Station<'a, P> {
                 Step::Config,
                 Outcome::Skipped,
                 "config already locked and matching",
-            );
+            )?;
             return Ok(current);
         }
         let mut data = heapless::Vec::new();
@@ -1337,7 +1348,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::Config,
             Outcome::Ok,
             &format!("config locked, CRC {:04X}", back_zone.lock_crc()),
-        );
+        )?;
         let mut locked = back;
         locked[keystamp_atecc::config::LOCK_CONFIG_BYTE] = keystamp_atecc::config::LOCKED;
         Ok(locked)
@@ -1380,7 +1391,7 @@ impl<'a, P: Port> Station<'a, P> {
             Step::Key,
             Outcome::Ok,
             &format!("IO-protection key written to slot {slot}"),
-        );
+        )?;
         Ok(())
     }
 
@@ -1444,7 +1455,7 @@ impl<'a, P: Port> Station<'a, P> {
                     Step::Issue,
                     Outcome::Skipped,
                     &format!("reusing certificate {}", rec.serial),
-                );
+                )?;
                 return Ok((issued, Some(rec.status)));
             }
         }
@@ -1489,7 +1500,7 @@ impl<'a, P: Port> Station<'a, P> {
                     Step::Issue,
                     Outcome::Ok,
                     &format!("issued {} (write-ahead)", rec.serial),
-                );
+                )?;
                 Ok((issued, None))
             }
             IssueOutcome::Reused(rec) => {

@@ -5,6 +5,10 @@
 //! A rerun on the same chip with the same public key gets that record back instead of a second
 //! identity ([`IssueOutcome::Reused`]). [`Registry::mark_written`] and
 //! [`Registry::mark_verified`] move it forward once the device holds it and has proven it.
+//!
+//! Every certificate, status change and audit entry is also a signed, hash-chained record
+//! ([`chain`]; docs/decisions/0007-registry-chain.md): writing one needs the record signer
+//! ([`Registry::set_record_signer`]), and [`Registry::verify_chain`] checks them all.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,7 @@ use serde::Serialize;
 
 use crate::project::CHIP_SERIAL_LEN;
 
+pub mod chain;
 pub mod lots;
 pub mod proof;
 pub mod revocation;
@@ -22,8 +27,11 @@ pub mod revocation;
 pub use revocation::{Revocation, RevocationReason, RevokedCert};
 
 /// Current schema version (SQLite `user_version`): 2 added lots, 3 the registry id, 4
-/// revocations and CRL numbers, 5 identity proofs ([`proof`]).
-pub const SCHEMA_VERSION: i64 = 5;
+/// revocations and CRL numbers, 5 identity proofs ([`proof`]), 6 the record chain ([`chain`]).
+pub const SCHEMA_VERSION: i64 = 6;
+
+/// The schema version that adds the record chain ([`chain::SCHEMA_CHAIN`]).
+const CHAIN_SCHEMA_VERSION: i64 = 6;
 
 /// Version 3: the registry's id, which `keystamp.toml` records (`registry.id`).
 const SCHEMA_V3: &str = "
@@ -277,6 +285,8 @@ pub enum RegistryError {
         /// Why it was revoked.
         reason: RevocationReason,
     },
+    /// A record could not be added to the record chain.
+    Chain(chain::ChainError),
 }
 
 impl fmt::Display for RegistryError {
@@ -377,6 +387,7 @@ impl fmt::Display for RegistryError {
                  provisioned: run it again to get a new certificate for a new key"
             ),
             Self::Lot(e) => e.fmt(f),
+            Self::Chain(e) => e.fmt(f),
         }
     }
 }
@@ -416,6 +427,7 @@ impl std::error::Error for RegistryError {
         match self {
             Self::Sqlite(e) | Self::File { source: e, .. } => Some(e),
             Self::Lot(e) => Some(e),
+            Self::Chain(e) => Some(e),
             Self::Io(_, e) => Some(e),
             _ => None,
         }
@@ -567,6 +579,8 @@ pub fn now_rfc3339() -> String {
 pub struct Registry {
     conn: Connection,
     policy: lots::IssuancePolicy,
+    /// Signs the records of the chain; `None` refuses every write that makes a record.
+    record_signer: Option<Box<dyn chain::RecordSigner>>,
 }
 
 impl Registry {
@@ -666,6 +680,7 @@ impl Registry {
             Ok(Self {
                 conn,
                 policy: lots::IssuancePolicy::default(),
+                record_signer: None,
             })
         };
         // A WAL database needs its shared-memory file even to be read; in a directory nobody
@@ -684,9 +699,23 @@ impl Registry {
         .map_err(|e| e.in_file(path))
     }
 
-    /// An in-memory registry (tests, dry runs).
+    /// An in-memory registry (tests, dry runs). It lives as long as the process, so its records
+    /// are signed with a throwaway key ([`chain::EphemeralKey`]).
     pub fn open_in_memory() -> Result<Self, RegistryError> {
-        Self::from_connection(Connection::open_in_memory()?)
+        let mut reg = Self::from_connection(Connection::open_in_memory()?)?;
+        reg.set_record_signer(Box::new(chain::EphemeralKey::generate()?));
+        Ok(reg)
+    }
+
+    /// Sets the key that signs the records this registry writes (the project's signer):
+    /// without one, issuing, status changes and audit entries are refused.
+    pub fn set_record_signer(&mut self, signer: Box<dyn chain::RecordSigner>) {
+        self.record_signer = Some(signer);
+    }
+
+    /// Verifies the record chain against the signer's public key (X‖Y): `registry audit`.
+    pub fn verify_chain(&self, signer_xy: &[u8; 64]) -> Result<chain::AuditReport, RegistryError> {
+        chain::verify(&self.conn, signer_xy)
     }
 
     fn from_connection(conn: Connection) -> Result<Self, RegistryError> {
@@ -698,6 +727,7 @@ impl Registry {
         let mut reg = Self {
             conn,
             policy: lots::IssuancePolicy::default(),
+            record_signer: None,
         };
         reg.migrate()?;
         Ok(reg)
@@ -725,6 +755,9 @@ impl Registry {
         }
         if version < 5 {
             proof::migrate(&tx)?;
+        }
+        if version < CHAIN_SCHEMA_VERSION {
+            tx.execute_batch(chain::SCHEMA_CHAIN)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
@@ -909,11 +942,20 @@ impl Registry {
             // Superseded certificates may have reached the device: revoke them in this
             // transaction, before they are marked.
             revocation::revoke_superseded(&tx, chip, &now)?;
-            tx.execute(
-                "UPDATE certificates SET status = 'superseded', updated_at = ?2
-                 WHERE chip_serial = ?1 AND kind = 'device' AND status IN ('pending', 'issued')",
-                params![chip, now],
-            )?;
+            // Each superseded certificate is a status change in the record chain.
+            for old in live
+                .iter()
+                .filter(|c| matches!(c.status, CertStatus::Pending | CertStatus::Issued))
+            {
+                chain::change_status(
+                    &tx,
+                    self.record_signer.as_deref(),
+                    old.id,
+                    old.status.as_str(),
+                    CertStatus::Superseded.as_str(),
+                    &now,
+                )?;
+            }
             tx.execute(
                 "INSERT INTO devices (chip_serial, state, cn, created_at, updated_at)
                  VALUES (?1, 'issuing', ?2, ?3, ?3)
@@ -942,6 +984,12 @@ impl Registry {
             &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = ?1"),
             [&serial],
             cert_from_row,
+        )?;
+        chain::append(
+            &tx,
+            self.record_signer.as_deref(),
+            chain::Kind::Certificate,
+            record.id,
         )?;
         tx.commit()?;
         Ok(IssueOutcome::New(record))
@@ -985,9 +1033,13 @@ impl Registry {
             });
         }
         if current.status != to {
-            tx.execute(
-                "UPDATE certificates SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![current.id, to.as_str(), now],
+            chain::change_status(
+                &tx,
+                self.record_signer.as_deref(),
+                current.id,
+                current.status.as_str(),
+                to.as_str(),
+                &now,
             )?;
             if let (CertKind::Device, Some(chip)) = (current.kind, current.chip_serial) {
                 let state = match to {
@@ -1093,7 +1145,8 @@ impl Registry {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Appends one step to the audit log.
+    /// Appends one step to the audit log, as the next record of the chain, in its own
+    /// transaction: an error means nothing was recorded (and the step must fail).
     pub fn audit(
         &self,
         station: Option<&str>,
@@ -1102,7 +1155,11 @@ impl Registry {
         outcome: Outcome,
         detail: &str,
     ) -> Result<(), RegistryError> {
-        self.conn.execute(
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        tx.execute(
             "INSERT INTO audit (time, station, chip_serial, step, outcome, detail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -1114,6 +1171,9 @@ impl Registry {
                 detail
             ],
         )?;
+        let id = tx.last_insert_rowid();
+        chain::append(&tx, self.record_signer.as_deref(), chain::Kind::Audit, id)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -1339,6 +1399,7 @@ mod tests {
         let path = dir.path().join("r.sqlite");
         {
             let mut reg = Registry::open(&path).expect("open");
+            reg.set_record_signer(Box::new(chain::EphemeralKey::generate().expect("key")));
             reg.begin_issue(&req(&[0x40, 1], &[1u8; 64], CHIP))
                 .expect("issue");
         }

@@ -448,6 +448,7 @@ fn registry_list_and_show_on_a_populated_registry() {
     init_encrypted(dir);
     let signer = Signer::unlock(&dir.join("ca"), Some(PASS)).expect("unlock");
     let mut registry = Registry::open(&dir.join("registry.sqlite")).expect("registry");
+    registry.set_record_signer(Box::new(signer.clone()));
     registry
         .register_station("st1", Some("/dev/ttyUSB0"))
         .expect("station");

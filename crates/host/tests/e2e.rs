@@ -10,9 +10,10 @@ use common::{Fixture, device, device_on, device_over, fixture, fixture_with, run
 use keystamp::engine::DeviceResult;
 use keystamp::link::{self, LinkError};
 use keystamp::pki::ca;
-use keystamp::registry::ChipSerial;
+use keystamp::registry::{ChipSerial, Registry};
 use keystamp::sim::{SimDevice, SimLink};
 use keystamp_atecc_sim::FaultConfig;
+use std::sync::Mutex;
 
 #[test]
 fn fresh_chip_is_provisioned_verified_and_a_rerun_issues_nothing() {
@@ -572,4 +573,51 @@ fn an_in_process_port_is_exclusive_and_disappears_with_its_device() {
     dev.stop();
     let gone = link::open_port(&name, 115_200).map(|_| ()).unwrap_err();
     assert!(gone.to_string().contains(&name), "{gone}");
+}
+
+/// Audit entries are not best effort: a station whose registry cannot record (here: no record
+/// signer) stops at the probe, before anything is written to the chip; with the signer, the
+/// run's records form a chain that verifies against the signer certificate.
+#[test]
+fn an_audit_entry_that_cannot_be_written_stops_the_station_before_any_chip_write() {
+    let mut fx = fixture();
+    let state = fx.dir.path().join("sim");
+    let dev = device(&state, "dev0", 11, FaultConfig::default());
+    let with_signer = std::mem::replace(
+        &mut fx.registry,
+        Mutex::new(Registry::open(&fx.dir.path().join("unsigned.sqlite")).unwrap()),
+    );
+    let report = run(&fx, &dev);
+    let DeviceResult::Failed(why) = &report.result else {
+        panic!("{report:?}")
+    };
+    assert!(why.contains("signed by the signer"), "{why}");
+    {
+        let chip = dev.chip().lock();
+        let cfg = chip.state().config;
+        assert_eq!((cfg[86], cfg[87]), (0x55, 0x55), "chip left unlocked");
+    }
+    assert!(
+        fx.registry
+            .lock()
+            .unwrap()
+            .certificates()
+            .unwrap()
+            .is_empty()
+    );
+
+    fx.registry = with_signer;
+    let report = run(&fx, &dev);
+    assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
+    let signer_xy = fx.signer.certs().signer_public_key().unwrap();
+    let audit = fx
+        .registry
+        .lock()
+        .unwrap()
+        .verify_chain(&signer_xy)
+        .unwrap();
+    assert!(
+        matches!(audit, keystamp::registry::chain::AuditReport::Clean { .. }),
+        "{audit:?}"
+    );
 }

@@ -122,6 +122,7 @@ fn revoked_and_superseded_certificates_are_in_the_crl_and_rejected_by_openssl() 
     ok(keystamp(dir).args(["init", "--insecure-no-passphrase"]));
     let signer = Signer::unlock(&dir.join("ca"), None).expect("unlock");
     let mut registry = Registry::open(&dir.join("registry.sqlite")).expect("registry");
+    registry.set_record_signer(Box::new(signer.clone()));
 
     let chip = |last: u8| ChipSerial([0x01, 0x23, 0, 0, 0, 0, 0, last, 0xEE]);
     let good = issue(dir, &mut registry, &signer, chip(1), chip(1));

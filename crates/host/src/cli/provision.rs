@@ -82,8 +82,13 @@ pub fn provision(
     );
     drop(sims);
     let tally = Tally::of(&reports);
-    if tally.interrupted > 0 {
-        run.audit_interrupt(&tally);
-    }
-    summarize(&reports, args.json, out)
+    // The summary is printed either way; an interruption that could not be recorded then
+    // fails the command.
+    let recorded = if tally.interrupted > 0 {
+        run.audit_interrupt(&tally)
+    } else {
+        Ok(())
+    };
+    summarize(&reports, args.json, out)?;
+    Ok(recorded?)
 }

@@ -33,6 +33,9 @@ pub enum RegistryCommand {
     /// Export the live device certificates: CSV, JSON, Azure DPS enrollments, AWS IoT
     /// registration input, or a signed manifest.
     Export(ExportArgs),
+    /// Verify the registry's record chain (sequence, hashes, signer signatures, status columns)
+    /// and name the first bad row; needs only the signer certificate, no passphrase.
+    Audit,
 }
 
 /// `keystamp registry export`.
@@ -75,6 +78,7 @@ pub fn run(dir: &Path, cmd: RegistryCommand, out: &mut dyn Write) -> Result<(), 
     match cmd {
         RegistryCommand::List(f) => registry_list(dir, f.json, out),
         RegistryCommand::Show(a) => registry_show(dir, &a.serial, a.json, out),
+        RegistryCommand::Audit => registry_audit(dir, out),
         RegistryCommand::Adopt => {
             let project = Project::open(dir)?;
             let id = ops::adopt_registry(&project)?;
@@ -91,7 +95,10 @@ pub fn run(dir: &Path, cmd: RegistryCommand, out: &mut dyn Write) -> Result<(), 
 }
 
 fn registry_revoke(dir: &Path, args: &RevokeArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut registry = ops::open_registry_for_update(&Project::open(dir)?)?;
+    let project = Project::open(dir)?;
+    let mut registry = ops::open_registry_for_update(&project)?;
+    // The revocation's audit entry is a record of the chain: the signer signs it.
+    registry.set_record_signer(Box::new(ops::unlock(&project)?));
     let wanted = args.serial.trim().trim_start_matches("0x");
     let revoked = ops::revocation::revoke(&mut registry, wanted, args.reason)?;
     if args.json {
@@ -108,6 +115,63 @@ fn registry_revoke(dir: &Path, args: &RevokeArgs, out: &mut dyn Write) -> Result
         writeln!(out, "revoked_at: {}", revoked.revocation.revoked_at)
     })()
     .map_err(io_err)
+}
+
+fn registry_audit(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+    use crate::registry::chain::AuditReport;
+    match ops::audit_registry(&Project::open(dir)?)? {
+        AuditReport::Clean {
+            records,
+            head,
+            earlier: (certificates, audit),
+        } => {
+            writeln!(
+                out,
+                "registry audit: {records} records checked, chain intact, head {}",
+                hex::encode(head)
+            )
+            .map_err(io_err)?;
+            if certificates + audit > 0 {
+                writeln!(
+                    out,
+                    "({certificates} certificate(s) and {audit} audit entr(ies) predate the \
+                     chain; its start record seals them)"
+                )
+                .map_err(io_err)?;
+            }
+            Ok(())
+        }
+        AuditReport::NotStarted {
+            certificates,
+            audit,
+        } if certificates + audit == 0 => writeln!(
+            out,
+            "registry audit: the registry is empty, nothing to check"
+        )
+        .map_err(io_err),
+        AuditReport::NotStarted {
+            certificates,
+            audit,
+        } => Err(CliError::Invalid(format!(
+            "registry audit: the registry has {certificates} certificate(s) and {audit} audit \
+             entr(ies) but no record chain yet (written before keystamp kept one): nothing is \
+             verified. The chain starts, sealing these rows, with the next record written: \
+             run `keystamp provision` or `keystamp verify` once"
+        ))),
+        AuditReport::Bad(findings) => {
+            let more = match findings.len() {
+                0 | 1 => String::new(),
+                n => format!(" ({} more problem(s) after it)", n - 1),
+            };
+            let first = findings
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Err(CliError::Invalid(format!(
+                "registry audit: first bad row: {first}{more}"
+            )))
+        }
+    }
 }
 
 fn open_registry(dir: &Path) -> Result<Registry, CliError> {

@@ -29,8 +29,8 @@ pub mod tls;
 
 pub use lot::{LotFileError, ModeError, check_mode, issuance_policy};
 pub use project::{
-    ProfileFile, adopt_registry, create_project, create_project_with, open_registry,
-    open_registry_for_update, record_signer, regenerate_definitions, unlock,
+    ProfileFile, adopt_registry, audit_registry, create_project, create_project_with,
+    open_registry, open_registry_for_update, record_signer, regenerate_definitions, unlock,
 };
 pub use run::{Run, StationMode};
 pub use sim::{SimDirLock, SimOptions, lock_sim_dir, start_sims};

@@ -87,6 +87,7 @@ pub fn create_project_with(
     profile.certificates.signer_def = Some(PathBuf::from(setup::SIGNER_DEF_FILE));
     // The registry first: its id goes into the profile, which makes the directory a project.
     let (mut registry, id) = Registry::create(&registry_path)?;
+    registry.set_record_signer(Box::new(signer.clone()));
     profile.registry.id = Some(id);
     match file {
         ProfileFile::New => Project::write_profile(dir, &profile)?,
@@ -245,4 +246,13 @@ pub fn key_passphrase(
     Ok(Some(
         read_passphrase(key, false).map_err(OpsError::Passphrase)?,
     ))
+}
+
+/// `registry audit`: verifies the registry's record chain against the signer certificate in
+/// the CA directory (itself checked against the root). Reads only; needs no passphrase.
+pub fn audit_registry(project: &Project) -> Result<crate::registry::chain::AuditReport, OpsError> {
+    let registry = open_registry(project)?;
+    let certs = CaCerts::load(&project.ca_dir())?;
+    ca::verify_signed_by(&certs.signer.cert, &certs.root_public_key()?)?;
+    Ok(registry.verify_chain(&certs.signer_public_key()?)?)
 }

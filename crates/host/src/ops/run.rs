@@ -44,6 +44,9 @@ impl Run {
         let material = setup::material(&project, &signer)?;
         let mut registry = super::open_registry_for_update(&project)?;
         registry.set_issuance_policy(super::issuance_policy(&project));
+        // The stations' records (issuance, status changes, audit entries) are signed by the
+        // signer they issue with (docs/decisions/0007-registry-chain.md).
+        registry.set_record_signer(Box::new(signer.clone()));
         let registry = Mutex::new(registry);
         Ok(Run {
             project,
@@ -105,16 +108,18 @@ impl Run {
 
 impl Run {
     /// Records in the audit log that the operator interrupted this run, and what the stations
-    /// had done by then. Best effort, like every audit entry: the run's outcome is already on
-    /// the devices and in the registry.
-    pub fn audit_interrupt(&self, tally: &Tally) {
-        if let Ok(reg) = self.registry.lock() {
-            let detail = format!(
-                "run interrupted by the operator: {} stopped, {} provisioned, {} verified, \
-                 {} failed",
-                tally.interrupted, tally.provisioned, tally.verified, tally.failed
-            );
-            let _ = reg.audit(None, None, "run", Outcome::Failed, &detail);
-        }
+    /// had done by then. Like every audit entry, a record of the chain: an error means it was
+    /// not recorded.
+    pub fn audit_interrupt(&self, tally: &Tally) -> Result<(), OpsError> {
+        let reg = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let detail = format!(
+            "run interrupted by the operator: {} stopped, {} provisioned, {} verified, \
+             {} failed",
+            tally.interrupted, tally.provisioned, tally.verified, tally.failed
+        );
+        Ok(reg.audit(None, None, "run", Outcome::Failed, &detail)?)
     }
 }

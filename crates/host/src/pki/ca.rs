@@ -549,7 +549,9 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), CaError> {
         .map_err(|e| CaError::Io(path.into(), e))
 }
 
-/// The signer, unlocked: signs device certificates.
+/// The signer, unlocked: signs device certificates (and the registry's records, through a
+/// copy the registry holds).
+#[derive(Clone)]
 pub struct Signer {
     key: SignerKey,
     certs: CaCerts,

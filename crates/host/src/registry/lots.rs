@@ -716,6 +716,9 @@ mod tests {
                     let (path, barrier) = (&path, &barrier);
                     s.spawn(move || {
                         let mut reg = Registry::open(path).expect("open");
+                        reg.set_record_signer(Box::new(
+                            super::super::chain::EphemeralKey::generate().expect("key"),
+                        ));
                         barrier.wait();
                         issue(&mut reg, chip, n)
                     })

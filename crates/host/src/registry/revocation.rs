@@ -242,6 +242,15 @@ impl Registry {
                 format!("certificate {} revoked: {reason}", certificate.serial)
             ],
         )?;
+        // The audit entry is a record of the chain (the revocation row itself is not yet:
+        // decision 0007).
+        let audit_id = tx.last_insert_rowid();
+        super::chain::append(
+            &tx,
+            self.record_signer.as_deref(),
+            super::chain::Kind::Audit,
+            audit_id,
+        )?;
         tx.commit()?;
         Ok(RevokedCert {
             certificate,

@@ -53,7 +53,9 @@ pub fn fixture_with(profile: Profile) -> Fixture {
         dir.path().join("devices"),
     )
     .unwrap();
-    let registry = Mutex::new(Registry::open(&dir.path().join("registry.sqlite")).unwrap());
+    let mut registry = Registry::open(&dir.path().join("registry.sqlite")).unwrap();
+    registry.set_record_signer(Box::new(signer.clone()));
+    let registry = Mutex::new(registry);
     Fixture {
         dir,
         signer,
