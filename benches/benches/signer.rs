@@ -58,7 +58,7 @@ fn bench(c: &mut Criterion, token: Option<TokenKey>) {
         b.iter(|| software.sign_prehash(&digest).expect("sign"))
     });
     if let Some(token) = token {
-        let token = SignerKey::Token(token);
+        let token = SignerKey::Token(std::sync::Arc::new(token));
         g.bench_function("softhsm2_pkcs11_p256", |b| {
             b.iter(|| token.sign_prehash(&digest).expect("sign"))
         });

@@ -47,8 +47,12 @@ pub fn signer_to_token(project: &Project, cfg: &Pkcs11Section) -> Result<CaCert,
     profile.ca.pkcs11 = Some(cfg.clone());
     Project::replace_profile(&project.dir, &profile)?;
     let project = Project::open(&project.dir)?;
-    record_signer(&mut registry, &CaCerts::load(&dir)?)?;
-    drop(token);
+    // The registry's records are signed by the signer: from now on, the token's key.
+    let new_signer = ca::Signer::with_token(&dir, token)?;
+    registry.set_record_signer(Box::new(new_signer.clone()));
+    record_signer(&mut registry, new_signer.certs())?;
+    drop(registry);
+    drop(new_signer);
     regenerate_definitions(&project)?;
     Ok(signer)
 }

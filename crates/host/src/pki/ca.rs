@@ -578,7 +578,11 @@ impl Signer {
     /// in). Checks that the token's key belongs to the signer certificate.
     pub fn with_token(dir: &Path, token: TokenKey) -> Result<Self, CaError> {
         let certs = CaCerts::load(dir)?;
-        Self::with_key(certs, SignerKey::Token(token), "the token's signer key")
+        Self::with_key(
+            certs,
+            SignerKey::Token(std::sync::Arc::new(token)),
+            "the token's signer key",
+        )
     }
 
     fn with_key(certs: CaCerts, key: SignerKey, what: &str) -> Result<Self, CaError> {

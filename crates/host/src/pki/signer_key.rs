@@ -19,12 +19,14 @@ use super::pkcs11::{Pkcs11Error, TokenKey};
 /// ecdsa-with-SHA256 (RFC 5758): the signature algorithm of everything keystamp signs.
 const OID_ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 
-/// A CA private key: software or token.
+/// A CA private key: software or token. Clones share one token session (the registry's
+/// record signer and the station's issuer are the same key).
+#[derive(Clone)]
 pub enum SignerKey {
     /// Decrypted from a PKCS#8 file.
     Software(SigningKey),
     /// In a PKCS#11 token; only signatures come out.
-    Token(TokenKey),
+    Token(std::sync::Arc<TokenKey>),
 }
 
 impl fmt::Debug for SignerKey {
