@@ -6,7 +6,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{Fixture, device, device_on, device_over, fixture, fixture_with, run, run_with};
+use common::{
+    Fixture, device, device_on, device_over, fixture, fixture_with, open_port, output_of, run,
+    run_with,
+};
 use keystamp::engine::DeviceResult;
 use keystamp::link::{self, LinkError};
 use keystamp::pki::ca;
@@ -120,15 +123,16 @@ fn rust_verify(fx: &Fixture, chain: &Path) {
 }
 
 fn openssl_verify(root: &Path, signer: &Path, device: &Path) {
-    let Ok(out) = std::process::Command::new("openssl")
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(root)
-        .arg("-untrusted")
-        .arg(signer)
-        .arg(device)
-        .output()
-    else {
+    let Ok(out) = output_of(
+        std::process::Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(root)
+            .arg("-untrusted")
+            .arg(signer)
+            .arg(device)
+            .stdin(std::process::Stdio::null()),
+    ) else {
         eprintln!("skipping the OpenSSL check: openssl is not installed");
         return;
     };
@@ -260,7 +264,7 @@ fn a_device_reset_at_any_step_ends_provisioned_after_a_rerun() {
             200 + i as u64,
             FaultConfig::default(),
         );
-        let port = link::open_port(dev.port_path(), 115_200).unwrap();
+        let port = open_port(&dev);
         let hook = |_: &str, step: Step| {
             if step == at {
                 dev.reset();
@@ -333,7 +337,7 @@ fn a_host_abort_anywhere_resumes_without_a_second_identity() {
             300 + i as u64,
             FaultConfig::default(),
         );
-        let inner = link::open_port(dev.port_path(), 115_200).unwrap();
+        let inner = open_port(&dev);
         let first = run_with(&fx, &dev, DyingPort { inner, budget }, &|_, _| {});
         assert!(
             matches!(
@@ -424,7 +428,7 @@ fn link_noise_is_skipped_or_retried_and_never_accepted() {
             400 + seed,
             FaultConfig::default(),
         );
-        let inner = link::open_port(dev.port_path(), 115_200).unwrap();
+        let inner = open_port(&dev);
         let port = NoisyPort {
             inner,
             state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),

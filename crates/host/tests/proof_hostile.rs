@@ -11,7 +11,7 @@ use common::{device, fixture, link_over};
 use der::{Decode, Encode};
 use keystamp::engine::scripted::{Reply, ScriptedDevice, Tamper};
 use keystamp::engine::{DeviceReport, DeviceResult, Issuer, Station};
-use keystamp::link::{self, Port};
+use keystamp::link::Port;
 use keystamp::pki::issue::SignError;
 use keystamp::registry::{CertKind, ChipSerial};
 use keystamp_atecc_sim::FaultConfig;
@@ -72,7 +72,7 @@ fn provisioned(name: &str, seed: u64) -> (common::Fixture, keystamp::sim::SimDev
         seed,
         FaultConfig::default(),
     );
-    let port = link::open_port(dev.port_path(), 115_200).unwrap();
+    let port = common::open_port(&dev);
     let report = run_over(&fx, &fx.signer, port);
     assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
     (fx, dev, report)
@@ -115,7 +115,7 @@ fn a_device_proving_another_key_than_it_reported_gets_nothing_issued_or_recorded
     // The device reports its chip's key but proves possession of another one: a valid
     // signature over exactly the digest the protocol asks for, by the wrong key.
     let port = Tamper::new(
-        link::open_port(dev.port_path(), 115_200).unwrap(),
+        common::open_port(&dev),
         move |req: &Request, resp: Response| match (req, resp) {
             (Request::IdentityProof { host_nonce }, Response::IdentityProof(mut p)) => {
                 let digest = identity_digest(host_nonce, &p.device_nonce);
@@ -197,7 +197,7 @@ fn an_off_curve_public_key_is_refused_before_anything_is_signed() {
     let mut y = [0u8; 32];
     y[31] = 2;
     let port = Tamper::new(
-        link::open_port(dev.port_path(), 115_200).unwrap(),
+        common::open_port(&dev),
         move |req: &Request, resp: Response| match req {
             Request::GenKey { .. } | Request::GetPublicKey { .. } => {
                 Response::PublicKey(PublicKey { x, y })
@@ -229,7 +229,7 @@ fn a_hostile_blob_received_count_is_a_typed_failure_not_a_panic() {
         FaultConfig::default(),
     );
     let port = Tamper::new(
-        link::open_port(dev.port_path(), 115_200).unwrap(),
+        common::open_port(&dev),
         |req: &Request, resp: Response| match (req, resp) {
             (Request::StoreDefBlob { total_len, .. }, Response::DefBlob(_)) => {
                 Response::DefBlob(DefBlobProgress {
@@ -258,7 +258,7 @@ fn an_oversized_certificate_length_is_a_typed_failure() {
     // Provisioned honestly, then verified with a device that reports a huge certificate.
     let (fx, dev, _) = provisioned("len", 59);
     let port = Tamper::new(
-        link::open_port(dev.port_path(), 115_200).unwrap(),
+        common::open_port(&dev),
         |_: &Request, resp: Response| match resp {
             Response::Chain(mut c) => {
                 c.device.len = u16::MAX;

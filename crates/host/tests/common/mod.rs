@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use keystamp::engine::{Material, Station};
@@ -129,8 +129,37 @@ fn device_with(
     .unwrap()
 }
 
+/// Held for writing while a child process starts, for reading while a port opens.
+///
+/// Between fork and exec a child holds a copy of every descriptor of this process, among them
+/// a port another test thread has just closed, together with the exclusive `flock` the
+/// `serialport` crate takes on it: reopening that port in the window fails with "Unable to
+/// acquire exclusive lock on serial port" (seen on a loaded CI machine). The copies are
+/// close-on-exec and `Command::spawn` returns only after the exec, so once a reader holds the
+/// gate no child still holds a closed port.
+static SPAWN_GATE: RwLock<()> = RwLock::new(());
+
+/// Opens `dev`'s port as the engine does, once no child process being started can still hold
+/// an earlier handle to it.
+pub fn open_port(dev: &SimDevice) -> Box<dyn serialport::SerialPort> {
+    let _gate = SPAWN_GATE.read().unwrap_or_else(PoisonError::into_inner);
+    link::open_port(dev.port_path(), 115_200).unwrap()
+}
+
+/// Starts `cmd` with stdout and stderr captured and waits for it, like `Command::output`, but
+/// behind [`SPAWN_GATE`] so the child's inherited descriptors cannot block a port reopen.
+/// Standard input is left as `cmd` sets it (inherited by default, unlike `output`).
+pub fn output_of(cmd: &mut Command) -> std::io::Result<Output> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = {
+        let _gate = SPAWN_GATE.write().unwrap_or_else(PoisonError::into_inner);
+        cmd.spawn()?
+    };
+    child.wait_with_output()
+}
+
 pub fn run(fx: &Fixture, dev: &SimDevice) -> keystamp::engine::DeviceReport {
-    let port = link::open_port(dev.port_path(), 115_200).unwrap();
+    let port = open_port(dev);
     run_with(fx, dev, port, &|station, step| {
         eprintln!("{station}: {step:?}")
     })
@@ -150,7 +179,7 @@ pub fn link_over<P: link::Port>(port: P) -> Link<P> {
 
 /// A link to `dev` over its port, as the engine opens it.
 pub fn link_to(dev: &SimDevice) -> Link<Box<dyn serialport::SerialPort>> {
-    link_over(link::open_port(dev.port_path(), 115_200).unwrap())
+    link_over(open_port(dev))
 }
 
 /// Runs one station over `port` with a progress hook.
@@ -212,7 +241,7 @@ pub fn field<'a>(text: &'a str, key: &str) -> &'a str {
 
 /// Runs a command to its end.
 pub fn run_cli(cmd: &mut Command) -> Output {
-    cmd.output().expect("run keystamp")
+    output_of(cmd).expect("run keystamp")
 }
 
 /// The standard output of a run that must succeed (its standard error in the panic if not).
