@@ -237,11 +237,3 @@ fn the_graph_sees_todays_edges() {
     assert!(g["blob"].contains("def"), "{g:#?}");
     assert!(g["rebuild"].contains("cert"), "{g:#?}");
 }
-
-#[test]
-#[ignore = "prints the module graph"]
-fn print_graph() {
-    for (m, e) in module_graph() {
-        println!("{m} -> {}", e.into_iter().collect::<Vec<_>>().join(", "));
-    }
-}
