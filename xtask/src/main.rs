@@ -409,19 +409,7 @@ fn firmware(args: &[String]) -> Result<(), String> {
     // The shipped image: the chip feature alone. `println` (panic messages via esp-backtrace) is
     // a debugging build and about 15 KB larger (docs/firmware.md).
     // cargo reads .cargo/config.toml from the current directory, so build from inside the crate.
-    run(
-        &dir,
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--no-default-features",
-            "--features",
-            chip,
-            "--target",
-            target,
-        ],
-    )?;
+    build_firmware(&dir, chip, target, &[])?;
     let elf = dir.join(format!("target/{target}/release/keystamp-firmware"));
     report_elf_size(&elf)?;
     if !have("espflash", "--version") {
@@ -467,6 +455,7 @@ fn firmware(args: &[String]) -> Result<(), String> {
             "firmware image is {len} bytes, over the {budget}-byte budget"
         ));
     }
+    firmware_example(&dir, chip, target, "tls_identity")?;
     // The device-side known-answer checks on the C3's instruction set (docs/firmware.md
     // "Checks"); once, with the C3, and only where qemu is installed (Debian qemu-system-misc).
     if chip == "esp32c3" {
@@ -476,6 +465,47 @@ fn firmware(args: &[String]) -> Result<(), String> {
             eprintln!("qemu-system-riscv32 not installed: device-ISA checks skipped");
         }
     }
+    Ok(())
+}
+
+/// `cargo build --release` in crates/firmware with the chip feature alone, plus `extra`.
+fn build_firmware(dir: &Path, chip: &str, target: &str, extra: &[&str]) -> Result<(), String> {
+    let mut args = vec!["build", "--release"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "--no-default-features",
+        "--features",
+        chip,
+        "--target",
+        target,
+    ]);
+    run(dir, "cargo", &args)
+}
+
+/// Builds a firmware example (the shipped image's features, `--example NAME`) and reports its
+/// flash use and app image size. Examples are not the shipped image: the budget does not apply
+/// to them (docs/firmware.md "TLS with the chip-held identity"), their size is reported.
+fn firmware_example(dir: &Path, chip: &str, target: &str, name: &str) -> Result<(), String> {
+    build_firmware(dir, chip, target, &["--example", name])?;
+    let elf = dir.join(format!("target/{target}/release/examples/{name}"));
+    report_elf_size(&elf)?;
+    let image = dir.join(format!(
+        "target/{target}/release/examples/{name}-{chip}.bin"
+    ));
+    let (elf_s, image_s) = (
+        elf.to_string_lossy().to_string(),
+        image.to_string_lossy().to_string(),
+    );
+    run(
+        dir,
+        "espflash",
+        &["save-image", "--chip", chip, &elf_s, &image_s],
+    )?;
+    let len = std::fs::metadata(&image).map_err(|e| e.to_string())?.len();
+    println!(
+        "example {name} image ({chip}): {} ({len} bytes)",
+        image.display()
+    );
     Ok(())
 }
 
