@@ -21,7 +21,8 @@
 //!
 //! The wheel's UART HAL raises DTR with an ioctl a pty refuses; the program carries the same
 //! modem-line shim as `crates/atecc-sim/tests/cryptoauthlib_kit.rs`. Skips with a printed
-//! reason when `cc`, python3 or the `cryptoauthlib` package is missing.
+//! reason when `cc`, python3 or the `cryptoauthlib` package is missing. Unix only (ptys).
+#![cfg(unix)]
 
 mod common;
 
