@@ -1,7 +1,7 @@
 //! The firmware's TLS path on the host: `crates/firmware/examples/tls_identity/chip_tls.rs` (the
 //! embedded-tls client the ESP32 example runs), compiled here unchanged, with the real agent on a
-//! provisioned emulated chip, over TCP on 127.0.0.1 to a rustls server that requires client
-//! certificates. The chip signs CertificateVerify through the identity API; the client checks
+//! provisioned emulated chip, over TCP on 127.0.0.1 to a rustls server and to Mosquitto, both
+//! requiring client certificates. The chip signs CertificateVerify through the identity API; the client checks
 //! the server's certificate against the CA it is given.
 //!
 //! embedded-tls sends one client certificate (docs/decisions/0009-firmware-tls.md), so the
@@ -129,7 +129,7 @@ impl Device {
     }
 }
 
-/// A CA and a server certificate for `localhost` it signed (both P-256).
+/// A CA and a server certificate for `localhost` it signed (both P-256): the broker's PKI.
 struct ServerPki {
     ca: CertificateDer<'static>,
     cert: CertificateDer<'static>,
@@ -349,4 +349,59 @@ fn the_firmware_client_refuses_a_broker_its_ca_did_not_sign() {
     let published = firmware_session(&mut dev, port, &pki.ca).unwrap();
     assert_eq!((published.chip_signatures, dev.chip_signs()), (1, 1));
     server.join().unwrap().unwrap();
+}
+
+#[test]
+fn mosquitto_with_the_signer_in_its_ca_file_takes_the_firmware_client() {
+    let Some(bin) = common::mosquitto::binary() else {
+        eprintln!("SKIPPED: mosquitto is not installed (apt-get install mosquitto; .ci/run does)");
+        return;
+    };
+    let mut dev = provisioned(0x1804);
+    let pki = server_pki();
+    let key = pki.key.secret_der().to_vec();
+    let pem = |der: &[u8]| keystamp::pki::ca::der_to_pem(der);
+    let root = dev.fx.signer.certs().root.der.clone();
+    // Root only: OpenSSL cannot chain the device certificate alone (decision 0009).
+    let dir = tempfile::tempdir().unwrap();
+    let root_only = common::mosquitto::start(
+        &bin,
+        dir.path(),
+        &common::mosquitto::BrokerFiles {
+            ca_pem: &pem(&root),
+            cert: &pki.cert,
+            key: &key,
+            crl: None,
+        },
+    );
+    let refused = firmware_session(&mut dev, root_only.port, &pki.ca);
+    assert!(refused.is_err(), "{refused:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    let log = std::fs::read_to_string(&root_only.log).unwrap();
+    assert!(log.contains("certificate verify failed"), "{log}");
+    assert!(!log.contains(&format!("u'{}'", dev.cn)), "{log}");
+    drop(root_only);
+
+    // Root and signer: the broker takes the device, with its CN as user name, and the message.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::mosquitto::start(
+        &bin,
+        dir.path(),
+        &common::mosquitto::BrokerFiles {
+            ca_pem: &(pem(&root) + &pem(&dev.signer_cert)),
+            cert: &pki.cert,
+            key: &key,
+            crl: None,
+        },
+    );
+    let published = firmware_session(&mut dev, broker.port, &pki.ca).unwrap();
+    assert_eq!(published.chip_signatures, 1);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = std::fs::read_to_string(&broker.log).unwrap();
+    assert!(log.contains(&format!("u'{}'", dev.cn)), "{log}");
+    let publish = format!(
+        "Received PUBLISH from {} (d0, q0, r0, m0, 'devices/{}/hello'",
+        dev.cn, dev.cn
+    );
+    assert!(log.contains(&publish), "no {publish} in:\n{log}");
 }

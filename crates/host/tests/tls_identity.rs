@@ -8,7 +8,6 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -213,33 +212,19 @@ fn server_with_the_crl_refuses_a_revoked_device() {
     );
 }
 
-/// Mosquitto on a free 127.0.0.1 port with client certificates required and the certificate's
-/// CN as user name; killed on drop.
-struct Mosquitto {
-    child: std::process::Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::mosquitto::{self, Mosquitto};
 
 fn mosquitto_binary() -> Option<std::path::PathBuf> {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists())
+    mosquitto::binary()
 }
 
+/// Mosquitto with a self-signed server certificate (`server.pem` in `dir`, the clients' trust
+/// anchor) and `root_pem` as the CA file.
 fn start_mosquitto(bin: &Path, dir: &Path, root_pem: &str) -> Mosquitto {
     start_mosquitto_with(bin, dir, root_pem, None)
 }
 
-/// Mosquitto as [`start_mosquitto`], with `crlfile` set to `crl_der` (as PEM) when given.
+/// Mosquitto as [`start_mosquitto`], with `crlfile` set to `crl_der` when given.
 fn start_mosquitto_with(
     bin: &Path,
     dir: &Path,
@@ -247,57 +232,13 @@ fn start_mosquitto_with(
     crl_der: Option<&[u8]>,
 ) -> Mosquitto {
     let (cert, key) = server_cert();
-    let write = |name: &str, label: &str, der: &[u8]| {
-        let p = dir.join(name);
-        let pem = keystamp::pki::ca::der_to_pem(der).replace("CERTIFICATE", label);
-        std::fs::write(&p, pem).unwrap();
-        p
+    let files = mosquitto::BrokerFiles {
+        ca_pem: root_pem,
+        cert: cert.as_ref(),
+        key: key.secret_der(),
+        crl: crl_der,
     };
-    let cert_file = write("server.pem", "CERTIFICATE", cert.as_ref());
-    let key_file = write("server.key", "PRIVATE KEY", key.secret_der());
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, root_pem).unwrap();
-    let crl_line = match crl_der {
-        Some(der) => format!("crlfile {}\n", write("crl.pem", "X509 CRL", der).display()),
-        None => String::new(),
-    };
-    // A free port: bind, read it, release (Mosquitto binds it right after).
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = dir.join("mosquitto.log");
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "user root\nper_listener_settings false\nlistener {port} 127.0.0.1\ncafile {}\ncertfile {}\n\
-             keyfile {}\nrequire_certificate true\nuse_identity_as_username true\n\
-             allow_anonymous false\nlog_dest file {}\nlog_type all\nconnection_messages true\n{crl_line}",
-            ca_file.display(),
-            cert_file.display(),
-            key_file.display(),
-            log.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait (bounded) for the listener.
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Mosquitto { child, port, log }
+    mosquitto::start(bin, dir, &files)
 }
 
 #[test]

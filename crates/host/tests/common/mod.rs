@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // Each test file uses its own subset.
 
+pub mod mosquitto;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, PoisonError, RwLock};
