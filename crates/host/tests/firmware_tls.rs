@@ -405,3 +405,35 @@ fn mosquitto_with_the_signer_in_its_ca_file_takes_the_firmware_client() {
     );
     assert!(log.contains(&publish), "no {publish} in:\n{log}");
 }
+
+/// The firmware's DER encoding of the chip's `r ‖ s` is p256's, at the edges of minimal INTEGER
+/// encoding: top bit set (a 0x00 pad), leading zero bytes (stripped), a one-byte value.
+#[test]
+fn the_firmware_der_signature_is_p256s_encoding() {
+    let mut high = [0x01u8; 32];
+    high[0] = 0x80;
+    let mut leading_zeros = [0x01u8; 32];
+    leading_zeros[..2].copy_from_slice(&[0x00, 0x00]);
+    leading_zeros[2] = 0x7F;
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    let mut zero_then_high = [0x22u8; 32];
+    zero_then_high[..3].copy_from_slice(&[0x00, 0x00, 0xFF]);
+    for (r, s) in [
+        (high, leading_zeros),
+        (leading_zeros, high),
+        (one, one),
+        (zero_then_high, high),
+        ([0x7Fu8; 32], [0x11u8; 32]),
+    ] {
+        let rs: [u8; 64] = [r, s].concat().try_into().unwrap();
+        let ours = chip_tls::DerSignature::from_rs(&rs);
+        let theirs = p256::ecdsa::Signature::from_slice(&rs).unwrap().to_der();
+        assert_eq!(
+            hex::encode(ours.as_ref()),
+            hex::encode(theirs.as_bytes()),
+            "{}",
+            hex::encode(rs)
+        );
+    }
+}
