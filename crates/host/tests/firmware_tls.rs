@@ -239,6 +239,18 @@ fn firmware_session(
     port: u16,
     broker_ca: &[u8],
 ) -> Result<chip_tls::Published, SessionError> {
+    let (cert, cn) = (dev.device_cert.clone(), dev.cn.clone());
+    session_with(&mut dev.agent, &cert, &cn, port, broker_ca)
+}
+
+/// The firmware's session with any agent (any chip behind it).
+fn session_with<C: keystamp_agent::Chip>(
+    agent: &mut Agent<C, FileFlash>,
+    device_cert: &[u8],
+    cn: &str,
+    port: u16,
+    broker_ca: &[u8],
+) -> Result<chip_tls::Published, SessionError> {
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let (mut read_buf, mut write_buf) = (vec![0u8; 16_640], vec![0u8; 4_096]);
@@ -248,9 +260,9 @@ fn firmware_session(
             name: "localhost",
             ca: broker_ca,
         },
-        &mut dev.agent,
-        &dev.device_cert,
-        dev.cn.as_bytes(),
+        agent,
+        device_cert,
+        cn.as_bytes(),
         b"hello from the chip",
         OsRandom,
         &mut read_buf,
@@ -435,5 +447,109 @@ fn the_firmware_der_signature_is_p256s_encoding() {
             "{}",
             hex::encode(rs)
         );
+    }
+}
+
+/// The chip with its Random command failing (everything else passes through).
+struct RandomFails<C>(C);
+
+impl<C: keystamp_agent::Chip> keystamp_agent::Chip for RandomFails<C> {
+    fn revision(&mut self) -> Result<[u8; 4], keystamp_agent::ChipError> {
+        self.0.revision()
+    }
+    fn read_config(&mut self) -> Result<[u8; 128], keystamp_agent::ChipError> {
+        self.0.read_config()
+    }
+    fn write_config(&mut self, target: &[u8; 128]) -> Result<(), keystamp_agent::ChipError> {
+        self.0.write_config(target)
+    }
+    fn lock_config(&mut self, crc: u16) -> Result<(), keystamp_agent::ChipError> {
+        self.0.lock_config(crc)
+    }
+    fn lock_data(&mut self, crc: Option<u16>) -> Result<(), keystamp_agent::ChipError> {
+        self.0.lock_data(crc)
+    }
+    fn lock_slot(&mut self, slot: u8) -> Result<(), keystamp_agent::ChipError> {
+        self.0.lock_slot(slot)
+    }
+    fn genkey(&mut self, slot: u8) -> Result<[u8; 64], keystamp_agent::ChipError> {
+        self.0.genkey(slot)
+    }
+    fn public_key(&mut self, slot: u8) -> Result<[u8; 64], keystamp_agent::ChipError> {
+        self.0.public_key(slot)
+    }
+    fn read_slot(
+        &mut self,
+        slot: u8,
+        offset: u16,
+        out: &mut [u8],
+    ) -> Result<(), keystamp_agent::ChipError> {
+        self.0.read_slot(slot, offset, out)
+    }
+    fn write_slot(
+        &mut self,
+        slot: u8,
+        offset: u16,
+        data: &[u8],
+    ) -> Result<(), keystamp_agent::ChipError> {
+        self.0.write_slot(slot, offset, data)
+    }
+    fn read_otp(&mut self, offset: u8, out: &mut [u8]) -> Result<(), keystamp_agent::ChipError> {
+        self.0.read_otp(offset, out)
+    }
+    fn write_otp(&mut self, offset: u8, data: &[u8]) -> Result<(), keystamp_agent::ChipError> {
+        self.0.write_otp(offset, data)
+    }
+    fn sign_digest(
+        &mut self,
+        slot: u8,
+        digest: &[u8; 32],
+    ) -> Result<[u8; 64], keystamp_agent::ChipError> {
+        self.0.sign_digest(slot, digest)
+    }
+    fn verify_extern(
+        &mut self,
+        digest: &[u8; 32],
+        signature: &[u8; 64],
+        public_key: &[u8; 64],
+    ) -> Result<bool, keystamp_agent::ChipError> {
+        self.0.verify_extern(digest, signature, public_key)
+    }
+    fn verify_stored(
+        &mut self,
+        key_slot: u8,
+        digest: &[u8; 32],
+        signature: &[u8; 64],
+    ) -> Result<bool, keystamp_agent::ChipError> {
+        self.0.verify_stored(key_slot, digest, signature)
+    }
+    fn random(&mut self) -> Result<[u8; 32], keystamp_agent::ChipError> {
+        Err(keystamp_agent::ChipError::Communication)
+    }
+    fn idle(&mut self) {
+        self.0.idle()
+    }
+}
+
+/// A chip whose RNG fails does not silently give a session: the handshake runs on the second
+/// source alone (no hang, no panic), and the session ends with `ChipRng` before any MQTT.
+#[test]
+fn a_failing_chip_rng_ends_the_session() {
+    let dev = provisioned(0x1805);
+    let flash = FileFlash::open(&dev._state.path().join("dev00.flash")).unwrap();
+    let mut agent = Agent::new(
+        RandomFails(Atecc::new(dev.chip.clone(), StdDelay)),
+        flash,
+        firmware_version(),
+    );
+    let (mut device, mut signer) = (vec![0u8; MAX_CERT], vec![0u8; MAX_CERT]);
+    agent.rebuild_identity(&mut device, &mut signer).unwrap();
+    let pki = server_pki();
+    let (port, server) = serve_once(&pki, &dev.signer_cert);
+    let session = session_with(&mut agent, &dev.device_cert, &dev.cn, port, &pki.ca);
+    assert!(matches!(session, Err(SessionError::ChipRng)), "{session:?}");
+    // The server got no MQTT bytes.
+    if let Ok(seen) = server.join().unwrap() {
+        assert!(seen.mqtt.is_empty(), "{seen:?}");
     }
 }
