@@ -108,6 +108,15 @@ pub fn signer_to_token(
             Ok(signer)
         }
         ToToken::Import => {
+            let key_file = ca::CaPaths::new(&dir).signer_key;
+            if !key_file.exists() {
+                return Err(CeremonyError::Missing(
+                    key_file,
+                    "there is no software signer key to import (is the signer in a token \
+                     already? `keystamp ca show` says)",
+                )
+                .into());
+            }
             let pass = key_passphrase(&dir, CaKey::Signer)?;
             let software = Signer::unlock(&dir, pass.as_ref().map(|p| p.as_str()))?;
             let SignerKey::Software(key) = software.key() else {

@@ -420,7 +420,8 @@ pub fn import_signer(
     install_certs(ca_dir, root, signer)
 }
 
-/// Writes root.pem and signer.pem into `ca_dir` (next to signer.key) and loads the CA back.
+/// Writes root.pem and signer.pem into `ca_dir` (next to signer.key, or alone when the signer
+/// key is in a token) and loads the CA back.
 pub fn install_certs(
     ca_dir: &Path,
     root: &CaCert,
@@ -428,6 +429,7 @@ pub fn install_certs(
 ) -> Result<CaCerts, CeremonyError> {
     let paths = CaPaths::new(ca_dir);
     refuse_existing(&[&paths.root_cert, &paths.signer_cert])?;
+    create_dir(ca_dir)?;
     write_cert(&paths.root_cert, root)?;
     write_cert(&paths.signer_cert, signer)?;
     Ok(CaCerts::load(ca_dir)?)
