@@ -440,3 +440,33 @@ pub fn write_token_file(path: &Path, cfg: &Pkcs11Section) -> Result<(), Pkcs11Er
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| Pkcs11Error::Config(path.into(), e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_files_round_trip_refuse_replacement_and_name_a_bad_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert!(read_root_token(dir.path()).expect("none").is_none());
+        let cfg = Pkcs11Section {
+            module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+            token: "offline-root".into(),
+            key_label: "keystamp-root".into(),
+        };
+        let path = dir.path().join(ROOT_TOKEN_FILE);
+        write_token_file(&path, &cfg).expect("write");
+        assert_eq!(
+            read_root_token(dir.path()).expect("read"),
+            Some(cfg.clone())
+        );
+        // A second root configuration never replaces the first.
+        assert!(matches!(
+            write_token_file(&path, &cfg),
+            Err(Pkcs11Error::Config(..))
+        ));
+        std::fs::write(&path, "module = 3\n").expect("write");
+        let e = read_root_token(dir.path()).expect_err("malformed");
+        assert!(e.to_string().contains(ROOT_TOKEN_FILE), "{e}");
+    }
+}
