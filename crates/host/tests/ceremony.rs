@@ -72,6 +72,15 @@ fn provision_with(station: &Path, n: usize, token: Option<&SoftHsm>) -> Vec<Path
         .collect()
 }
 
+/// The per-device output directories of a project.
+fn device_dirs(project: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(project.join("devices"))
+        .expect("devices")
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
 /// `openssl req -verify`: the request's self-signature verifies.
 fn openssl_verifies_request(dir: &Path, request: &str) {
     let o = openssl(dir, &["req", "-in", request, "-verify", "-noout"]);
@@ -514,7 +523,7 @@ fn station_refuses_root_verification_cert(station: &Path) {
 const AZURE_CODE: &str = "1A2B3C4D5E6F708192A3B4C5D6E7F8091A2B3C4D5E6F7081";
 
 #[test]
-fn a_root_in_the_offline_token_signs_signers_and_verification_certificates() {
+fn roots_and_signers_in_tokens_on_both_machines_provision_and_prove_possession() {
     let Some(offline_hsm) = SoftHsm::new("root in a token") else {
         return;
     };
@@ -534,37 +543,45 @@ fn a_root_in_the_offline_token_signs_signers_and_verification_certificates() {
         .args(["--token", LABEL, "--key-label", "root2"])));
     assert!(e.contains("already exists"), "{e}");
 
-    // Station: software signer request; offline: the token's root signs it.
+    // Station: its own token (another machine's HSM) makes the signer key and request; no
+    // key file anywhere.
+    let Some(station_hsm) = SoftHsm::new("station signer in a token") else {
+        return;
+    };
     let request = tmp.path().join("signer.csr");
-    ok(run(keystamp(&station)
-        .args(["ca", "signer-request", "--organization", "Acme", "--out"])
-        .arg(&request)
-        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    ok(run(ks(&station, &station_hsm)
+        .args(["ca", "signer-request", "--organization", "Acme"])
+        .args(["--module", station_hsm.module_arg(), "--token", LABEL])
+        .arg("--out")
+        .arg(&request)));
+    assert!(station.join("ca/signer-request.pkcs11.toml").exists());
+    assert!(!station.join("ca/signer.key").exists());
     let signer = tmp.path().join("signer.pem");
-    // A wrong PIN: nothing issued.
+    // Offline, a wrong PIN: nothing issued.
+    let sign =
+        |cmd: &mut Command| run(cmd.args(["ca", "sign-signer", s(&request), "--out", s(&signer)]));
     let mut wrong = keystamp(&offline);
     offline_hsm.env(&mut wrong, "000000");
-    let e = error_line(&run(wrong.args([
-        "ca",
-        "sign-signer",
-        s(&request),
-        "--out",
-        s(&signer),
-    ])));
+    let e = error_line(&sign(&mut wrong));
     assert!(e.contains("refused the PIN"), "{e}");
     assert!(!signer.exists());
-    ok(run(ks(&offline, &offline_hsm).args([
-        "ca",
-        "sign-signer",
-        s(&request),
-        "--out",
-        s(&signer),
-    ])));
-    ok(run(keystamp(&station)
-        .args(["ca", "import-signer", s(&signer), "--root", s(&root)])
-        .args(["--mode", "development"])
-        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
-    let devices = provision(&station, 2);
+    ok(sign(&mut ks(&offline, &offline_hsm)));
+    // A station without the token's PIN creates nothing.
+    let import = |cmd: &mut Command| {
+        run(cmd
+            .args(["ca", "import-signer", s(&signer), "--root", s(&root)])
+            .args(["--mode", "development"]))
+    };
+    let mut wrong = keystamp(&station);
+    station_hsm.env(&mut wrong, "000000");
+    let e = error_line(&import(&mut wrong));
+    assert!(e.contains("refused the PIN"), "{e}");
+    assert!(!station.join("keystamp.toml").exists());
+    ok(import(&mut ks(&station, &station_hsm)));
+    assert!(!station.join("ca/signer-request.pkcs11.toml").exists());
+    let toml = std::fs::read_to_string(station.join("keystamp.toml")).expect("toml");
+    assert!(toml.contains("[ca.pkcs11]"), "{toml}");
+    let devices = provision_with(&station, 2, Some(&station_hsm));
 
     // Offline: a root verification certificate from the token (no project there).
     let vc = tmp.path().join("verify-root.pem");
@@ -620,11 +637,7 @@ fn a_station_under_an_offline_root_moves_its_signer_into_a_token_by_request() {
     ok(run(keystamp(&station)
         .args(["provision", "--port", dev.port_path()])
         .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
-    let old_devices: Vec<PathBuf> = std::fs::read_dir(station.join("devices"))
-        .expect("devices")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let old_devices = device_dirs(&station);
     assert_eq!(old_devices.len(), 1, "{old_devices:?}");
 
     // Root verification certificates: refused on the station with the command, made offline.
@@ -733,14 +746,30 @@ fn a_third_party_ca_with_its_signer_key_in_a_token_provisions_devices() {
     std::fs::create_dir_all(&company).expect("company");
     openssl_ca(&company, "20260101000000Z", "20310101000000Z", "400A1B");
     hsm.import_pem(&company.join("signer.plain.key"), "company-signer");
-    let import = |cmd: &mut Command, label: &str| {
+    let import_from = |cmd: &mut Command, company: &Path, label: &str, mode: &str| {
         run(cmd
-            .args(["ca", "import", "--mode", "development"])
+            .args(["ca", "import", "--mode", mode])
             .args(["--root", s(&company.join("root.pem"))])
             .args(["--signer", s(&company.join("signer.pem"))])
             .args(["--module", hsm.module_arg(), "--token", LABEL])
             .args(["--key-label", label]))
     };
+    let import = |cmd: &mut Command, label: &str| import_from(cmd, &company, label, "development");
+    // A signer whose serial a chip cannot rebuild: the precise message, nothing written.
+    let bad = tmp.path().join("bad-serial");
+    std::fs::create_dir_all(&bad).expect("company");
+    openssl_ca(&bad, "20260101000000Z", "20310101000000Z", "1234");
+    hsm.import_pem(&bad.join("signer.plain.key"), "bad-serial");
+    let e = error_line(&import_from(
+        &mut ks(&station, &hsm),
+        &bad,
+        "bad-serial",
+        "development",
+    ));
+    assert!(
+        e.contains("serial number 1234") && e.contains("serial 400A1B"),
+        "{e}"
+    );
     // A key label with no key, then a wrong PIN: nothing written.
     let e = error_line(&import(&mut ks(&station, &hsm), "nope"));
     assert!(e.contains("no private key labelled \"nope\""), "{e}");
@@ -753,6 +782,16 @@ fn a_third_party_ca_with_its_signer_key_in_a_token_provisions_devices() {
     assert_eq!(field(&out, "root.key"), "offline");
     // softhsm2-util imports keys sensitive and not extractable: no warning.
     assert!(!out.contains("warning"), "{out}");
+    // A token key counts as protected: a production project accepts it (a plain key file
+    // would be refused).
+    let production = tmp.path().join("production");
+    let out = ok(import_from(
+        &mut ks(&production, &hsm),
+        &company,
+        "company-signer",
+        "production",
+    ));
+    assert_eq!(field(&out, "mode"), "production", "{out}");
     assert!(!station.join("ca/signer.key").exists(), "no key file");
     let devices = provision_with(&station, 2, Some(&hsm));
     openssl_verify_devices(&company.join("root.pem"), &devices);

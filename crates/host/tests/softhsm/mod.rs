@@ -95,12 +95,14 @@ impl SoftHsm {
     /// Imports a plain PKCS#8 key file into the token under `label` with SoftHSM2's own tool
     /// (what a company does with a key it already has).
     pub fn import_pem(&self, key: &Path, label: &str) {
+        // CKA_ID must be unique in the token: the label's bytes in hex.
+        let id: String = label.bytes().map(|b| format!("{b:02x}")).collect();
         let out = Command::new("softhsm2-util")
             .env("SOFTHSM2_CONF", &self.conf)
             .args(["--import"])
             .arg(key)
             .args([
-                "--token", LABEL, "--label", label, "--id", "0A1B", "--pin", PIN,
+                "--token", LABEL, "--label", label, "--id", &id, "--pin", PIN,
             ])
             .output()
             .expect("softhsm2-util --import");
