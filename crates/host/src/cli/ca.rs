@@ -552,8 +552,8 @@ fn signer_request(
     let ca_dir = profile.resolve(dir, &profile.ca.dir);
     let (pem, key_line) = match args.token.config("keystamp-signer") {
         Some(cfg) => {
-            let pin = crate::pki::pkcs11::read_pin().map_err(ops::OpsError::from)?;
-            let pem = ceremony::signer_request_in_token(&ca_dir, &profile.ca, &cfg, &pin)
+            let read_pin = crate::pki::pkcs11::read_pin;
+            let pem = ceremony::signer_request_in_token(&ca_dir, &profile.ca, &cfg, read_pin)
                 .map_err(ops::OpsError::from)?;
             (pem, token_description(&cfg))
         }

@@ -262,20 +262,22 @@ pub fn signer_request(
 }
 
 /// Station: a fresh signer key generated in the token `cfg` names (non-extractable,
-/// sensitive) and a PKCS#10 request signed by it, as [`signer_request`]. The token key is
-/// remembered in [`PENDING_TOKEN_FILE`] for `import-signer`. Works in a directory without a
-/// CA (a new station) and in a project (a new signer in a token: a rotation under an offline
-/// root, which cannot certify a token key on the station).
+/// sensitive; `pin` logs in) and a PKCS#10 request signed by it, as [`signer_request`]. The
+/// token key is remembered in [`PENDING_TOKEN_FILE`] for `import-signer`. Works in a
+/// directory without a CA (a new station) and in a project (a new signer in a token: a
+/// rotation under an offline root, which cannot certify a token key on the station).
 pub fn signer_request_in_token(
     ca_dir: &Path,
     settings: &CaSection,
     cfg: &Pkcs11Section,
-    pin: &AuthPin,
+    pin: impl FnOnce() -> Result<AuthPin, Pkcs11Error>,
 ) -> Result<String, CeremonyError> {
     let pending = ca_dir.join(PENDING_TOKEN_FILE);
+    // Refused before the PIN is asked for.
     refuse_existing(&[&pending])?;
+    let pin = pin()?;
     create_dir(ca_dir)?;
-    let key = SignerKey::Token(std::sync::Arc::new(TokenKey::generate(cfg, pin)?));
+    let key = SignerKey::Token(std::sync::Arc::new(TokenKey::generate(cfg, &pin)?));
     let pem = request_pem(settings, &key)?;
     pkcs11::write_token_file(&pending, cfg)?;
     Ok(pem)
