@@ -529,10 +529,18 @@ fn roots_and_signers_in_tokens_on_both_machines_provision_and_prove_possession()
     };
     let (tmp, offline, station) = offline_and_station();
 
-    let out = ok(run(ks(&offline, &offline_hsm)
-        .args(["ca", "init-root", "--organization", "Acme"])
-        .args(["--module", offline_hsm.module_arg(), "--token", LABEL])
-        .args(["--key-label", "root"])));
+    let init_root = |cmd: &mut Command| {
+        run(cmd
+            .args(["ca", "init-root", "--organization", "Acme"])
+            .args(["--module", offline_hsm.module_arg(), "--token", LABEL])
+            .args(["--key-label", "root"]))
+    };
+    let mut wrong = keystamp(&offline);
+    offline_hsm.env(&mut wrong, "000000");
+    let e = error_line(&init_root(&mut wrong));
+    assert!(e.contains("refused the PIN"), "{e}");
+    assert!(!offline.join("ca/root.pem").exists() && !offline.join("ca/root.pkcs11.toml").exists());
+    let out = ok(init_root(&mut ks(&offline, &offline_hsm)));
     assert!(field(&out, "root.key").contains("PKCS#11"), "{out}");
     assert!(!offline.join("ca/root.key").exists(), "no key file");
     assert!(offline.join("ca/root.pkcs11.toml").exists());
