@@ -8,6 +8,11 @@
 //!
 //! Not a criterion bench: one provisioning is seconds long and changes the chip for good, so each
 //! sample needs a fresh chip. The median of several fresh devices is reported.
+//!
+//! The same signer key is also imported into a throwaway SoftHSM2 token (same certificates and
+//! definitions), and single-station runs alternate between the software signer and the token
+//! signer: the per-device cost of signing through PKCS#11 (skipped with a message when
+//! SoftHSM2 is not installed).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -26,6 +31,32 @@ struct Setup {
     dir: std::path::PathBuf,
     signer: Signer,
     material: Material,
+}
+
+/// The setup's signer key imported into a fresh SoftHSM2 token in `dir`, as a token signer
+/// with the same certificates; `None` (with the reason printed) without SoftHSM2.
+fn token_signer(s: &Setup, dir: &std::path::Path) -> Option<Signer> {
+    use keystamp_benches::{SOFTHSM_LABEL, SOFTHSM_PIN, softhsm_token};
+    let Some((conf, module)) = softhsm_token(dir) else {
+        eprintln!("SKIP provision/single_station_softhsm2: SoftHSM2 not installed");
+        return None;
+    };
+    // SoftHSM2 reads SOFTHSM2_CONF when it initializes. This runs in main before any other
+    // thread exists (the simulated devices start later), so it races with nothing.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+    }
+    let cfg = keystamp::project::Pkcs11Section {
+        module,
+        token: SOFTHSM_LABEL.into(),
+        key_label: "bench-signer".into(),
+    };
+    let pin = cryptoki::types::AuthPin::from(SOFTHSM_PIN.to_string());
+    let ca_dir = s.dir.join("ca");
+    let key = ca::unlock_signer_key(&ca_dir, None).expect("software signer key");
+    let token = keystamp::pki::pkcs11::TokenKey::import(&cfg, &pin, &key).expect("import");
+    Some(Signer::with_token(&ca_dir, token).expect("token signer"))
 }
 
 fn setup() -> Setup {
@@ -68,7 +99,7 @@ struct Batch {
     chip_floor: Vec<Duration>,
 }
 
-fn batch(s: &Setup, name: &str, n: usize) -> Batch {
+fn batch(s: &Setup, signer: &Signer, name: &str, n: usize) -> Batch {
     let state = s.dir.join(name);
     let flags = SimOptions {
         timing: keystamp_atecc_sim::Timing::Realistic,
@@ -80,7 +111,7 @@ fn batch(s: &Setup, name: &str, n: usize) -> Batch {
     let ports: Vec<String> = sims.iter().map(|d| d.port_path().to_string()).collect();
     let mut registry = Registry::open(&s.dir.join(format!("{name}.sqlite"))).expect("registry");
     // Records are signed by the signer, as in a provisioning run.
-    registry.set_record_signer(Box::new(s.signer.clone()));
+    registry.set_record_signer(Box::new(signer.clone()));
     let registry = Mutex::new(registry);
     let started = Instant::now();
     let reports = run_stations(
@@ -88,7 +119,7 @@ fn batch(s: &Setup, name: &str, n: usize) -> Batch {
         BAUD,
         true,
         &s.material,
-        &s.signer,
+        signer,
         &registry,
         false,
         false,
@@ -127,22 +158,29 @@ fn main() {
         return;
     }
     let s = setup();
-    // One station, fresh devices one after another.
+    let token_dir = tempfile::tempdir().expect("tempdir");
+    let token = token_signer(&s, token_dir.path());
+    // One station, fresh devices one after another; the token signer's runs interleaved.
     let mut single = Vec::new();
+    let mut single_token = Vec::new();
     let mut floors = Vec::new();
     let mut bytes = Vec::new();
     let mut chip = Vec::new();
     for i in 0..5 {
-        let b = batch(&s, &format!("single{i}"), 1);
+        let b = batch(&s, &s.signer, &format!("single{i}"), 1);
         single.push(b.per_device[0]);
         floors.push(b.floors[0]);
         bytes.push(b.wire_bytes[0]);
         chip.push(b.chip_floor[0]);
+        if let Some(token) = &token {
+            let b = batch(&s, token, &format!("token{i}"), 1);
+            single_token.push(b.per_device[0]);
+        }
     }
     let t1 = median(single.clone());
     let floor = median(floors.clone());
     // Sixteen stations at once.
-    let b16 = batch(&s, "parallel16", 16);
+    let b16 = batch(&s, &s.signer, "parallel16", 16);
     let throughput_1 = 1.0 / t1.as_secs_f64();
     let throughput_16 = 16.0 / b16.wall.as_secs_f64();
     println!(
@@ -153,6 +191,19 @@ fn main() {
             .map(|d| format!("{:.3}", d.as_secs_f64()))
             .collect::<Vec<_>>()
     );
+    if !single_token.is_empty() {
+        let tt = median(single_token.clone());
+        println!(
+            "provision/single_station_softhsm2  median {:.3} s per device, signer in SoftHSM2 \
+             through PKCS#11 ({:+.1} ms vs software; runs: {:?})",
+            tt.as_secs_f64(),
+            (tt.as_secs_f64() - t1.as_secs_f64()) * 1000.0,
+            single_token
+                .iter()
+                .map(|d| format!("{:.3}", d.as_secs_f64()))
+                .collect::<Vec<_>>()
+        );
+    }
     println!(
         "provision/floor           median {:.3} s  (wire {} bytes = {:.3} s at {BAUD} baud + chip execution {:.3} s)",
         floor.as_secs_f64(),

@@ -3,51 +3,15 @@
 //! token through PKCS#11 (`CKM_ECDSA`). Every device certificate costs one. The token part is
 //! skipped with a message when SoftHSM2 is not installed.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use criterion::Criterion;
 use keystamp::pki::pkcs11::TokenKey;
 use keystamp::pki::signer_key::SignerKey;
 use keystamp::project::Pkcs11Section;
+use keystamp_benches::{SOFTHSM_LABEL, SOFTHSM_PIN, softhsm_token};
 use p256::ecdsa::SigningKey;
 use p256::elliptic_curve::Generate;
-
-const PIN: &str = "246810";
-const LABEL: &str = "keystamp-bench";
-
-fn softhsm_module() -> Option<PathBuf> {
-    let mut candidates = vec![PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")];
-    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
-        candidates.extend(
-            entries
-                .flatten()
-                .map(|e| e.path().join("softhsm/libsofthsm2.so")),
-        );
-    }
-    candidates.into_iter().find(|p| p.is_file())
-}
-
-/// A throwaway SoftHSM2 token in `dir`; returns the configuration and module paths.
-fn softhsm_token(dir: &std::path::Path) -> Option<(PathBuf, PathBuf)> {
-    let module = softhsm_module()?;
-    let tokens = dir.join("tokens");
-    std::fs::create_dir(&tokens).ok()?;
-    let conf = dir.join("softhsm2.conf");
-    let text = format!(
-        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-        tokens.display()
-    );
-    std::fs::write(&conf, text).ok()?;
-    let ok = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", LABEL, "--pin", PIN])
-        .args(["--so-pin", "13579111"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some((conf, module))
-}
 
 fn bench(c: &mut Criterion, token: Option<TokenKey>) {
     let digest = [0x5Au8; 32];
@@ -78,10 +42,10 @@ fn main() {
             }
             let cfg = Pkcs11Section {
                 module,
-                token: LABEL.into(),
+                token: SOFTHSM_LABEL.into(),
                 key_label: "bench-signer".into(),
             };
-            let pin = cryptoki::types::AuthPin::from(PIN.to_string());
+            let pin = cryptoki::types::AuthPin::from(SOFTHSM_PIN.to_string());
             Some(TokenKey::generate(&cfg, &pin).expect("token key"))
         }
         None => {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
+mod softhsm;
 use common::{error_line, field, keystamp, ok, run_cli as run};
+use softhsm::{LABEL, PIN, SoftHsm};
 
 const ROOT_PASS: &str = "offline root passphrase";
 const SIGNER_PASS: &str = "station signer passphrase";
@@ -39,7 +41,16 @@ fn s(p: &Path) -> &str {
 
 /// Provisions `n` simulated devices in `station` and returns their output directories.
 fn provision(station: &Path, n: usize) -> Vec<PathBuf> {
-    let out = ok(run(keystamp(station)
+    provision_with(station, n, None)
+}
+
+/// [`provision`], with the signer in `token` when given.
+fn provision_with(station: &Path, n: usize, token: Option<&SoftHsm>) -> Vec<PathBuf> {
+    let mut cmd = keystamp(station);
+    if let Some(hsm) = token {
+        hsm.env(&mut cmd, PIN);
+    }
+    let out = ok(run(cmd
         .args([
             "provision",
             "--simulate",
@@ -59,6 +70,26 @@ fn provision(station: &Path, n: usize) -> Vec<PathBuf> {
             station.join("devices").join(serial)
         })
         .collect()
+}
+
+/// The per-device output directories of a project.
+fn device_dirs(project: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(project.join("devices"))
+        .expect("devices")
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
+/// `openssl req -verify`: the request's self-signature verifies.
+fn openssl_verifies_request(dir: &Path, request: &str) {
+    let o = openssl(dir, &["req", "-in", request, "-verify", "-noout"]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(all.contains("verify OK"), "{all}");
 }
 
 /// `openssl verify` of each device's certificate against `root` through its signer.
@@ -84,13 +115,20 @@ fn openssl_verify_devices(root: &Path, devices: &[PathBuf]) {
     }
 }
 
-#[test]
-fn offline_ceremony_end_to_end_root_key_only_offline() {
+/// A temporary directory with the two project directories of the ceremony: the offline
+/// machine's and the station's.
+fn offline_and_station() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().expect("tmp");
     let offline = tmp.path().join("offline");
     let station = tmp.path().join("station");
     std::fs::create_dir_all(&offline).expect("offline dir");
     std::fs::create_dir_all(&station).expect("station dir");
+    (tmp, offline, station)
+}
+
+#[test]
+fn offline_ceremony_end_to_end_root_key_only_offline() {
+    let (tmp, offline, station) = offline_and_station();
 
     // 1. Offline machine: root only.
     ok(run(keystamp(&offline)
@@ -107,16 +145,7 @@ fn offline_ceremony_end_to_end_root_key_only_offline() {
         .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
     if have_openssl() {
         // OpenSSL checks the request's self-signature on its own.
-        let o = openssl(
-            tmp.path(),
-            &["req", "-in", "signer.csr", "-verify", "-noout"],
-        );
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(all.contains("verify OK"), "{all}");
+        openssl_verifies_request(tmp.path(), "signer.csr");
     }
 
     // An altered request is refused before the root key is opened (no passphrase given).
@@ -438,4 +467,340 @@ fn an_incompatible_third_party_signer_gets_the_precise_message() {
         .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS));
     let e = error_line(&o);
     assert!(e.contains("does not chain to the root"), "{e}");
+}
+
+/// `keystamp` in `dir` with `hsm`'s token and PIN.
+fn ks(dir: &Path, hsm: &SoftHsm) -> Command {
+    let mut c = keystamp(dir);
+    hsm.env(&mut c, PIN);
+    c
+}
+
+/// The subject CN of a PEM certificate, as OpenSSL reads it.
+fn openssl_cn(cert: &Path) -> String {
+    let o = openssl(
+        cert.parent().expect("dir"),
+        &[
+            "x509",
+            "-in",
+            s(cert),
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "sep_multiline",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("CN="))
+        .unwrap_or_else(|| panic!("no CN in {out}"))
+        .to_string()
+}
+
+/// `openssl verify` of `cert` against `root` alone: must print `OK`.
+fn openssl_verify_by_root(root: &Path, cert: &Path) {
+    let o = openssl(
+        cert.parent().expect("dir"),
+        &["verify", "-CAfile", s(root), s(cert)],
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.trim_end().ends_with(": OK"), "{text}");
+}
+
+/// `ca verification-cert --ca root` on a station of an offline root: one error line saying to
+/// run it on the offline machine, with the command.
+fn station_refuses_root_verification_cert(station: &Path) {
+    let e = error_line(&run(keystamp(station)
+        .args(["ca", "verification-cert", "--ca", "root"])
+        .args(["--code", AZURE_CODE])));
+    let command = format!("keystamp ca verification-cert --ca root --code {AZURE_CODE}");
+    assert!(
+        e.contains("on the offline machine") && e.contains(&command),
+        "{e}"
+    );
+}
+
+const AZURE_CODE: &str = "1A2B3C4D5E6F708192A3B4C5D6E7F8091A2B3C4D5E6F7081";
+
+#[test]
+fn roots_and_signers_in_tokens_on_both_machines_provision_and_prove_possession() {
+    let Some(offline_hsm) = SoftHsm::new("root in a token") else {
+        return;
+    };
+    let (tmp, offline, station) = offline_and_station();
+
+    let init_root = |cmd: &mut Command| {
+        run(cmd
+            .args(["ca", "init-root", "--organization", "Acme"])
+            .args(["--module", offline_hsm.module_arg(), "--token", LABEL])
+            .args(["--key-label", "root"]))
+    };
+    let mut wrong = keystamp(&offline);
+    offline_hsm.env(&mut wrong, "000000");
+    let e = error_line(&init_root(&mut wrong));
+    assert!(e.contains("refused the PIN"), "{e}");
+    assert!(!offline.join("ca/root.pem").exists() && !offline.join("ca/root.pkcs11.toml").exists());
+    let out = ok(init_root(&mut ks(&offline, &offline_hsm)));
+    assert!(field(&out, "root.key").contains("PKCS#11"), "{out}");
+    assert!(!offline.join("ca/root.key").exists(), "no key file");
+    assert!(offline.join("ca/root.pkcs11.toml").exists());
+    let root = offline.join("ca/root.pem");
+    // A second root in the same directory is refused before the token is asked.
+    let e = error_line(&run(ks(&offline, &offline_hsm)
+        .args(["ca", "init-root", "--module", offline_hsm.module_arg()])
+        .args(["--token", LABEL, "--key-label", "root2"])));
+    assert!(e.contains("already exists"), "{e}");
+
+    // Station: its own token (another machine's HSM) makes the signer key and request; no
+    // key file anywhere.
+    let Some(station_hsm) = SoftHsm::new("station signer in a token") else {
+        return;
+    };
+    let request = tmp.path().join("signer.csr");
+    ok(run(ks(&station, &station_hsm)
+        .args(["ca", "signer-request", "--organization", "Acme"])
+        .args(["--module", station_hsm.module_arg(), "--token", LABEL])
+        .arg("--out")
+        .arg(&request)));
+    assert!(station.join("ca/signer-request.pkcs11.toml").exists());
+    assert!(!station.join("ca/signer.key").exists());
+    let signer = tmp.path().join("signer.pem");
+    // Offline, a wrong PIN: nothing issued.
+    let sign =
+        |cmd: &mut Command| run(cmd.args(["ca", "sign-signer", s(&request), "--out", s(&signer)]));
+    let mut wrong = keystamp(&offline);
+    offline_hsm.env(&mut wrong, "000000");
+    let e = error_line(&sign(&mut wrong));
+    assert!(e.contains("refused the PIN"), "{e}");
+    assert!(!signer.exists());
+    ok(sign(&mut ks(&offline, &offline_hsm)));
+    // A station without the token's PIN creates nothing.
+    let import = |cmd: &mut Command| {
+        run(cmd
+            .args(["ca", "import-signer", s(&signer), "--root", s(&root)])
+            .args(["--mode", "development"]))
+    };
+    let mut wrong = keystamp(&station);
+    station_hsm.env(&mut wrong, "000000");
+    let e = error_line(&import(&mut wrong));
+    assert!(e.contains("refused the PIN"), "{e}");
+    assert!(!station.join("keystamp.toml").exists());
+    ok(import(&mut ks(&station, &station_hsm)));
+    assert!(!station.join("ca/signer-request.pkcs11.toml").exists());
+    let toml = std::fs::read_to_string(station.join("keystamp.toml")).expect("toml");
+    assert!(toml.contains("[ca.pkcs11]"), "{toml}");
+    let devices = provision_with(&station, 2, Some(&station_hsm));
+
+    // Offline: a root verification certificate from the token (no project there).
+    let vc = tmp.path().join("verify-root.pem");
+    ok(run(ks(&offline, &offline_hsm)
+        .args([
+            "ca",
+            "verification-cert",
+            "--ca",
+            "root",
+            "--code",
+            AZURE_CODE,
+        ])
+        .args(["--out", s(&vc)])));
+    // The station cannot: one line saying where to run it.
+    station_refuses_root_verification_cert(&station);
+    if !have_openssl() {
+        eprintln!("SKIP openssl checks of the token root's certificates: openssl not found");
+        return;
+    }
+    openssl_verify_by_root(&root, &root);
+    openssl_verify_by_root(&root, &signer);
+    openssl_verify_devices(&root, &devices);
+    openssl_verify_by_root(&root, &vc);
+    assert_eq!(openssl_cn(&vc), AZURE_CODE);
+}
+
+#[test]
+fn a_station_under_an_offline_root_moves_its_signer_into_a_token_by_request() {
+    let Some(hsm) = SoftHsm::new("signer rotation into a token by request") else {
+        return;
+    };
+    let (tmp, offline, station) = offline_and_station();
+    let with_root = |cmd: &mut Command| ok(run(cmd.env("KEYSTAMP_ROOT_PASSPHRASE", ROOT_PASS)));
+    with_root(keystamp(&offline).args(["ca", "init-root"]));
+    let root = offline.join("ca/root.pem");
+    let first_csr = tmp.path().join("first.csr");
+    let first = tmp.path().join("first.pem");
+    ok(run(keystamp(&station)
+        .args(["ca", "signer-request", "--out", s(&first_csr)])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    with_root(keystamp(&offline).args(["ca", "sign-signer", s(&first_csr), "--out", s(&first)]));
+    ok(run(keystamp(&station)
+        .args(["ca", "import-signer", s(&first), "--root", s(&root)])
+        .args(["--mode", "development"])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    // A device of the first signer (on a port, its chip state apart from `--simulate`'s).
+    let dev = common::device(
+        &station.join("sim-old"),
+        "old",
+        92,
+        keystamp_atecc_sim::FaultConfig::default(),
+    );
+    ok(run(keystamp(&station)
+        .args(["provision", "--port", dev.port_path()])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    let old_devices = device_dirs(&station);
+    assert_eq!(old_devices.len(), 1, "{old_devices:?}");
+
+    // Root verification certificates: refused on the station with the command, made offline.
+    station_refuses_root_verification_cert(&station);
+    let vc = tmp.path().join("verify-root.pem");
+    with_root(
+        keystamp(&offline)
+            .args([
+                "ca",
+                "verification-cert",
+                "--ca",
+                "root",
+                "--code",
+                AZURE_CODE,
+            ])
+            .args(["--out", s(&vc)]),
+    );
+
+    // signer-to-token cannot certify a token key here: it names the request steps.
+    let e = error_line(&run(ks(&station, &hsm)
+        .args(["ca", "signer-to-token", "--module", hsm.module_arg()])
+        .args(["--token", LABEL, "--key-label", "signer2"])
+        .env("KEYSTAMP_SIGNER_PASSPHRASE", SIGNER_PASS)));
+    assert!(
+        e.contains("root key is offline") && e.contains("keystamp ca signer-request --module"),
+        "{e}"
+    );
+    let toml = std::fs::read_to_string(station.join("keystamp.toml")).expect("toml");
+    assert!(!toml.contains("[ca.pkcs11]"), "{toml}");
+
+    // The request from a token key, signed offline, imported on the station.
+    let csr = tmp.path().join("token.csr");
+    let out = ok(run(ks(&station, &hsm)
+        .args(["ca", "signer-request", "--module", hsm.module_arg()])
+        .args([
+            "--token",
+            LABEL,
+            "--key-label",
+            "signer2",
+            "--out",
+            s(&csr),
+        ])));
+    assert!(field(&out, "signer.key").contains("PKCS#11"), "{out}");
+    let new_signer = tmp.path().join("token-signer.pem");
+    with_root(keystamp(&offline).args(["ca", "sign-signer", s(&csr), "--out", s(&new_signer)]));
+    // Without the PIN the import stops before changing anything.
+    let mut wrong = keystamp(&station);
+    hsm.env(&mut wrong, "000000");
+    let e = error_line(&run(wrong.args([
+        "ca",
+        "import-signer",
+        s(&new_signer),
+        "--root",
+        s(&root),
+    ])));
+    assert!(e.contains("refused the PIN"), "{e}");
+    assert!(station.join("ca/signer.key").exists());
+    let out = ok(run(ks(&station, &hsm).args([
+        "ca",
+        "import-signer",
+        s(&new_signer),
+        "--root",
+        s(&root),
+    ])));
+    assert!(field(&out, "signer.key").contains("PKCS#11"), "{out}");
+    assert_eq!(
+        std::fs::read(station.join("ca/signer.pem")).expect("signer.pem"),
+        std::fs::read(&new_signer).expect("new signer")
+    );
+    assert!(!station.join("ca/signer.key").exists());
+    assert!(station.join("ca/signer.key.retired").exists());
+    assert!(!station.join("ca/signer-request.pkcs11.toml").exists());
+    let toml = std::fs::read_to_string(station.join("keystamp.toml")).expect("toml");
+    assert!(
+        toml.contains("[ca.pkcs11]") && toml.contains("key_label = \"signer2\""),
+        "{toml}"
+    );
+    let check = ok(run(ks(&station, &hsm).args(["ca", "check"])));
+    assert_eq!(field(&check, "signer"), "ok", "{check}");
+    let new_devices = provision_with(&station, 2, Some(&hsm));
+
+    if !have_openssl() {
+        eprintln!("SKIP openssl checks of the rotated signer: openssl not found");
+        return;
+    }
+    openssl_verifies_request(tmp.path(), "token.csr");
+    // Devices of either signer chain to the one root.
+    openssl_verify_devices(&root, &old_devices);
+    openssl_verify_devices(&root, &new_devices);
+    openssl_verify_by_root(&root, &vc);
+    assert_eq!(openssl_cn(&vc), AZURE_CODE);
+}
+
+#[test]
+fn a_third_party_ca_with_its_signer_key_in_a_token_provisions_devices() {
+    if !have_openssl() {
+        eprintln!("SKIP third-party CA in a token: openssl not found (it makes the CA)");
+        return;
+    }
+    let Some(hsm) = SoftHsm::new("third-party CA with the signer key in a token") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let company = tmp.path().join("company");
+    let station = tmp.path().join("station");
+    std::fs::create_dir_all(&company).expect("company");
+    openssl_ca(&company, "20260101000000Z", "20310101000000Z", "400A1B");
+    hsm.import_pem(&company.join("signer.plain.key"), "company-signer");
+    let import_from = |cmd: &mut Command, company: &Path, label: &str, mode: &str| {
+        run(cmd
+            .args(["ca", "import", "--mode", mode])
+            .args(["--root", s(&company.join("root.pem"))])
+            .args(["--signer", s(&company.join("signer.pem"))])
+            .args(["--module", hsm.module_arg(), "--token", LABEL])
+            .args(["--key-label", label]))
+    };
+    let import = |cmd: &mut Command, label: &str| import_from(cmd, &company, label, "development");
+    // A signer whose serial a chip cannot rebuild: the precise message, nothing written.
+    let bad = tmp.path().join("bad-serial");
+    std::fs::create_dir_all(&bad).expect("company");
+    openssl_ca(&bad, "20260101000000Z", "20310101000000Z", "1234");
+    hsm.import_pem(&bad.join("signer.plain.key"), "bad-serial");
+    let e = error_line(&import_from(
+        &mut ks(&station, &hsm),
+        &bad,
+        "bad-serial",
+        "development",
+    ));
+    assert!(
+        e.contains("serial number 1234") && e.contains("serial 400A1B"),
+        "{e}"
+    );
+    // A key label with no key, then a wrong PIN: nothing written.
+    let e = error_line(&import(&mut ks(&station, &hsm), "nope"));
+    assert!(e.contains("no private key labelled \"nope\""), "{e}");
+    let mut wrong = keystamp(&station);
+    hsm.env(&mut wrong, "000000");
+    let e = error_line(&import(&mut wrong, "company-signer"));
+    assert!(e.contains("refused the PIN"), "{e}");
+    assert!(!station.join("ca").exists(), "nothing written");
+    let out = ok(import(&mut ks(&station, &hsm), "company-signer"));
+    assert_eq!(field(&out, "root.key"), "offline");
+    // softhsm2-util imports keys sensitive and not extractable: no warning.
+    assert!(!out.contains("warning"), "{out}");
+    // A token key counts as protected: a production project accepts it (a plain key file
+    // would be refused).
+    let production = tmp.path().join("production");
+    let out = ok(import_from(
+        &mut ks(&production, &hsm),
+        &company,
+        "company-signer",
+        "production",
+    ));
+    assert_eq!(field(&out, "mode"), "production", "{out}");
+    assert!(!station.join("ca/signer.key").exists(), "no key file");
+    let devices = provision_with(&station, 2, Some(&hsm));
+    openssl_verify_devices(&company.join("root.pem"), &devices);
 }

@@ -50,8 +50,7 @@ fn openssl(args: &[&str]) -> String {
 /// `keystamp` with the test token's configuration and PIN.
 fn ks(dir: &Path, hsm: &SoftHsm, pin: &str) -> Command {
     let mut c = keystamp(dir);
-    c.env("SOFTHSM2_CONF", hsm.conf())
-        .env("KEYSTAMP_PKCS11_PIN", pin);
+    hsm.env(&mut c, pin);
     c
 }
 
@@ -83,6 +82,38 @@ fn sim_device(dir: &Path, name: &str, seed: u64) -> keystamp::sim::SimDevice {
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
     })
     .expect("sim device")
+}
+
+/// Provisions two simulated devices on ports (chip seeds `seed`, `seed + 1`) with the token
+/// signer and returns their certificate files.
+fn provision_two(dir: &Path, hsm: &SoftHsm, name: &str, seed: u64) -> Vec<PathBuf> {
+    for i in 0..2 {
+        let dev = sim_device(dir, &format!("{name}{i}"), seed + i);
+        ok(ks(dir, hsm, PIN)
+            .args(["provision", "--port", dev.port_path()])
+            .output()
+            .expect("provision"));
+    }
+    let devices = device_pems(dir);
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    devices
+}
+
+/// `openssl verify` of each device certificate through the project's signer to its root.
+fn openssl_verify_chains(dir: &Path, devices: &[PathBuf]) {
+    let root = dir.join("ca/root.pem");
+    let signer = dir.join("ca/signer.pem");
+    for device in devices {
+        let out = openssl(&[
+            "verify",
+            "-CAfile",
+            root.to_str().expect("utf-8"),
+            "-untrusted",
+            signer.to_str().expect("utf-8"),
+            device.to_str().expect("utf-8"),
+        ]);
+        assert!(out.trim_end().ends_with(": OK"), "{out}");
+    }
 }
 
 fn device_pems(dir: &Path) -> Vec<PathBuf> {
@@ -126,15 +157,7 @@ fn token_signer_provisions_devices_whose_chains_openssl_verifies() {
         .expect("check");
     assert!(err_line(&o).contains("refused the PIN"));
 
-    for (i, seed) in [(0, 301u64), (1, 302)] {
-        let dev = sim_device(dir, &format!("tok{i}"), seed);
-        ok(ks(dir, &hsm, PIN)
-            .args(["provision", "--port", dev.port_path()])
-            .output()
-            .expect("provision"));
-    }
-    let devices = device_pems(dir);
-    assert_eq!(devices.len(), 2, "{devices:?}");
+    let devices = provision_two(dir, &hsm, "tok", 301);
     // The CRL is signed in the token too.
     let crl = dir.join("crl.pem");
     ok(ks(dir, &hsm, PIN)
@@ -144,20 +167,9 @@ fn token_signer_provisions_devices_whose_chains_openssl_verifies() {
     if !openssl_present("OpenSSL checks of token-signed certificates") {
         return;
     }
-    let root = dir.join("ca/root.pem");
+    openssl_verify_chains(dir, &devices);
     let signer = dir.join("ca/signer.pem");
-    let (root, signer) = (root.to_str().expect("p"), signer.to_str().expect("p"));
-    for device in &devices {
-        let out = openssl(&[
-            "verify",
-            "-CAfile",
-            root,
-            "-untrusted",
-            signer,
-            device.to_str().expect("utf-8"),
-        ]);
-        assert!(out.trim_end().ends_with(": OK"), "{out}");
-    }
+    let signer = signer.to_str().expect("p");
     let crl = crl.to_str().expect("p");
     let o = Command::new("openssl")
         .args(["crl", "-in", crl, "-CAfile", signer, "-noout"])
@@ -261,93 +273,24 @@ fn verification_certificates_chain_to_their_ca_and_carry_the_code() {
     assert_eq!(subject_cn(rvc), aws);
 }
 
-/// Set (to the module path) only in the child process that runs
-/// [`token_key_refuses_export_in_child`] with the token's SOFTHSM2_CONF.
-const CHILD_ENV: &str = "KEYSTAMP_TEST_SOFTHSM_MODULE";
-
 #[test]
 fn the_token_signer_key_cannot_be_read_or_wrapped_out() {
     let Some(hsm) = SoftHsm::new("non-extractable signer key") else {
         return;
     };
-    // SoftHSM2 reads SOFTHSM2_CONF when the module initializes; a child process gets the
-    // token's configuration without changing this process's environment.
-    let out = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "token_key_refuses_export_in_child",
-            "--nocapture",
-        ])
-        .env("SOFTHSM2_CONF", hsm.conf())
-        .env(CHILD_ENV, hsm.module_arg())
-        .output()
-        .expect("child");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("1 passed"), "child ran no test: {text}");
-    assert!(text.contains("export refused"), "{text}");
+    hsm.run_child("token_key_refuses_export_in_child", "nx", "export refused");
 }
 
 #[test]
 fn token_key_refuses_export_in_child() {
-    use cryptoki::error::{Error as CkError, RvError};
-    use cryptoki::mechanism::Mechanism;
-    use cryptoki::object::{Attribute, AttributeType};
     use keystamp::pki::pkcs11::TokenKey;
 
-    let Ok(module) = std::env::var(CHILD_ENV) else {
+    let Some(cfg) = softhsm::child_config() else {
         return; // Only meaningful inside the parent test's child process.
-    };
-    let cfg = keystamp::project::Pkcs11Section {
-        module: module.into(),
-        token: LABEL.into(),
-        key_label: "nx".into(),
     };
     let pin = cryptoki::types::AuthPin::from(PIN.to_string());
     let key = TokenKey::generate(&cfg, &pin).expect("generate in token");
-    key.with_session(|s| {
-        let attrs = s
-            .get_attributes(
-                key.private_handle(),
-                &[
-                    AttributeType::Value,
-                    AttributeType::Extractable,
-                    AttributeType::Sensitive,
-                    AttributeType::NeverExtractable,
-                ],
-            )
-            .expect("C_GetAttributeValue");
-        // CKA_VALUE of a sensitive key comes back as "attribute sensitive", i.e. absent.
-        assert!(
-            !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
-            "the token handed out CKA_VALUE"
-        );
-        assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
-        assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
-        assert!(
-            attrs.contains(&Attribute::NeverExtractable(true)),
-            "{attrs:?}"
-        );
-        let wrapping = s
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[
-                    Attribute::ValueLen(32.into()),
-                    Attribute::Wrap(true),
-                    Attribute::Token(false),
-                ],
-            )
-            .expect("AES wrapping key");
-        let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, key.private_handle());
-        assert!(
-            matches!(wrapped, Err(CkError::Pkcs11(RvError::KeyUnextractable, _))),
-            "wrapping the signer key: {wrapped:?}"
-        );
-    });
+    softhsm::assert_key_stays_in_token(&key, true);
     // Once the session is closed (PKCS#11 logins are per application while a session is
     // open), a wrong PIN is refused with the typed error.
     drop(key);
@@ -358,4 +301,67 @@ fn token_key_refuses_export_in_child() {
         "{e}"
     );
     println!("export refused");
+}
+
+#[test]
+fn a_software_signer_imported_into_the_token_stays_there_and_provisions() {
+    let Some(hsm) = SoftHsm::new("signer imported into the token") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    ok(keystamp(dir)
+        .args(["init", "--insecure-no-passphrase"])
+        .output()
+        .expect("init"));
+    let signer_before = std::fs::read(dir.join("ca/signer.pem")).expect("signer.pem");
+    let key_before = std::fs::read(dir.join("ca/signer.key")).expect("signer.key");
+    let import = |pin: &str| {
+        ks(dir, &hsm, pin)
+            .args(["ca", "signer-to-token", "--import"])
+            .args(["--module", hsm.module_arg(), "--token", LABEL])
+            .args(["--key-label", "imported"])
+            .output()
+            .expect("signer-to-token --import")
+    };
+    // A wrong PIN changes nothing.
+    assert!(err_line(&import("000000")).contains("refused the PIN"));
+    assert!(dir.join("ca/signer.key").exists());
+    let out = ok(import(PIN));
+    assert!(out.contains("signer.key.retired"), "{out}");
+    // Same signer certificate; the software key is out of keystamp's way.
+    assert_eq!(
+        std::fs::read(dir.join("ca/signer.pem")).expect("signer.pem"),
+        signer_before
+    );
+    assert!(!dir.join("ca/signer.key").exists());
+    assert_eq!(
+        std::fs::read(dir.join("ca/signer.key.retired")).expect("retired"),
+        key_before
+    );
+    // Importing again is refused: the software key is retired, the key is in the token once.
+    assert!(err_line(&import(PIN)).contains("no software signer key to import"));
+
+    let devices = provision_two(dir, &hsm, "imp", 311);
+    hsm.run_child(
+        "imported_key_refuses_export_in_child",
+        "imported",
+        "imported key stays",
+    );
+    if !openssl_present("OpenSSL checks of the imported signer's certificates") {
+        return;
+    }
+    openssl_verify_chains(dir, &devices);
+}
+
+#[test]
+fn imported_key_refuses_export_in_child() {
+    let Some(cfg) = softhsm::child_config() else {
+        return; // Only meaningful inside the parent test's child process.
+    };
+    let pin = cryptoki::types::AuthPin::from(PIN.to_string());
+    let key = keystamp::pki::pkcs11::TokenKey::open(&cfg, &pin).expect("imported key");
+    assert_eq!(key.extractable(), Some(false));
+    softhsm::assert_key_stays_in_token(&key, false);
+    println!("imported key stays");
 }

@@ -39,8 +39,9 @@ pub enum CaCommand {
     /// Create the project from an existing CA: the company's root certificate, a signer
     /// certificate it issued and the signer's key.
     Import(ImportArgs),
-    /// Move the signer into a PKCS#11 token: generate its key there (non-extractable), have the
-    /// root certify it, and record `[ca.pkcs11]` in keystamp.toml. PIN: KEYSTAMP_PKCS11_PIN or
+    /// Move the signer into a PKCS#11 token: generate its key there (non-extractable) and have
+    /// the root certify it, or `--import` the software key once (non-extractable) keeping the
+    /// signer certificate; record `[ca.pkcs11]` in keystamp.toml. PIN: KEYSTAMP_PKCS11_PIN or
     /// a prompt.
     SignerToToken(SignerToTokenArgs),
     /// Write a verification certificate (cloud proof of possession): subject CN = the code
@@ -60,6 +61,36 @@ pub struct SignerToTokenArgs {
     /// Label for the new signer key pair in the token.
     #[arg(long, default_value = "keystamp-signer")]
     pub key_label: String,
+    /// Import the current software signer key into the token (once; non-extractable and
+    /// sensitive there) and keep the signer certificate, instead of a new key certified by
+    /// the root (the way when the root is offline and no new signer is wanted).
+    #[arg(long)]
+    pub import: bool,
+}
+
+/// A key in a PKCS#11 token instead of a file (`--module`, `--token`, `--key-label`).
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The token vendor's PKCS#11 module (.so): the key is in that token, not in a file.
+    #[arg(long, requires = "token")]
+    pub module: Option<PathBuf>,
+    /// Label of the token.
+    #[arg(long, requires = "module")]
+    pub token: Option<String>,
+    /// Label (CKA_LABEL) of the key pair in the token.
+    #[arg(long, requires = "module")]
+    pub key_label: Option<String>,
+}
+
+impl TokenArgs {
+    /// The token configuration, if `--module` was given.
+    fn config(self, default_label: &str) -> Option<crate::project::Pkcs11Section> {
+        Some(crate::project::Pkcs11Section {
+            module: self.module?,
+            token: self.token?,
+            key_label: self.key_label.unwrap_or_else(|| default_label.into()),
+        })
+    }
 }
 
 /// Which CA key signs a verification certificate.
@@ -89,8 +120,12 @@ pub struct VerificationCertArgs {
 #[derive(Debug, Args)]
 pub struct InitRootArgs {
     /// Store the root key unencrypted (throwaway tests only).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "module")]
     pub insecure_no_passphrase: bool,
+    /// Generate the root key in the offline machine's PKCS#11 token (key label default
+    /// `keystamp-root`; PIN: KEYSTAMP_PKCS11_PIN or a prompt) instead of root.key.
+    #[command(flatten)]
+    pub token: TokenArgs,
     /// Organization (O) of the root subject (default: keystamp.toml's, else the default).
     #[arg(long)]
     pub organization: Option<String>,
@@ -103,8 +138,13 @@ pub struct SignerRequestArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Store the signer key unencrypted (development projects only).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "module")]
     pub insecure_no_passphrase: bool,
+    /// Generate the signer key in a PKCS#11 token (key label default `keystamp-signer`; PIN:
+    /// KEYSTAMP_PKCS11_PIN or a prompt) instead of signer.key; also in a project, to replace
+    /// its signer under an offline root.
+    #[command(flatten)]
+    pub token: TokenArgs,
     /// Organization (O) of the signer subject (default: keystamp.toml's, else the default).
     #[arg(long)]
     pub organization: Option<String>,
@@ -147,13 +187,17 @@ pub struct ImportArgs {
     pub signer: PathBuf,
     /// The signer's private key: PKCS#8 PEM, encrypted (its passphrase from
     /// KEYSTAMP_SIGNER_PASSPHRASE or a prompt; it stays the key's passphrase).
-    #[arg(long)]
-    pub signer_key: PathBuf,
+    #[arg(long, required_unless_present = "module", conflicts_with = "module")]
+    pub signer_key: Option<PathBuf>,
+    /// The signer's key is in a PKCS#11 token instead (key label default `keystamp-signer`;
+    /// PIN: KEYSTAMP_PKCS11_PIN or a prompt).
+    #[command(flatten)]
+    pub token: TokenArgs,
     /// Production or development (default: keystamp.toml's, else asked, else development).
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
     /// Accept and store an unencrypted signer key (development projects only).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "module")]
     pub insecure_no_passphrase: bool,
 }
 
@@ -198,7 +242,12 @@ fn ca_signer_to_token(
         token: args.token,
         key_label: args.key_label,
     };
-    let signer = ops::pkcs11::signer_to_token(&project, &cfg)?;
+    let how = if args.import {
+        ops::pkcs11::ToToken::Import
+    } else {
+        ops::pkcs11::ToToken::Generate
+    };
+    let signer = ops::pkcs11::signer_to_token(&project, &cfg, how)?;
     let cn = ca::common_name(signer.cert.tbs_certificate().subject()).unwrap_or_default();
     (|| {
         writeln!(out, "signer: {}", cn.escape_debug())?;
@@ -221,12 +270,18 @@ fn ca_verification_cert(
     args: &VerificationCertArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let project = Project::open(dir)?;
-    let which = match args.which {
-        CaChoice::Root => ops::pkcs11::VerificationCa::Root,
-        CaChoice::Signer => ops::pkcs11::VerificationCa::Signer,
+    let cert = match args.which {
+        CaChoice::Signer => {
+            ops::pkcs11::signer_verification_cert(&Project::open(dir)?, &args.code)?
+        }
+        // The offline machine's directory is no project: its keystamp.toml if any, else the
+        // defaults, say where the CA is.
+        CaChoice::Root => {
+            let profile = draft_profile(dir, None)?;
+            let ca_dir = profile.resolve(dir, &profile.ca.dir);
+            ops::pkcs11::root_verification_cert(&ca_dir, &profile.ca.organization, &args.code)?
+        }
     };
-    let cert = ops::pkcs11::verification_cert(&project, which, &args.code)?;
     let pem = cert.to_pem();
     let Some(path) = &args.out else {
         return out.write_all(pem.as_bytes()).map_err(io_err);
@@ -401,18 +456,26 @@ fn ca_check(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     .map_err(io_err)
 }
 
-/// What protects the root key, or `offline` when this machine holds root.pem only.
+/// What protects the root key: its file's protection, its token, or `offline` when this
+/// machine holds root.pem only.
 fn root_key_protection(ca_dir: &Path) -> Result<String, CliError> {
-    if !ca::root_key_present(ca_dir) {
-        return Ok(OFFLINE.into());
-    }
-    Ok(ca::key_protection(ca_dir, CaKey::Root)?.to_string())
+    Ok(
+        match ceremony::root_key_place(ca_dir).map_err(ops::OpsError::from)? {
+            ceremony::RootKeyPlace::File => ca::key_protection(ca_dir, CaKey::Root)?.to_string(),
+            ceremony::RootKeyPlace::Token(p) => token_description(&p),
+            ceremony::RootKeyPlace::Offline => OFFLINE.into(),
+        },
+    )
+}
+
+fn token_description(p: &crate::project::Pkcs11Section) -> String {
+    format!("PKCS#11 token {:?}, key {:?}", p.token, p.key_label)
 }
 
 /// What protects the signer key: its PKCS#11 token, or the key file's protection.
 fn signer_key_protection(project: &Project) -> Result<String, CliError> {
     Ok(match &project.profile.ca.pkcs11 {
-        Some(p) => format!("PKCS#11 token {:?}, key {:?}", p.token, p.key_label),
+        Some(p) => token_description(p),
         None => ca::key_protection(&project.ca_dir(), CaKey::Signer)?.to_string(),
     })
 }
@@ -454,18 +517,27 @@ fn write_file(path: &Path, data: &[u8]) -> Result<(), CliError> {
 fn init_root(dir: &Path, args: InitRootArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let profile = draft_profile(dir, args.organization)?;
     let ca_dir = profile.resolve(dir, &profile.ca.dir);
-    let protection = new_protection(CaKey::Root, args.insecure_no_passphrase)?;
-    let root = ceremony::init_root(
-        &ca_dir,
-        &profile.ca,
-        &protection,
-        std::time::SystemTime::now(),
-    )
-    .map_err(ops::OpsError::from)?;
+    let now = std::time::SystemTime::now();
+    // Refused before a passphrase or PIN is asked for.
+    ceremony::refuse_existing_root(&ca_dir).map_err(ops::OpsError::from)?;
+    let (root, key_line) = match args.token.config("keystamp-root") {
+        Some(cfg) => {
+            let pin = crate::pki::pkcs11::read_pin().map_err(ops::OpsError::from)?;
+            let root = ceremony::init_root_in_token(&ca_dir, &profile.ca, &cfg, &pin, now)
+                .map_err(ops::OpsError::from)?;
+            (root, token_description(&cfg))
+        }
+        None => {
+            let protection = new_protection(CaKey::Root, args.insecure_no_passphrase)?;
+            let root = ceremony::init_root(&ca_dir, &profile.ca, &protection, now)
+                .map_err(ops::OpsError::from)?;
+            (root, ca_dir.join("root.key").display().to_string())
+        }
+    };
     let summary = CertSummary::of(&root);
     (|| {
         summary.print("root", out)?;
-        writeln!(out, "root.key: {}", ca_dir.join("root.key").display())?;
+        writeln!(out, "root.key: {key_line}")?;
         writeln!(out, "root.pem: {}", ca_dir.join("root.pem").display())
     })()
     .map_err(io_err)
@@ -478,12 +550,23 @@ fn signer_request(
 ) -> Result<(), CliError> {
     let profile = draft_profile(dir, args.organization)?;
     let ca_dir = profile.resolve(dir, &profile.ca.dir);
-    let protection = new_protection(CaKey::Signer, args.insecure_no_passphrase)?;
-    let pem =
-        ceremony::signer_request(&ca_dir, &profile.ca, &protection).map_err(ops::OpsError::from)?;
+    let (pem, key_line) = match args.token.config("keystamp-signer") {
+        Some(cfg) => {
+            let read_pin = crate::pki::pkcs11::read_pin;
+            let pem = ceremony::signer_request_in_token(&ca_dir, &profile.ca, &cfg, read_pin)
+                .map_err(ops::OpsError::from)?;
+            (pem, token_description(&cfg))
+        }
+        None => {
+            let protection = new_protection(CaKey::Signer, args.insecure_no_passphrase)?;
+            let pem = ceremony::signer_request(&ca_dir, &profile.ca, &protection)
+                .map_err(ops::OpsError::from)?;
+            (pem, ca_dir.join("signer.key").display().to_string())
+        }
+    };
     write_file(&args.out, pem.as_bytes())?;
     (|| {
-        writeln!(out, "signer.key: {}", ca_dir.join("signer.key").display())?;
+        writeln!(out, "signer.key: {key_line}")?;
         writeln!(out, "request: {}", args.out.display())
     })()
     .map_err(io_err)
@@ -496,16 +579,17 @@ fn sign_signer(dir: &Path, args: &SignSignerArgs, out: &mut dyn Write) -> Result
         path: args.request.clone(),
         source,
     })?;
-    // Check the request before asking for the root passphrase.
+    // Check the request before asking for the root passphrase or PIN.
     ceremony::check_request(&request).map_err(ops::OpsError::from)?;
-    let root_pass = if ca::root_key_present(&ca_dir) {
-        ops::project::key_passphrase(&ca_dir, CaKey::Root)?
-    } else {
-        None
-    };
+    let root_key = ops::pkcs11::unlock_root_key(&ca_dir, "signing a signer request", || {
+        format!(
+            "keystamp ca sign-signer {} --out signer.pem",
+            args.request.display()
+        )
+    })?;
     let signer = ceremony::sign_signer(
         &ca_dir,
-        root_pass.as_deref().map(String::as_str),
+        &root_key,
         &request,
         args.years.unwrap_or(profile.ca.signer_validity_years),
         std::time::SystemTime::now(),
@@ -521,10 +605,35 @@ fn sign_signer(dir: &Path, args: &SignSignerArgs, out: &mut dyn Write) -> Result
 }
 
 fn import_signer(dir: &Path, args: ImportSignerArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let (profile, file, _) = starting_profile(dir, None, args.mode)?;
-    let ca_dir = profile.resolve(dir, &profile.ca.dir);
     let signer = ceremony::read_cert(&args.cert).map_err(ops::OpsError::from)?;
     let root = ceremony::read_cert(&args.root).map_err(ops::OpsError::from)?;
+    // A project that made a request in a token is replacing its signer.
+    if let Ok(project) = Project::open(dir)
+        && project.registry_path().exists()
+        && ceremony::pending_token_request(&project.ca_dir())
+            .map_err(ops::OpsError::from)?
+            .is_some()
+    {
+        let new = ops::pkcs11::rotate_to_requested_token(&project, &signer, &root)?;
+        let cn = ca::common_name(new.cert.tbs_certificate().subject()).unwrap_or_default();
+        let key = signer_key_protection(&Project::open(dir)?)?;
+        return (|| {
+            writeln!(out, "signer: {}", cn.escape_debug())?;
+            writeln!(out, "signer.sha256: {}", ca::colon_hex(&new.fingerprint()))?;
+            writeln!(out, "signer.key: {key}")
+        })()
+        .map_err(io_err);
+    }
+    let (profile, file, _) = starting_profile(dir, None, args.mode)?;
+    let ca_dir = profile.resolve(dir, &profile.ca.dir);
+    if ceremony::pending_token_request(&ca_dir)
+        .map_err(ops::OpsError::from)?
+        .is_some()
+    {
+        let project =
+            ops::pkcs11::import_requested_token_signer(dir, &profile, file, &signer, &root)?;
+        return print_created(&project, out);
+    }
     let encrypted = ca::key_encrypted(&ca_dir, CaKey::Signer)?;
     let pass = ops::project::key_passphrase(&ca_dir, CaKey::Signer)?;
     let pass = pass.as_deref().map(String::as_str);
@@ -537,11 +646,32 @@ fn import_signer(dir: &Path, args: ImportSignerArgs, out: &mut dyn Write) -> Res
 
 fn import(dir: &Path, args: ImportArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let (profile, file, _) = starting_profile(dir, None, args.mode)?;
-    let key_text =
-        std::fs::read_to_string(&args.signer_key).map_err(|source| ops::OpsError::Io {
-            path: args.signer_key.clone(),
-            source,
-        })?;
+    if let Some(cfg) = args.token.config("keystamp-signer") {
+        let root = ceremony::read_cert(&args.root).map_err(ops::OpsError::from)?;
+        let signer = ceremony::read_cert(&args.signer).map_err(ops::OpsError::from)?;
+        let (project, extractable) =
+            ops::pkcs11::import_ca_with_token(dir, &profile, file, &cfg, &root, &signer)?;
+        print_created(&project, out)?;
+        if extractable != Some(false) {
+            writeln!(
+                out,
+                "warning: the token does not mark key {:?} non-extractable and sensitive: \
+                 anyone with the PIN may be able to export it",
+                cfg.key_label
+            )
+            .map_err(io_err)?;
+        }
+        return Ok(());
+    }
+    let Some(signer_key) = args.signer_key else {
+        return Err(CliError::Invalid(
+            "give the signer key: --signer-key KEY.pem, or --module/--token/--key-label".into(),
+        ));
+    };
+    let key_text = std::fs::read_to_string(&signer_key).map_err(|source| ops::OpsError::Io {
+        path: signer_key.clone(),
+        source,
+    })?;
     // An encrypted key keeps its passphrase; a plain one is accepted only when asked for.
     let protection = if key_text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
         KeyProtection::Passphrase(read_passphrase(CaKey::Signer, false)?)
@@ -551,14 +681,14 @@ fn import(dir: &Path, args: ImportArgs, out: &mut dyn Write) -> Result<(), CliEr
         return Err(CliError::Invalid(format!(
             "{} is not encrypted: encrypt it (openssl pkcs8 -topk8 -scrypt) or pass \
              --insecure-no-passphrase (development only)",
-            args.signer_key.display()
+            signer_key.display()
         )));
     };
     let encrypted = protection.passphrase().is_some();
     let files = ImportFiles {
         root: &args.root,
         signer: &args.signer,
-        signer_key: &args.signer_key,
+        signer_key: &signer_key,
     };
     let project = ops::create_project_with(dir, &profile, encrypted, file, |ca_dir, _| {
         byo::import(ca_dir, files, protection.passphrase(), &protection)?;

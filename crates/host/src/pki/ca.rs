@@ -831,7 +831,7 @@ pub fn make_root(settings: &CaSection, now: SystemTime) -> Result<(SigningKey, C
 
 /// The self-signed root certificate for `root_key` (software or token) per `settings`:
 /// basicConstraints CA without path length, a random positive 16-byte serial.
-fn root_certificate(
+pub fn root_certificate(
     settings: &CaSection,
     root_key: &SignerKey,
     now: SystemTime,

@@ -1,12 +1,17 @@
 //! The offline root ceremony: the root key stays on an offline machine, stations hold the root
 //! certificate only.
 //!
-//! 1. offline: [`init_root`] makes root.key + root.pem;
-//! 2. station: [`signer_request`] makes a fresh signer.key and a PKCS#10 request for it;
+//! 1. offline: [`init_root`] makes root.key + root.pem ([`init_root_in_token`]: the root key in
+//!    the offline machine's token, root.pem + [`ROOT_TOKEN_FILE`]);
+//! 2. station: [`signer_request`] makes a fresh signer.key and a PKCS#10 request for it
+//!    ([`signer_request_in_token`]: the key in the station's token, remembered in
+//!    [`PENDING_TOKEN_FILE`] until its certificate comes back);
 //! 3. offline: [`sign_signer`] checks the request's self-signature and issues the signer
-//!    certificate (CA, path length 0, keyCertSign|cRLSign, serial `0x40 ‖ signer id`);
+//!    certificate (CA, path length 0, keyCertSign|cRLSign, serial `0x40 ‖ signer id`) with the
+//!    root key wherever [`root_key_place`] finds it;
 //! 4. station: [`import_signer`] checks the certificate belongs to its key and chains to the root
-//!    certificate it is given, then stores both certificates next to the key.
+//!    certificate it is given, then stores both certificates next to the key
+//!    ([`check_token_signer`] for a token key, also when it replaces a project's signer).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,8 +28,14 @@ use x509_cert::request::{CertReq, RequestBuilder};
 
 use crate::pki::byo::{self, ByoError};
 use crate::pki::ca::{self, CaCert, CaCerts, CaError, CaPaths, KeyProtection};
+pub use crate::pki::pkcs11::ROOT_TOKEN_FILE;
+use crate::pki::pkcs11::{self, AuthPin, Pkcs11Error, TokenKey};
 use crate::pki::signer_key::SignerKey;
-use crate::project::CaSection;
+use crate::project::{CaSection, Pkcs11Section};
+
+/// File in the CA directory naming the token key of a signer request made with
+/// [`signer_request_in_token`], until `import-signer` installs its certificate.
+pub const PENDING_TOKEN_FILE: &str = "signer-request.pkcs11.toml";
 
 /// ecdsa-with-SHA256 (RFC 5758 §3.2): the only request signature keystamp accepts.
 const OID_ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
@@ -50,6 +61,21 @@ pub enum CeremonyError {
     RequestSubject(String),
     /// The signer certificate fails the chain and compressibility checks.
     Signer(ByoError),
+    /// A PKCS#11 token (the root's or the signer's) failed or refused.
+    Token(Pkcs11Error),
+    /// This machine holds the root certificate only; `needs` the root key, so `run_there`
+    /// must run on the offline machine.
+    RootOffline {
+        /// What needs the root key.
+        needs: &'static str,
+        /// The command to run on the offline machine instead.
+        run_there: String,
+    },
+    /// The signer certificate is issued by another root than the project's root.pem.
+    OtherRoot,
+    /// `ca signer-to-token` on a station of an offline root: the station cannot certify a new
+    /// token key; the request-and-import steps for this token key configuration are the way.
+    NeedsRequest(Pkcs11Section),
 }
 
 impl fmt::Display for CeremonyError {
@@ -78,6 +104,29 @@ impl fmt::Display for CeremonyError {
             ),
             Self::RequestSubject(why) => write!(f, "the signer request's subject {why}"),
             Self::Signer(e) => e.fmt(f),
+            Self::Token(e) => e.fmt(f),
+            Self::RootOffline { needs, run_there } => write!(
+                f,
+                "{needs} needs the root key, which is not on this machine (it holds root.pem \
+                 only): run `{run_there}` on the offline machine, in the directory where \
+                 `keystamp ca init-root` ran"
+            ),
+            Self::NeedsRequest(cfg) => write!(
+                f,
+                "the root key is offline, so this station cannot certify a new token key: run \
+                 `keystamp ca signer-request --module {} --token {:?} --key-label {:?} --out \
+                 signer.csr`, have the offline machine sign it (`keystamp ca sign-signer \
+                 signer.csr --out signer.pem`), then run `keystamp ca import-signer signer.pem \
+                 --root ca/root.pem` here; or keep the current signer certificate with \
+                 `keystamp ca signer-to-token --import ...`",
+                cfg.module.display(),
+                cfg.token,
+                cfg.key_label
+            ),
+            Self::OtherRoot => f.write_str(
+                "the root certificate given is not this project's ca/root.pem: a new signer must \
+                 be issued by the project's root (devices already hold its chain)",
+            ),
         }
     }
 }
@@ -89,6 +138,7 @@ impl std::error::Error for CeremonyError {
             Self::Io(_, e) => Some(e),
             Self::MalformedRequest(e) => Some(e),
             Self::Signer(e) => Some(e),
+            Self::Token(e) => Some(e),
             _ => None,
         }
     }
@@ -97,6 +147,12 @@ impl std::error::Error for CeremonyError {
 impl From<CaError> for CeremonyError {
     fn from(e: CaError) -> Self {
         Self::Ca(e)
+    }
+}
+
+impl From<Pkcs11Error> for CeremonyError {
+    fn from(e: Pkcs11Error) -> Self {
+        Self::Token(e)
     }
 }
 
@@ -125,12 +181,63 @@ pub fn init_root(
     now: SystemTime,
 ) -> Result<CaCert, CeremonyError> {
     let paths = CaPaths::new(ca_dir);
-    refuse_existing(&[&paths.root_key, &paths.root_cert])?;
+    refuse_existing_root(ca_dir)?;
     create_dir(ca_dir)?;
     let (key, root) = ca::make_root(settings, now)?;
     ca::write_key_file(&paths.root_key, &key, protection)?;
     write_cert(&paths.root_cert, &root)?;
     Ok(root)
+}
+
+/// Refuses a CA directory that already has a root (key file, certificate or token file).
+pub fn refuse_existing_root(ca_dir: &Path) -> Result<(), CeremonyError> {
+    let paths = CaPaths::new(ca_dir);
+    refuse_existing(&[
+        &paths.root_key,
+        &paths.root_cert,
+        &ca_dir.join(ROOT_TOKEN_FILE),
+    ])
+}
+
+/// Offline machine: a new root key generated in the token `cfg` names (non-extractable,
+/// sensitive; logged in with `pin`), its self-signed certificate in `ca_dir` and
+/// [`ROOT_TOKEN_FILE`] saying where the key is. No key file is written.
+pub fn init_root_in_token(
+    ca_dir: &Path,
+    settings: &CaSection,
+    cfg: &Pkcs11Section,
+    pin: &AuthPin,
+    now: SystemTime,
+) -> Result<CaCert, CeremonyError> {
+    refuse_existing_root(ca_dir)?;
+    create_dir(ca_dir)?;
+    let key = SignerKey::Token(std::sync::Arc::new(TokenKey::generate(cfg, pin)?));
+    let root = ca::root_certificate(settings, &key, now)?;
+    pkcs11::write_token_file(&ca_dir.join(ROOT_TOKEN_FILE), cfg)?;
+    write_cert(&CaPaths::new(ca_dir).root_cert, &root)?;
+    Ok(root)
+}
+
+/// Where this machine's root key is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootKeyPlace {
+    /// `root.key`, a PKCS#8 file (normally encrypted).
+    File,
+    /// A PKCS#11 token ([`ROOT_TOKEN_FILE`]).
+    Token(Pkcs11Section),
+    /// Not here: this machine holds root.pem only (a station of an offline root).
+    Offline,
+}
+
+/// Where the root key of the CA in `ca_dir` is.
+pub fn root_key_place(ca_dir: &Path) -> Result<RootKeyPlace, CeremonyError> {
+    if ca::root_key_present(ca_dir) {
+        return Ok(RootKeyPlace::File);
+    }
+    Ok(match pkcs11::read_root_token(ca_dir)? {
+        Some(cfg) => RootKeyPlace::Token(cfg),
+        None => RootKeyPlace::Offline,
+    })
 }
 
 fn write_cert(path: &Path, cert: &CaCert) -> Result<(), CeremonyError> {
@@ -149,15 +256,64 @@ pub fn signer_request(
     refuse_existing(&[&paths.signer_key, &paths.signer_cert])?;
     create_dir(ca_dir)?;
     let key = SigningKey::try_generate().map_err(|e| build(Box::new(e)))?;
-    let (_, subject) = ca::new_signer_subject(settings)?;
-    let request = RequestBuilder::new(subject)
-        .and_then(|b| b.build::<_, p256::ecdsa::DerSignature>(&key))
-        .map_err(|e| build(Box::new(e)))?;
-    let pem = request
-        .to_pem(LineEnding::LF)
-        .map_err(|e| build(Box::new(e)))?;
+    let pem = request_pem(settings, &SignerKey::Software(key.clone()))?;
     ca::write_key_file(&paths.signer_key, &key, protection)?;
     Ok(pem)
+}
+
+/// Station: a fresh signer key generated in the token `cfg` names (non-extractable,
+/// sensitive; `pin` logs in) and a PKCS#10 request signed by it, as [`signer_request`]. The
+/// token key is remembered in [`PENDING_TOKEN_FILE`] for `import-signer`. Works in a
+/// directory without a CA (a new station) and in a project (a new signer in a token: a
+/// rotation under an offline root, which cannot certify a token key on the station).
+pub fn signer_request_in_token(
+    ca_dir: &Path,
+    settings: &CaSection,
+    cfg: &Pkcs11Section,
+    pin: impl FnOnce() -> Result<AuthPin, Pkcs11Error>,
+) -> Result<String, CeremonyError> {
+    let pending = ca_dir.join(PENDING_TOKEN_FILE);
+    // Refused before the PIN is asked for.
+    refuse_existing(&[&pending])?;
+    let pin = pin()?;
+    create_dir(ca_dir)?;
+    let key = SignerKey::Token(std::sync::Arc::new(TokenKey::generate(cfg, &pin)?));
+    let pem = request_pem(settings, &key)?;
+    pkcs11::write_token_file(&pending, cfg)?;
+    Ok(pem)
+}
+
+/// A PEM request for `key` with a fresh signer subject.
+fn request_pem(settings: &CaSection, key: &SignerKey) -> Result<String, CeremonyError> {
+    let (_, subject) = ca::new_signer_subject(settings)?;
+    let request = RequestBuilder::new(subject)
+        .and_then(|b| b.build::<_, p256::ecdsa::DerSignature>(key))
+        .map_err(|e| build(Box::new(e)))?;
+    request
+        .to_pem(LineEnding::LF)
+        .map_err(|e| build(Box::new(e)))
+}
+
+/// The token key of a pending signer request ([`PENDING_TOKEN_FILE`]), if any.
+pub fn pending_token_request(ca_dir: &Path) -> Result<Option<Pkcs11Section>, CeremonyError> {
+    Ok(pkcs11::read_token_file(&ca_dir.join(PENDING_TOKEN_FILE))?)
+}
+
+/// Station: checks a signer certificate for the token key `token_key` of a pending request:
+/// it chains to `root` and can be compressed ([`byo::check_signer`]), and when `ca_dir`
+/// already holds a root certificate (a project rotating its signer), `root` is that one.
+pub fn check_token_signer(
+    ca_dir: &Path,
+    signer: &CaCert,
+    root: &CaCert,
+    token_key: &VerifyingKey,
+) -> Result<(), CeremonyError> {
+    let root_path = CaPaths::new(ca_dir).root_cert;
+    if root_path.exists() && CaCert::read(&root_path)?.der != root.der {
+        return Err(CeremonyError::OtherRoot);
+    }
+    byo::check_signer(root, signer, &ca::public_key_of(token_key))?;
+    Ok(())
 }
 
 fn build(e: ca::BoxError) -> CeremonyError {
@@ -207,31 +363,22 @@ pub fn check_request(pem: &str) -> Result<SignerRequest, CeremonyError> {
     })
 }
 
-/// Offline machine: checks the request and issues its signer certificate with the root key
-/// (`root_passphrase` opens it), valid `years` whole years from this hour.
+/// Offline machine: checks the request and issues its signer certificate with `root_key`
+/// (from root.key or the root's token), valid `years` whole years from this hour.
 pub fn sign_signer(
     ca_dir: &Path,
-    root_passphrase: Option<&str>,
+    root_key: &SignerKey,
     request_pem: &str,
     years: u8,
     now: SystemTime,
 ) -> Result<CaCert, CeremonyError> {
     let request = check_request(request_pem)?;
-    let paths = CaPaths::new(ca_dir);
-    if !paths.root_key.exists() {
-        return Err(CeremonyError::Missing(
-            paths.root_key,
-            "sign signers on the offline machine that holds the root key \
-             (`keystamp ca init-root` made it)",
-        ));
-    }
-    let root = CaCert::read(&paths.root_cert)?;
-    let root_key = ca::unlock_root(ca_dir, root_passphrase)?;
-    if ca::public_key_of(root_key.verifying_key()) != root.public_key()? {
-        return Err(CaError::Mismatch("root.key does not belong to root.pem".into()).into());
+    let root = CaCert::read(&CaPaths::new(ca_dir).root_cert)?;
+    if ca::public_key_of(&root_key.verifying_key()) != root.public_key()? {
+        return Err(CaError::Mismatch("the root key does not belong to root.pem".into()).into());
     }
     Ok(ca::issue_signer(
-        &SignerKey::Software(root_key),
+        root_key,
         &root,
         request.subject,
         &request.key,
@@ -275,7 +422,8 @@ pub fn import_signer(
     install_certs(ca_dir, root, signer)
 }
 
-/// Writes root.pem and signer.pem into `ca_dir` (next to signer.key) and loads the CA back.
+/// Writes root.pem and signer.pem into `ca_dir` (next to signer.key, or alone when the signer
+/// key is in a token) and loads the CA back.
 pub fn install_certs(
     ca_dir: &Path,
     root: &CaCert,
@@ -283,6 +431,7 @@ pub fn install_certs(
 ) -> Result<CaCerts, CeremonyError> {
     let paths = CaPaths::new(ca_dir);
     refuse_existing(&[&paths.root_cert, &paths.signer_cert])?;
+    create_dir(ca_dir)?;
     write_cert(&paths.root_cert, root)?;
     write_cert(&paths.signer_cert, signer)?;
     Ok(CaCerts::load(ca_dir)?)
@@ -304,7 +453,8 @@ mod tests {
         let none = KeyProtection::Unencrypted;
         let root = init_root(offline.path(), &settings(), &none, now).expect("root");
         let request = signer_request(station.path(), &settings(), &none).expect("request");
-        let signer = sign_signer(offline.path(), None, &request, 3, now).expect("sign");
+        let root_key = SignerKey::Software(ca::unlock_root(offline.path(), None).expect("root"));
+        let signer = sign_signer(offline.path(), &root_key, &request, 3, now).expect("sign");
         let certs = import_signer(station.path(), &signer, &root, None).expect("import");
         assert!(!ca::root_key_present(station.path()));
         ca::check(station.path(), None, None).expect("station CA checks without root.key");
@@ -312,9 +462,14 @@ mod tests {
         // A second import finds the certificates there and refuses to replace them.
         let e = import_signer(station.path(), &signer, &root, None).expect_err("exists");
         assert!(matches!(e, CeremonyError::Exists(_)), "{e}");
-        // The station cannot sign signers: no root key.
-        let e = sign_signer(station.path(), None, &request, 3, now).expect_err("no root key");
-        assert!(matches!(e, CeremonyError::Missing(..)), "{e}");
+        // The station has no root key, and another root key does not sign as this root.
+        assert_eq!(
+            root_key_place(station.path()).expect("place"),
+            RootKeyPlace::Offline
+        );
+        let other = SignerKey::Software(SigningKey::try_generate().expect("key"));
+        let e = sign_signer(station.path(), &other, &request, 3, now).expect_err("other key");
+        assert!(matches!(e, CeremonyError::Ca(CaError::Mismatch(_))), "{e}");
     }
 
     #[test]
