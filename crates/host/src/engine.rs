@@ -801,6 +801,17 @@ impl<'a, P: Port> Station<'a, P> {
             .at(step)
     }
 
+    /// An audit entry of this station for `step` (outcome ok) that a registry state change
+    /// writes in its own transaction.
+    fn entry<'s>(&'s self, step: Step, detail: &'s str) -> crate::registry::StepRecord<'s> {
+        crate::registry::StepRecord {
+            station: Some(&self.name),
+            step: step.name(),
+            outcome: Outcome::Ok,
+            detail,
+        }
+    }
+
     fn step(&self, step: Step) {
         // A stop is only noticed here, between steps, so a step never stops half done.
         if self.stopped_at.get().is_none() && self.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
@@ -933,19 +944,16 @@ impl<'a, P: Port> Station<'a, P> {
             .cloned()
             .collect();
         wrote += self.write_slots(&writes, check_first)?;
+        let detail = format!("{wrote} slot writes");
         if matches!(prior, None | Some(CertStatus::Pending)) {
-            let mut reg = self
-                .registry
-                .lock()
-                .map_err(|_| Failure::new(Step::Certificates, FailureKind::RegistryPoisoned))?;
-            reg.mark_written(&hex::encode_upper(&issued.serial))
+            // The status change and its audit entry in one transaction.
+            let entry = self.entry(Step::Certificates, &detail);
+            self.registry(Step::Certificates)?
+                .mark_written_recorded(&hex::encode_upper(&issued.serial), &entry)
                 .at(Step::Certificates)?;
+        } else {
+            self.audit(Step::Certificates, Outcome::Ok, &detail)?;
         }
-        self.audit(
-            Step::Certificates,
-            Outcome::Ok,
-            &format!("{wrote} slot writes"),
-        )?;
 
         // 6. definitions (signed)
         self.step(Step::Definitions);
@@ -1000,23 +1008,18 @@ impl<'a, P: Port> Station<'a, P> {
                 self.ok(Step::LockSlots, &Request::LockSlot { slot })?;
             }
         }
-        self.audit(
+        // The locks' audit entry and the certificate's verified status in one transaction.
+        let entry = self.entry(
             Step::LockSlots,
-            Outcome::Ok,
             if m.lock_cert_slots {
                 "certificate slots and trust anchor locked"
             } else {
                 "trust anchor locked"
             },
-        )?;
-        {
-            let mut reg = self
-                .registry
-                .lock()
-                .map_err(|_| Failure::new(Step::Done, FailureKind::RegistryPoisoned))?;
-            let serial_hex = hex::encode_upper(&issued.serial);
-            reg.mark_verified(&serial_hex).at(Step::Done)?;
-        }
+        );
+        self.registry(Step::Done)?
+            .mark_verified_recorded(&hex::encode_upper(&issued.serial), &entry)
+            .at(Step::Done)?;
         crate::outputs::write_device_outputs(
             &m.output_dir,
             ChipSerial(serial),
@@ -1477,32 +1480,28 @@ impl<'a, P: Port> Station<'a, P> {
         let cn = common_name(&issued.der).unwrap_or_default();
         let not_before = rfc3339(&issued.not_before);
         let not_after = rfc3339(&issued.not_after);
+        // The write-ahead record and its audit entry in one transaction.
+        let detail = format!("issued {} (write-ahead)", hex::encode_upper(&issued.serial));
         let outcome = {
-            let mut reg = self
-                .registry
-                .lock()
-                .map_err(|_| Failure::new(Step::Issue, FailureKind::RegistryPoisoned))?;
-            reg.begin_issue(&IssueRequest {
-                kind: CertKind::Device,
-                chip_serial: Some(chip),
-                serial: &issued.serial,
-                public_key,
-                subject_cn: &cn,
-                der: &issued.der,
-                not_before: &not_before,
-                not_after: &not_after,
-            })
+            let entry = self.entry(Step::Issue, &detail);
+            let mut reg = self.registry(Step::Issue)?;
+            reg.begin_issue_recorded(
+                &IssueRequest {
+                    kind: CertKind::Device,
+                    chip_serial: Some(chip),
+                    serial: &issued.serial,
+                    public_key,
+                    subject_cn: &cn,
+                    der: &issued.der,
+                    not_before: &not_before,
+                    not_after: &not_after,
+                },
+                &entry,
+            )
             .at(Step::Issue)?
         };
         match outcome {
-            IssueOutcome::New(rec) => {
-                self.audit(
-                    Step::Issue,
-                    Outcome::Ok,
-                    &format!("issued {} (write-ahead)", rec.serial),
-                )?;
-                Ok((issued, None))
-            }
+            IssueOutcome::New(_) => Ok((issued, None)),
             IssueOutcome::Reused(rec) => {
                 let status = rec.status;
                 let device_sn = keystamp_certdef::device_sn_from_config(config);

@@ -248,11 +248,40 @@ pub fn key_passphrase(
     ))
 }
 
-/// `registry audit`: verifies the registry's record chain against the signer certificate in
-/// the CA directory (itself checked against the root). Reads only; needs no passphrase.
+/// `registry audit`: verifies the registry's record chain against the project's signer keys:
+/// the signer certificate in the CA directory (which must chain to the root), earlier signers'
+/// certificates kept in `ca/signers/` and the signer certificates the registry recorded. Each
+/// is trusted only if the root signed it. Reads only; needs no passphrase.
 pub fn audit_registry(project: &Project) -> Result<crate::registry::chain::AuditReport, OpsError> {
     let registry = open_registry(project)?;
-    let certs = CaCerts::load(&project.ca_dir())?;
-    ca::verify_signed_by(&certs.signer.cert, &certs.root_public_key()?)?;
-    Ok(registry.verify_chain(&certs.signer_public_key()?)?)
+    let dir = project.ca_dir();
+    let certs = CaCerts::load(&dir)?;
+    let root = certs.root_public_key()?;
+    ca::verify_signed_by(&certs.signer.cert, &root)?;
+    let mut signers = crate::registry::chain::SignerSet::default();
+    signers.trust(&certs.signer_public_key()?)?;
+    let mut earlier = ca::signer_history(&dir)?;
+    for rec in registry.certificates()? {
+        if rec.kind == CertKind::Signer
+            && let Ok(cert) = ca::CaCert::from_der(rec.der)
+        {
+            earlier.push(cert);
+        }
+    }
+    for cert in earlier {
+        let Ok(xy) = cert.public_key() else {
+            continue;
+        };
+        match ca::verify_signed_by(&cert.cert, &root) {
+            Ok(()) => signers.trust(&xy)?,
+            Err(_) => signers.distrust(
+                &xy,
+                &format!(
+                    "belongs to signer certificate {} that does not chain to the project root",
+                    hex::encode_upper(cert.serial())
+                ),
+            ),
+        }
+    }
+    Ok(registry.verify_chain(&signers)?)
 }
