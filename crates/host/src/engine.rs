@@ -464,6 +464,19 @@ pub enum FailureKind {
     InvalidPublicKey,
     /// The certificate built does not carry the proven key (nothing was recorded).
     KeyNotProven,
+    /// Two chips claim one serial: the registry holds a verified, unrevoked certificate for
+    /// this serial with another key than the one this chip just proved. One of them is a clone;
+    /// nothing is issued to this one.
+    CloneConflict {
+        /// The serial both claim.
+        chip: ChipSerial,
+        /// The registered (verified) certificate's serial.
+        cert_serial: String,
+        /// SHA-256 of the registered key's SubjectPublicKeyInfo DER.
+        registered_key_sha256: [u8; 32],
+        /// SHA-256 of this chip's proven key's SubjectPublicKeyInfo DER.
+        presented_key_sha256: [u8; 32],
+    },
     /// A count or offset the device reported is out of bounds (nothing was indexed with it).
     DeviceCount {
         /// What the number is.
@@ -611,6 +624,22 @@ impl std::fmt::Display for FailureKind {
                 f,
                 "the device reported {what} {got}, out of bounds (at most {max}); the device is \
                  faulty or hostile"
+            ),
+            Self::CloneConflict {
+                chip,
+                cert_serial,
+                registered_key_sha256,
+                presented_key_sha256,
+            } => write!(
+                f,
+                "clone conflict: chip serial {chip} is already provisioned (certificate \
+                 {cert_serial}, verified) with key SHA-256 {}, and this chip proves key SHA-256 \
+                 {}: two chips claim one serial, so one of them is a clone; nothing was issued \
+                 to this one. Set both devices aside and find out which is genuine (its reel \
+                 list, its supplier); if the registered one is the clone, run `keystamp registry \
+                 revoke {cert_serial} --reason keyCompromise` and provision this chip again",
+                crate::pki::ca::colon_hex(registered_key_sha256),
+                crate::pki::ca::colon_hex(presented_key_sha256)
             ),
         }
     }
@@ -812,7 +841,43 @@ impl<'a, P: Port> Station<'a, P> {
         }
     }
 
+    /// Refuses a chip whose serial the registry already gave a verified, unrevoked certificate
+    /// for another key than the one this chip proved: a clone conflict, recorded in the audit
+    /// log as its own `clone_conflict` entry before the step fails (and is audited as failed).
+    fn refuse_clone(&self, proven: &[u8; 64]) -> Result<(), Failure> {
+        let chip = self
+            .chip
+            .ok_or(Failure::new(Step::Key, FailureKind::NoChipSerial))?;
+        let live = self
+            .registry(Step::Key)?
+            .live_certificate(chip)
+            .at(Step::Key)?;
+        let Some(rec) = live.filter(|r| r.status == CertStatus::Verified) else {
+            return Ok(());
+        };
+        if rec.public_key == *proven {
+            return Ok(());
+        }
+        let kind = FailureKind::CloneConflict {
+            chip,
+            cert_serial: rec.serial,
+            registered_key_sha256: key_sha256(&rec.public_key),
+            presented_key_sha256: key_sha256(proven),
+        };
+        self.registry(Step::Key)?
+            .audit(
+                Some(&self.name),
+                Some(chip),
+                "clone_conflict",
+                Outcome::Failed,
+                &kind.to_string(),
+            )
+            .at(Step::Key)?;
+        Err(Failure::new(Step::Key, kind))
+    }
+
     fn step(&self, step: Step) {
+        test_hook::kill_at(step.name());
         // A stop is only noticed here, between steps, so a step never stops half done.
         if self.stopped_at.get().is_none() && self.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             self.stopped_at.set(Some(step));
@@ -912,6 +977,7 @@ impl<'a, P: Port> Station<'a, P> {
             "identity proof verified and recorded",
         )?;
         let public_key = proof.public_key;
+        self.refuse_clone(&public_key)?;
 
         // 4. issue (write-ahead)
         self.step(Step::Issue);
@@ -1020,6 +1086,7 @@ impl<'a, P: Port> Station<'a, P> {
         self.registry(Step::Done)?
             .mark_verified_recorded(&hex::encode_upper(&issued.serial), &entry)
             .at(Step::Done)?;
+        test_hook::kill_at("done");
         crate::outputs::write_device_outputs(
             &m.output_dir,
             ChipSerial(serial),
@@ -1680,6 +1747,37 @@ impl MaintenanceOp {
         match self {
             MaintenanceOp::Status => "maintain status: authenticated",
             MaintenanceOp::StoreBlob => "maintain store-blob: blob stored, chain verified",
+        }
+    }
+}
+
+/// SHA-256 of a P-256 public key's SubjectPublicKeyInfo DER (X‖Y given): the fingerprint
+/// `openssl pkey -pubin -outform DER | sha256sum` shows.
+pub fn key_sha256(xy: &[u8; 64]) -> [u8; 32] {
+    // SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING 04 ‖ X ‖ Y }.
+    const SPKI_PREFIX: [u8; 27] = [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01, 0x06, 0x08,
+        0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+    ];
+    let mut der = Vec::with_capacity(SPKI_PREFIX.len() + 64);
+    der.extend_from_slice(&SPKI_PREFIX);
+    der.extend_from_slice(xy);
+    crate::pki::ca::sha256(&der)
+}
+
+/// Test hooks of the engine (docs/architecture.md, "Test hooks"): not options, not in `--help`.
+pub mod test_hook {
+    /// The environment variable naming the step at whose start the process kills itself with
+    /// SIGKILL (crash tests: no destructor, no flush, no transaction end runs).
+    pub const KILL_AT: &str = "KEYSTAMP_TEST_KILL_AT";
+
+    /// Kills this process with SIGKILL when [`KILL_AT`] names `point` (Unix; elsewhere a no-op).
+    pub fn kill_at(point: &str) {
+        if std::env::var_os(KILL_AT).is_some_and(|v| v == point) {
+            #[cfg(unix)]
+            {
+                let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
+            }
         }
     }
 }
