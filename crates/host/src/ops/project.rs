@@ -102,13 +102,21 @@ pub fn create_project_with(
     Ok(project)
 }
 
-/// Records the signer certificate in the registry (it was issued by the root at `init`).
+/// Records the signer certificate in the registry (it was issued by the root at `init`), unless
+/// it is recorded already: every signer that ever signed records stays in the registry, so
+/// `registry audit` can verify its records after the signer changed.
 pub fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), OpsError> {
     let s = &certs.signer;
+    let serial = s.serial();
+    if registry
+        .certificate(&hex::encode_upper(&serial))?
+        .is_some_and(|c| c.der == s.der)
+    {
+        return Ok(());
+    }
     let tbs = s.cert.tbs_certificate();
     let validity = tbs.validity();
     let cn = ca::common_name(tbs.subject()).unwrap_or_default();
-    let serial = s.serial();
     let public_key = s.public_key()?;
     let not_before = validity.not_before.to_string();
     let not_after = validity.not_after.to_string();
