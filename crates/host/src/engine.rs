@@ -1074,17 +1074,21 @@ impl<'a, P: Port> Station<'a, P> {
                 self.ok(Step::LockSlots, &Request::LockSlot { slot })?;
             }
         }
-        // The locks' audit entry and the certificate's verified status in one transaction.
-        let entry = self.entry(
+        self.audit(
             Step::LockSlots,
+            Outcome::Ok,
             if m.lock_cert_slots {
                 "certificate slots and trust anchor locked"
             } else {
                 "trust anchor locked"
             },
-        );
+        )?;
+        // The verified status and its audit entry in one transaction.
+        let serial_hex = hex::encode_upper(&issued.serial);
+        let detail = format!("certificate {serial_hex} verified");
+        let entry = self.entry(Step::Done, &detail);
         self.registry(Step::Done)?
-            .mark_verified_recorded(&hex::encode_upper(&issued.serial), &entry)
+            .mark_verified_recorded(&serial_hex, &entry)
             .at(Step::Done)?;
         test_hook::kill_at("done");
         crate::outputs::write_device_outputs(
