@@ -136,8 +136,17 @@ fn records_of_the_old_and_a_new_software_signer_both_audit_clean() {
     let request =
         ceremony::signer_request(&station, &profile.ca, &KeyProtection::Unencrypted).expect("req");
     let ca_dir = dir.join("ca");
-    let signer = ceremony::sign_signer(&ca_dir, None, &request, 5, std::time::SystemTime::now())
-        .expect("sign");
+    let root_key = keystamp::pki::signer_key::SignerKey::Software(
+        keystamp::pki::ca::unlock_root(&ca_dir, None).expect("root key"),
+    );
+    let signer = ceremony::sign_signer(
+        &ca_dir,
+        &root_key,
+        &request,
+        5,
+        std::time::SystemTime::now(),
+    )
+    .expect("sign");
     std::fs::copy(station.join("signer.key"), ca_dir.join("signer.key")).expect("key");
     std::fs::write(ca_dir.join("signer.pem"), signer.to_pem()).expect("cert");
     keystamp::ops::project::regenerate_definitions(
