@@ -248,6 +248,14 @@ impl SimChip {
         }
     }
 
+    /// Changes the non-volatile state directly, as the manufacturer's provisioning does before
+    /// the part ships (e.g. the certificates Microchip writes into a Trust&GO part before the
+    /// data lock). Not a chip command: no lock or slot rule applies, and the random generator
+    /// continues where it was (unlike [`SimChip::from_state`], which reseeds it).
+    pub fn factory_program(&mut self, program: impl FnOnce(&mut NvState)) {
+        program(&mut self.nv);
+    }
+
     /// A chip with the given non-volatile state (e.g. a configuration prepared by a test).
     pub fn from_state(nv: NvState, options: SimOptions) -> Self {
         let seed = options.seed.unwrap_or_else(rand::random);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use keystamp_atecc_sim::{FaultConfig, Timing};
 
 use super::OpsError;
-use crate::sim::{SimDevice, SimDeviceOptions, SimLink, TraceSink};
+use crate::sim::{SimDevice, SimDeviceOptions, SimLink, SimPart, TraceSink};
 
 /// Options shared by everything that starts simulated devices.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub struct SimOptions {
     pub platform: keystamp_wire::PlatformSecurity,
     /// How the devices are connected (pseudo-terminals or in-process channels).
     pub link: SimLink,
+    /// The part a new device carries.
+    pub part: keystamp_atecc_sim::Part,
 }
 
 fn trace_sink(path: &Option<PathBuf>) -> Result<Option<TraceSink>, OpsError> {
@@ -44,9 +46,10 @@ pub fn start_sims(
     baud: u32,
 ) -> Result<Vec<SimDevice>, OpsError> {
     let trace = trace_sink(&options.trace_i2c)?;
+    let part = SimPart::new(options.part);
     (0..n)
         .map(|index| {
-            SimDevice::start_on(
+            SimDevice::start_part(
                 SimDeviceOptions {
                     name: format!("dev{index:02}"),
                     state_dir: state_dir.to_path_buf(),
@@ -58,6 +61,7 @@ pub fn start_sims(
                     platform: options.platform,
                 },
                 options.link,
+                &part,
             )
             .map_err(|source| OpsError::SimDevice { index, source })
         })
