@@ -61,7 +61,13 @@ use crate::registry::{
     CertKind, CertStatus, ChipSerial, IssueOutcome, IssueRequest, Outcome, Registry, RegistryError,
 };
 
+mod profile;
 pub mod scripted;
+mod trustandgo;
+mod trustflex;
+
+pub use profile::ProfileFailure;
+pub use trustandgo::MicrochipRoot;
 
 /// The subject CN a chip serial number should get (the profile's CN scheme).
 pub type CnScheme = Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>;
@@ -104,6 +110,10 @@ pub struct Material {
     pub reprovision: bool,
     /// Where per-device PEM files go.
     pub output_dir: PathBuf,
+    /// Which parts, and so which flow (`engine/trustflex.rs`, `engine/trustandgo.rs`).
+    pub part_profile: crate::project::PartProfile,
+    /// The Microchip root Trust&GO chains must verify to (`trustandgo` only).
+    pub microchip_root: Option<MicrochipRoot>,
 }
 
 /// Signs device certificates (the unlocked signer key).
@@ -464,6 +474,9 @@ pub enum FailureKind {
     InvalidPublicKey,
     /// The certificate built does not carry the proven key (nothing was recorded).
     KeyNotProven,
+    /// The part does not fit the project's TrustFLEX / Trust&GO profile, or its chain or key
+    /// does not hold up (`engine/profile.rs`).
+    Profile(ProfileFailure),
     /// A count or offset the device reported is out of bounds (nothing was indexed with it).
     DeviceCount {
         /// What the number is.
@@ -490,6 +503,7 @@ impl std::fmt::Display for FailureKind {
                 write!(f, "unexpected answer {got} (expected {expected})")
             }
             Self::Registry(e) => write!(f, "{e}"),
+            Self::Profile(e) => write!(f, "{e}"),
             Self::RegistryPoisoned => f.write_str("registry lock poisoned"),
             Self::Issue(e) => write!(f, "{e}"),
             Self::Definition(e) => write!(f, "device definition: {e}"),
@@ -629,6 +643,7 @@ impl std::error::Error for FailureKind {
             Self::Signing { error, .. } => Some(error),
             Self::Random(e) => Some(e),
             Self::Outputs(e) => Some(e),
+            Self::Profile(e) => Some(e),
             _ => None,
         }
     }
@@ -839,6 +854,9 @@ impl<'a, P: Port> Station<'a, P> {
 
     fn provision(&mut self, report: &mut DeviceReport) -> Result<DeviceResult, Failure> {
         let m = self.material;
+        if m.part_profile == crate::project::PartProfile::TrustAndGo {
+            return self.provision_trust_and_go(report);
+        }
         self.step(Step::Probe);
         let hello = self.hello()?;
         let serial = hello.chip.serial;
@@ -901,6 +919,7 @@ impl<'a, P: Port> Station<'a, P> {
             "identity proof verified and recorded",
         )?;
         let public_key = proof.public_key;
+        self.refuse_clone(Step::Key, &public_key)?;
 
         // 4. issue (write-ahead)
         self.step(Step::Issue);
@@ -1303,6 +1322,9 @@ impl<'a, P: Port> Station<'a, P> {
 
     fn config(&mut self, hello: &HelloInfo) -> Result<[u8; CONFIG_SIZE], Failure> {
         let m = self.material;
+        if m.part_profile == crate::project::PartProfile::TrustFlex {
+            return self.trust_flex_config(hello);
+        }
         let target = ConfigZone::from_bytes(&m.config);
         if hello.chip.config_locked {
             let current = self.read_config(Step::Config)?;

@@ -82,35 +82,43 @@ pub fn new_part_chip(part: &SimPart, options: SimOptions) -> io::Result<SimChip>
     let mut chip = SimChip::new_part(part.part, options);
     chip.factory_program(|nv| nv.config[0] = crate::project::SIMULATED_SERIAL_FIRST_BYTE);
     if part.part == Part::TrustAndGo {
-        let nv = chip.state();
-        let device_def = MicrochipDef::for_otp_code(&nv.otp)
-            .ok_or_else(|| io::Error::other("part without a known OTP code"))?;
-        let key = p256::SecretKey::from_slice(nv.slot(0).get(4..36).unwrap_or_default())
-            .map_err(|_| io::Error::other("part without a device key in slot 0"))?;
-        let public_key = crate::microchip::public_xy(&key.into());
-        let ca = TestMicrochipCa::new(&part.microchip_ca);
-        let certs = crate::microchip::trust_and_go_factory(
-            &ca,
-            device_def,
-            &nv.config,
-            &public_key,
-            crate::microchip::issue_date_now(),
-        )
-        .map_err(io::Error::other)?;
-        chip.factory_program(|nv| {
-            for (slot, offset, bytes) in certs.signer.writes.iter().chain(&certs.device.writes) {
-                let start = usize::from(*offset);
-                if let Some(dst) = nv
-                    .slots
-                    .get_mut(usize::from(*slot))
-                    .and_then(|s| s.get_mut(start..start + bytes.len()))
-                {
-                    dst.copy_from_slice(bytes);
-                }
-            }
-        });
+        trust_and_go_certify(&mut chip, &part.microchip_ca)?;
     }
     Ok(chip)
+}
+
+/// Does what Microchip's factory does to a Trust&GO part before it ships: issues its device and
+/// signer certificates with the test CA `ca_label` for the key in slot 0 and the chip's current
+/// serial, and writes them (slots 10–12) past the locks.
+pub fn trust_and_go_certify(chip: &mut SimChip, ca_label: &str) -> io::Result<()> {
+    let nv = chip.state();
+    let device_def = MicrochipDef::for_otp_code(&nv.otp)
+        .ok_or_else(|| io::Error::other("part without a known OTP code"))?;
+    let key = p256::SecretKey::from_slice(nv.slot(0).get(4..36).unwrap_or_default())
+        .map_err(|_| io::Error::other("part without a device key in slot 0"))?;
+    let public_key = crate::microchip::public_xy(&key.into());
+    let ca = TestMicrochipCa::new(ca_label);
+    let certs = crate::microchip::trust_and_go_factory(
+        &ca,
+        device_def,
+        &nv.config,
+        &public_key,
+        crate::microchip::issue_date_now(),
+    )
+    .map_err(io::Error::other)?;
+    chip.factory_program(|nv| {
+        for (slot, offset, bytes) in certs.signer.writes.iter().chain(&certs.device.writes) {
+            let start = usize::from(*offset);
+            if let Some(dst) = nv
+                .slots
+                .get_mut(usize::from(*slot))
+                .and_then(|s| s.get_mut(start..start + bytes.len()))
+            {
+                dst.copy_from_slice(bytes);
+            }
+        }
+    });
+    Ok(())
 }
 
 /// How a simulated device is connected to the host.
