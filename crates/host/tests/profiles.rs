@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{Fixture, device_part, fixture_for, open_port, openssl_verify, run, run_with};
 use keystamp::engine::DeviceResult;
 use keystamp::project::PartProfile;
@@ -231,5 +233,69 @@ fn a_serial_registered_with_another_key_is_a_clone_conflict() {
             1,
             "{profile}: only the original's certificate"
         );
+    }
+}
+
+/// The whole thing through the binary: a project switched to `trustandgo` (root: the test root
+/// `provision --simulate --part trustandgo` writes) or `trustflex`, two simulated parts
+/// provisioned, a rerun verifying them, and `registry export` listing them like any device.
+#[test]
+fn the_cli_provisions_and_exports_preconfigured_parts() {
+    use common::{keystamp, ok, run_cli};
+    for (profile, part, extra) in [
+        (
+            "trustandgo",
+            "trustandgo",
+            "[microchip]\nroot = \"sim/microchip-test-root.pem\"\n",
+        ),
+        ("trustflex", "trustflex", ""),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("proj");
+        ok(run_cli(
+            keystamp(&dir).args(["init", "--insecure-no-passphrase"]),
+        ));
+        let toml = dir.join("keystamp.toml");
+        let text = std::fs::read_to_string(&toml).unwrap();
+        let text = text.replace("profile = \"custom\"", &format!("profile = \"{profile}\""));
+        let text = text.replace("[microchip]\n", "");
+        std::fs::write(&toml, format!("{text}\n{extra}")).unwrap();
+        let provision = |dir: &Path| {
+            ok(run_cli(keystamp(dir).args([
+                "provision",
+                "--simulate",
+                "2",
+                "--part",
+                part,
+                "--link",
+                "in-process",
+                "--timing",
+                "instant",
+                "--json",
+            ])))
+        };
+        let out = provision(&dir);
+        assert_eq!(
+            out.matches("\"result\": \"provisioned\"").count(),
+            2,
+            "{profile}: {out}"
+        );
+        let again = provision(&dir);
+        assert_eq!(
+            again.matches("\"result\": \"verified\"").count(),
+            2,
+            "{profile}: {again}"
+        );
+        let csv = ok(run_cli(
+            keystamp(&dir).args(["registry", "export", "--format", "csv"]),
+        ));
+        assert_eq!(
+            csv.lines().count(),
+            3,
+            "{profile}: header and two devices: {csv}"
+        );
+        if profile == "trustandgo" {
+            assert_eq!(csv.matches(" ATECC").count(), 2, "Microchip's CNs: {csv}");
+        }
     }
 }
