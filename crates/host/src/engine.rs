@@ -1603,9 +1603,14 @@ impl<'a, P: Port> Station<'a, P> {
     fn write_slots(&mut self, writes: &SlotWrites, check_first: bool) -> Result<usize, Failure> {
         let mut count = 0;
         for (slot, offset, bytes) in writes {
-            // Whole 4-byte words: the chip writes 4 or 32 bytes at a time.
+            // Whole 4-byte words: the chip writes 4 or 32 bytes at a time. A write that ends at
+            // the slot's end goes as whole 32-byte blocks (the chip ignores the bytes past the
+            // end): one Write for a 72-byte slot's last 8 bytes instead of two.
             let mut data = bytes.clone();
-            data.resize(data.len().next_multiple_of(4), 0);
+            let to_slot_end =
+                usize::from(*offset) + data.len() == keystamp_atecc::slot_size(usize::from(*slot));
+            let unit = if to_slot_end { 32 } else { 4 };
+            data.resize(data.len().next_multiple_of(unit), 0);
             if check_first {
                 let len = bytes.len() as u16;
                 let resp = self.call(
