@@ -1239,6 +1239,9 @@ impl<'a, P: Port> Station<'a, P> {
     fn check(&mut self, report: &mut DeviceReport) -> Result<(), Failure> {
         use der::Decode;
         let m = self.material;
+        if m.part_profile == crate::project::PartProfile::TrustAndGo {
+            return self.check_trust_and_go(report);
+        }
         self.step(Step::Probe);
         let hello = self.hello()?;
         let serial = hello.chip.serial;

@@ -162,6 +162,17 @@ fn trustandgo_part_is_registered_with_its_microchip_chain_and_nothing_written() 
     let again = run(&fx, &dev);
     assert_eq!(again.result, DeviceResult::AlreadyProvisioned, "{again:?}");
     assert_eq!(certs_of(&fx, serial).len(), 1);
+    // `keystamp verify`: the same chain, the key proven again, the registry's certificate.
+    let verified = common::station(&fx, &fx.signer, &dev).verify_only();
+    assert_eq!(
+        verified.result,
+        DeviceResult::AlreadyProvisioned,
+        "{verified:?}"
+    );
+    assert_eq!(
+        verified.cert_serial.as_deref(),
+        Some(certs[0].serial.as_str())
+    );
 }
 
 fn pem_der(pem: &str) -> Vec<u8> {

@@ -38,6 +38,16 @@ pub struct MicrochipRoot {
     pub der: Vec<u8>,
 }
 
+/// Microchip's chain as rebuilt from a part and verified.
+struct TrustAndGoChain {
+    device_der: Vec<u8>,
+    signer_der: Vec<u8>,
+    signer_key: [u8; 64],
+    public_key: [u8; 64],
+    device_buf: keystamp_certdef::CertDefBuf,
+    signer_buf: keystamp_certdef::CertDefBuf,
+}
+
 fn profile(step: Step, f: ProfileFailure) -> Failure {
     Failure::new(step, FailureKind::Profile(f))
 }
@@ -93,23 +103,32 @@ impl<'a, P: Port> Station<'a, P> {
         Ok(())
     }
 
+    /// The project's Microchip root and the device's Hello (its serial noted in the report).
+    fn trust_and_go_hello(
+        &mut self,
+        report: &mut DeviceReport,
+    ) -> Result<(&'a MicrochipRoot, keystamp_wire::HelloInfo), Failure> {
+        let root = self
+            .material
+            .microchip_root
+            .as_ref()
+            .ok_or_else(|| profile(Step::Probe, ProfileFailure::NoMicrochipRoot))?;
+        self.step(Step::Probe);
+        let hello = self.hello()?;
+        self.chip = Some(ChipSerial(hello.chip.serial));
+        report.chip_serial = Some(hello.chip.serial);
+        Ok((root, hello))
+    }
+
     /// The whole `trustandgo` flow (module docs). Writes nothing to the chip.
     pub(super) fn provision_trust_and_go(
         &mut self,
         report: &mut DeviceReport,
     ) -> Result<DeviceResult, Failure> {
         let m = self.material;
-        let root = m
-            .microchip_root
-            .as_ref()
-            .ok_or_else(|| profile(Step::Probe, ProfileFailure::NoMicrochipRoot))?;
-
         // 1. probe
-        self.step(Step::Probe);
-        let hello = self.hello()?;
+        let (root, hello) = self.trust_and_go_hello(report)?;
         let serial = hello.chip.serial;
-        self.chip = Some(ChipSerial(serial));
-        report.chip_serial = Some(serial);
         if let Some((feature, reported)) = m.platform.first_unmet(&hello.platform) {
             return Err(Failure::new(
                 Step::Probe,
@@ -129,118 +148,20 @@ impl<'a, P: Port> Station<'a, P> {
             &format!("revision {}", hex::encode(hello.chip.revision)),
         )?;
 
-        // 2. config: locked as shipped; the OTP code names the layout.
-        self.step(Step::Config);
-        if !(hello.chip.config_locked && hello.chip.data_locked) {
-            return Err(profile(
-                Step::Config,
-                ProfileFailure::NotPreconfigured {
-                    profile: PartProfile::TrustAndGo,
-                },
-            ));
-        }
-        let config = self.read_config(Step::Config)?;
-        let code = match self.call(Step::Config, &Request::ReadOtp { offset: 0, len: 8 })? {
-            Response::Data(d) => d.to_vec(),
-            other => return Err(Failure::unexpected(Step::Config, "Data", &other)),
-        };
-        let device_layout = MicrochipDef::for_otp_code(&code).ok_or_else(|| {
-            profile(
-                Step::Config,
-                ProfileFailure::UnknownPartCode(crate::sanitize::device_text(
-                    &String::from_utf8_lossy(&code),
-                )),
-            )
-        })?;
-        let definition = |d: MicrochipDef| {
-            d.definition()
-                .map_err(|e| profile(Step::Config, ProfileFailure::Layout(e)))
-        };
-        let device_buf = definition(device_layout)?;
-        let signer_buf = definition(device_layout.signer())?;
+        let TrustAndGoChain {
+            device_der,
+            signer_der,
+            signer_key,
+            public_key,
+            device_buf,
+            signer_buf,
+        } = self.trust_and_go_chain(&hello, root, true)?;
         let device_def = device_buf
             .as_def()
-            .map_err(|e| Failure::new(Step::Config, FailureKind::Definition(e)))?;
+            .map_err(|e| Failure::new(Step::Issue, FailureKind::Definition(e)))?;
         let signer_def = signer_buf
             .as_def()
-            .map_err(|e| Failure::new(Step::Config, FailureKind::Definition(e)))?;
-        self.audit(
-            Step::Config,
-            Outcome::Skipped,
-            &format!("Trust&GO part, layout {}", device_layout.name()),
-        )?;
-
-        // 3. key: proven before anything is rebuilt or recorded for it.
-        self.step(Step::Key);
-        let key_slot = u8::try_from(device_def.public_key_dev_loc.slot).map_err(|_| {
-            Failure::new(
-                Step::Key,
-                FailureKind::KeySlotOutOfRange(device_def.public_key_dev_loc.slot),
-            )
-        })?;
-        let public_key = self.public_key(Step::Key, Request::GetPublicKey { slot: key_slot })?;
-        let proof = self.prove_identity(Step::Key, &public_key)?;
-        self.registry(Step::Key)?
-            .record_proof(&proof)
-            .map_err(|e| Failure::new(Step::Key, e.into()))?;
-        self.audit(
-            Step::Key,
-            Outcome::Ok,
-            "identity proof verified and recorded",
-        )?;
-        self.refuse_clone(Step::Key, &public_key)?;
-
-        // 4. verify: rebuild Microchip's chain from the chip and check it to the root.
-        self.step(Step::Verify);
-        let mut image = DeviceImage {
-            config,
-            ..DeviceImage::default()
-        };
-        if let Some(k) = image.public_keys.get_mut(usize::from(key_slot)) {
-            *k = Some(public_key);
-        }
-        self.load_image(&signer_def, &mut image)?;
-        self.load_image(&device_def, &mut image)?;
-        let rebuilt = |def: &CertDef<'_>, ca: &[u8; 64], which: &'static str| {
-            let mut buf = vec![0u8; super::MAX_DEVICE_CERT];
-            let n = rebuild(def, &image, Some(ca), &mut buf)
-                .map_err(|error| profile(Step::Verify, ProfileFailure::Rebuild { which, error }))?;
-            buf.truncate(n);
-            Ok::<_, Failure>(buf)
-        };
-        let signer_der = rebuilt(&signer_def, &root.public_key, "signer")?;
-        let signer_key = CertView::new(&signer_def, &signer_der)
-            .public_key()
-            .map_err(|error| {
-                profile(
-                    Step::Verify,
-                    ProfileFailure::Rebuild {
-                        which: "signer",
-                        error,
-                    },
-                )
-            })?;
-        if !signed_by(&signer_def, &signer_der, &root.public_key) {
-            return Err(profile(
-                Step::Verify,
-                ProfileFailure::NotGenuine { which: "signer" },
-            ));
-        }
-        let device_der = rebuilt(&device_def, &signer_key, "device")?;
-        if !signed_by(&device_def, &device_der, &signer_key) {
-            return Err(profile(
-                Step::Verify,
-                ProfileFailure::NotGenuine { which: "device" },
-            ));
-        }
-        if super::certified_key(&device_der) != Some(public_key) {
-            return Err(Failure::new(Step::Verify, FailureKind::KeyNotProven));
-        }
-        self.audit(
-            Step::Verify,
-            Outcome::Ok,
-            "Microchip chain rebuilt and verified to the configured root; identity proof verified",
-        )?;
+            .map_err(|e| Failure::new(Step::Issue, FailureKind::Definition(e)))?;
 
         // 5. register (write-ahead, then written and verified: the chip already holds it).
         self.step(Step::Issue);
@@ -314,6 +235,172 @@ impl<'a, P: Port> Station<'a, P> {
         } else {
             DeviceResult::Provisioned
         })
+    }
+
+    /// Steps 2–4 of the flow (module docs): the part's locks and layout, its key proven, and
+    /// Microchip's chain rebuilt from the chip and verified to `root`. With `record`, the proof
+    /// is recorded, the clone check runs and each step is audited (provisioning); without, it
+    /// only checks (`keystamp verify`).
+    fn trust_and_go_chain(
+        &mut self,
+        hello: &keystamp_wire::HelloInfo,
+        root: &MicrochipRoot,
+        record: bool,
+    ) -> Result<TrustAndGoChain, Failure> {
+        // 2. config: locked as shipped; the OTP code names the layout.
+        self.step(Step::Config);
+        if !(hello.chip.config_locked && hello.chip.data_locked) {
+            return Err(profile(
+                Step::Config,
+                ProfileFailure::NotPreconfigured {
+                    profile: PartProfile::TrustAndGo,
+                },
+            ));
+        }
+        let config = self.read_config(Step::Config)?;
+        let code = match self.call(Step::Config, &Request::ReadOtp { offset: 0, len: 8 })? {
+            Response::Data(d) => d.to_vec(),
+            other => return Err(Failure::unexpected(Step::Config, "Data", &other)),
+        };
+        let device_layout = MicrochipDef::for_otp_code(&code).ok_or_else(|| {
+            profile(
+                Step::Config,
+                ProfileFailure::UnknownPartCode(crate::sanitize::device_text(
+                    &String::from_utf8_lossy(&code),
+                )),
+            )
+        })?;
+        let definition = |d: MicrochipDef| {
+            d.definition()
+                .map_err(|e| profile(Step::Config, ProfileFailure::Layout(e)))
+        };
+        let device_buf = definition(device_layout)?;
+        let signer_buf = definition(device_layout.signer())?;
+        let device_def = device_buf
+            .as_def()
+            .map_err(|e| Failure::new(Step::Config, FailureKind::Definition(e)))?;
+        let signer_def = signer_buf
+            .as_def()
+            .map_err(|e| Failure::new(Step::Config, FailureKind::Definition(e)))?;
+        if record {
+            self.audit(
+                Step::Config,
+                Outcome::Skipped,
+                &format!("Trust&GO part, layout {}", device_layout.name()),
+            )?;
+        }
+
+        // 3. key: proven before anything is rebuilt or recorded for it.
+        self.step(Step::Key);
+        let key_slot = u8::try_from(device_def.public_key_dev_loc.slot).map_err(|_| {
+            Failure::new(
+                Step::Key,
+                FailureKind::KeySlotOutOfRange(device_def.public_key_dev_loc.slot),
+            )
+        })?;
+        let public_key = self.public_key(Step::Key, Request::GetPublicKey { slot: key_slot })?;
+        let proof = self.prove_identity(Step::Key, &public_key)?;
+        self.registry(Step::Key)?
+            .record_proof(&proof)
+            .map_err(|e| Failure::new(Step::Key, e.into()))?;
+        self.audit(
+            Step::Key,
+            Outcome::Ok,
+            "identity proof verified and recorded",
+        )?;
+        self.refuse_clone(Step::Key, &public_key)?;
+
+        // 4. verify: rebuild Microchip's chain from the chip and check it to the root.
+        self.step(Step::Verify);
+        let mut image = DeviceImage {
+            config,
+            ..DeviceImage::default()
+        };
+        if let Some(k) = image.public_keys.get_mut(usize::from(key_slot)) {
+            *k = Some(public_key);
+        }
+        self.load_image(&signer_def, &mut image)?;
+        self.load_image(&device_def, &mut image)?;
+        let rebuilt = |def: &CertDef<'_>, ca: &[u8; 64], which: &'static str| {
+            let mut buf = vec![0u8; super::MAX_DEVICE_CERT];
+            let n = rebuild(def, &image, Some(ca), &mut buf)
+                .map_err(|error| profile(Step::Verify, ProfileFailure::Rebuild { which, error }))?;
+            buf.truncate(n);
+            Ok::<_, Failure>(buf)
+        };
+        let signer_der = rebuilt(&signer_def, &root.public_key, "signer")?;
+        let signer_key = CertView::new(&signer_def, &signer_der)
+            .public_key()
+            .map_err(|error| {
+                profile(
+                    Step::Verify,
+                    ProfileFailure::Rebuild {
+                        which: "signer",
+                        error,
+                    },
+                )
+            })?;
+        if !signed_by(&signer_def, &signer_der, &root.public_key) {
+            return Err(profile(
+                Step::Verify,
+                ProfileFailure::NotGenuine { which: "signer" },
+            ));
+        }
+        let device_der = rebuilt(&device_def, &signer_key, "device")?;
+        if !signed_by(&device_def, &device_der, &signer_key) {
+            return Err(profile(
+                Step::Verify,
+                ProfileFailure::NotGenuine { which: "device" },
+            ));
+        }
+        if super::certified_key(&device_der) != Some(public_key) {
+            return Err(Failure::new(Step::Verify, FailureKind::KeyNotProven));
+        }
+        if record {
+            self.audit(
+                Step::Verify,
+                Outcome::Ok,
+                "Microchip chain rebuilt and verified to the configured root; identity proof \
+                 verified",
+            )?;
+        }
+        Ok(TrustAndGoChain {
+            device_der,
+            signer_der,
+            signer_key,
+            public_key,
+            device_buf,
+            signer_buf,
+        })
+    }
+
+    /// `keystamp verify` on a Trust&GO part: the chain and key checked as when it was
+    /// registered, and the certificate must be the one the registry holds for the chip.
+    pub(super) fn check_trust_and_go(&mut self, report: &mut DeviceReport) -> Result<(), Failure> {
+        let (root, hello) = self.trust_and_go_hello(report)?;
+        let serial = hello.chip.serial;
+        let chain = self.trust_and_go_chain(&hello, root, false)?;
+        report.cn = common_name(&chain.device_der).map(|cn| crate::sanitize::device_text(&cn));
+        let recorded = self
+            .registry(Step::Verify)?
+            .live_certificate(ChipSerial(serial))
+            .map_err(|e| Failure::new(Step::Verify, e.into()))?;
+        match recorded {
+            Some(rec) if rec.der == chain.device_der => {
+                report.cert_serial = Some(rec.serial);
+            }
+            Some(rec) => {
+                return Err(Failure::new(
+                    Step::Verify,
+                    FailureKind::RegistryMismatch {
+                        registry_serial: rec.serial,
+                    },
+                ));
+            }
+            None => return Err(Failure::new(Step::Verify, FailureKind::NotInRegistry)),
+        }
+        let _ = self.call(Step::Done, &Request::Finish { reboot: false });
+        Ok(())
     }
 
     /// Records a Microchip signer certificate once (many parts share one signer).
