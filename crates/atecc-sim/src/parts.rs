@@ -25,11 +25,25 @@ pub enum Part {
     /// ATECC608A-TNGTLS (reference §7.2): like TrustFLEX, but slots 10–12 hold Microchip's
     /// compressed device and signer certificates and the signer key, and can never be written.
     TrustAndGo,
+    /// ATECC608B-TNGTLS (reference §7.4): the 608A part's layout with slot 5 a readable data
+    /// slot holding the part's EUI-48 (12 ASCII hex digits, named in its device certificate,
+    /// cryptoauthlib's `tngtls_cert_def_3_device`), slots 7 and 13–15 changed.
+    TrustAndGo608B,
 }
 
 impl Part {
+    /// Whether the part carries Microchip's certificates (Trust&GO).
+    pub fn is_trust_and_go(self) -> bool {
+        matches!(self, Part::TrustAndGo | Part::TrustAndGo608B)
+    }
+
     /// Every part, for help texts.
-    pub const ALL: [Part; 3] = [Part::Blank, Part::TrustFlex, Part::TrustAndGo];
+    pub const ALL: [Part; 4] = [
+        Part::Blank,
+        Part::TrustFlex,
+        Part::TrustAndGo,
+        Part::TrustAndGo608B,
+    ];
 
     /// The name used on command lines (`blank`, `trustflex`, `trustandgo`).
     pub fn name(self) -> &'static str {
@@ -37,6 +51,7 @@ impl Part {
             Part::Blank => "blank",
             Part::TrustFlex => "trustflex",
             Part::TrustAndGo => "trustandgo",
+            Part::TrustAndGo608B => "trustandgo-608b",
         }
     }
 
@@ -46,6 +61,7 @@ impl Part {
             Part::Blank => None,
             Part::TrustFlex => Some(Revision::Atecc608B),
             Part::TrustAndGo => Some(Revision::Atecc608A),
+            Part::TrustAndGo608B => Some(Revision::Atecc608B),
         }
     }
 
@@ -55,6 +71,7 @@ impl Part {
             Part::Blank => None,
             Part::TrustFlex => Some(&TFLXTLS_16_127),
             Part::TrustAndGo => Some(&TNGTLS_16_127),
+            Part::TrustAndGo608B => Some(&TNGTLS_608B_16_127),
         }
     }
 
@@ -65,6 +82,7 @@ impl Part {
             Part::Blank => None,
             Part::TrustFlex => Some(TFLXTLS_OTP_CODE),
             Part::TrustAndGo => Some(TNGTLS_OTP_CODE),
+            Part::TrustAndGo608B => Some(TNGTLS_608B_OTP_CODE),
         }
     }
 }
@@ -83,7 +101,7 @@ impl fmt::Display for UnknownPart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown part {:?}: expected blank, trustflex or trustandgo",
+            "unknown part {:?}: expected blank, trustflex, trustandgo or trustandgo-608b",
             self.0.escape_debug().to_string()
         )
     }
@@ -107,6 +125,35 @@ pub const TFLXTLS_OTP_CODE: &[u8; 8] = b"MKMwyhP1";
 /// OTP code of ATECC608A-TNGTLS parts (legacy code; cryptoauthlib maps it to
 /// `g_tngtls_cert_def_2_device`).
 pub const TNGTLS_OTP_CODE: &[u8; 8] = b"wdNxAjae";
+
+/// OTP code of ATECC608B-TNGTLS parts (cryptoauthlib maps it to `g_tngtls_cert_def_3_device`).
+pub const TNGTLS_608B_OTP_CODE: &[u8; 8] = b"KQp2ZkD8";
+
+/// ATECC608B-TNGTLS configuration bytes 16–127: the 608A dump (§7.2) with the differences §7.4
+/// lists (slot 5 SlotConfig 0x8F0F / KeyConfig 0x001C, slot 7 SlotConfig 0x8F8F, slots 13–15
+/// SlotConfig 0x8F8F / KeyConfig 0x001C, SecureBoot 0xF700).
+pub const TNGTLS_608B_16_127: [u8; 112] = tngtls_608b();
+
+/// Sets the little-endian u16 at config byte `byte` in bytes 16–127.
+const fn set(c: &mut [u8; 112], byte: usize, v: u16) {
+    c[byte - 16] = v as u8;
+    c[byte - 15] = (v >> 8) as u8;
+}
+
+const fn tngtls_608b() -> [u8; 112] {
+    let mut c = TNGTLS_16_127;
+    set(&mut c, 20 + 2 * 5, 0x8F0F);
+    set(&mut c, 20 + 2 * 7, 0x8F8F);
+    set(&mut c, 20 + 2 * 13, 0x8F8F);
+    set(&mut c, 20 + 2 * 14, 0x8F8F);
+    set(&mut c, 20 + 2 * 15, 0x8F8F);
+    set(&mut c, 96 + 2 * 5, 0x001C);
+    set(&mut c, 96 + 2 * 13, 0x001C);
+    set(&mut c, 96 + 2 * 14, 0x001C);
+    set(&mut c, 96 + 2 * 15, 0x001C);
+    set(&mut c, 70, 0xF700);
+    c
+}
 
 /// ATECC608B-TFLXTLS configuration bytes 16–127 as shipped (reference §7.3, a real device):
 /// address 0x6C, both zones locked, slots 10–12 writable (Always) and lockable.
@@ -136,7 +183,7 @@ pub const TNGTLS_16_127: [u8; 112] = [
 /// `I2C_Enable`, reserved.
 fn bytes_12_15(part: Part) -> [u8; 4] {
     match part {
-        Part::TrustFlex => [0x01, 0x61, 0x69, 0x00],
+        Part::TrustFlex | Part::TrustAndGo608B => [0x01, 0x61, 0x69, 0x00],
         _ => [0x01, 0x01, 0x29, 0x00],
     }
 }
@@ -180,6 +227,14 @@ pub fn part_state(part: Part, rng: &mut impl RngCore) -> Option<NvState> {
         nv.slots[slot][..4].fill(0);
         nv.slots[slot][4..36].copy_from_slice(&key.to_bytes());
     }
+    if part == Part::TrustAndGo608B {
+        // The EUI-48 Microchip assigns (its OUI 00-04-A3 and 3 per-part bytes), as 12 ASCII
+        // upper-case hex digits.
+        let mut eui = [0x00, 0x04, 0xA3, 0, 0, 0];
+        rng.fill_bytes(&mut eui[3..]);
+        let text = hex::encode_upper(eui);
+        nv.slots[5][..12].copy_from_slice(text.as_bytes());
+    }
     Some(nv)
 }
 
@@ -192,7 +247,7 @@ mod tests {
     #[test]
     fn parts_are_locked_and_keep_the_dump() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
-        for part in [Part::TrustFlex, Part::TrustAndGo] {
+        for part in [Part::TrustFlex, Part::TrustAndGo, Part::TrustAndGo608B] {
             let nv = part_state(part, &mut rng).unwrap();
             assert!(nv.config.config_locked() && nv.config.data_locked());
             assert_eq!(&nv.config[16..], part.config_16_127().unwrap());

@@ -78,7 +78,7 @@ fn parts_ship_the_reference_configuration() {
 
 #[test]
 fn device_key_is_ready_and_signs() {
-    for part in [Part::TrustFlex, Part::TrustAndGo] {
+    for part in [Part::TrustFlex, Part::TrustAndGo, Part::TrustAndGo608B] {
         let mut d = driver(part, 12);
         let public = d.get_public_key(0).unwrap();
         let digest = [0x42u8; 32];
@@ -108,9 +108,36 @@ fn certificate_slots_follow_the_part() {
     d.lock_slot(10).unwrap();
     assert!(d.write_slot(10, &cert).is_err());
     // Trust&GO: never writable.
-    let mut d = driver(Part::TrustAndGo, 13);
-    for slot in [10u8, 11, 12] {
-        let r = d.write_slot(slot, &cert);
-        assert!(matches!(r, Err(Error::Status(_))), "slot {slot}: {r:?}");
+    for part in [Part::TrustAndGo, Part::TrustAndGo608B] {
+        let mut d = driver(part, 13);
+        for slot in [10u8, 11, 12] {
+            let r = d.write_slot(slot, &cert);
+            assert!(
+                matches!(r, Err(Error::Status(_))),
+                "{part} slot {slot}: {r:?}"
+            );
+        }
     }
+}
+
+/// ATECC608B-TNGTLS (§7.4): the 608A layout with the listed differences, and slot 5 a clear-read
+/// data slot holding the EUI-48 as 12 hex digits (Microchip's OUI 00-04-A3 first).
+#[test]
+fn the_608b_trust_and_go_part_has_the_listed_differences_and_its_eui48() {
+    let mut d = driver(Part::TrustAndGo608B, 14);
+    let c = d.read_config_zone().unwrap();
+    let word = |at: usize| u16::from_le_bytes([c[at], c[at + 1]]);
+    assert_eq!(word(20 + 2 * 5), 0x8F0F);
+    assert_eq!(word(20 + 2 * 7), 0x8F8F);
+    for slot in 13..16 {
+        assert_eq!(word(20 + 2 * slot), 0x8F8F);
+        assert_eq!(word(96 + 2 * slot), 0x001C);
+    }
+    assert_eq!(word(96 + 2 * 5), 0x001C);
+    assert_eq!(word(70), 0xF700);
+    assert_eq!(&c[4..8], &[0x00, 0x00, 0x60, 0x03]);
+    let mut eui = [0u8; 12];
+    d.read_bytes(Zone::Data, 5, 0, &mut eui).unwrap();
+    assert!(eui.starts_with(b"0004A3"), "{eui:?}");
+    assert!(eui.iter().all(u8::is_ascii_hexdigit));
 }

@@ -14,14 +14,15 @@
 use std::time::SystemTime;
 
 use keystamp_certdef::{
-    CertDefBuf, CertElement, CertLoc, DateTime, DeviceLoc, SnSource, StdElement, Transform,
+    CertDefBuf, CertElement, CertLoc, DateTime, DeviceLoc, DeviceZone, SnSource, StdElement,
+    Transform,
 };
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use sha2::{Digest, Sha256};
 
 use crate::pki::from_cert::{CertRole, FromCertError, FromCertOptions, HexCase, from_cert};
-use crate::pki::issue::{DeviceCertRequest, IssueError, Issued, SignError, issue_device_cert};
+use crate::pki::issue::{DeviceCertRequest, IssueError, Issued, SignError, issue_device_cert_with};
 
 /// The organization in every Microchip certificate.
 pub const ORGANIZATION: &str = "Microchip Technology Inc";
@@ -614,7 +615,7 @@ impl TestMicrochipCa {
         let cert_def = buf
             .as_def()
             .map_err(|e| MicrochipError::Issue(IssueError::from(e)))?;
-        issue_device_cert(
+        issue_device_cert_with(
             &DeviceCertRequest {
                 def: &cert_def,
                 config,
@@ -624,17 +625,20 @@ impl TestMicrochipCa {
                 issue_date,
                 expire_years: buf.expire_years,
             },
+            &[],
             |digest| sign_digest(&self.root_key, digest),
         )
         .map_err(MicrochipError::Issue)
     }
 
-    /// A device certificate for `public_key` on a part whose configuration zone is `config`,
-    /// issued by the signer with `def`'s layout.
+    /// A device certificate for `public_key` on a part whose configuration zone is `config` and
+    /// whose data slots are `slots` (for elements such as the EUI-48), issued by the signer with
+    /// `def`'s layout.
     pub fn issue_device(
         &self,
         def: MicrochipDef,
         config: &[u8; 128],
+        slots: &[Vec<u8>],
         public_key: &[u8; 64],
         issue_date: DateTime,
     ) -> Result<Issued, MicrochipError> {
@@ -642,7 +646,21 @@ impl TestMicrochipCa {
         let cert_def = buf
             .as_def()
             .map_err(|e| MicrochipError::Issue(IssueError::from(e)))?;
-        issue_device_cert(
+        // What the chip already holds for the certificate's custom elements.
+        let data: Vec<(DeviceLoc, &[u8])> = cert_def
+            .cert_elements
+            .iter()
+            .filter(|e| e.device_loc.zone == DeviceZone::Data && e.device_loc.is_present())
+            .filter_map(|e| {
+                let l = e.device_loc;
+                let start = usize::from(l.offset);
+                let bytes = slots
+                    .get(usize::from(l.slot))?
+                    .get(start..start + usize::from(l.count))?;
+                Some((l, bytes))
+            })
+            .collect();
+        issue_device_cert_with(
             &DeviceCertRequest {
                 def: &cert_def,
                 config,
@@ -652,6 +670,7 @@ impl TestMicrochipCa {
                 issue_date,
                 expire_years: buf.expire_years,
             },
+            &data,
             |digest| sign_digest(&self.signer_key, digest),
         )
         .map_err(MicrochipError::Issue)
@@ -690,11 +709,12 @@ pub fn trust_and_go_factory(
     ca: &TestMicrochipCa,
     device_def: MicrochipDef,
     config: &[u8; 128],
+    slots: &[Vec<u8>],
     public_key: &[u8; 64],
     issue_date: DateTime,
 ) -> Result<FactoryCerts, MicrochipError> {
     let signer = ca.issue_signer(device_def.signer(), config, issue_date)?;
-    let device = ca.issue_device(device_def, config, public_key, issue_date)?;
+    let device = ca.issue_device(device_def, config, slots, public_key, issue_date)?;
     Ok(FactoryCerts { signer, device })
 }
 

@@ -81,7 +81,7 @@ pub fn new_part_chip(part: &SimPart, options: SimOptions) -> io::Result<SimChip>
     }
     let mut chip = SimChip::new_part(part.part, options);
     chip.factory_program(|nv| nv.config[0] = crate::project::SIMULATED_SERIAL_FIRST_BYTE);
-    if part.part == Part::TrustAndGo {
+    if part.part.is_trust_and_go() {
         trust_and_go_certify(&mut chip, &part.microchip_ca)?;
     }
     Ok(chip)
@@ -102,6 +102,7 @@ pub fn trust_and_go_certify(chip: &mut SimChip, ca_label: &str) -> io::Result<()
         &ca,
         device_def,
         &nv.config,
+        &nv.slots,
         &public_key,
         crate::microchip::issue_date_now(),
     )

@@ -15,6 +15,13 @@ mod cal;
 #[cfg(target_os = "linux")]
 #[test]
 fn cryptoauthlib_rebuilds_the_device_certificate_keystamp_registered() {
+    // 608A: template 2 (`tngtls_cert_def_2_device`); 608B: template 3 with the EUI-48.
+    rebuild_agrees(keystamp_atecc_sim::Part::TrustAndGo, 101);
+    rebuild_agrees(keystamp_atecc_sim::Part::TrustAndGo608B, 102);
+}
+
+#[cfg(target_os = "linux")]
+fn rebuild_agrees(part: keystamp_atecc_sim::Part, seed: u64) {
     use std::process::Command;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +32,7 @@ fn cryptoauthlib_rebuilds_the_device_certificate_keystamp_registered() {
     use keystamp::registry::ChipSerial;
     use keystamp::sim::SimPart;
     use keystamp_atecc_sim::kit::KitServer;
-    use keystamp_atecc_sim::{Part, SimChip, StdDelay};
+    use keystamp_atecc_sim::{SimChip, StdDelay};
     use serde_json::Value;
 
     let fx = fixture_for(PartProfile::TrustAndGo);
@@ -37,7 +44,7 @@ fn cryptoauthlib_rebuilds_the_device_certificate_keystamp_registered() {
         }
     };
     let state = fx.dir.path().join("sim");
-    let dev = device_part(&state, "tng-cal", 101, &SimPart::new(Part::TrustAndGo));
+    let dev = device_part(&state, "tng-cal", seed, &SimPart::new(part));
     let report = run(&fx, &dev);
     assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
     let serial = report.chip_serial.unwrap();

@@ -136,19 +136,32 @@ fn a_part_differing_from_the_trustflex_layout_is_refused_before_any_write() {
 
 #[test]
 fn trustandgo_part_is_registered_with_its_microchip_chain_and_nothing_written() {
+    trustandgo_part_registered(Part::TrustAndGo, 81);
+}
+
+/// The ATECC608B-TNGTLS layout (template 3): CN `sn<serial>` and the part's EUI-48 from slot 5
+/// in the subject alternative name.
+#[test]
+fn trustandgo_608b_part_is_registered_with_its_eui48_certificate() {
+    trustandgo_part_registered(Part::TrustAndGo608B, 83);
+}
+
+fn trustandgo_part_registered(part: Part, seed: u64) {
     let fx = fixture_for(PartProfile::TrustAndGo);
     let state = fx.dir.path().join("sim");
-    let dev = device_part(&state, "tng0", 81, &SimPart::new(Part::TrustAndGo));
+    let dev = device_part(&state, "tng0", seed, &SimPart::new(part));
     let before = state_of(&dev);
     let report = run(&fx, &dev);
     assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
     assert_eq!(state_of(&dev), before, "a Trust&GO part is never written");
     let serial = report.chip_serial.unwrap();
-    // Microchip's device CN (template 2): the serial and " ATECC".
-    assert_eq!(
-        report.cn.as_deref(),
-        Some(format!("{} ATECC", hex::encode_upper(serial)).as_str())
-    );
+    let serial_hex = hex::encode_upper(serial);
+    // Microchip's device CN: template 2 `<serial> ATECC`, template 3 `sn<serial>`.
+    let cn = match part {
+        Part::TrustAndGo => format!("{serial_hex} ATECC"),
+        _ => format!("sn{serial_hex}"),
+    };
+    assert_eq!(report.cn.as_deref(), Some(cn.as_str()));
     let certs = certs_of(&fx, serial);
     assert_eq!(certs.len(), 1);
     assert_eq!(certs[0].status.as_str(), "verified");
@@ -158,6 +171,16 @@ fn trustandgo_part_is_registered_with_its_microchip_chain_and_nothing_written() 
     let device_pem = std::fs::read_to_string(out.join("device.pem")).unwrap();
     let der = pem_der(&device_pem);
     assert_eq!(certs[0].der, der);
+    if part == Part::TrustAndGo608B {
+        // The EUI-48 the part holds in slot 5 is named in the certificate.
+        let eui = before.slot(5)[..12].to_vec();
+        let mut name = b"eui48_".to_vec();
+        name.extend_from_slice(&eui);
+        assert!(
+            der.windows(name.len()).any(|w| w == name),
+            "EUI-48 in the certificate"
+        );
+    }
 
     let again = run(&fx, &dev);
     assert_eq!(again.result, DeviceResult::AlreadyProvisioned, "{again:?}");

@@ -68,6 +68,10 @@ pub enum PartArg {
     Trustflex,
     /// ATECC608A-TNGTLS as shipped, certificates from the simulated test CA.
     Trustandgo,
+    /// ATECC608B-TNGTLS as shipped (EUI-48 in slot 5, template 3), certificates from the
+    /// simulated test CA.
+    #[value(name = "trustandgo-608b")]
+    Trustandgo608b,
 }
 
 impl From<PartArg> for keystamp_atecc_sim::Part {
@@ -76,6 +80,7 @@ impl From<PartArg> for keystamp_atecc_sim::Part {
             PartArg::Blank => keystamp_atecc_sim::Part::Blank,
             PartArg::Trustflex => keystamp_atecc_sim::Part::TrustFlex,
             PartArg::Trustandgo => keystamp_atecc_sim::Part::TrustAndGo,
+            PartArg::Trustandgo608b => keystamp_atecc_sim::Part::TrustAndGo608B,
         }
     }
 }

@@ -56,7 +56,7 @@ pub fn provision(
         .state_dir
         .clone()
         .unwrap_or_else(|| project.dir.join("sim"));
-    if args.simulate.is_some() && args.sim.part == super::args::PartArg::Trustandgo {
+    if args.simulate.is_some() && keystamp_atecc_sim::Part::from(args.sim.part).is_trust_and_go() {
         // Simulated Trust&GO parts chain to the test root; a simulation project names it.
         crate::ops::write_test_root(&state)?;
     }

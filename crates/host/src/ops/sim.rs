@@ -65,7 +65,7 @@ pub fn start_sims(
 ) -> Result<Vec<SimDevice>, OpsError> {
     let trace = trace_sink(&options.trace_i2c)?;
     let part = SimPart::new(options.part);
-    if options.part == keystamp_atecc_sim::Part::TrustAndGo {
+    if options.part.is_trust_and_go() {
         write_test_root(state_dir)?;
     }
     (0..n)
