@@ -6,6 +6,10 @@
 //! same trace (bytes on the wire / baud + the sum of the chip's execution times), their ratio,
 //! and the throughput of 16 parallel stations relative to one.
 //!
+//! `--profile custom|trustflex|trustandgo` (default custom) picks the parts and the flow: blank
+//! chips configured by keystamp, ATECC608B-TFLXTLS parts as shipped, or ATECC608A-TNGTLS parts
+//! whose Microchip chain is verified and registered (docs/factory-guide.md "Timing").
+//!
 //! Not a criterion bench: one provisioning is seconds long and changes the chip for good, so each
 //! sample needs a fresh chip. The median of several fresh devices is reported.
 //!
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use keystamp::engine::{DeviceResult, Material};
 use keystamp::ops::{SimOptions, run_stations, start_sims};
 use keystamp::pki::ca::{self, KeyProtection, Signer};
-use keystamp::project::Profile;
+use keystamp::project::{PartProfile, Profile};
 use keystamp::registry::Registry;
 use keystamp::setup;
 
@@ -31,6 +35,7 @@ struct Setup {
     dir: std::path::PathBuf,
     signer: Signer,
     material: Material,
+    part: keystamp_atecc_sim::Part,
 }
 
 /// The setup's signer key imported into a fresh SoftHSM2 token in `dir`, as a token signer
@@ -59,10 +64,13 @@ fn token_signer(s: &Setup, dir: &std::path::Path) -> Option<Signer> {
     Some(Signer::with_token(&ca_dir, token).expect("token signer"))
 }
 
-fn setup() -> Setup {
+fn setup(part_profile: PartProfile) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().to_path_buf();
-    let profile = Profile::default();
+    let profile = Profile {
+        profile: part_profile,
+        ..Profile::default()
+    };
     let ca_dir = path.join("ca");
     ca::create(
         &ca_dir,
@@ -74,20 +82,38 @@ fn setup() -> Setup {
     let signer = Signer::unlock(&ca_dir, None).expect("signer");
     let (device_def, signer_def) =
         setup::generate_definitions(&profile, &signer).expect("definitions");
-    let material = setup::material_from_parts(
+    let config = match part_profile {
+        PartProfile::TrustFlex => setup::trust_flex_config(),
+        _ => keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES,
+    };
+    let mut material = setup::material_from_parts(
         &profile,
         &signer,
         device_def,
         signer_def,
-        keystamp_atecc::default_config::DEFAULT_CONFIG_BYTES,
+        config,
         path.join("devices"),
     )
     .expect("material");
+    if part_profile == PartProfile::TrustAndGo {
+        // The simulated parts' test Microchip root.
+        let ca =
+            keystamp::microchip::TestMicrochipCa::new(keystamp::microchip::DEFAULT_TEST_CA_LABEL);
+        material.microchip_root = Some(keystamp::engine::MicrochipRoot {
+            public_key: ca.root_public_key(),
+            der: ca.root_der().to_vec(),
+        });
+    }
     Setup {
         _dir: dir,
         dir: path,
         signer,
         material,
+        part: match part_profile {
+            PartProfile::Custom => keystamp_atecc_sim::Part::Blank,
+            PartProfile::TrustFlex => keystamp_atecc_sim::Part::TrustFlex,
+            PartProfile::TrustAndGo => keystamp_atecc_sim::Part::TrustAndGo,
+        },
     }
 }
 
@@ -106,6 +132,7 @@ fn batch(s: &Setup, signer: &Signer, name: &str, n: usize) -> Batch {
         trace_i2c: None,
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
         link: keystamp::sim::SimLink::default(),
+        part: s.part,
     };
     let sims = start_sims(n, &state, &flags, BAUD).expect("sims");
     let ports: Vec<String> = sims.iter().map(|d| d.port_path().to_string()).collect();
@@ -152,12 +179,28 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; any other argument filters like criterion's would.
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    // `cargo bench` passes `--bench`; `--profile P` picks the flow; any other argument filters
+    // like criterion's would.
+    let mut part_profile = PartProfile::Custom;
+    let mut filter = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--profile" {
+            part_profile = match args.next().as_deref() {
+                Some("trustflex") => PartProfile::TrustFlex,
+                Some("trustandgo") => PartProfile::TrustAndGo,
+                Some("custom") => PartProfile::Custom,
+                other => panic!("--profile {other:?}: custom, trustflex or trustandgo"),
+            };
+        } else if !a.starts_with('-') && filter.is_none() {
+            filter = Some(a);
+        }
+    }
     if filter.as_deref().is_some_and(|f| !"provision".contains(f)) {
         return;
     }
-    let s = setup();
+    println!("provision/profile         {part_profile}");
+    let s = setup(part_profile);
     let token_dir = tempfile::tempdir().expect("tempdir");
     let token = token_signer(&s, token_dir.path());
     // One station, fresh devices one after another; the token signer's runs interleaved.

@@ -45,7 +45,9 @@ commands:
   fuzz <target> [--seconds N]
                              run one cargo-fuzz target (stable, no sanitizer, unless nightly exists)
   fuzz --all [--seconds N]   run every fuzz target for N seconds each (default 10)
-  bench [NAME...]            run the criterion benches (all, or the named bench targets)
+  bench [NAME...] [--profile custom|trustflex|trustandgo]
+                             run the benches (all, or the named bench targets); --profile picks
+                             the provision bench's parts and flow (default custom)
   firmware [--chip esp32c3|esp32c6]
                              build the release firmware, write a flashable image if espflash exists,
                              print flash and static RAM use
@@ -384,9 +386,23 @@ fn bench(args: &[String]) -> Result<(), String> {
         return Err("no benches yet (benches/ has no crate)".into());
     }
     let mut cargo_args = vec!["bench", "-p", "keystamp-benches"];
-    for a in args {
-        cargo_args.push("--bench");
-        cargo_args.push(a);
+    // `--profile P` goes to the bench binaries (the provision bench's part profile).
+    let mut passed = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--profile" {
+            let p = it
+                .next()
+                .ok_or("--profile needs custom, trustflex or trustandgo")?;
+            passed.extend(["--profile", p.as_str()]);
+        } else {
+            cargo_args.push("--bench");
+            cargo_args.push(a);
+        }
+    }
+    if !passed.is_empty() {
+        cargo_args.push("--");
+        cargo_args.extend(passed);
     }
     run(&root, "cargo", &cargo_args)
 }

@@ -7,6 +7,7 @@ use crate::commands::{Command, Exec, Outcome, TempKey, Volatile, status};
 use crate::config::{self, ConfigZone, Revision};
 use crate::crc::{crc16, response_group};
 use crate::faults::{FaultConfig, FaultEvent, Faults};
+use crate::parts::{self, Part};
 use crate::state::{self, NvState, RngState, SaveCrash};
 use crate::timing::{self, WAKE_DELAY, WATCHDOG_LONG, WATCHDOG_SHORT};
 use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource, Operation};
@@ -233,6 +234,26 @@ impl SimChip {
         cfg[config::I2C_ADDRESS] = options.address << 1;
         let nv = NvState::new(options.revision, cfg);
         Self::from_parts(nv, rng, options)
+    }
+
+    /// A new chip of a pre-configured `part` as Microchip ships it ([`crate::parts`]); a blank
+    /// part is [`SimChip::new`]. The part's revision and I2C address come from its reference
+    /// dump, not from `options`.
+    pub fn new_part(part: Part, options: SimOptions) -> Self {
+        let seed = options.seed.unwrap_or_else(rand::random);
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        match parts::part_state(part, &mut rng) {
+            Some(nv) => Self::from_parts(nv, rng, options),
+            None => Self::new(options),
+        }
+    }
+
+    /// Changes the non-volatile state directly, as the manufacturer's provisioning does before
+    /// the part ships (e.g. the certificates Microchip writes into a Trust&GO part before the
+    /// data lock). Not a chip command: no lock or slot rule applies, and the random generator
+    /// continues where it was (unlike [`SimChip::from_state`], which reseeds it).
+    pub fn factory_program(&mut self, program: impl FnOnce(&mut NvState)) {
+        program(&mut self.nv);
     }
 
     /// A chip with the given non-volatile state (e.g. a configuration prepared by a test).

@@ -25,6 +25,7 @@ pub mod config;
 pub mod crc;
 pub mod faults;
 pub mod kit;
+pub mod parts;
 pub mod state;
 pub mod timing;
 
@@ -36,4 +37,5 @@ pub use clock::{Clock, StdClock, StdDelay, VirtualClock, VirtualDelay};
 pub use commands::status;
 pub use config::{ConfigZone, KeyConfig, Revision, SlotConfig, WritePolicy};
 pub use faults::{FaultConfig, FaultEvent};
+pub use parts::Part;
 pub use state::{NvState, SaveCrash};

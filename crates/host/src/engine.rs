@@ -61,7 +61,13 @@ use crate::registry::{
     CertKind, CertStatus, ChipSerial, IssueOutcome, IssueRequest, Outcome, Registry, RegistryError,
 };
 
+mod profile;
 pub mod scripted;
+mod trustandgo;
+mod trustflex;
+
+pub use profile::ProfileFailure;
+pub use trustandgo::MicrochipRoot;
 
 /// The subject CN a chip serial number should get (the profile's CN scheme).
 pub type CnScheme = Box<dyn Fn(&[u8; 9]) -> String + Send + Sync>;
@@ -104,6 +110,10 @@ pub struct Material {
     pub reprovision: bool,
     /// Where per-device PEM files go.
     pub output_dir: PathBuf,
+    /// Which parts, and so which flow (`engine/trustflex.rs`, `engine/trustandgo.rs`).
+    pub part_profile: crate::project::PartProfile,
+    /// The Microchip root Trust&GO chains must verify to (`trustandgo` only).
+    pub microchip_root: Option<MicrochipRoot>,
 }
 
 /// Signs device certificates (the unlocked signer key).
@@ -477,6 +487,9 @@ pub enum FailureKind {
         /// SHA-256 of this chip's proven key's SubjectPublicKeyInfo DER.
         presented_key_sha256: [u8; 32],
     },
+    /// The part does not fit the project's TrustFLEX / Trust&GO profile, or its chain or key
+    /// does not hold up (`engine/profile.rs`).
+    Profile(ProfileFailure),
     /// A count or offset the device reported is out of bounds (nothing was indexed with it).
     DeviceCount {
         /// What the number is.
@@ -503,6 +516,7 @@ impl std::fmt::Display for FailureKind {
                 write!(f, "unexpected answer {got} (expected {expected})")
             }
             Self::Registry(e) => write!(f, "{e}"),
+            Self::Profile(e) => write!(f, "{e}"),
             Self::RegistryPoisoned => f.write_str("registry lock poisoned"),
             Self::Issue(e) => write!(f, "{e}"),
             Self::Definition(e) => write!(f, "device definition: {e}"),
@@ -658,6 +672,7 @@ impl std::error::Error for FailureKind {
             Self::Signing { error, .. } => Some(error),
             Self::Random(e) => Some(e),
             Self::Outputs(e) => Some(e),
+            Self::Profile(e) => Some(e),
             _ => None,
         }
     }
@@ -915,6 +930,9 @@ impl<'a, P: Port> Station<'a, P> {
 
     fn provision(&mut self, report: &mut DeviceReport) -> Result<DeviceResult, Failure> {
         let m = self.material;
+        if m.part_profile == crate::project::PartProfile::TrustAndGo {
+            return self.provision_trust_and_go(report);
+        }
         self.step(Step::Probe);
         let hello = self.hello()?;
         let serial = hello.chip.serial;
@@ -978,6 +996,7 @@ impl<'a, P: Port> Station<'a, P> {
         )?;
         let public_key = proof.public_key;
         self.refuse_clone(&public_key)?;
+        self.refuse_profile_clone(Step::Key, &public_key)?;
 
         // 4. issue (write-ahead)
         self.step(Step::Issue);
@@ -1294,6 +1313,9 @@ impl<'a, P: Port> Station<'a, P> {
     fn check(&mut self, report: &mut DeviceReport) -> Result<(), Failure> {
         use der::Decode;
         let m = self.material;
+        if m.part_profile == crate::project::PartProfile::TrustAndGo {
+            return self.check_trust_and_go(report);
+        }
         self.step(Step::Probe);
         let hello = self.hello()?;
         let serial = hello.chip.serial;
@@ -1377,6 +1399,9 @@ impl<'a, P: Port> Station<'a, P> {
 
     fn config(&mut self, hello: &HelloInfo) -> Result<[u8; CONFIG_SIZE], Failure> {
         let m = self.material;
+        if m.part_profile == crate::project::PartProfile::TrustFlex {
+            return self.trust_flex_config(hello);
+        }
         let target = ConfigZone::from_bytes(&m.config);
         if hello.chip.config_locked {
             let current = self.read_config(Step::Config)?;
@@ -1651,9 +1676,14 @@ impl<'a, P: Port> Station<'a, P> {
     fn write_slots(&mut self, writes: &SlotWrites, check_first: bool) -> Result<usize, Failure> {
         let mut count = 0;
         for (slot, offset, bytes) in writes {
-            // Whole 4-byte words: the chip writes 4 or 32 bytes at a time.
+            // Whole 4-byte words: the chip writes 4 or 32 bytes at a time. A write that ends at
+            // the slot's end goes as whole 32-byte blocks (the chip ignores the bytes past the
+            // end): one Write for a 72-byte slot's last 8 bytes instead of two.
             let mut data = bytes.clone();
-            data.resize(data.len().next_multiple_of(4), 0);
+            let to_slot_end =
+                usize::from(*offset) + data.len() == keystamp_atecc::slot_size(usize::from(*slot));
+            let unit = if to_slot_end { 32 } else { 4 };
+            data.resize(data.len().next_multiple_of(unit), 0);
             if check_first {
                 let len = bytes.len() as u16;
                 let resp = self.call(

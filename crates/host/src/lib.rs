@@ -28,6 +28,7 @@ pub mod certdef_io;
 pub mod cli;
 pub mod engine;
 pub mod link;
+pub mod microchip;
 pub mod ops;
 pub mod outputs;
 pub mod pki;

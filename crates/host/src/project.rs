@@ -46,6 +46,11 @@ pub const MAX_CN_LEN: usize = 64;
 pub struct Profile {
     /// Production or development: what the project may issue to (see [`Mode`]).
     pub mode: Mode,
+    /// Which parts the project provisions and how: `custom` (unconfigured chips), `trustflex`
+    /// or `trustandgo` (pre-configured by Microchip; see [`PartProfile`]).
+    pub profile: PartProfile,
+    /// `[microchip]`: the Microchip root Trust&GO chains must verify to.
+    pub microchip: MicrochipSection,
     /// Chip configuration: which config-zone template to program.
     pub chip: ChipSection,
     /// Certificate definitions, device subject CN and validity.
@@ -166,6 +171,50 @@ impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// `profile`: which parts a project provisions, and so which flow its stations run
+/// (docs/factory-guide.md "Which part to buy").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartProfile {
+    /// Unconfigured ATECC608A/B: keystamp writes and locks the config, generates the key,
+    /// issues the project's chain.
+    #[default]
+    Custom,
+    /// ATECC608B-TFLXTLS: the shipped config and device key are used as they are; the
+    /// project's chain goes into the certificate slots TrustFLEX reserves for it.
+    TrustFlex,
+    /// ATECC608A/B-TNGTLS: nothing is written; Microchip's own chain is rebuilt from the chip,
+    /// verified to the configured Microchip root and registered.
+    TrustAndGo,
+}
+
+impl PartProfile {
+    /// The value in `keystamp.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Custom => "custom",
+            Self::TrustFlex => "trustflex",
+            Self::TrustAndGo => "trustandgo",
+        }
+    }
+}
+
+impl fmt::Display for PartProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[microchip]`: Microchip's trust anchor for the `trustandgo` profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MicrochipSection {
+    /// PEM file of the root CA Trust&GO signer certificates must chain to: Microchip's
+    /// "Crypto Authentication Root CA 002" for real parts; in simulation the test CA's root
+    /// (`keystamp sim --part trustandgo` writes it next to the simulated chips).
+    pub root: Option<PathBuf>,
 }
 
 /// What ends the organization (O) of a development project's root, signer and device
@@ -623,6 +672,14 @@ impl Profile {
              # (`keystamp lot`). \"development\": also simulated chips and unencrypted keys; the\n\
              # CA's organization ends with \" development\".\n\
              mode = {mode}\n\
+             # Parts and flow: \"custom\" (unconfigured ATECC608A/B), \"trustflex\" (ATECC608B-TFLXTLS:\n\
+             # shipped key and config, the project's chain into slots 10-12), \"trustandgo\"\n\
+             # (ATECC608A/B-TNGTLS: no writes; Microchip's chain verified and registered).\n\
+             profile = {part_profile}\n\
+             \n\
+             [microchip]\n\
+             # Root CA Trust&GO chains must verify to (profile = \"trustandgo\").\n\
+             {microchip_root}\
              \n\
              [chip]\n\
              # Config-zone template programmed before the config lock: \"default\" (the built-in\n\
@@ -682,6 +739,8 @@ impl Profile {
             io_enabled = self.io_protection.enabled,
             io_slot = self.io_protection.slot,
             mode = q(self.mode.as_str()),
+            part_profile = q(self.profile.as_str()),
+            microchip_root = opt("root", &self.microchip.root, "microchip-root.pem"),
             max_reissues = self.issuance.max_reissues,
             config_zone = q(&self.chip.config_zone),
             device_def = opt("device_def", &c.device_def, "certdefs/device.json"),

@@ -13,7 +13,7 @@ use crate::engine::Material;
 use crate::pki::ca::{CaError, DeviceCertRequest, Signer};
 use crate::pki::from_cert::{CertRole, FromCertError, FromCertOptions, HexCase, from_cert};
 use crate::pki::issue::{IssueError, split_for_device};
-use crate::project::{ConfigZoneSource, Profile, Project};
+use crate::project::{ConfigZoneSource, PartProfile, Profile, Project};
 
 /// File name of the generated device definition in a project.
 pub const DEVICE_DEF_FILE: &str = "device-def.json";
@@ -333,18 +333,50 @@ pub fn material(project: &Project, signer: &Signer) -> Result<Material, SetupErr
             return Err(SetupError::HalfNamedDefinitions);
         }
     };
-    let config = match &project.config_zone {
-        ConfigZoneSource::Default => default_config_bytes(profile)?,
-        ConfigZoneSource::File(_, b) | ConfigZoneSource::Inline(b) => **b,
+    let config = match (&project.config_zone, profile.profile) {
+        // A TrustFLEX part's config is Microchip's, locked: it is compared, never written.
+        (_, PartProfile::TrustFlex) => trust_flex_config(),
+        (ConfigZoneSource::Default, _) => default_config_bytes(profile)?,
+        (ConfigZoneSource::File(_, b) | ConfigZoneSource::Inline(b), _) => **b,
     };
-    material_from_parts(
+    let mut material = material_from_parts(
         profile,
         signer,
         device_def,
         signer_def,
         config,
         project.output_dir(),
-    )
+    )?;
+    if profile.profile == PartProfile::TrustAndGo {
+        material.microchip_root = Some(microchip_root(project)?);
+    }
+    Ok(material)
+}
+
+/// The ATECC608B-TFLXTLS configuration zone (bytes 0–15 are per chip and never compared).
+pub fn trust_flex_config() -> [u8; CONFIG_SIZE] {
+    let mut config = [0u8; CONFIG_SIZE];
+    config[16..].copy_from_slice(&keystamp_atecc_sim::parts::TFLXTLS_16_127);
+    config
+}
+
+/// The project's `[microchip] root` certificate (required by `profile = "trustandgo"`).
+pub fn microchip_root(project: &Project) -> Result<crate::engine::MicrochipRoot, SetupError> {
+    let Some(path) = &project.profile.microchip.root else {
+        return Err(SetupError::ProfileMismatch {
+            key: "microchip.root",
+            detail: "profile trustandgo verifies every part's chain to the Microchip root: \
+                     name its PEM file (in simulation, the test root `keystamp sim --part \
+                     trustandgo` writes)"
+                .into(),
+        });
+    };
+    let path = project.profile.resolve(&project.dir, path);
+    let cert = crate::pki::ca::CaCert::read(&path)?;
+    Ok(crate::engine::MicrochipRoot {
+        public_key: cert.public_key()?,
+        der: cert.der.clone(),
+    })
 }
 
 /// The built-in default config, or its IO-protection variant when the profile asks for it.
@@ -419,6 +451,8 @@ pub fn material_from_parts(
         expected_cn,
         reprovision: false,
         output_dir,
+        part_profile: profile.profile,
+        microchip_root: None,
     })
 }
 

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 
 use keystamp_agent::{Action, Agent};
 use keystamp_atecc::{Atecc, TraceEvent, TracingI2c};
-use keystamp_atecc_sim::{FaultConfig, SharedSimChip, SimChip, SimOptions, StdDelay, Timing};
+use keystamp_atecc_sim::{FaultConfig, Part, SharedSimChip, SimChip, SimOptions, StdDelay, Timing};
 use keystamp_wire::FirmwareVersion;
 
 use crate::link::Port;
 use crate::link::inproc::InProcessListener;
+use crate::microchip::{DEFAULT_TEST_CA_LABEL, MicrochipDef, TestMicrochipCa};
 
 /// Capacity of a simulated device's blob partition.
 pub const FLASH_SIZE: usize = 32 * 1024;
@@ -42,6 +43,83 @@ pub fn new_simulated_chip(options: SimOptions) -> SimChip {
     let mut nv = SimChip::new(options.clone()).state().clone();
     nv.config[0] = crate::project::SIMULATED_SERIAL_FIRST_BYTE;
     SimChip::from_state(nv, options)
+}
+
+/// Which part a new simulated device carries.
+#[derive(Clone, Debug)]
+pub struct SimPart {
+    /// Blank, TrustFLEX or Trust&GO.
+    pub part: Part,
+    /// Label of the test "Microchip" CA that issued a Trust&GO part's certificates
+    /// ([`TestMicrochipCa::new`]); another label makes a part that is not "genuine" for a
+    /// project trusting the default test root.
+    pub microchip_ca: String,
+}
+
+impl Default for SimPart {
+    fn default() -> Self {
+        SimPart::new(Part::Blank)
+    }
+}
+
+impl SimPart {
+    /// `part`, certified (Trust&GO) by the default test CA.
+    pub fn new(part: Part) -> SimPart {
+        SimPart {
+            part,
+            microchip_ca: DEFAULT_TEST_CA_LABEL.to_string(),
+        }
+    }
+}
+
+/// A new simulated chip of `part`: a blank part as [`new_simulated_chip`]; a pre-configured one
+/// as Microchip ships it, with a simulated-range serial, and for Trust&GO the device and signer
+/// certificates issued by the part's test CA written into slots 10–12.
+pub fn new_part_chip(part: &SimPart, options: SimOptions) -> io::Result<SimChip> {
+    if part.part == Part::Blank {
+        return Ok(new_simulated_chip(options));
+    }
+    let mut chip = SimChip::new_part(part.part, options);
+    chip.factory_program(|nv| nv.config[0] = crate::project::SIMULATED_SERIAL_FIRST_BYTE);
+    if part.part.is_trust_and_go() {
+        trust_and_go_certify(&mut chip, &part.microchip_ca)?;
+    }
+    Ok(chip)
+}
+
+/// Does what Microchip's factory does to a Trust&GO part before it ships: issues its device and
+/// signer certificates with the test CA `ca_label` for the key in slot 0 and the chip's current
+/// serial, and writes them (slots 10–12) past the locks.
+pub fn trust_and_go_certify(chip: &mut SimChip, ca_label: &str) -> io::Result<()> {
+    let nv = chip.state();
+    let device_def = MicrochipDef::for_otp_code(&nv.otp)
+        .ok_or_else(|| io::Error::other("part without a known OTP code"))?;
+    let key = p256::SecretKey::from_slice(nv.slot(0).get(4..36).unwrap_or_default())
+        .map_err(|_| io::Error::other("part without a device key in slot 0"))?;
+    let public_key = crate::microchip::public_xy(&key.into());
+    let ca = TestMicrochipCa::new(ca_label);
+    let certs = crate::microchip::trust_and_go_factory(
+        &ca,
+        device_def,
+        &nv.config,
+        &nv.slots,
+        &public_key,
+        crate::microchip::issue_date_now(),
+    )
+    .map_err(io::Error::other)?;
+    chip.factory_program(|nv| {
+        for (slot, offset, bytes) in certs.signer.writes.iter().chain(&certs.device.writes) {
+            let start = usize::from(*offset);
+            if let Some(dst) = nv
+                .slots
+                .get_mut(usize::from(*slot))
+                .and_then(|s| s.get_mut(start..start + bytes.len()))
+            {
+                dst.copy_from_slice(bytes);
+            }
+        }
+    });
+    Ok(())
 }
 
 /// How a simulated device is connected to the host.
@@ -106,6 +184,16 @@ impl SimDevice {
 
     /// Creates (or reloads) the device's chip and starts its agent behind a new `link`.
     pub fn start_on(opts: SimDeviceOptions, link: SimLink) -> io::Result<SimDevice> {
+        Self::start_part(opts, link, &SimPart::default())
+    }
+
+    /// Creates (or reloads) the device's chip — a new one of `part` — and starts its agent
+    /// behind a new `link`.
+    pub fn start_part(
+        opts: SimDeviceOptions,
+        link: SimLink,
+        part: &SimPart,
+    ) -> io::Result<SimDevice> {
         fs::create_dir_all(&opts.state_dir)?;
         let chip_path = opts.state_dir.join(format!("{}.chip.json", opts.name));
         let flash_path = opts.state_dir.join(format!("{}.flash", opts.name));
@@ -118,7 +206,7 @@ impl SimDevice {
         let mut chip = if chip_path.exists() {
             SimChip::load_with(&chip_path, sim_opts)?
         } else {
-            let chip = new_simulated_chip(sim_opts);
+            let chip = new_part_chip(part, sim_opts)?;
             chip.save(&chip_path)?;
             chip
         };
@@ -347,7 +435,10 @@ fn run_device(
             chip.clone(),
             trace_callback(opts.trace.clone(), opts.name.clone()),
         );
-        let driver = Atecc::new(i2c, StdDelay);
+        let mut driver = Atecc::new(i2c, StdDelay);
+        // The firmware is built for its board's part; pre-configured parts answer at their own
+        // address (config byte 16).
+        driver.set_address(chip.lock().address());
         let mut agent: Box<Agent<_, _, { keystamp_wire::MAX_DEF_BLOB }>> =
             Box::new(Agent::new(driver, flash, firmware));
         agent.set_platform(opts.platform);

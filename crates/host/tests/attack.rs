@@ -11,7 +11,7 @@ use common::{device, fixture, link_to, run, station};
 use keystamp::engine::DeviceResult;
 use keystamp::link::{Link, LinkError};
 use keystamp_agent::auth::identity_digest;
-use keystamp_atecc_sim::FaultConfig;
+use keystamp_atecc_sim::{FaultConfig, Part};
 use keystamp_wire::{CertKind, ErrorCode, Request, Response, Signature};
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 
@@ -217,6 +217,8 @@ fn attack(
 fn direct_i2c_attack(dev: &keystamp::sim::SimDevice) {
     use keystamp_atecc::Zone;
     let mut chip = keystamp_atecc::Atecc::new(dev.chip().clone(), keystamp_atecc_sim::StdDelay);
+    // Pre-configured parts answer at their own address.
+    chip.set_address(dev.chip().lock().address());
     for slot in 0..16u8 {
         let _ = chip.genkey(slot);
         let _ = chip.write_bytes(Zone::Data, slot, 0, &[0x5A; 32]);
@@ -232,7 +234,7 @@ fn direct_i2c_attack(dev: &keystamp::sim::SimDevice) {
 #[test]
 fn a_provisioned_device_survives_every_request_before_and_after_a_reset() {
     let fx = fixture();
-    let (dev, flash) = provisioned_and_attacked(&fx, 41);
+    let (dev, flash) = provisioned_and_attacked(&fx, 41, Part::Blank);
     // IO protection off (the default): ChipOptions untouched, no key record in the flash.
     let chip = dev.chip().lock();
     assert_eq!(&chip.state().config[90..92], &[0, 0]);
@@ -260,7 +262,7 @@ fn an_io_protected_device_holds_its_key_unreadable_and_survives_the_attack_suite
         ..Profile::default()
     };
     let fx = common::fixture_with(profile);
-    let (dev, flash) = provisioned_and_attacked(&fx, 43);
+    let (dev, flash) = provisioned_and_attacked(&fx, 43, Part::Blank);
     let (opts, key_in_slot) = {
         let chip = dev.chip().lock();
         let state = chip.state();
@@ -305,6 +307,17 @@ fn an_io_protected_device_holds_its_key_unreadable_and_survives_the_attack_suite
     }
 }
 
+/// A TrustFLEX part (profile `trustflex`) once provisioned is as locked down as a custom one:
+/// the same attacks over its UART, after a reset and on its I2C bus change nothing.
+#[test]
+fn a_provisioned_trustflex_part_survives_every_request_before_and_after_a_reset() {
+    let fx = common::fixture_for(keystamp::project::PartProfile::TrustFlex);
+    let (dev, _flash) = provisioned_and_attacked(&fx, 45, Part::TrustFlex);
+    let chip = dev.chip().lock();
+    let slot_locked = u16::from_le_bytes([chip.state().config[88], chip.state().config[89]]);
+    assert_eq!(slot_locked & 0x1C00, 0, "slots 10, 11, 12 locked");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -324,9 +337,13 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn provisioned_and_attacked(
     fx: &common::Fixture,
     seed: u64,
+    part: Part,
 ) -> (keystamp::sim::SimDevice, std::path::PathBuf) {
     let state = fx.dir.path().join("sim");
-    let dev = device(&state, "victim", seed, FaultConfig::default());
+    let dev = match part {
+        Part::Blank => device(&state, "victim", seed, FaultConfig::default()),
+        part => common::device_part(&state, "victim", seed, &keystamp::sim::SimPart::new(part)),
+    };
     let report = run(fx, &dev);
     assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
     let cert_serial = report.cert_serial.clone();

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::{
-    Fixture, device, device_on, device_over, fixture, fixture_with, open_port, output_of, run,
+    Fixture, device, device_on, device_over, fixture, fixture_with, open_port, openssl_verify, run,
     run_with,
 };
 use keystamp::engine::DeviceResult;
@@ -119,27 +119,6 @@ fn rust_verify(fx: &Fixture, chain: &Path) {
     assert_eq!(
         certs[0].tbs_certificate().issuer(),
         certs[1].tbs_certificate().subject()
-    );
-}
-
-fn openssl_verify(root: &Path, signer: &Path, device: &Path) {
-    let Ok(out) = output_of(
-        std::process::Command::new("openssl")
-            .arg("verify")
-            .arg("-CAfile")
-            .arg(root)
-            .arg("-untrusted")
-            .arg(signer)
-            .arg(device)
-            .stdin(std::process::Stdio::null()),
-    ) else {
-        eprintln!("skipping the OpenSSL check: openssl is not installed");
-        return;
-    };
-    assert!(
-        out.status.success(),
-        "openssl verify failed: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -2,6 +2,8 @@
 //! parser and of our driver crate, and drives the chip over `I2c` on a virtual clock.
 #![allow(dead_code)]
 
+pub mod cal;
+
 use embedded_hal::i2c::I2c;
 use keystamp_atecc_sim::crc::crc16;
 use keystamp_atecc_sim::{SimChip, SimOptions, Timing, VirtualClock};

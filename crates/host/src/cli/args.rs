@@ -52,6 +52,37 @@ pub struct SimFlags {
     /// How simulated devices connect [default: pty on Unix, in-process elsewhere].
     #[arg(long, value_enum, value_name = "LINK")]
     pub link: Option<LinkArg>,
+    /// Which part a new simulated device carries: an unconfigured chip (`blank`), or one
+    /// pre-configured by Microchip (`trustflex`, `trustandgo`; Trust&GO certificates come from a
+    /// TEST "Microchip" CA, see docs/atecc-sim.md).
+    #[arg(long, value_enum, default_value = "blank")]
+    pub part: PartArg,
+}
+
+/// The part of a new simulated device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PartArg {
+    /// Unconfigured ATECC608A (keystamp's custom profile configures it).
+    Blank,
+    /// ATECC608B-TFLXTLS as shipped.
+    Trustflex,
+    /// ATECC608A-TNGTLS as shipped, certificates from the simulated test CA.
+    Trustandgo,
+    /// ATECC608B-TNGTLS as shipped (EUI-48 in slot 5, template 3), certificates from the
+    /// simulated test CA.
+    #[value(name = "trustandgo-608b")]
+    Trustandgo608b,
+}
+
+impl From<PartArg> for keystamp_atecc_sim::Part {
+    fn from(p: PartArg) -> Self {
+        match p {
+            PartArg::Blank => keystamp_atecc_sim::Part::Blank,
+            PartArg::Trustflex => keystamp_atecc_sim::Part::TrustFlex,
+            PartArg::Trustandgo => keystamp_atecc_sim::Part::TrustAndGo,
+            PartArg::Trustandgo608b => keystamp_atecc_sim::Part::TrustAndGo608B,
+        }
+    }
 }
 
 /// Board security a simulated device reports in `Hello`.
@@ -108,6 +139,7 @@ impl SimFlags {
             trace_i2c: self.trace_i2c.clone(),
             platform: self.board.into(),
             link: self.link.map(SimLink::from).unwrap_or_default(),
+            part: self.part.into(),
         }
     }
 }

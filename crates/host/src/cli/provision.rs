@@ -56,6 +56,10 @@ pub fn provision(
         .state_dir
         .clone()
         .unwrap_or_else(|| project.dir.join("sim"));
+    if args.simulate.is_some() && keystamp_atecc_sim::Part::from(args.sim.part).is_trust_and_go() {
+        // Simulated Trust&GO parts chain to the test root; a simulation project names it.
+        crate::ops::write_test_root(&state)?;
+    }
     // Everything the profile and definitions decide is checked here, before any device.
     let mut run = Run::prepare(project)?;
     run.material.reprovision = args.reprovision;

@@ -82,6 +82,13 @@ pub fn sim(project_dir: &Path, args: SimArgs, out: &mut dyn Write) -> Result<(),
         sims.len(),
         state.display()
     );
+    if keystamp_atecc_sim::Part::from(args.sim.part).is_trust_and_go() {
+        eprintln!(
+            "keystamp: the simulated Trust&GO parts chain to a TEST Microchip root, {} (a \
+             simulation project's [microchip] root; never Microchip's)",
+            state.join(crate::ops::TEST_ROOT_FILE).display()
+        );
+    }
     // Until standard input ends; the chips save themselves after every change.
     let mut sink = Vec::new();
     let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);

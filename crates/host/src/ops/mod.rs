@@ -33,7 +33,7 @@ pub use project::{
     open_registry, open_registry_for_update, record_signer, regenerate_definitions, unlock,
 };
 pub use run::{Run, StationMode};
-pub use sim::{SimDirLock, SimOptions, lock_sim_dir, start_sims};
+pub use sim::{SimDirLock, SimOptions, TEST_ROOT_FILE, lock_sim_dir, start_sims, write_test_root};
 pub use stations::{Tally, check_ports, run_stations, stop_on_interrupt};
 
 /// Why an operation failed.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use keystamp_atecc_sim::{FaultConfig, Timing};
 
 use super::OpsError;
-use crate::sim::{SimDevice, SimDeviceOptions, SimLink, TraceSink};
+use crate::sim::{SimDevice, SimDeviceOptions, SimLink, SimPart, TraceSink};
 
 /// Options shared by everything that starts simulated devices.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub struct SimOptions {
     pub platform: keystamp_wire::PlatformSecurity,
     /// How the devices are connected (pseudo-terminals or in-process channels).
     pub link: SimLink,
+    /// The part a new device carries.
+    pub part: keystamp_atecc_sim::Part,
 }
 
 fn trace_sink(path: &Option<PathBuf>) -> Result<Option<TraceSink>, OpsError> {
@@ -36,6 +38,24 @@ fn trace_sink(path: &Option<PathBuf>) -> Result<Option<TraceSink>, OpsError> {
     }
 }
 
+/// Where `sim --part trustandgo` writes the test Microchip root (in the state directory).
+pub const TEST_ROOT_FILE: &str = "microchip-test-root.pem";
+
+/// Writes the test Microchip root that simulated Trust&GO parts chain to into `state_dir`
+/// ([`TEST_ROOT_FILE`]), for a simulation project's `[microchip] root` (never Microchip's:
+/// docs/atecc-sim.md). Returns its path.
+pub fn write_test_root(state_dir: &Path) -> Result<PathBuf, OpsError> {
+    let path = state_dir.join(TEST_ROOT_FILE);
+    let ca = crate::microchip::TestMicrochipCa::new(crate::microchip::DEFAULT_TEST_CA_LABEL);
+    std::fs::create_dir_all(state_dir)
+        .and_then(|()| std::fs::write(&path, ca.root_pem()))
+        .map_err(|source| OpsError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(path)
+}
+
 /// Starts `n` simulated devices named `dev00`, `dev01`, ... in `state_dir`.
 pub fn start_sims(
     n: usize,
@@ -44,9 +64,13 @@ pub fn start_sims(
     baud: u32,
 ) -> Result<Vec<SimDevice>, OpsError> {
     let trace = trace_sink(&options.trace_i2c)?;
+    let part = SimPart::new(options.part);
+    if options.part.is_trust_and_go() {
+        write_test_root(state_dir)?;
+    }
     (0..n)
         .map(|index| {
-            SimDevice::start_on(
+            SimDevice::start_part(
                 SimDeviceOptions {
                     name: format!("dev{index:02}"),
                     state_dir: state_dir.to_path_buf(),
@@ -58,6 +82,7 @@ pub fn start_sims(
                     platform: options.platform,
                 },
                 options.link,
+                &part,
             )
             .map_err(|source| OpsError::SimDevice { index, source })
         })

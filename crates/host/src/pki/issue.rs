@@ -116,6 +116,16 @@ pub fn issue_device_cert(
     req: &DeviceCertRequest<'_>,
     sign: impl FnOnce(&[u8; 32]) -> Result<[u8; 64], SignError>,
 ) -> Result<Issued, IssueError> {
+    issue_device_cert_with(req, &[], sign)
+}
+
+/// [`issue_device_cert`] for a chip that already holds `data` at those data-zone locations
+/// (e.g. the EUI-48 a Trust&GO part's certificate names), which the certificate carries.
+pub fn issue_device_cert_with(
+    req: &DeviceCertRequest<'_>,
+    data: &[(DeviceLoc, &[u8])],
+    sign: impl FnOnce(&[u8; 32]) -> Result<[u8; 64], SignError>,
+) -> Result<Issued, IssueError> {
     let def = req.def;
     let issue_date = DateTime {
         minute: 0,
@@ -138,6 +148,9 @@ pub fn issue_device_cert(
         config: *req.config,
         ..DeviceImage::default()
     };
+    for (loc, bytes) in data {
+        image.write(loc, bytes)?;
+    }
     put_public_key(&mut image, &def.public_key_dev_loc, req.public_key)?;
     if def.comp_cert_dev_loc.is_present() {
         image.write(&def.comp_cert_dev_loc, &comp.to_bytes()?)?;

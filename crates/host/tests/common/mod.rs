@@ -14,11 +14,12 @@ use std::time::SystemTime;
 
 use keystamp::engine::{Material, Station};
 use keystamp::link::{self, Link};
+use keystamp::microchip::{DEFAULT_TEST_CA_LABEL, TestMicrochipCa};
 use keystamp::pki::ca::{self, KeyProtection, Signer};
-use keystamp::project::Profile;
+use keystamp::project::{PartProfile, Profile};
 use keystamp::registry::Registry;
 use keystamp::setup;
-use keystamp::sim::{SimDevice, SimDeviceOptions, SimLink};
+use keystamp::sim::{SimDevice, SimDeviceOptions, SimLink, SimPart};
 use keystamp_atecc_sim::{FaultConfig, Timing};
 use keystamp_wire::RetryPolicy;
 
@@ -31,6 +32,37 @@ pub struct Fixture {
 
 pub fn fixture() -> Fixture {
     fixture_with(Profile::default())
+}
+
+/// A project for `part_profile`: the TrustFLEX layout as its config for `trustflex`; for
+/// `trustandgo` the simulated test Microchip root (also written to `<dir>/microchip-root.pem`).
+pub fn fixture_for(part_profile: PartProfile) -> Fixture {
+    let profile = Profile {
+        profile: part_profile,
+        ..Profile::default()
+    };
+    let mut fx = fixture_with(profile.clone());
+    if part_profile == PartProfile::TrustFlex {
+        let (device_def, signer_def) = setup::generate_definitions(&profile, &fx.signer).unwrap();
+        fx.material = setup::material_from_parts(
+            &profile,
+            &fx.signer,
+            device_def,
+            signer_def,
+            setup::trust_flex_config(),
+            fx.dir.path().join("devices"),
+        )
+        .unwrap();
+    }
+    if part_profile == PartProfile::TrustAndGo {
+        let ca = TestMicrochipCa::new(DEFAULT_TEST_CA_LABEL);
+        std::fs::write(fx.dir.path().join("microchip-root.pem"), ca.root_pem()).unwrap();
+        fx.material.microchip_root = Some(keystamp::engine::MicrochipRoot {
+            public_key: ca.root_public_key(),
+            der: ca.root_der().to_vec(),
+        });
+    }
+    fx
 }
 
 /// A project with `profile`.
@@ -107,6 +139,19 @@ pub fn device_over(
     )
 }
 
+/// A simulated device carrying `part` (instant chip timing, no faults).
+pub fn device_part(state: &Path, name: &str, seed: u64, part: &SimPart) -> SimDevice {
+    device_part_with(
+        state,
+        name,
+        seed,
+        FaultConfig::default(),
+        keystamp_wire::PlatformSecurity::UNKNOWN,
+        SimLink::default(),
+        part,
+    )
+}
+
 fn device_with(
     state: &Path,
     name: &str,
@@ -115,7 +160,27 @@ fn device_with(
     platform: keystamp_wire::PlatformSecurity,
     link: SimLink,
 ) -> SimDevice {
-    SimDevice::start_on(
+    device_part_with(
+        state,
+        name,
+        seed,
+        faults,
+        platform,
+        link,
+        &SimPart::default(),
+    )
+}
+
+fn device_part_with(
+    state: &Path,
+    name: &str,
+    seed: u64,
+    faults: FaultConfig,
+    platform: keystamp_wire::PlatformSecurity,
+    link: SimLink,
+    part: &SimPart,
+) -> SimDevice {
+    SimDevice::start_part(
         SimDeviceOptions {
             name: name.into(),
             state_dir: state.to_path_buf(),
@@ -127,6 +192,7 @@ fn device_with(
             platform,
         },
         link,
+        part,
     )
     .unwrap()
 }
@@ -266,4 +332,26 @@ pub fn error_line(o: &Output) -> String {
         .find(|l| l.starts_with("keystamp: error: "))
         .unwrap_or_else(|| panic!("no error line in {err:?}"));
     line.to_string()
+}
+
+/// `openssl verify` of device ← signer ← root (skipped with a message without openssl).
+pub fn openssl_verify(root: &Path, signer: &Path, device: &Path) {
+    let Ok(out) = output_of(
+        std::process::Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(root)
+            .arg("-untrusted")
+            .arg(signer)
+            .arg(device)
+            .stdin(std::process::Stdio::null()),
+    ) else {
+        eprintln!("skipping the OpenSSL check: openssl is not installed");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "openssl verify failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
