@@ -12,7 +12,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use keystamp::engine::{DeviceResult, Material};
+use keystamp::engine::{DeviceResult, Material, minimal};
 use keystamp::ops::{SimOptions, run_stations, start_sims};
 use keystamp::pki::ca::{self, KeyProtection, Signer};
 use keystamp::project::Profile;
@@ -163,6 +163,20 @@ fn main() {
     println!(
         "provision/ratio_to_floor  {:.3}  (target <= 1.25)",
         t1.as_secs_f64() / floor.as_secs_f64()
+    );
+    // The floor of the work that has to happen (decision 0010): the minimal flow's chip
+    // commands, priced with the same table, plus the wire bytes this run's frames needed.
+    let minimal_chip = minimal::chip_time(minimal::MINIMAL_FLOW, 0);
+    let minimal = minimal_chip + minimal::wire_time(bytes[bytes.len() / 2], BAUD);
+    println!(
+        "provision/minimal_floor   {:.3} s  (minimal-flow chip time {:.3} s + the same wire bytes)",
+        minimal.as_secs_f64(),
+        minimal_chip.as_secs_f64()
+    );
+    println!(
+        "provision/ratio_minimal   {:.3}  (target <= 1.15); own-trace floor / minimal floor {:.3}",
+        t1.as_secs_f64() / minimal.as_secs_f64(),
+        floor.as_secs_f64() / minimal.as_secs_f64()
     );
     println!(
         "provision/16_stations     {:.3} s wall for 16 devices; per device median {:.3} s",

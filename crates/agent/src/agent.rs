@@ -10,6 +10,7 @@ use keystamp_wire::{
 };
 
 use crate::auth::{self, ANCHOR_SLOT, DEVICE_KEY_SLOT};
+use crate::cache::CachedChip;
 use crate::chip::{CONFIG_SIZE, Chip, ChipError, OTP_SIZE, slot_size};
 use crate::identity::{self, Definitions, IdentityError};
 use crate::store::{self, StoreError};
@@ -42,7 +43,8 @@ pub struct Agent<C, S, const B: usize = 4096> {
 }
 
 struct Core<C, S, const B: usize> {
-    chip: C,
+    /// The chip, with what was read from it remembered while nothing changed it.
+    chip: CachedChip<C>,
     store: S,
     firmware: FirmwareVersion,
     platform: PlatformSecurity,
@@ -51,6 +53,9 @@ struct Core<C, S, const B: usize> {
     active_id: Option<store::Stored>,
     /// A blob is stored but its signature did not verify: it is not used.
     untrusted: bool,
+    /// The active blob's signature verified against the anchor on this boot, and neither the
+    /// blob nor the anchor slot changed since (a `RebuildChain` then needs no second Verify).
+    anchor_verified: bool,
     staging: [u8; B],
     upload: Option<Upload>,
     device_der: [u8; MAX_CERT],
@@ -77,13 +82,14 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
     /// An agent over `chip` and `store`; loads the stored definition blob if there is a valid one.
     pub fn new(chip: C, store: S, firmware: FirmwareVersion) -> Self {
         let mut core = Core {
-            chip,
+            chip: CachedChip::new(chip),
             store,
             firmware,
             platform: PlatformSecurity::UNKNOWN,
             active: [0; B],
             active_id: None,
             untrusted: false,
+            anchor_verified: false,
             staging: [0; B],
             upload: None,
             device_der: [0; MAX_CERT],
@@ -115,12 +121,16 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
             match event {
                 Some(DeviceEvent::Request { seq, request }) => {
                     let mut response = Response::Ok;
+                    // One wake for the whole request (the driver re-wakes before the watchdog
+                    // would expire), one Idle after it, before the answer goes out.
+                    self.core.chip.hold_awake(true);
                     self.core.execute(&request, &mut response);
+                    self.core.chip.idle();
+                    self.core.chip.hold_awake(false);
                     if let (Request::Finish { reboot }, Response::Ok) = (&request, &response) {
                         action = Action::Finished { reboot: *reboot };
                     }
                     write(self.session.respond(seq, &response))?;
-                    self.core.chip.idle();
                 }
                 Some(DeviceEvent::Send { bytes, .. }) => write(bytes)?,
                 Some(DeviceEvent::Noise { .. } | DeviceEvent::Ignored { .. }) | None => {}
@@ -157,6 +167,7 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
     /// The life-cycle state the chip's lock bytes say now.
     pub fn lifecycle(&mut self) -> Result<Lifecycle, ChipError> {
         self.core.lifecycle = None;
+        self.core.chip.forget();
         self.core.current_lifecycle()
     }
 
@@ -208,14 +219,16 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
         store::load_io_key(&mut self.core.store).ok()
     }
 
-    /// The chip, e.g. for the product path's signing.
+    /// The chip, e.g. for the product path's signing. What the agent remembered of the chip is
+    /// forgotten (the caller may change it).
     pub fn chip(&mut self) -> &mut C {
-        &mut self.core.chip
+        self.core.anchor_verified = false;
+        self.core.chip.inner()
     }
 
     /// Gives back the chip and the storage.
     pub fn release(self) -> (C, S) {
-        (self.core.chip, self.core.store)
+        (self.core.chip.into_inner(), self.core.store)
     }
 }
 
@@ -337,12 +350,14 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
     fn check_active_blob(&mut self) -> Result<(), IdentityError> {
         let stored = self.active_id.ok_or(IdentityError::NoBlob)?;
         let digest = auth::blob_envelope_digest(&stored.digest);
+        self.anchor_verified = false;
         match self
             .chip
             .verify_stored(ANCHOR_SLOT, &digest, &stored.signature)
         {
             Ok(true) => {
                 self.untrusted = false;
+                self.anchor_verified = true;
                 Ok(())
             }
             // A miscompare, or a Verify the chip refuses (no valid key in the anchor slot).
@@ -426,7 +441,8 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 *out = Response::Config(heapless::Vec::from_slice(&cfg).map_err(|_| internal())?);
             }
             Request::WriteConfig { offset, data } => {
-                let mut target = chip.read_config().map_err(chip_err)?;
+                let current = chip.read_config().map_err(chip_err)?;
+                let mut target = current;
                 if target[LOCK_CONFIG] != UNLOCKED {
                     return Err(err(ErrorCode::Locked, "config zone is locked"));
                 }
@@ -435,7 +451,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                     .get_mut(start..start + data.len())
                     .ok_or_else(|| err(ErrorCode::OutOfRange, "past the config zone"))?;
                 dst.copy_from_slice(data);
-                chip.write_config(&target).map_err(chip_err)?;
+                chip.write_config(&current, &target).map_err(chip_err)?;
                 *out = Response::Ok;
             }
             Request::LockConfig { crc } => {
@@ -460,6 +476,9 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 *out = Response::Data(Chunk::from_slice(dst).map_err(|_| internal())?);
             }
             Request::WriteSlot { slot, offset, data } => {
+                if *slot == ANCHOR_SLOT {
+                    self.anchor_verified = false;
+                }
                 chip.write_slot(*slot, *offset, data).map_err(chip_err)?;
                 self.chain = None;
                 *out = Response::Ok;
@@ -722,6 +741,8 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
             signature: up.signature,
         });
         self.untrusted = false;
+        // Verified just above, against the anchor as it is now.
+        self.anchor_verified = true;
         self.chain = None;
         Ok(DefBlobProgress {
             received: total_len,
@@ -732,8 +753,11 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
 
     fn rebuild_chain(&mut self) -> Result<ChainReport, Fail> {
         self.chain = None;
-        // The stored blob is checked against the anchor again before every use.
-        self.check_active_blob().map_err(identity_err)?;
+        // The blob is checked against the anchor before use, unless this boot already checked
+        // this blob against this anchor (nothing written to the anchor slot since).
+        if !self.anchor_verified {
+            self.check_active_blob().map_err(identity_err)?;
+        }
         let len = self.active_id.map_or(0, |a| a.len);
         let blob = self.active.get(..len).ok_or_else(internal)?;
         let defs = definitions_of(blob).map_err(identity_err)?;

@@ -23,6 +23,7 @@
 
 mod agent;
 pub mod auth;
+pub mod cache;
 pub mod chip;
 pub mod identity;
 pub mod store;

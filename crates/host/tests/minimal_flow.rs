@@ -1,0 +1,175 @@
+//! The chip work of a provisioning, from the emulator's command log and the I2C trace
+//! (docs/decisions/0010-minimal-flow.md): each config address read once per need, one GenKey,
+//! no Idle to a chip that is already idle or asleep.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use keystamp::engine::DeviceResult;
+use keystamp::sim::{SimDevice, SimDeviceOptions, SimLink, TraceSink};
+use keystamp_atecc_sim::chip::CommandRecord;
+use keystamp_atecc_sim::timing::opcode;
+use keystamp_atecc_sim::{FaultConfig, Timing};
+
+/// A trace sink the test can read back.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn traced_device(state: &std::path::Path, trace: &Shared) -> SimDevice {
+    let sink: TraceSink = Arc::new(Mutex::new(Box::new(trace.clone())));
+    SimDevice::start_on(
+        SimDeviceOptions {
+            name: "dev".into(),
+            state_dir: state.to_path_buf(),
+            timing: Timing::Instant,
+            baud: None,
+            seed: Some(19),
+            faults: FaultConfig::default(),
+            trace: Some(sink),
+            platform: keystamp_wire::PlatformSecurity::UNKNOWN,
+        },
+        SimLink::InProcess,
+    )
+    .unwrap()
+}
+
+/// Config addresses (param2) read again while no command changed the config zone since the
+/// identical read. Changes: a Write to the config zone, UpdateExtra, any Lock (lock bytes and
+/// SlotLocked live in the config zone; reference §3).
+fn repeated_config_reads(log: &[CommandRecord]) -> Vec<u16> {
+    let mut seen = Vec::new();
+    let mut repeated = Vec::new();
+    for r in log.iter().filter(|r| r.status == 0) {
+        let config_zone = r.param1 & 0x03 == 0;
+        match r.opcode {
+            opcode::READ if config_zone => {
+                if seen.contains(&r.param2) {
+                    repeated.push(r.param2);
+                }
+                seen.push(r.param2);
+            }
+            opcode::WRITE if config_zone => seen.clear(),
+            opcode::UPDATE_EXTRA | opcode::LOCK => seen.clear(),
+            _ => {}
+        }
+    }
+    repeated
+}
+
+fn count(log: &[CommandRecord], op: u8) -> usize {
+    log.iter().filter(|r| r.opcode == op).count()
+}
+
+/// Idles sent while the chip was idle or asleep: every Idle (word address 0x02) must follow a
+/// wake (a write to address 0x00) with no Idle or Sleep in between, and the chip must ACK it.
+fn idles_to_an_idle_chip(trace: &str) -> usize {
+    let mut awake = false;
+    let mut bad = 0;
+    for line in trace.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (dir, addr, bytes) = (
+            v["dir"].as_str().unwrap(),
+            v["addr"].as_str().unwrap(),
+            v["bytes"].as_str().unwrap(),
+        );
+        if dir != "write" {
+            continue;
+        }
+        if addr == "0x00" {
+            awake = true;
+        } else if bytes == "02" || bytes == "01" {
+            if bytes == "02" && (!awake || v.get("error").is_some()) {
+                bad += 1;
+            }
+            awake = false;
+        }
+    }
+    bad
+}
+
+#[test]
+fn a_provisioning_reads_each_config_address_once_per_need_runs_one_genkey_and_never_idles_an_idle_chip()
+ {
+    let fx = common::fixture();
+    let trace = Shared::default();
+    let dev = traced_device(&fx.dir.path().join("sims"), &trace);
+    let report = common::run(&fx, &dev);
+    assert_eq!(report.result, DeviceResult::Provisioned, "{report:?}");
+
+    let log = dev.chip().lock().command_log().to_vec();
+    assert_eq!(
+        repeated_config_reads(&log),
+        Vec::<u16>::new(),
+        "config read again with nothing changed"
+    );
+    assert_eq!(
+        count(&log, opcode::GEN_KEY),
+        1,
+        "one GenKey (the key itself)"
+    );
+    let text = String::from_utf8(trace.0.lock().unwrap().clone()).unwrap();
+    assert!(text.lines().count() > 100, "the trace recorded the bus");
+    assert_eq!(idles_to_an_idle_chip(&text), 0, "Idle to an idle chip");
+
+    // A rerun on the provisioned device: no GenKey at all, the config zone read once.
+    dev.chip().lock().clear_command_log();
+    trace.0.lock().unwrap().clear();
+    let again = common::run(&fx, &dev);
+    assert_eq!(again.result, DeviceResult::AlreadyProvisioned, "{again:?}");
+    let log = dev.chip().lock().command_log().to_vec();
+    assert_eq!(repeated_config_reads(&log), Vec::<u16>::new());
+    assert_eq!(count(&log, opcode::GEN_KEY), 0, "no GenKey on a rerun");
+    let text = String::from_utf8(trace.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(idles_to_an_idle_chip(&text), 0);
+}
+
+/// The checks themselves catch what they are for (each fails on a trace with the fault).
+#[test]
+fn the_trace_checks_catch_a_repeated_read_a_second_genkey_and_an_idle_to_an_idle_chip() {
+    let rec = |opcode, param1, param2| CommandRecord {
+        seq: 1,
+        opcode,
+        param1,
+        param2,
+        data_len: 0,
+        status: 0,
+        response_len: 35,
+        exec_time: std::time::Duration::ZERO,
+        unsupported: false,
+        at: std::time::Duration::ZERO,
+    };
+    let log = [
+        rec(opcode::READ, 0x80, 0),
+        rec(opcode::READ, 0x80, 0),
+        rec(opcode::GEN_KEY, 0x04, 0),
+        rec(opcode::GEN_KEY, 0x00, 0),
+    ];
+    assert_eq!(repeated_config_reads(&log), vec![0]);
+    assert_eq!(count(&log, opcode::GEN_KEY), 2);
+    // A Lock in between makes the second read a new need.
+    let log = [
+        rec(opcode::READ, 0x80, 0),
+        rec(opcode::LOCK, 0x80, 0),
+        rec(opcode::READ, 0x80, 0),
+    ];
+    assert!(repeated_config_reads(&log).is_empty());
+    let line = |addr: &str, bytes: &str| {
+        format!(r#"{{"station":"d","dir":"write","addr":"{addr}","bytes":"{bytes}"}}"#)
+    };
+    let twice = [line("0x00", "01"), line("0x60", "02"), line("0x60", "02")].join("\n");
+    assert_eq!(idles_to_an_idle_chip(&twice), 1);
+    let once = [line("0x00", "01"), line("0x60", "02")].join("\n");
+    assert_eq!(idles_to_an_idle_chip(&once), 0);
+}
