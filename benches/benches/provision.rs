@@ -75,6 +75,7 @@ fn batch(s: &Setup, name: &str, n: usize) -> Batch {
         trace_i2c: None,
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
         link: keystamp::sim::SimLink::default(),
+        faults: Default::default(),
     };
     let sims = start_sims(n, &state, &flags, BAUD).expect("sims");
     let ports: Vec<String> = sims.iter().map(|d| d.port_path().to_string()).collect();

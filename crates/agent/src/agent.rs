@@ -5,8 +5,9 @@ use keystamp_certdef::DefBlob;
 use keystamp_wire::{
     CertChunk, CertKind, CertSummary, ChainReport, ChipInfo, Chunk, DefBlobId, DefBlobProgress,
     DeviceEvent, DeviceSession, ErrorCode, FEATURE_IO_KEY, FEATURE_MAINTENANCE, FEATURE_OTP,
-    FEATURE_READ_CERT, FirmwareVersion, HelloInfo, IdentityProof, Lifecycle, MAX_CHUNK, MAX_LINE,
-    PROTOCOL_VERSION, PlatformSecurity, PublicKey, Request, Response, Signature, WireError,
+    FEATURE_READ_CERT, FEATURE_SET_BAUD, FirmwareVersion, HelloInfo, IdentityProof, Lifecycle,
+    MAX_CHUNK, MAX_LINE, PROTOCOL_VERSION, PlatformSecurity, PublicKey, Request, Response,
+    Signature, WireError,
 };
 
 use crate::auth::{self, ANCHOR_SLOT, DEVICE_KEY_SLOT};
@@ -31,7 +32,18 @@ pub enum Action {
         /// Reboot into the product path.
         reboot: bool,
     },
+    /// The host asked for another baud rate and the answer (`Ok`) was written at the current
+    /// one: once it has left the UART, switch to `baud`, and return to the current rate unless a
+    /// request arrives at the new rate within [`BAUD_CONFIRM_MS`] (docs/protocol.md §4.2).
+    SetBaud {
+        /// The new rate.
+        baud: u32,
+    },
 }
+
+/// How long a device waits at a new baud rate for the host's first frame before it returns to
+/// the rate it came from (docs/protocol.md §4.2 `SetBaud`).
+pub const BAUD_CONFIRM_MS: u32 = 2000;
 
 /// The device agent: one wire session, the chip, blob storage, and the rebuilt chain.
 ///
@@ -68,6 +80,8 @@ struct Core<C, S, const B: usize> {
     maintenance_nonce: Option<[u8; 32]>,
     /// This connection authenticated for maintenance.
     maintenance: bool,
+    /// Highest UART rate the firmware can switch to (0: `SetBaud` is not supported).
+    max_baud: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -98,6 +112,7 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
             lifecycle: None,
             maintenance_nonce: None,
             maintenance: false,
+            max_baud: 0,
         };
         core.load_blob();
         core.chip.idle();
@@ -127,8 +142,14 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
                     self.core.execute(&request, &mut response);
                     self.core.chip.idle();
                     self.core.chip.hold_awake(false);
-                    if let (Request::Finish { reboot }, Response::Ok) = (&request, &response) {
-                        action = Action::Finished { reboot: *reboot };
+                    match (&request, &response) {
+                        (Request::Finish { reboot }, Response::Ok) => {
+                            action = Action::Finished { reboot: *reboot };
+                        }
+                        (Request::SetBaud { baud }, Response::Ok) => {
+                            action = Action::SetBaud { baud: *baud };
+                        }
+                        _ => {}
                     }
                     write(self.session.respond(seq, &response))?;
                 }
@@ -143,6 +164,8 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
     }
 
     /// Serves the protocol on a byte stream until the host sends `Finish`; returns its reboot flag.
+    /// (No baud switching here: [`Agent::set_max_baud`] is for firmware that polls with
+    /// [`Agent::feed`] and acts on [`Action::SetBaud`].)
     pub fn serve<IO: embedded_io::Read + embedded_io::Write>(
         &mut self,
         io: &mut IO,
@@ -157,6 +180,12 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
                 return Ok(reboot);
             }
         }
+    }
+
+    /// The highest UART rate the firmware switches to on the host's `SetBaud` (0, the default:
+    /// not supported; `Hello` then leaves out [`keystamp_wire::FEATURE_SET_BAUD`]).
+    pub fn set_max_baud(&mut self, max_baud: u32) {
+        self.core.max_baud = max_baud;
     }
 
     /// Sets the board's security state reported in Hello (the firmware reads it from eFuses).
@@ -540,8 +569,15 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 *out = Response::IdentityProof(self.identity_proof(host_nonce)?);
             }
             Request::Random => *out = Response::Random(chip.random().map_err(chip_err)?),
-            Request::SetBaud { .. } => {
-                return Err(err(ErrorCode::Unsupported, "baud switching is not enabled"));
+            Request::SetBaud { baud } => {
+                if self.max_baud == 0 {
+                    return Err(err(ErrorCode::Unsupported, "baud switching is not enabled"));
+                }
+                if *baud > self.max_baud {
+                    return Err(err(ErrorCode::OutOfRange, "above this device's maximum"));
+                }
+                // The switch itself is the firmware's, after this answer left the UART.
+                *out = Response::Ok;
             }
             Request::Finish { .. } => {
                 self.end_maintenance();
@@ -622,7 +658,15 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         Ok(HelloInfo {
             max_line: MAX_LINE as u16,
             max_chunk: MAX_CHUNK as u16,
-            features: FEATURE_READ_CERT | FEATURE_OTP | FEATURE_MAINTENANCE | FEATURE_IO_KEY,
+            features: FEATURE_READ_CERT
+                | FEATURE_OTP
+                | FEATURE_MAINTENANCE
+                | FEATURE_IO_KEY
+                | if self.max_baud > 0 {
+                    FEATURE_SET_BAUD
+                } else {
+                    0
+                },
             firmware: self.firmware,
             chip: ChipInfo {
                 revision,

@@ -103,6 +103,9 @@ pub struct Material {
     /// Re-stamp devices holding a valid chain from another signer (`provision --reprovision`);
     /// otherwise they are refused before anything is written.
     pub reprovision: bool,
+    /// Highest baud rate to negotiate with `SetBaud` after `Hello` (`--baud-max`); `None` keeps
+    /// the rate the port was opened at.
+    pub baud_max: Option<u32>,
     /// Where per-device PEM files go.
     pub output_dir: PathBuf,
 }
@@ -868,6 +871,12 @@ impl<'a, P: Port> Station<'a, P> {
             &format!("revision {}", hex::encode(hello.chip.revision)),
         )?;
         self.refuse_foreign_chain(&hello)?;
+        if let Some(max) = m.baud_max {
+            // A faster line for the rest of the run; any doubt ends at a rate that works.
+            self.link
+                .negotiate_baud(max, hello.features)
+                .map_err(|e| self.link_failure(Step::Probe, e))?;
+        }
 
         // 2. config
         self.step(Step::Config);

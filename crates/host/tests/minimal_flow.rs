@@ -39,6 +39,8 @@ fn traced_device(state: &std::path::Path, trace: &Shared) -> SimDevice {
             faults: FaultConfig::default(),
             trace: Some(sink),
             platform: keystamp_wire::PlatformSecurity::UNKNOWN,
+            max_baud: keystamp::sim::SIM_MAX_BAUD,
+            link_faults: Default::default(),
         },
         SimLink::InProcess,
     )

@@ -66,6 +66,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         trace_i2c: None,
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
         link: SimLink::default(),
+        faults: Default::default(),
     };
     let state = project.dir.join("sim");
     let _lock = lock_sim_dir(&state)?;

@@ -123,6 +123,8 @@ fn device_with(
             faults,
             trace: None,
             platform,
+            max_baud: keystamp::sim::SIM_MAX_BAUD,
+            link_faults: Default::default(),
         },
         link,
     )
