@@ -26,6 +26,8 @@ use crate::link::inproc::InProcessListener;
 
 pub mod faults;
 
+use faults::FaultStream;
+
 /// Capacity of a simulated device's blob partition.
 pub const FLASH_SIZE: usize = 32 * 1024;
 
@@ -360,37 +362,6 @@ fn write_paced(port: &mut dyn Port, bytes: &[u8], baud: Option<u32>) -> io::Resu
 /// The rate a device's UART starts at after every reset (the firmware's `HOST_BAUD`).
 pub const BOOT_BAUD: u32 = 115_200;
 
-/// A small deterministic stream (SplitMix64) for the link faults: reproducible from the seed,
-/// no dependency.
-struct FaultStream(u64);
-
-impl FaultStream {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// `true` with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-
-    /// Flips one bit in some bytes of `bytes`, each with probability `p`.
-    fn flip_bits(&mut self, bytes: &mut [u8], p: f64) {
-        if p <= 0.0 {
-            return;
-        }
-        for b in bytes {
-            if self.chance(p) {
-                *b ^= 1 << (self.next() % 8);
-            }
-        }
-    }
-}
-
 /// A firmware log line the host must skip (ESP-IDF's format).
 const LOG_LINE: &[u8] = b"W (4242) wifi: sta disconnected, reason 201\r\n";
 
@@ -405,7 +376,7 @@ fn run_device(
 ) {
     let firmware = firmware_version();
     let faults = &opts.link_faults;
-    let mut stream = FaultStream(faults.seed);
+    let mut stream = FaultStream::new(faults.seed);
     // Requests received over the device's life (for `reset_at_request`): line ends fed.
     let mut received = 0u64;
     let _ = port.set_read_timeout(Duration::from_millis(20));

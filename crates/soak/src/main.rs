@@ -25,7 +25,7 @@ use keystamp::pki::ca::{self, KeyProtection, Signer};
 use keystamp::project::Profile;
 use keystamp::registry::Registry;
 use keystamp::setup;
-use keystamp::sim::faults::FaultSpec;
+use keystamp::sim::faults::{FaultSpec, FaultStream};
 use keystamp::sim::{LinkFaults, SIM_MAX_BAUD, SimDevice, SimDeviceOptions, SimLink};
 use keystamp_atecc_sim::{FaultConfig, Timing};
 use keystamp_wire::RetryPolicy;
@@ -57,16 +57,12 @@ impl Tally {
     }
 }
 
-/// SplitMix64: the per-run fault plan from the seed.
-struct Draw(u64);
+/// The per-run fault plan's draws.
+struct Draw(FaultStream);
 
 impl Draw {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// `true` `percent` times in a hundred.
@@ -82,7 +78,9 @@ impl Draw {
 
 /// The faults of run `run` (seeded from `seed` and `run`).
 fn plan(seed: u64, run: u64) -> FaultSpec {
-    let mut d = Draw(seed ^ run.wrapping_mul(0xA24B_AED4_963E_E407));
+    let mut d = Draw(FaultStream::new(
+        seed ^ run.wrapping_mul(0xA24B_AED4_963E_E407),
+    ));
     let stream = d.next();
     FaultSpec {
         chip: FaultConfig {
@@ -205,10 +203,8 @@ fn ok(result: &DeviceResult) -> bool {
 
 /// One run: a fresh faulty device provisioned, rerun up to [`RERUNS`] times; then its state
 /// checked on a clean link.
-fn run(p: &Project, seed: u64, index: u64, tally: &mut Tally) -> Result<(), String> {
-    let name = format!("soak{index:05}");
-    let faults = plan(seed, index);
-    let dev = start(p, &name, &faults)?;
+fn run(p: &Project, name: &str, faults: &FaultSpec, tally: &mut Tally) -> Result<(), String> {
+    let dev = start(p, name, faults)?;
     let mut attempts = 0;
     let mut provisioned = false;
     while attempts <= RERUNS && !provisioned {
@@ -223,7 +219,7 @@ fn run(p: &Project, seed: u64, index: u64, tally: &mut Tally) -> Result<(), Stri
     let chip = dev.chip().lock().state().clone();
     dev.stop();
     // The device as it is, without faults: what the registry says must be what it holds.
-    let clean = start(p, &name, &FaultSpec::default())?;
+    let clean = start(p, name, &FaultSpec::default())?;
     let serial: [u8; 9] = {
         let c = &chip.config;
         [c[0], c[1], c[2], c[3], c[8], c[9], c[10], c[11], c[12]]
@@ -340,8 +336,8 @@ fn soak() -> Result<bool, String> {
     let started = Instant::now();
     let p = project(runs)?;
     let mut tally = Tally::default();
-    for i in 0..runs {
-        run(&p, seed, i as u64, &mut tally)?;
+    for i in 0..runs as u64 {
+        run(&p, &format!("soak{i:05}"), &plan(seed, i), &mut tally)?;
     }
     global_checks(&p, &mut tally)?;
     println!(
@@ -360,4 +356,66 @@ fn soak() -> Result<bool, String> {
     );
     println!("  lot count mismatch       {}", tally.lot_count_mismatch);
     Ok(tally.anomalies() == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registry the soak's checks are pointed at, after one clean provisioning.
+    fn provisioned() -> (Project, Tally) {
+        let p = project(4).unwrap();
+        let mut tally = Tally::default();
+        run(&p, "clean", &FaultSpec::default(), &mut tally).unwrap();
+        global_checks(&p, &mut tally).unwrap();
+        assert_eq!((tally.first_time, tally.anomalies()), (1, 0), "{tally:?}");
+        (p, tally)
+    }
+
+    fn write_db(p: &Project, sql: &str) {
+        let conn = rusqlite::Connection::open(p.dir.join("registry.sqlite")).unwrap();
+        conn.execute_batch(sql).unwrap();
+    }
+
+    #[test]
+    fn a_key_certified_for_a_second_chip_is_a_duplicate_identity() {
+        let (p, _) = provisioned();
+        write_db(
+            &p,
+            "INSERT INTO devices (chip_serial, state, created_at, updated_at) \
+             VALUES ('EE0000000000000001', 'new', 'now', 'now'); \
+             INSERT INTO certificates (serial, chip_serial, kind, public_key, subject_cn, der, \
+             not_before, not_after, status, created_at, updated_at) \
+             SELECT 'DUP', 'EE0000000000000001', kind, public_key, subject_cn, der, not_before, \
+             not_after, 'issued', created_at, updated_at FROM certificates WHERE kind = 'device';",
+        );
+        let mut tally = Tally::default();
+        global_checks(&p, &mut tally).unwrap();
+        assert_eq!(tally.duplicate_identity, 1);
+    }
+
+    #[test]
+    fn a_lot_count_off_by_one_is_reported() {
+        let (p, _) = provisioned();
+        write_db(&p, "UPDATE lots SET used = used + 1;");
+        let mut tally = Tally::default();
+        global_checks(&p, &mut tally).unwrap();
+        assert_eq!(tally.lot_count_mismatch, 1);
+    }
+
+    #[test]
+    fn a_verified_row_for_a_device_that_does_not_verify_is_reported() {
+        let (p, _) = provisioned();
+        // The registry now holds another certificate than the device: verify must fail.
+        write_db(
+            &p,
+            "UPDATE certificates SET der = X'3000' WHERE kind = 'device';",
+        );
+        let mut tally = Tally::default();
+        run(&p, "clean", &FaultSpec::default(), &mut tally).unwrap();
+        assert!(
+            tally.row_without_device_state + tally.lock_over_unverified >= 1,
+            "{tally:?}"
+        );
+    }
 }

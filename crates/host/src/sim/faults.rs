@@ -117,6 +117,43 @@ impl FaultSpec {
     }
 }
 
+/// A small deterministic stream (SplitMix64) for the link faults and fault plans: reproducible
+/// from the seed, no dependency.
+pub struct FaultStream(u64);
+
+impl FaultStream {
+    /// The stream for `seed`.
+    pub fn new(seed: u64) -> Self {
+        FaultStream(seed)
+    }
+
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// `true` with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// Flips one bit in some bytes of `bytes`, each with probability `p`.
+    pub fn flip_bits(&mut self, bytes: &mut [u8], p: f64) {
+        if p <= 0.0 {
+            return;
+        }
+        for b in bytes {
+            if self.chance(p) {
+                *b ^= 1 << (self.next_u64() % 8);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
