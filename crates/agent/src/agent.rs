@@ -419,7 +419,10 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         self.maintenance_nonce = None;
     }
 
-    /// Answers `request` in `out` (a failure as [`Response::Error`]).
+    /// Answers `request` in `out` (a failure as [`Response::Error`]). Out of line: with a single
+    /// caller (the firmware's poll loop) it was inlined there with the session's decoder, and the
+    /// merged frame spilled several KB of device code (docs/firmware.md "Image size").
+    #[inline(never)]
     fn execute(&mut self, request: &Request, out: &mut Response) {
         let result = self
             .gate(request)

@@ -309,7 +309,9 @@ fn serve_until_finish(agent: &mut DeviceAgent, uart: &mut HostUart) {
 }
 
 /// Switches UART0 to `baud` once everything written has left it; `false` if the hardware
-/// cannot make the rate (the line stays at the old one, which the host's fallback finds).
+/// cannot make the rate (the line stays at the old one, which the host's fallback finds). Out of
+/// line: the UART configuration is large and the serve loop switches in four places.
+#[inline(never)]
 fn set_rate(uart: &mut HostUart, baud: u32) -> bool {
     let _ = uart.flush();
     uart.apply_config(&UartConfig::default().with_baudrate(baud))
