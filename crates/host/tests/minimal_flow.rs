@@ -8,6 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use keystamp::engine::DeviceResult;
+use keystamp::engine::minimal::MINIMAL_FLOW;
 use keystamp::sim::{SimDevice, SimDeviceOptions, SimLink, TraceSink};
 use keystamp_atecc_sim::chip::CommandRecord;
 use keystamp_atecc_sim::timing::opcode;
@@ -120,6 +121,45 @@ fn a_provisioning_reads_each_config_address_once_per_need_runs_one_genkey_and_ne
         count(&log, opcode::GEN_KEY),
         1,
         "one GenKey (the key itself)"
+    );
+    // One identity proof per run, and its device nonce (Random) is also the seed update the
+    // Sign needs: one Random, one Sign, one Verify for the blob, two for the chain.
+    assert_eq!(count(&log, opcode::RANDOM), 1, "one Random");
+    assert_eq!(count(&log, opcode::SIGN), 1, "one identity proof");
+    assert_eq!(
+        count(&log, opcode::VERIFY),
+        3,
+        "blob once, signer and device certificates"
+    );
+    // Opcode by opcode the flow is decision 0010's minimal flow, but for the documented gap:
+    // block 2 of the three certificate slots read as two words instead of one 32-byte read.
+    for op in [
+        opcode::INFO,
+        opcode::WRITE,
+        opcode::LOCK,
+        opcode::GEN_KEY,
+        opcode::RANDOM,
+        opcode::NONCE,
+        opcode::SIGN,
+        opcode::VERIFY,
+        opcode::READ,
+    ] {
+        let minimal: u32 = MINIMAL_FLOW
+            .iter()
+            .filter(|w| w.opcode == op)
+            .map(|w| w.count)
+            .sum();
+        let gap = if op == opcode::READ { 3 } else { 0 };
+        assert_eq!(
+            count(&log, op),
+            (minimal + gap) as usize,
+            "opcode {op:#04x}"
+        );
+    }
+    assert_eq!(
+        log.len() as u32,
+        MINIMAL_FLOW.iter().map(|w| w.count).sum::<u32>() + 3,
+        "nothing else"
     );
     let text = String::from_utf8(trace.0.lock().unwrap().clone()).unwrap();
     assert!(text.lines().count() > 100, "the trace recorded the bus");
