@@ -215,3 +215,78 @@ fn the_trace_checks_catch_a_repeated_read_a_second_genkey_and_an_idle_to_an_idle
     let once = [line("0x00", "01"), line("0x60", "02")].join("\n");
     assert_eq!(idles_to_an_idle_chip(&once), 0);
 }
+
+/// The blob is checked against the anchor once per boot (decision 0010) — but a write to the
+/// anchor slot since that check makes the next rebuild check again: a hostile station that
+/// replaces slot 11 on a device still in Provisioning gets `BlobUntrusted`, not a chain built
+/// from a blob the new anchor never signed.
+#[test]
+fn a_rewritten_anchor_slot_makes_the_rebuild_check_the_blob_again() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use keystamp::engine::{Station, Step};
+    use keystamp_wire::{ErrorCode, Request, Response};
+
+    let fx = common::fixture();
+    let dev = common::device(
+        &fx.dir.path().join("sims"),
+        "anchor",
+        23,
+        FaultConfig::default(),
+    );
+    // Stop after the definitions step: blob stored and verified, anchor slot not locked yet.
+    let stop = AtomicBool::new(false);
+    let hook = |_: &str, step: Step| {
+        if step == Step::Definitions {
+            stop.store(true, Ordering::SeqCst);
+        }
+    };
+    let report = Station::new(
+        dev.name().into(),
+        dev.port_path().into(),
+        common::link_to(&dev),
+        &fx.material,
+        &fx.signer,
+        &fx.registry,
+        &hook,
+    )
+    .with_stop(&stop)
+    .run();
+    assert!(
+        matches!(
+            report.result,
+            DeviceResult::Interrupted { step: Step::Verify }
+        ),
+        "{report:?}"
+    );
+    let mut link = common::link_to(&dev);
+    let Ok(Response::Hello(_)) = link.call(&Request::Hello) else {
+        panic!("no Hello")
+    };
+    // Same boot, same blob: the rebuild works (and needs no second Verify).
+    assert!(matches!(
+        link.call(&Request::RebuildChain),
+        Ok(Response::Chain(_))
+    ));
+    // Another key into the anchor slot (72-byte public-key layout).
+    let other = p256::ecdsa::SigningKey::from_slice(&[0x42; 32]).unwrap();
+    let point = other.verifying_key().to_sec1_point(false);
+    let mut xy = [0u8; 64];
+    xy.copy_from_slice(&point.as_bytes()[1..]);
+    let slot = keystamp_atecc::driver::public_key_to_slot(&xy);
+    let write = Request::WriteSlot {
+        slot: 11,
+        offset: 0,
+        data: heapless::Vec::from_slice(&slot).unwrap(),
+    };
+    assert!(
+        matches!(link.call(&write), Ok(Response::Ok)),
+        "Provisioning takes the write"
+    );
+    match link.call(&Request::RebuildChain) {
+        Err(keystamp::link::LinkError::Device { error, .. }) => {
+            assert_eq!(error.code, ErrorCode::BlobUntrusted)
+        }
+        other => panic!("the rebuild must check the blob against the new anchor: {other:?}"),
+    }
+}
