@@ -1,7 +1,8 @@
 //! `cargo xtask soak --runs N [--seed S]`: N provisionings of fresh simulated devices, each with
 //! faults drawn from the seed (chip CRC errors, NACK bursts, a brown-out, a device reset at some
 //! request, UART bit flips, log lines), rerun up to three times when a run fails, as an operator
-//! would. Prints how the runs ended and the anomalies, each of which must be 0:
+//! would; three runs in ten also negotiate a faster line (`SetBaud`), some losing the
+//! confirmation frame or with a UART that cannot switch. Prints how the runs ended and the anomalies, each of which must be 0:
 //!
 //! * duplicate identity — one public key certified for two chips, or one chip holding two live
 //!   certificates;
@@ -76,13 +77,15 @@ impl Draw {
     }
 }
 
-/// The faults of run `run` (seeded from `seed` and `run`).
-fn plan(seed: u64, run: u64) -> FaultSpec {
+/// The faults of run `run` (seeded from `seed` and `run`), and whether the run negotiates a
+/// faster line (`--baud-max 921600`).
+fn plan(seed: u64, run: u64) -> (FaultSpec, bool) {
     let mut d = Draw(FaultStream::new(
         seed ^ run.wrapping_mul(0xA24B_AED4_963E_E407),
     ));
     let stream = d.next();
-    FaultSpec {
+    let negotiate = d.percent(30);
+    let spec = FaultSpec {
         chip: FaultConfig {
             seed: stream,
             crc_corruption: if d.percent(40) { 0.03 } else { 0.0 },
@@ -98,10 +101,11 @@ fn plan(seed: u64, run: u64) -> FaultSpec {
             log_line: if d.percent(50) { 0.2 } else { 0.0 },
             // About 20 requests per fresh provisioning.
             reset_at_request: d.percent(30).then(|| d.upto(25)),
-            lose_baud_confirmation: false,
-            baud_switch_fails: false,
+            lose_baud_confirmation: negotiate && d.percent(15),
+            baud_switch_fails: negotiate && d.percent(15),
         },
-    }
+    };
+    (spec, negotiate)
 }
 
 struct Project {
@@ -334,10 +338,12 @@ fn main() -> ExitCode {
 fn soak() -> Result<bool, String> {
     let (runs, seed) = parse_args()?;
     let started = Instant::now();
-    let p = project(runs)?;
+    let mut p = project(runs)?;
     let mut tally = Tally::default();
     for i in 0..runs as u64 {
-        run(&p, &format!("soak{i:05}"), &plan(seed, i), &mut tally)?;
+        let (faults, negotiate) = plan(seed, i);
+        p.material.baud_max = negotiate.then_some(921_600);
+        run(&p, &format!("soak{i:05}"), &faults, &mut tally)?;
     }
     global_checks(&p, &mut tally)?;
     println!(
