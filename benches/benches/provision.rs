@@ -2,9 +2,11 @@
 //!
 //! Simulated devices (the real agent + ATECC driver on emulated chips whose commands take their
 //! documented execution times) behind pseudo-terminals; both ends' UART output paced at 115200
-//! baud, 10 bits per byte. Reports, per device: the wall time at one station, the floor for the
-//! same trace (bytes on the wire / baud + the sum of the chip's execution times), their ratio,
-//! and the throughput of 16 parallel stations relative to one.
+//! baud, 10 bits per byte, then again with the rate negotiated up to 921600 (`--baud-max`).
+//! Reports, per device: the wall time at one station, the floor for the same trace (bytes on
+//! the wire / baud + the sum of the chip's execution times), the minimal-flow floor (decision
+//! 0010: the chip commands the flow needs, priced with the same table, + the same wire bytes),
+//! the ratios, and the throughput of 16 parallel stations relative to one.
 //!
 //! `--profile custom|trustflex|trustandgo` (default custom) picks the parts and the flow: blank
 //! chips configured by keystamp, ATECC608B-TFLXTLS parts as shipped, or ATECC608A-TNGTLS parts
@@ -21,7 +23,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use keystamp::engine::{DeviceResult, Material};
+use keystamp::engine::{DeviceResult, Material, minimal};
 use keystamp::ops::{SimOptions, run_stations, start_sims};
 use keystamp::pki::ca::{self, KeyProtection, Signer};
 use keystamp::project::{PartProfile, Profile};
@@ -123,6 +125,8 @@ struct Batch {
     floors: Vec<Duration>,
     wire_bytes: Vec<u64>,
     chip_floor: Vec<Duration>,
+    /// The rate the links ended at.
+    baud: u32,
 }
 
 fn batch(s: &Setup, signer: &Signer, name: &str, n: usize) -> Batch {
@@ -133,6 +137,7 @@ fn batch(s: &Setup, signer: &Signer, name: &str, n: usize) -> Batch {
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
         link: keystamp::sim::SimLink::default(),
         part: s.part,
+        faults: Default::default(),
     };
     let sims = start_sims(n, &state, &flags, BAUD).expect("sims");
     let ports: Vec<String> = sims.iter().map(|d| d.port_path().to_string()).collect();
@@ -159,11 +164,15 @@ fn batch(s: &Setup, signer: &Signer, name: &str, n: usize) -> Batch {
         floors: vec![],
         wire_bytes: vec![],
         chip_floor: vec![],
+        baud: BAUD,
     };
     for (r, sim) in reports.iter().zip(&sims) {
         assert_eq!(r.result, DeviceResult::Provisioned, "{r:?}");
         let bytes = r.link.bytes_out + r.link.bytes_in;
-        let wire = Duration::from_micros(bytes * 10_000_000 / u64::from(BAUD));
+        // Priced at the rate the link ended at (with a negotiated rate, Hello and SetBaud went
+        // at 115200: about 150 bytes, 13 ms, priced too low by 11 ms).
+        let wire = minimal::wire_time(bytes, r.link.baud);
+        b.baud = r.link.baud;
         let chip = sim.chip().lock().execution_floor();
         b.per_device.push(r.elapsed);
         b.wire_bytes.push(bytes);
@@ -200,32 +209,44 @@ fn main() {
         return;
     }
     println!("provision/profile         {part_profile}");
-    let s = setup(part_profile);
+    let mut s = setup(part_profile);
     let token_dir = tempfile::tempdir().expect("tempdir");
     let token = token_signer(&s, token_dir.path());
-    // One station, fresh devices one after another; the token signer's runs interleaved.
+    measure(&s, token.as_ref(), "115200");
+    // `provision --baud-max 921600`: SetBaud after Hello (simulated devices offer 921600).
+    s.material.baud_max = Some(921_600);
+    measure(&s, None, "negotiated");
+}
+
+/// One station, five fresh devices one after another (with `token`, the token signer's runs
+/// interleaved), then sixteen stations at once; prints the figures under `label`.
+fn measure(s: &Setup, token: Option<&Signer>, label: &str) {
     let mut single = Vec::new();
     let mut single_token = Vec::new();
     let mut floors = Vec::new();
     let mut bytes = Vec::new();
     let mut chip = Vec::new();
+    let mut baud = BAUD;
     for i in 0..5 {
-        let b = batch(&s, &s.signer, &format!("single{i}"), 1);
+        let b = batch(s, &s.signer, &format!("{label}single{i}"), 1);
         single.push(b.per_device[0]);
         floors.push(b.floors[0]);
         bytes.push(b.wire_bytes[0]);
         chip.push(b.chip_floor[0]);
-        if let Some(token) = &token {
-            let b = batch(&s, token, &format!("token{i}"), 1);
+        baud = b.baud;
+        if let Some(token) = token {
+            let b = batch(s, token, &format!("{label}token{i}"), 1);
             single_token.push(b.per_device[0]);
         }
     }
     let t1 = median(single.clone());
     let floor = median(floors.clone());
     // Sixteen stations at once.
-    let b16 = batch(&s, &s.signer, "parallel16", 16);
+    let b16 = batch(s, &s.signer, &format!("{label}parallel16"), 16);
     let throughput_1 = 1.0 / t1.as_secs_f64();
     let throughput_16 = 16.0 / b16.wall.as_secs_f64();
+    let wire_bytes = bytes[bytes.len() / 2];
+    println!("-- {label}: link at {baud} baud");
     println!(
         "provision/single_station  median {:.3} s per device (runs: {:?})",
         t1.as_secs_f64(),
@@ -248,15 +269,28 @@ fn main() {
         );
     }
     println!(
-        "provision/floor           median {:.3} s  (wire {} bytes = {:.3} s at {BAUD} baud + chip execution {:.3} s)",
+        "provision/floor           median {:.3} s  (wire {wire_bytes} bytes = {:.3} s at {baud} baud + chip execution {:.3} s)",
         floor.as_secs_f64(),
-        bytes[bytes.len() / 2],
-        bytes[bytes.len() / 2] as f64 * 10.0 / f64::from(BAUD),
+        minimal::wire_time(wire_bytes, baud).as_secs_f64(),
         median(chip).as_secs_f64()
     );
     println!(
         "provision/ratio_to_floor  {:.3}  (target <= 1.25)",
         t1.as_secs_f64() / floor.as_secs_f64()
+    );
+    // The floor of the work that has to happen (decision 0010): the minimal flow's chip
+    // commands, priced with the same table, plus the wire bytes this run's frames needed.
+    let minimal_chip = minimal::chip_time(minimal::MINIMAL_FLOW, 0);
+    let minimal = minimal_chip + minimal::wire_time(wire_bytes, baud);
+    println!(
+        "provision/minimal_floor   {:.3} s  (minimal-flow chip time {:.3} s + the same wire bytes)",
+        minimal.as_secs_f64(),
+        minimal_chip.as_secs_f64()
+    );
+    println!(
+        "provision/ratio_minimal   {:.3}  (target <= 1.15); own-trace floor / minimal floor {:.3}",
+        t1.as_secs_f64() / minimal.as_secs_f64(),
+        floor.as_secs_f64() / minimal.as_secs_f64()
     );
     println!(
         "provision/16_stations     {:.3} s wall for 16 devices; per device median {:.3} s",

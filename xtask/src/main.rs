@@ -52,7 +52,13 @@ commands:
                              build the release firmware, write a flashable image if espflash exists,
                              print flash and static RAM use
   size                       flash size of the device-side certificate rebuild path
+  soak [--runs N] [--seed S] N fault-injected provisionings of simulated devices (default 50),
+                             rerun on failure; prints the outcomes and the anomalies, fails on
+                             any anomaly (crates/soak)
 ";
+
+/// Runs of the soak in `cargo xtask ci` (about a second each).
+const CI_SOAK_RUNS: &str = "50";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -67,6 +73,7 @@ fn main() -> ExitCode {
         "bench" => bench(rest),
         "firmware" => firmware(rest),
         "size" => size(),
+        "soak" => soak(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
@@ -133,6 +140,14 @@ fn have(program: &str, arg: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// `cargo xtask soak`: the soak binary with the given arguments (debug build: the tests' build
+/// is reused).
+fn soak(args: &[String]) -> Result<(), String> {
+    let mut cargo = vec!["run", "-q", "-p", "keystamp-soak", "--"];
+    cargo.extend(args.iter().map(String::as_str));
+    run(&root(), "cargo", &cargo)
+}
+
 fn ci() -> Result<(), String> {
     let root = root();
     let started = Instant::now();
@@ -151,6 +166,7 @@ fn ci() -> Result<(), String> {
     )?;
     // The README's test command.
     run(&root, "cargo", &["test", "--workspace"])?;
+    soak(&["--runs".into(), CI_SOAK_RUNS.into()])?;
     windows_build(&root)?;
     // Each no_std crate alone: a workspace build unifies features and can hide a missing `std`.
     for pkg in existing_no_std_crates() {

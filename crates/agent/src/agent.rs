@@ -5,11 +5,13 @@ use keystamp_certdef::DefBlob;
 use keystamp_wire::{
     CertChunk, CertKind, CertSummary, ChainReport, ChipInfo, Chunk, DefBlobId, DefBlobProgress,
     DeviceEvent, DeviceSession, ErrorCode, FEATURE_IO_KEY, FEATURE_MAINTENANCE, FEATURE_OTP,
-    FEATURE_READ_CERT, FirmwareVersion, HelloInfo, IdentityProof, Lifecycle, MAX_CHUNK, MAX_LINE,
-    PROTOCOL_VERSION, PlatformSecurity, PublicKey, Request, Response, Signature, WireError,
+    FEATURE_READ_CERT, FEATURE_SET_BAUD, FirmwareVersion, HelloInfo, IdentityProof, Lifecycle,
+    MAX_CHUNK, MAX_LINE, PROTOCOL_VERSION, PlatformSecurity, PublicKey, Request, Response,
+    Signature, WireError,
 };
 
 use crate::auth::{self, ANCHOR_SLOT, DEVICE_KEY_SLOT};
+use crate::cache::CachedChip;
 use crate::chip::{CONFIG_SIZE, Chip, ChipError, OTP_SIZE, slot_size};
 use crate::identity::{self, Definitions, IdentityError};
 use crate::store::{self, StoreError};
@@ -30,7 +32,18 @@ pub enum Action {
         /// Reboot into the product path.
         reboot: bool,
     },
+    /// The host asked for another baud rate and the answer (`Ok`) was written at the current
+    /// one: once it has left the UART, switch to `baud`, and return to the current rate unless a
+    /// request arrives at the new rate within [`BAUD_CONFIRM_MS`] (docs/protocol.md §4.2).
+    SetBaud {
+        /// The new rate.
+        baud: u32,
+    },
 }
+
+/// How long a device waits at a new baud rate for the host's first frame before it returns to
+/// the rate it came from (docs/protocol.md §4.2 `SetBaud`).
+pub const BAUD_CONFIRM_MS: u32 = 2000;
 
 /// The device agent: one wire session, the chip, blob storage, and the rebuilt chain.
 ///
@@ -42,7 +55,8 @@ pub struct Agent<C, S, const B: usize = 4096> {
 }
 
 struct Core<C, S, const B: usize> {
-    chip: C,
+    /// The chip, with what was read from it remembered while nothing changed it.
+    chip: CachedChip<C>,
     store: S,
     firmware: FirmwareVersion,
     platform: PlatformSecurity,
@@ -51,6 +65,9 @@ struct Core<C, S, const B: usize> {
     active_id: Option<store::Stored>,
     /// A blob is stored but its signature did not verify: it is not used.
     untrusted: bool,
+    /// The active blob's signature verified against the anchor on this boot, and neither the
+    /// blob nor the anchor slot changed since (a `RebuildChain` then needs no second Verify).
+    anchor_verified: bool,
     staging: [u8; B],
     upload: Option<Upload>,
     device_der: [u8; MAX_CERT],
@@ -63,6 +80,8 @@ struct Core<C, S, const B: usize> {
     maintenance_nonce: Option<[u8; 32]>,
     /// This connection authenticated for maintenance.
     maintenance: bool,
+    /// Highest UART rate the firmware can switch to (0: `SetBaud` is not supported).
+    max_baud: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -77,13 +96,14 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
     /// An agent over `chip` and `store`; loads the stored definition blob if there is a valid one.
     pub fn new(chip: C, store: S, firmware: FirmwareVersion) -> Self {
         let mut core = Core {
-            chip,
+            chip: CachedChip::new(chip),
             store,
             firmware,
             platform: PlatformSecurity::UNKNOWN,
             active: [0; B],
             active_id: None,
             untrusted: false,
+            anchor_verified: false,
             staging: [0; B],
             upload: None,
             device_der: [0; MAX_CERT],
@@ -92,6 +112,7 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
             lifecycle: None,
             maintenance_nonce: None,
             maintenance: false,
+            max_baud: 0,
         };
         core.load_blob();
         core.chip.idle();
@@ -115,12 +136,22 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
             match event {
                 Some(DeviceEvent::Request { seq, request }) => {
                     let mut response = Response::Ok;
+                    // One wake for the whole request (the driver re-wakes before the watchdog
+                    // would expire), one Idle after it, before the answer goes out.
+                    self.core.chip.hold_awake(true);
                     self.core.execute(&request, &mut response);
-                    if let (Request::Finish { reboot }, Response::Ok) = (&request, &response) {
-                        action = Action::Finished { reboot: *reboot };
+                    self.core.chip.idle();
+                    self.core.chip.hold_awake(false);
+                    match (&request, &response) {
+                        (Request::Finish { reboot }, Response::Ok) => {
+                            action = Action::Finished { reboot: *reboot };
+                        }
+                        (Request::SetBaud { baud }, Response::Ok) => {
+                            action = Action::SetBaud { baud: *baud };
+                        }
+                        _ => {}
                     }
                     write(self.session.respond(seq, &response))?;
-                    self.core.chip.idle();
                 }
                 Some(DeviceEvent::Send { bytes, .. }) => write(bytes)?,
                 Some(DeviceEvent::Noise { .. } | DeviceEvent::Ignored { .. }) | None => {}
@@ -133,6 +164,8 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
     }
 
     /// Serves the protocol on a byte stream until the host sends `Finish`; returns its reboot flag.
+    /// (No baud switching here: [`Agent::set_max_baud`] is for firmware that polls with
+    /// [`Agent::feed`] and acts on [`Action::SetBaud`].)
     pub fn serve<IO: embedded_io::Read + embedded_io::Write>(
         &mut self,
         io: &mut IO,
@@ -149,6 +182,12 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
         }
     }
 
+    /// The highest UART rate the firmware switches to on the host's `SetBaud` (0, the default:
+    /// not supported; `Hello` then leaves out [`keystamp_wire::FEATURE_SET_BAUD`]).
+    pub fn set_max_baud(&mut self, max_baud: u32) {
+        self.core.max_baud = max_baud;
+    }
+
     /// Sets the board's security state reported in Hello (the firmware reads it from eFuses).
     pub fn set_platform(&mut self, platform: PlatformSecurity) {
         self.core.platform = platform;
@@ -157,6 +196,7 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
     /// The life-cycle state the chip's lock bytes say now.
     pub fn lifecycle(&mut self) -> Result<Lifecycle, ChipError> {
         self.core.lifecycle = None;
+        self.core.chip.forget();
         self.core.current_lifecycle()
     }
 
@@ -208,14 +248,16 @@ impl<C: Chip, S: Storage, const B: usize> Agent<C, S, B> {
         store::load_io_key(&mut self.core.store).ok()
     }
 
-    /// The chip, e.g. for the product path's signing.
+    /// The chip, e.g. for the product path's signing. What the agent remembered of the chip is
+    /// forgotten (the caller may change it).
     pub fn chip(&mut self) -> &mut C {
-        &mut self.core.chip
+        self.core.anchor_verified = false;
+        self.core.chip.inner()
     }
 
     /// Gives back the chip and the storage.
     pub fn release(self) -> (C, S) {
-        (self.core.chip, self.core.store)
+        (self.core.chip.into_inner(), self.core.store)
     }
 }
 
@@ -337,12 +379,14 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
     fn check_active_blob(&mut self) -> Result<(), IdentityError> {
         let stored = self.active_id.ok_or(IdentityError::NoBlob)?;
         let digest = auth::blob_envelope_digest(&stored.digest);
+        self.anchor_verified = false;
         match self
             .chip
             .verify_stored(ANCHOR_SLOT, &digest, &stored.signature)
         {
             Ok(true) => {
                 self.untrusted = false;
+                self.anchor_verified = true;
                 Ok(())
             }
             // A miscompare, or a Verify the chip refuses (no valid key in the anchor slot).
@@ -375,7 +419,10 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         self.maintenance_nonce = None;
     }
 
-    /// Answers `request` in `out` (a failure as [`Response::Error`]).
+    /// Answers `request` in `out` (a failure as [`Response::Error`]). Out of line: with a single
+    /// caller (the firmware's poll loop) it was inlined there with the session's decoder, and the
+    /// merged frame spilled several KB of device code (docs/firmware.md "Image size").
+    #[inline(never)]
     fn execute(&mut self, request: &Request, out: &mut Response) {
         let result = self
             .gate(request)
@@ -426,7 +473,8 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 *out = Response::Config(heapless::Vec::from_slice(&cfg).map_err(|_| internal())?);
             }
             Request::WriteConfig { offset, data } => {
-                let mut target = chip.read_config().map_err(chip_err)?;
+                let current = chip.read_config().map_err(chip_err)?;
+                let mut target = current;
                 if target[LOCK_CONFIG] != UNLOCKED {
                     return Err(err(ErrorCode::Locked, "config zone is locked"));
                 }
@@ -435,7 +483,7 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                     .get_mut(start..start + data.len())
                     .ok_or_else(|| err(ErrorCode::OutOfRange, "past the config zone"))?;
                 dst.copy_from_slice(data);
-                chip.write_config(&target).map_err(chip_err)?;
+                chip.write_config(&current, &target).map_err(chip_err)?;
                 *out = Response::Ok;
             }
             Request::LockConfig { crc } => {
@@ -460,6 +508,9 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 *out = Response::Data(Chunk::from_slice(dst).map_err(|_| internal())?);
             }
             Request::WriteSlot { slot, offset, data } => {
+                if *slot == ANCHOR_SLOT {
+                    self.anchor_verified = false;
+                }
                 chip.write_slot(*slot, *offset, data).map_err(chip_err)?;
                 self.chain = None;
                 *out = Response::Ok;
@@ -521,8 +572,15 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
                 *out = Response::IdentityProof(self.identity_proof(host_nonce)?);
             }
             Request::Random => *out = Response::Random(chip.random().map_err(chip_err)?),
-            Request::SetBaud { .. } => {
-                return Err(err(ErrorCode::Unsupported, "baud switching is not enabled"));
+            Request::SetBaud { baud } => {
+                if self.max_baud == 0 {
+                    return Err(err(ErrorCode::Unsupported, "baud switching is not enabled"));
+                }
+                if *baud > self.max_baud {
+                    return Err(err(ErrorCode::OutOfRange, "above this device's maximum"));
+                }
+                // The switch itself is the firmware's, after this answer left the UART.
+                *out = Response::Ok;
             }
             Request::Finish { .. } => {
                 self.end_maintenance();
@@ -603,7 +661,15 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
         Ok(HelloInfo {
             max_line: MAX_LINE as u16,
             max_chunk: MAX_CHUNK as u16,
-            features: FEATURE_READ_CERT | FEATURE_OTP | FEATURE_MAINTENANCE | FEATURE_IO_KEY,
+            features: FEATURE_READ_CERT
+                | FEATURE_OTP
+                | FEATURE_MAINTENANCE
+                | FEATURE_IO_KEY
+                | if self.max_baud > 0 {
+                    FEATURE_SET_BAUD
+                } else {
+                    0
+                },
             firmware: self.firmware,
             chip: ChipInfo {
                 revision,
@@ -722,6 +788,8 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
             signature: up.signature,
         });
         self.untrusted = false;
+        // Verified just above, against the anchor as it is now.
+        self.anchor_verified = true;
         self.chain = None;
         Ok(DefBlobProgress {
             received: total_len,
@@ -732,8 +800,11 @@ impl<C: Chip, S: Storage, const B: usize> Core<C, S, B> {
 
     fn rebuild_chain(&mut self) -> Result<ChainReport, Fail> {
         self.chain = None;
-        // The stored blob is checked against the anchor again before every use.
-        self.check_active_blob().map_err(identity_err)?;
+        // The blob is checked against the anchor before use, unless this boot already checked
+        // this blob against this anchor (nothing written to the anchor slot since).
+        if !self.anchor_verified {
+            self.check_active_blob().map_err(identity_err)?;
+        }
         let len = self.active_id.map_or(0, |a| a.len);
         let blob = self.active.get(..len).ok_or_else(internal)?;
         let defs = definitions_of(blob).map_err(identity_err)?;

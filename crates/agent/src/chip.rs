@@ -58,8 +58,14 @@ pub trait Chip {
     /// The whole 128-byte config zone.
     fn read_config(&mut self) -> Result<[u8; CONFIG_SIZE], ChipError>;
     /// Programs the writable config bytes to `target` (bytes 16–83 and 88–127 by Write; 84/85 by
-    /// UpdateExtra while still zero). Factory and lock bytes in `target` are ignored.
-    fn write_config(&mut self, target: &[u8; CONFIG_SIZE]) -> Result<(), ChipError>;
+    /// UpdateExtra while still zero), given the `current` zone as last read with nothing written
+    /// since (only differing bytes are written). Factory and lock bytes in `target` are ignored.
+    /// Returns the zone as read back to check the write.
+    fn write_config(
+        &mut self,
+        current: &[u8; CONFIG_SIZE],
+        target: &[u8; CONFIG_SIZE],
+    ) -> Result<[u8; CONFIG_SIZE], ChipError>;
     /// Locks the config zone; the chip refuses unless its CRC of the zone equals `crc`.
     fn lock_config(&mut self, crc: u16) -> Result<(), ChipError>;
     /// Locks the data and OTP zones, with the summary CRC checked by the chip when given.
@@ -102,6 +108,12 @@ pub trait Chip {
     fn random(&mut self) -> Result<[u8; 32], ChipError>;
     /// Puts the chip into idle between requests (keeps TempKey, stops the watchdog).
     fn idle(&mut self);
+    /// While `true`, operations leave the chip awake for the next one (several commands per
+    /// wake, the driver watching the watchdog); the caller ends the run with [`Chip::idle`].
+    /// While `false` (the default), each operation idles the chip when done.
+    fn hold_awake(&mut self, hold: bool) {
+        let _ = hold;
+    }
 }
 
 use embedded_hal::delay::DelayNs;
@@ -134,9 +146,13 @@ impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
     }
 
     #[inline(never)]
-    fn write_config(&mut self, target: &[u8; CONFIG_SIZE]) -> Result<(), ChipError> {
-        self.write_config_zone(&ConfigZone::from_bytes(target))
-            .map(|_| ())
+    fn write_config(
+        &mut self,
+        current: &[u8; CONFIG_SIZE],
+        target: &[u8; CONFIG_SIZE],
+    ) -> Result<[u8; CONFIG_SIZE], ChipError> {
+        self.write_config_zone_over(current, &ConfigZone::from_bytes(target))
+            .map(|zone| zone.to_bytes())
             .map_err(map)
     }
 
@@ -231,6 +247,13 @@ impl<I2C: I2c, D: DelayNs> Chip for Atecc<I2C, D> {
     #[inline(never)]
     fn random(&mut self) -> Result<[u8; 32], ChipError> {
         Atecc::random(self).map_err(map)
+    }
+
+    #[inline(never)]
+    fn hold_awake(&mut self, hold: bool) {
+        let mut timing = *self.timing();
+        timing.idle_after_op = !hold;
+        self.set_timing(timing);
     }
 
     #[inline(never)]

@@ -23,10 +23,11 @@
 
 mod agent;
 pub mod auth;
+pub mod cache;
 pub mod chip;
 pub mod identity;
 pub mod store;
 
-pub use agent::{Action, Agent, MAX_CERT, definitions_of};
+pub use agent::{Action, Agent, BAUD_CONFIRM_MS, MAX_CERT, definitions_of};
 pub use chip::{Chip, ChipError};
 pub use identity::{ChainLens, Definitions, IdentityError};

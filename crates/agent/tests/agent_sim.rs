@@ -309,3 +309,42 @@ const NO_SIGNATURE: keystamp_wire::Signature = keystamp_wire::Signature {
 fn sha2_digest(data: &[u8]) -> [u8; 32] {
     keystamp_agent::store::sha256(data)
 }
+
+#[test]
+fn set_baud_is_offered_only_up_to_the_firmware_maximum_and_switches_after_the_answer() {
+    use keystamp_agent::Action;
+    use keystamp_wire::FEATURE_SET_BAUD;
+    let mut dut = agent(19);
+    // Not enabled by the firmware: not offered, refused.
+    let Response::Hello(h) = call(&mut dut, 1, &Request::Hello) else {
+        panic!()
+    };
+    assert_eq!(h.features & FEATURE_SET_BAUD, 0);
+    match call(&mut dut, 2, &Request::SetBaud { baud: 921_600 }) {
+        Response::Error(e) => assert_eq!(e.code, ErrorCode::Unsupported),
+        other => panic!("{other:?}"),
+    }
+    dut.set_max_baud(460_800);
+    let Response::Hello(h) = call(&mut dut, 3, &Request::Hello) else {
+        panic!()
+    };
+    assert_ne!(h.features & FEATURE_SET_BAUD, 0);
+    match call(&mut dut, 4, &Request::SetBaud { baud: 921_600 }) {
+        Response::Error(e) => assert_eq!(e.code, ErrorCode::OutOfRange),
+        other => panic!("{other:?}"),
+    }
+    // Within the maximum: Ok, written first, then the firmware is told to switch.
+    let mut line = [0u8; 64];
+    let n = Request::SetBaud { baud: 460_800 }
+        .encode(5, &mut line)
+        .unwrap();
+    let mut written = 0;
+    let action = dut
+        .feed(&line[..n], |b| {
+            written += b.len();
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+    assert!(written > 0, "the answer goes out at the old rate");
+    assert_eq!(action, Action::SetBaud { baud: 460_800 });
+}

@@ -226,6 +226,9 @@ pub struct Atecc<I2C, D> {
     awake_us: Option<u32>,
     /// A command was sent since the last wake (a fresh wake is never repeated).
     used_since_wake: bool,
+    /// A Random with seed update ran since the last wake: [`Atecc::sign_digest`]'s own seed
+    /// update would repeat it (docs/decisions/0010-minimal-flow.md).
+    seed_updated: bool,
 }
 
 fn is_nack<E: embedded_hal::i2c::Error>(e: &E) -> bool {
@@ -263,6 +266,7 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
             clock: ClockDivider::M0,
             awake_us: None,
             used_since_wake: false,
+            seed_updated: false,
         }
     }
 
@@ -329,6 +333,7 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
         // mean the chip stayed asleep), so the account starts at the first one.
         let mut since_first_pulse = 0u32;
         self.awake_us = None;
+        self.seed_updated = false;
         for _ in 0..self.timing.wake_attempts.max(1) {
             // NACK (or a HAL refusing address 0) is expected: the pulse is what matters.
             let _ = self.i2c.write(0x00, &[0x01]);
@@ -798,10 +803,20 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
         target: &ConfigZone,
     ) -> Result<ConfigZone, Error<I2C::Error>> {
         let current = self.read_config_zone()?;
-        if ConfigZone::from_bytes(&current).config_locked() {
+        self.write_config_zone_over(&current, target)
+    }
+
+    /// [`Atecc::write_config_zone`] for a caller that already holds the current zone (read with
+    /// nothing written since): the zone is not read again before the writes, only after them.
+    pub fn write_config_zone_over(
+        &mut self,
+        current: &[u8; CONFIG_SIZE],
+        target: &ConfigZone,
+    ) -> Result<ConfigZone, Error<I2C::Error>> {
+        if ConfigZone::from_bytes(current).config_locked() {
             // Nothing can be written any more; a rerun on a chip already programmed and locked
             // with this target succeeds, anything else names the first differing byte.
-            let current = ConfigZone::from_bytes(&current);
+            let current = ConfigZone::from_bytes(current);
             return match current.first_setting_difference(target) {
                 Some(offset) => Err(Error::ConfigMismatch {
                     offset: offset as u8,
@@ -903,7 +918,11 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
     ) -> Result<[u8; 64], Error<I2C::Error>> {
         let slot = slot_of(slot)?;
         self.op(|d| {
-            d.data_cmd::<32>(&Random { update_seed: true })?;
+            // The seed update once per wake: a Random just before (the identity proof's device
+            // nonce) already did it.
+            if !d.seed_updated {
+                d.data_cmd::<32>(&Random { update_seed: true })?;
+            }
             d.msg_dig_sequence(digest, |d| {
                 d.data_cmd(&Sign::External {
                     slot,
@@ -999,6 +1018,8 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
         if r == RANDOM_TEST_PATTERN {
             Err(Error::RandomTestPattern)
         } else {
+            // Only while the chip stays awake (an idle or sleep in `op` ends the wake).
+            self.seed_updated = self.awake_us.is_some();
             Ok(r)
         }
     }

@@ -8,6 +8,10 @@ use esp_hal::time::Rate;
 /// 115200 too, so a terminal sees both.
 pub const HOST_BAUD: u32 = 115_200;
 
+/// Highest UART0 rate the host may switch to with `SetBaud` (the ESP32-C3/C6 UART and the usual
+/// USB bridges — CP2102, CH340, the C3's USB-serial-JTAG — run 921600 reliably).
+pub const MAX_BAUD: u32 = 921_600;
+
 /// 7-bit I2C address of the ATECC608 (0x60 is the factory default of the ATECC608A/B; the
 /// Trust&Go and TrustFLEX parts use 0x35 and 0x36).
 pub const ATECC_ADDRESS: u8 = 0x60;

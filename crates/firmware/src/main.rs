@@ -36,7 +36,7 @@ use static_cell::StaticCell;
 use crate::blob_store::BlobStore;
 use crate::config::{
     ATECC_ADDRESS, BOOT_WINDOW_MS, CHIP_NAME, DEF_BLOB_CAPACITY, HOST_BAUD, I2C_FREQUENCY,
-    PARTITION_LABEL,
+    MAX_BAUD, PARTITION_LABEL,
 };
 use crate::line::Line;
 
@@ -155,6 +155,7 @@ fn main() -> ! {
     let partition_kib = store.size() / 1024;
     let agent = AGENT.init_with(|| Agent::new(chip, store, FIRMWARE));
     agent.set_platform(platform::read());
+    agent.set_max_baud(MAX_BAUD);
     say(
         &mut uart,
         Line::new()
@@ -206,6 +207,11 @@ enum Polled {
         /// It asked for a reboot.
         reboot: bool,
     },
+    /// The agent accepted `SetBaud` (its `Ok` is written at the current rate).
+    SetBaud {
+        /// The new rate.
+        baud: u32,
+    },
 }
 
 /// Feeds whatever UART0 has received to the agent without blocking.
@@ -226,6 +232,7 @@ fn poll(agent: &mut DeviceAgent, uart: &mut HostUart) -> Polled {
     let _ = uart.flush();
     match action {
         Ok(Action::Finished { reboot }) => Polled::Finished { reboot },
+        Ok(Action::SetBaud { baud }) => Polled::SetBaud { baud },
         _ if answered => Polled::Answered,
         _ => Polled::Quiet,
     }
@@ -240,6 +247,8 @@ fn host_within_window(agent: &mut DeviceAgent, uart: &mut HostUart) -> bool {
             Polled::Quiet => {}
             Polled::Answered => return true,
             Polled::Finished { reboot } => finished(uart, reboot),
+            // Not offered before a session started; stay at the boot rate.
+            Polled::SetBaud { .. } => return true,
         }
     }
     false
@@ -253,15 +262,60 @@ fn finished(uart: &mut HostUart, reboot: bool) {
     }
 }
 
-/// Serves the host until it sends Finish (reboots if it asks to).
+/// Serves the host until it sends Finish (reboots if it asks to). `SetBaud`: the `Ok` has
+/// been written at the current rate; once it has left the UART the rate changes, and unless a
+/// request is answered at the new rate within `BAUD_CONFIRM_MS` the old rate returns
+/// (docs/protocol.md §4.2). The session ends at the boot rate, and a host silent for twice that
+/// long at another rate (gone without `Finish`) finds the device back at the boot rate.
 fn serve_until_finish(agent: &mut DeviceAgent, uart: &mut HostUart) {
+    let mut rate = HOST_BAUD;
+    // Switched, not yet confirmed: (the rate to go back to, since when).
+    let mut unconfirmed: Option<(u32, Instant)> = None;
+    let confirm = Duration::from_millis(u64::from(keystamp_agent::BAUD_CONFIRM_MS));
+    let mut last_answer = Instant::now();
     loop {
-        match agent.serve(uart) {
-            Ok(reboot) => return finished(uart, reboot),
-            // A framing or overrun error on receive: keep serving; the host retransmits.
-            Err(_) => continue,
+        match poll(agent, uart) {
+            Polled::Quiet => {
+                if rate != HOST_BAUD && last_answer.elapsed() >= confirm + confirm {
+                    set_rate(uart, HOST_BAUD);
+                    rate = HOST_BAUD;
+                    unconfirmed = None;
+                }
+            }
+            Polled::Answered => {
+                unconfirmed = None;
+                last_answer = Instant::now();
+            }
+            Polled::SetBaud { baud } => {
+                last_answer = Instant::now();
+                if set_rate(uart, baud) {
+                    unconfirmed = Some((rate, last_answer));
+                    rate = baud;
+                }
+            }
+            Polled::Finished { reboot } => {
+                set_rate(uart, HOST_BAUD);
+                return finished(uart, reboot);
+            }
+        }
+        if let Some((old, since)) = unconfirmed
+            && since.elapsed() >= confirm
+        {
+            set_rate(uart, old);
+            rate = old;
+            unconfirmed = None;
         }
     }
+}
+
+/// Switches UART0 to `baud` once everything written has left it; `false` if the hardware
+/// cannot make the rate (the line stays at the old one, which the host's fallback finds). Out of
+/// line: the UART configuration is large and the serve loop switches in four places.
+#[inline(never)]
+fn set_rate(uart: &mut HostUart, baud: u32) -> bool {
+    let _ = uart.flush();
+    uart.apply_config(&UartConfig::default().with_baudrate(baud))
+        .is_ok()
 }
 
 /// Whether a host may provision now: only a chip that is not Locked (read from its lock bytes),
@@ -334,6 +388,9 @@ fn product(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
             Polled::Quiet => {}
             Polled::Answered if may_provision(agent) => return Mode::Provision,
             Polled::Answered => {}
+            // The product path keeps its rate: the host's confirmation at the new rate goes
+            // unanswered and it falls back to this one (docs/protocol.md §4.2).
+            Polled::SetBaud { .. } => {}
             Polled::Finished { reboot } => {
                 finished(uart, reboot);
                 agent.end_connection();

@@ -61,6 +61,7 @@ use crate::registry::{
     CertKind, CertStatus, ChipSerial, IssueOutcome, IssueRequest, Outcome, Registry, RegistryError,
 };
 
+pub mod minimal;
 mod profile;
 pub mod scripted;
 mod trustandgo;
@@ -108,6 +109,9 @@ pub struct Material {
     /// Re-stamp devices holding a valid chain from another signer (`provision --reprovision`);
     /// otherwise they are refused before anything is written.
     pub reprovision: bool,
+    /// Highest baud rate to negotiate with `SetBaud` after `Hello` (`--baud-max`); `None` keeps
+    /// the rate the port was opened at.
+    pub baud_max: Option<u32>,
     /// Where per-device PEM files go.
     pub output_dir: PathBuf,
     /// Which parts, and so which flow (`engine/trustflex.rs`, `engine/trustandgo.rs`).
@@ -961,6 +965,12 @@ impl<'a, P: Port> Station<'a, P> {
             &format!("revision {}", hex::encode(hello.chip.revision)),
         )?;
         self.refuse_foreign_chain(&hello)?;
+        if let Some(max) = m.baud_max {
+            // A faster line for the rest of the run; any doubt ends at a rate that works.
+            self.link
+                .negotiate_baud(max, hello.features)
+                .map_err(|e| self.link_failure(Step::Probe, e))?;
+        }
 
         // 2. config
         self.step(Step::Config);
@@ -1060,13 +1070,14 @@ impl<'a, P: Port> Station<'a, P> {
             )?;
         }
 
-        // 7. verify
+        // 7. verify (the key was proven at step 3 on this connection, and only a GenKey, which
+        // this run no longer sends, could change it: no second proof; decision 0010)
         self.step(Step::Verify);
-        self.verify(&issued, &public_key)?;
+        self.verify_chain(&issued)?;
         self.audit(
             Step::Verify,
             Outcome::Ok,
-            "chain rebuilt and compared; identity proof verified",
+            "chain rebuilt and compared; identity proven at the key step",
         )?;
 
         // 8. lock slots, record, outputs
@@ -1713,7 +1724,9 @@ impl<'a, P: Port> Station<'a, P> {
         Ok(count)
     }
 
-    fn verify(&mut self, issued: &Issued, public_key: &[u8; 64]) -> Result<(), Failure> {
+    /// The device rebuilds its chain (checked with the chip there); both certificates must be
+    /// byte for byte the issued ones.
+    fn verify_chain(&mut self, issued: &Issued) -> Result<(), Failure> {
         let m = self.material;
         let report = match self.call(Step::Verify, &Request::RebuildChain)? {
             Response::Chain(r) => r,
@@ -1728,7 +1741,7 @@ impl<'a, P: Port> Station<'a, P> {
                 FailureKind::RebuiltDiffers { which },
             ));
         }
-        self.prove_identity(Step::Verify, public_key).map(|_| ())
+        Ok(())
     }
 
     /// Proof of possession: `public_key` is point-checked, then the device signs

@@ -19,11 +19,20 @@ pub mod inproc;
 pub trait Port: Read + Write + Send {
     /// Sets how long one `read` may block.
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+    /// Switches the line to `baud` (a port without a line speed ignores it).
+    fn set_baud(&mut self, baud: u32) -> io::Result<()> {
+        let _ = baud;
+        Ok(())
+    }
 }
 
 impl Port for Box<dyn serialport::SerialPort> {
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         self.set_timeout(timeout).map_err(io::Error::other)
+    }
+
+    fn set_baud(&mut self, baud: u32) -> io::Result<()> {
+        self.set_baud_rate(baud).map_err(io::Error::other)
     }
 }
 
@@ -134,7 +143,13 @@ pub struct LinkStats {
     pub retries: u64,
     /// Lines that were not frames.
     pub noise_lines: u64,
+    /// The line speed at the end (after any `SetBaud` negotiation).
+    pub baud: u32,
 }
+
+/// The rates the host proposes with `SetBaud`, fastest first (ESP32 UARTs reach 921600 with
+/// the usual USB bridges).
+pub const BAUD_STEPS: &[u32] = &[921_600, 460_800, 230_400];
 
 /// One host↔device link.
 pub struct Link<P: Port> {
@@ -143,6 +158,8 @@ pub struct Link<P: Port> {
     epoch: Instant,
     /// Pace writes at this baud rate (10 bits per byte), as a real UART would.
     pace_baud: Option<u32>,
+    /// The line speed now.
+    baud: u32,
     rx: Vec<u8>,
     stats: LinkStats,
     last_noise: Option<String>,
@@ -164,15 +181,119 @@ impl<P: Port> Link<P> {
             session: HostSession::new(policy, first_seq),
             epoch: Instant::now(),
             pace_baud,
+            baud: pace_baud.unwrap_or(115_200),
             rx: Vec::with_capacity(2048),
             stats: LinkStats::default(),
             last_noise: None,
         }
     }
 
+    /// Says the port was opened at `baud` (the rate negotiation starts from).
+    pub fn with_baud(mut self, baud: u32) -> Self {
+        self.baud = baud;
+        self
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> LinkStats {
-        self.stats
+        LinkStats {
+            baud: self.baud,
+            ..self.stats
+        }
+    }
+
+    /// The line speed now.
+    pub fn baud(&self) -> u32 {
+        self.baud
+    }
+
+    /// Switches this end of the line to `baud` (pacing and timeouts follow).
+    pub fn set_baud(&mut self, baud: u32) -> io::Result<()> {
+        self.port.set_baud(baud)?;
+        self.baud = baud;
+        if self.pace_baud.is_some() {
+            self.pace_baud = Some(baud);
+        }
+        let policy = RetryPolicy {
+            baud,
+            ..*self.session.policy()
+        };
+        self.session.set_policy(policy);
+        Ok(())
+    }
+
+    /// Raises the line speed with the device's `SetBaud` (docs/protocol.md §4.2): proposes the
+    /// [`BAUD_STEPS`] up to `max`, fastest first, going one step lower when the device says a
+    /// rate is above its maximum; after the device's `Ok` both ends switch and a `Hello` at the
+    /// new rate confirms it. On any doubt — no answer to `SetBaud`, no confirmation — the host
+    /// goes back to the old rate and waits (up to the device's own fallback,
+    /// [`keystamp_agent::BAUD_CONFIRM_MS`], and a margin) until the device answers there; only
+    /// if it never does is the new rate tried once more (the device did confirm, its answer
+    /// was lost). Returns the rate both ends use at the end. A device that does not support
+    /// `SetBaud` (its `Hello` features) is not asked.
+    pub fn negotiate_baud(&mut self, max: u32, features: u32) -> Result<u32, LinkError> {
+        if features & keystamp_wire::FEATURE_SET_BAUD == 0 {
+            return Ok(self.baud);
+        }
+        let start = self.baud;
+        for &rate in BAUD_STEPS.iter().filter(|&&r| r <= max && r > start) {
+            match self.call(&Request::SetBaud { baud: rate }) {
+                Ok(_) => {}
+                // Above this device's maximum: the next step down.
+                Err(LinkError::Device { error, .. })
+                    if error.code == keystamp_wire::ErrorCode::OutOfRange =>
+                {
+                    continue;
+                }
+                // Refused (not supported after all): stay.
+                Err(LinkError::Device { .. }) => return Ok(start),
+                // The device may or may not have switched: wait for it at the old rate.
+                Err(LinkError::NoAnswer { .. } | LinkError::Protocol { .. }) => {
+                    return self.fall_back(start, rate);
+                }
+                Err(e) => return Err(e),
+            }
+            self.set_baud(rate)?;
+            if self.answers_hello()? {
+                return Ok(rate);
+            }
+            return self.fall_back(start, rate);
+        }
+        Ok(start)
+    }
+
+    /// Back to `old` until the device answers there; `new` once more if it never does.
+    fn fall_back(&mut self, old: u32, new: u32) -> Result<u32, LinkError> {
+        self.set_baud(old)?;
+        let patience = Duration::from_millis(u64::from(keystamp_agent::BAUD_CONFIRM_MS) + 2000);
+        let started = Instant::now();
+        while started.elapsed() < patience {
+            if self.answers_hello()? {
+                return Ok(old);
+            }
+        }
+        self.set_baud(new)?;
+        if self.answers_hello()? {
+            return Ok(new);
+        }
+        // Neither: leave the line at the rate the device returns to after a reset.
+        self.set_baud(old)?;
+        Err(LinkError::NoAnswer {
+            request: "Hello",
+            attempts: 0,
+        })
+    }
+
+    /// Whether the device answers `Hello` now (after its retransmissions).
+    fn answers_hello(&mut self) -> Result<bool, LinkError> {
+        match self.call(&Request::Hello) {
+            Ok(Response::Hello(_)) => Ok(true),
+            Ok(_)
+            | Err(
+                LinkError::NoAnswer { .. } | LinkError::Protocol { .. } | LinkError::Device { .. },
+            ) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The last line that was not a frame (boot output, logs), for error messages.

@@ -450,6 +450,7 @@ pub fn material_from_parts(
             .then_some(profile.io_protection.slot),
         expected_cn,
         reprovision: false,
+        baud_max: None,
         output_dir,
         part_profile: profile.profile,
         microchip_root: None,

@@ -25,6 +25,10 @@ use crate::link::Port;
 use crate::link::inproc::InProcessListener;
 use crate::microchip::{DEFAULT_TEST_CA_LABEL, MicrochipDef, TestMicrochipCa};
 
+pub mod faults;
+
+use faults::FaultStream;
+
 /// Capacity of a simulated device's blob partition.
 pub const FLASH_SIZE: usize = 32 * 1024;
 
@@ -162,6 +166,34 @@ pub struct SimDeviceOptions {
     pub trace: Option<TraceSink>,
     /// The board security state the device reports in `Hello` (a real board reads eFuses).
     pub platform: keystamp_wire::PlatformSecurity,
+    /// Highest UART rate the device switches to on `SetBaud` (0: not supported).
+    pub max_baud: u32,
+    /// Faults on the device's UART side.
+    pub link_faults: LinkFaults,
+}
+
+/// The highest rate a simulated device accepts by default: what the ESP32 firmware offers.
+pub const SIM_MAX_BAUD: u32 = 921_600;
+
+/// Faults a simulated device injects on its UART side. Every decision comes from one stream
+/// seeded by `seed`. The default injects none.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LinkFaults {
+    /// Seed of the fault stream.
+    pub seed: u64,
+    /// Probability (0..=1) that a byte crossing the link (either way) gets one bit flipped.
+    pub bit_flip: f64,
+    /// Probability (0..=1) that the device prints a log line before an answer (a firmware log
+    /// the host must skip).
+    pub log_line: f64,
+    /// The device resets (as its reset button would) on receiving this request, counted from 1
+    /// over the device's life, before answering it.
+    pub reset_at_request: Option<u64>,
+    /// The first frame the host sends after a baud switch is lost.
+    pub lose_baud_confirmation: bool,
+    /// The device answers `SetBaud` with `Ok` but its UART stays at the old rate (a driver
+    /// that could not make the rate).
+    pub baud_switch_fails: bool,
 }
 
 /// A running simulated device.
@@ -398,6 +430,8 @@ impl Port for serialport::TTYPort {
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         serialport::SerialPort::set_timeout(self, timeout).map_err(io::Error::other)
     }
+    // A pseudo-terminal has no line speed: the simulated device paces its output at its own
+    // rate (`SimDeviceOptions::baud`, switched by `SetBaud`) instead.
 }
 
 fn write_paced(port: &mut dyn Port, bytes: &[u8], baud: Option<u32>) -> io::Result<()> {
@@ -413,6 +447,12 @@ fn write_paced(port: &mut dyn Port, bytes: &[u8], baud: Option<u32>) -> io::Resu
     Ok(())
 }
 
+/// The rate a device's UART starts at after every reset (the firmware's `HOST_BAUD`).
+pub const BOOT_BAUD: u32 = 115_200;
+
+/// A firmware log line the host must skip (ESP-IDF's format).
+const LOG_LINE: &[u8] = b"W (4242) wifi: sta disconnected, reason 201\r\n";
+
 fn run_device(
     mut port: Box<dyn Port>,
     chip: SharedSimChip,
@@ -423,6 +463,10 @@ fn run_device(
     boots: Arc<AtomicU64>,
 ) {
     let firmware = firmware_version();
+    let faults = &opts.link_faults;
+    let mut stream = FaultStream::new(faults.seed);
+    // Requests received over the device's life (for `reset_at_request`): line ends fed.
+    let mut received = 0u64;
     let _ = port.set_read_timeout(Duration::from_millis(20));
     while !stop.load(Ordering::SeqCst) {
         reset.store(false, Ordering::SeqCst);
@@ -442,9 +486,34 @@ fn run_device(
         let mut agent: Box<Agent<_, _, { keystamp_wire::MAX_DEF_BLOB }>> =
             Box::new(Agent::new(driver, flash, firmware));
         agent.set_platform(opts.platform);
-        let _ = write_paced(port.as_mut(), BOOT_BANNER, opts.baud);
+        agent.set_max_baud(opts.max_baud);
+        // Every boot starts at the firmware's rate; `opts.baud` only says whether to pace.
+        let mut rate = BOOT_BAUD;
+        let _ = port.set_baud(rate);
+        let pace = |rate: u32| opts.baud.map(|_| rate);
+        // Switched by SetBaud, not yet confirmed by a frame at the new rate: (old rate, since).
+        let mut unconfirmed: Option<(u32, Instant)> = None;
+        let mut dropping_frame = false;
+        let mut last_answer = Instant::now();
+        let confirm = Duration::from_millis(u64::from(keystamp_agent::BAUD_CONFIRM_MS));
+        let _ = write_paced(port.as_mut(), BOOT_BANNER, pace(rate));
         let mut buf = [0u8; 512];
-        while !stop.load(Ordering::SeqCst) && !reset.load(Ordering::SeqCst) {
+        'boot: while !stop.load(Ordering::SeqCst) && !reset.load(Ordering::SeqCst) {
+            if let Some((old, since)) = unconfirmed
+                && since.elapsed() >= confirm
+            {
+                // No frame at the new rate: back to the rate the host last reached us at.
+                rate = old;
+                let _ = port.set_baud(rate);
+                unconfirmed = None;
+            }
+            if rate != BOOT_BAUD && last_answer.elapsed() >= confirm + confirm {
+                // The host went silent at the faster rate (gone without Finish): as the
+                // firmware does, back to the boot rate for the next one.
+                rate = BOOT_BAUD;
+                let _ = port.set_baud(rate);
+                unconfirmed = None;
+            }
             let n = match port.read(&mut buf) {
                 Ok(n) => n,
                 Err(e)
@@ -458,12 +527,112 @@ fn run_device(
                     continue;
                 }
             };
-            let baud = opts.baud;
-            let result = agent.feed(&buf[..n], |bytes| write_paced(port.as_mut(), bytes, baud));
-            if let Ok(Action::Finished { reboot: true }) = result {
-                break;
+            let mut input = &mut buf[..n];
+            if dropping_frame {
+                // The frame after the switch is lost up to its line end.
+                match input.iter().position(|&b| b == b'\n') {
+                    Some(end) => {
+                        dropping_frame = false;
+                        input = &mut input[end + 1..];
+                    }
+                    None => continue,
+                }
+            }
+            stream.flip_bits(input, faults.bit_flip);
+            for (i, &b) in input.iter().enumerate() {
+                if b != b'\n' {
+                    continue;
+                }
+                received += 1;
+                if faults.reset_at_request == Some(received) {
+                    // Reset before this request is served: what came before it was.
+                    let _ = feed_paced(
+                        agent.as_mut(),
+                        &input[..i],
+                        port.as_mut(),
+                        pace(rate),
+                        &mut stream,
+                        faults,
+                    );
+                    break 'boot;
+                }
+            }
+            let (answered, result) = feed_paced(
+                agent.as_mut(),
+                input,
+                port.as_mut(),
+                pace(rate),
+                &mut stream,
+                faults,
+            );
+            if answered {
+                unconfirmed = None;
+                last_answer = Instant::now();
+            }
+            match result {
+                Ok(Action::Finished { reboot: true }) => break,
+                Ok(Action::Finished { reboot: false }) => {
+                    // The session is over: the next host starts at the boot rate.
+                    rate = BOOT_BAUD;
+                    let _ = port.set_baud(rate);
+                    unconfirmed = None;
+                }
+                // The answer has left the UART (writes are paced): switch (unless the fault
+                // says the UART cannot).
+                Ok(Action::SetBaud { baud }) if !faults.baud_switch_fails => {
+                    unconfirmed = Some((rate, Instant::now()));
+                    rate = baud;
+                    let _ = port.set_baud(rate);
+                    dropping_frame = faults.lose_baud_confirmation;
+                }
+                _ => {}
             }
         }
+    }
+}
+
+/// Feeds `input` to the agent, writing its answers paced (with the link faults on the way
+/// out). Returns whether anything was answered, and the agent's action.
+fn feed_paced<A: FeedAgent + ?Sized>(
+    agent: &mut A,
+    input: &[u8],
+    port: &mut dyn Port,
+    pace: Option<u32>,
+    stream: &mut FaultStream,
+    faults: &LinkFaults,
+) -> (bool, io::Result<Action>) {
+    let mut answered = false;
+    let result = agent.feed_bytes(input, &mut |bytes: &[u8]| {
+        answered = true;
+        if stream.chance(faults.log_line) {
+            write_paced(port, LOG_LINE, pace)?;
+        }
+        let mut out = bytes.to_vec();
+        stream.flip_bits(&mut out, faults.bit_flip);
+        write_paced(port, &out, pace)
+    });
+    (answered, result)
+}
+
+/// The one agent method the device loop needs, so `feed_paced` is not generic over the agent's
+/// chip and storage types.
+trait FeedAgent {
+    fn feed_bytes(
+        &mut self,
+        input: &[u8],
+        write: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<Action>;
+}
+
+impl<C: keystamp_agent::Chip, S: embedded_storage::Storage, const B: usize> FeedAgent
+    for Agent<C, S, B>
+{
+    fn feed_bytes(
+        &mut self,
+        input: &[u8],
+        write: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<Action> {
+        self.feed(input, write)
     }
 }
 

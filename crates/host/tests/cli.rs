@@ -632,6 +632,8 @@ fn maintain_status_authenticates_and_reports_a_provisioned_device() {
         faults: keystamp_atecc_sim::FaultConfig::default(),
         trace: None,
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
+        max_baud: keystamp::sim::SIM_MAX_BAUD,
+        link_faults: Default::default(),
     })
     .unwrap();
     let port = dev.port_path().to_string();

@@ -460,8 +460,12 @@ impl<C: keystamp_agent::Chip> keystamp_agent::Chip for RandomFails<C> {
     fn read_config(&mut self) -> Result<[u8; 128], keystamp_agent::ChipError> {
         self.0.read_config()
     }
-    fn write_config(&mut self, target: &[u8; 128]) -> Result<(), keystamp_agent::ChipError> {
-        self.0.write_config(target)
+    fn write_config(
+        &mut self,
+        current: &[u8; 128],
+        target: &[u8; 128],
+    ) -> Result<[u8; 128], keystamp_agent::ChipError> {
+        self.0.write_config(current, target)
     }
     fn lock_config(&mut self, crc: u16) -> Result<(), keystamp_agent::ChipError> {
         self.0.lock_config(crc)

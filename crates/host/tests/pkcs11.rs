@@ -80,6 +80,8 @@ fn sim_device(dir: &Path, name: &str, seed: u64) -> keystamp::sim::SimDevice {
         faults: keystamp_atecc_sim::FaultConfig::default(),
         trace: None,
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
+        max_baud: keystamp::sim::SIM_MAX_BAUD,
+        link_faults: Default::default(),
     })
     .expect("sim device")
 }

@@ -106,7 +106,9 @@ impl DeviceSession {
         }
     }
 
-    /// Consumes input up to the next event (see [`LineDecoder::feed`]).
+    /// Consumes input up to the next event (see [`LineDecoder::feed`]). Out of line on purpose
+    /// (device image size: inlined into a single caller it grows the caller's frame).
+    #[inline(never)]
     pub fn feed(&mut self, input: &[u8]) -> (usize, Option<DeviceEvent<'_>>) {
         let (used, event) = self.decoder.feed(input);
         let frame = match event {

@@ -7,6 +7,7 @@ use keystamp_atecc_sim::Timing;
 
 use crate::ops::SimOptions;
 use crate::sim::SimLink;
+use crate::sim::faults::FaultSpec;
 
 /// `--json`.
 #[derive(Debug, Args)]
@@ -52,6 +53,10 @@ pub struct SimFlags {
     /// How simulated devices connect [default: pty on Unix, in-process elsewhere].
     #[arg(long, value_enum, value_name = "LINK")]
     pub link: Option<LinkArg>,
+    /// Faults the simulated devices inject, e.g. `seed=7,crc=0.02,nack=0.01,brownout=30,
+    /// reset=12,flip=0.0005,log=0.1` (docs/factory-guide.md "Fault injection").
+    #[arg(long, value_name = "SPEC", value_parser = FaultSpec::parse)]
+    pub faults: Option<FaultSpec>,
     /// Which part a new simulated device carries: an unconfigured chip (`blank`), or one
     /// pre-configured by Microchip (`trustflex`, `trustandgo`; Trust&GO certificates come from a
     /// TEST "Microchip" CA, see docs/atecc-sim.md).
@@ -139,6 +144,7 @@ impl SimFlags {
             trace_i2c: self.trace_i2c.clone(),
             platform: self.board.into(),
             link: self.link.map(SimLink::from).unwrap_or_default(),
+            faults: self.faults.clone().unwrap_or_default(),
             part: self.part.into(),
         }
     }

@@ -67,6 +67,7 @@ pub fn demo(args: DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
         link: SimLink::default(),
         part: keystamp_atecc_sim::Part::Blank,
+        faults: Default::default(),
     };
     let state = project.dir.join("sim");
     let _lock = lock_sim_dir(&state)?;

@@ -26,6 +26,10 @@ pub struct ProvisionArgs {
     /// Baud rate (simulated links are paced at this rate, 10 bits per byte).
     #[arg(long, default_value_t = 115_200)]
     pub baud: u32,
+    /// After Hello, raise the line speed with the device's SetBaud up to this rate (921600,
+    /// 460800 or 230400 are proposed, fastest first); any doubt falls back to --baud.
+    #[arg(long, value_name = "BAUD")]
+    pub baud_max: Option<u32>,
     /// Simulated-device options.
     #[command(flatten)]
     pub sim: SimFlags,
@@ -63,6 +67,7 @@ pub fn provision(
     // Everything the profile and definitions decide is checked here, before any device.
     let mut run = Run::prepare(project)?;
     run.material.reprovision = args.reprovision;
+    run.material.baud_max = args.baud_max;
     let mut ports = args.ports.clone();
     let mut sims = Vec::new();
     let mut _sim_lock = None;

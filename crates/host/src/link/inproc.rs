@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Pipe {
     state: Mutex<PipeState>,
     changed: Condvar,
+    /// The line speeds of the writing and the reading end: bytes sent while they differ arrive
+    /// garbled, as on a UART whose ends disagree on the rate.
+    writer_baud: AtomicU32,
+    reader_baud: AtomicU32,
+}
+
+/// What a receiver at the wrong rate makes of a byte: never a frame's printable ASCII or a line
+/// end, so nothing sent at the wrong rate can be read as a frame.
+fn garbled(byte: u8) -> u8 {
+    byte | 0x80
 }
 
 #[derive(Default)]
@@ -98,10 +108,21 @@ pub fn duplex(name: &str) -> (DuplexEnd, DuplexEnd) {
         parity: Parity::None,
         stop_bits: StopBits::One,
     };
+    for pipe in [&a, &b] {
+        pipe.writer_baud.store(115_200, Ordering::Relaxed);
+        pipe.reader_baud.store(115_200, Ordering::Relaxed);
+    }
     (end(&a, &b), end(&b, &a))
 }
 
 impl DuplexEnd {
+    /// This end's line speed: what it sends and how it samples what it receives.
+    fn set_line_speed(&mut self, baud: u32) {
+        self.baud = baud;
+        self.tx.writer_baud.store(baud, Ordering::Relaxed);
+        self.rx.reader_baud.store(baud, Ordering::Relaxed);
+    }
+
     /// Whether the other end has been dropped (it can neither read nor write any more).
     pub fn peer_gone(&self) -> bool {
         self.tx.reader_gone()
@@ -159,7 +180,13 @@ impl Write for DuplexEnd {
             let room = CAPACITY.saturating_sub(state.bytes.len());
             if room > 0 {
                 let n = room.min(buf.len());
-                state.bytes.extend(buf.iter().take(n));
+                let mismatch = self.tx.writer_baud.load(Ordering::Relaxed)
+                    != self.tx.reader_baud.load(Ordering::Relaxed);
+                if mismatch {
+                    state.bytes.extend(buf.iter().take(n).map(|&b| garbled(b)));
+                } else {
+                    state.bytes.extend(buf.iter().take(n));
+                }
                 self.tx.changed.notify_all();
                 return Ok(n);
             }
@@ -195,6 +222,11 @@ impl Port for DuplexEnd {
         self.timeout = timeout;
         Ok(())
     }
+
+    fn set_baud(&mut self, baud: u32) -> io::Result<()> {
+        self.set_line_speed(baud);
+        Ok(())
+    }
 }
 
 /// The settings are kept and reported back but change nothing: the channel has no line to
@@ -222,7 +254,7 @@ impl SerialPort for DuplexEnd {
         self.timeout
     }
     fn set_baud_rate(&mut self, baud_rate: u32) -> serialport::Result<()> {
-        self.baud = baud_rate;
+        self.set_line_speed(baud_rate);
         Ok(())
     }
     fn set_data_bits(&mut self, data_bits: DataBits) -> serialport::Result<()> {
@@ -307,6 +339,8 @@ pub struct InProcessListener {
     shared: Arc<Shared>,
     current: Option<DuplexEnd>,
     timeout: Duration,
+    /// The device's line speed, kept across connections.
+    baud: u32,
 }
 
 impl InProcessListener {
@@ -322,6 +356,7 @@ impl InProcessListener {
             shared,
             current: None,
             timeout: Duration::from_millis(20),
+            baud: 115_200,
         }
     }
 
@@ -332,7 +367,8 @@ impl InProcessListener {
 
     /// Takes a connection the host opened since the last call (the newest replaces the old).
     fn accept(&mut self) {
-        if let Some(new) = lock(&self.shared.incoming).take() {
+        if let Some(mut new) = lock(&self.shared.incoming).take() {
+            new.set_line_speed(self.baud);
             self.current = Some(new);
         }
     }
@@ -389,6 +425,14 @@ impl Write for InProcessListener {
 impl Port for InProcessListener {
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         self.timeout = timeout;
+        Ok(())
+    }
+
+    fn set_baud(&mut self, baud: u32) -> io::Result<()> {
+        self.baud = baud;
+        if let Some(end) = self.current.as_mut() {
+            end.set_line_speed(baud);
+        }
         Ok(())
     }
 }

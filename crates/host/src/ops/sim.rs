@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use keystamp_atecc_sim::{FaultConfig, Timing};
+use keystamp_atecc_sim::Timing;
 
 use super::OpsError;
 use crate::sim::{SimDevice, SimDeviceOptions, SimLink, SimPart, TraceSink};
@@ -22,6 +22,8 @@ pub struct SimOptions {
     pub link: SimLink,
     /// The part a new device carries.
     pub part: keystamp_atecc_sim::Part,
+    /// Faults the devices inject (`--faults SPEC`).
+    pub faults: crate::sim::faults::FaultSpec,
 }
 
 fn trace_sink(path: &Option<PathBuf>) -> Result<Option<TraceSink>, OpsError> {
@@ -77,9 +79,11 @@ pub fn start_sims(
                     timing: options.timing,
                     baud: Some(baud),
                     seed: None,
-                    faults: FaultConfig::default(),
+                    faults: options.faults.for_device(index).chip,
                     trace: trace.clone(),
                     platform: options.platform,
+                    max_baud: crate::sim::SIM_MAX_BAUD,
+                    link_faults: options.faults.for_device(index).link,
                 },
                 options.link,
                 &part,

@@ -184,7 +184,7 @@ pub fn open_link(
         baud,
         ..RetryPolicy::default()
     };
-    Ok(Link::new(p, policy, pace.then_some(baud)))
+    Ok(Link::new(p, policy, pace.then_some(baud)).with_baud(baud))
 }
 
 fn panic_report() -> DeviceReport {

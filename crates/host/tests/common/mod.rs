@@ -190,6 +190,8 @@ fn device_part_with(
             faults,
             trace: None,
             platform,
+            max_baud: keystamp::sim::SIM_MAX_BAUD,
+            link_faults: Default::default(),
         },
         link,
         part,
