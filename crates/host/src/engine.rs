@@ -118,6 +118,33 @@ pub struct Material {
     pub part_profile: crate::project::PartProfile,
     /// The Microchip root Trust&GO chains must verify to (`trustandgo` only).
     pub microchip_root: Option<MicrochipRoot>,
+    /// Certificates of the project's earlier signers (ca/signers/, each checked against the
+    /// root): devices provisioned before a signer change still verify, and a rerun leaves them
+    /// alone.
+    pub earlier_signers: Vec<EarlierSigner>,
+}
+
+/// A signer the project used before its current one.
+#[derive(Clone, Debug)]
+pub struct EarlierSigner {
+    /// The signer certificate (DER), as a device rebuilds it.
+    pub der: Vec<u8>,
+    /// Its public key X‖Y.
+    pub public_key: [u8; 64],
+}
+
+impl Material {
+    /// The public key of `signer_der` when it is this project's current or an earlier signer
+    /// certificate.
+    pub fn project_signer_key(&self, signer_der: &[u8]) -> Option<[u8; 64]> {
+        if signer_der == self.signer.der.as_slice() {
+            return Some(self.signer_public_key);
+        }
+        self.earlier_signers
+            .iter()
+            .find(|s| s.der == signer_der)
+            .map(|s| s.public_key)
+    }
 }
 
 /// Signs device certificates (the unlocked signer key).
@@ -964,7 +991,13 @@ impl<'a, P: Port> Station<'a, P> {
             Outcome::Ok,
             &format!("revision {}", hex::encode(hello.chip.revision)),
         )?;
-        self.refuse_foreign_chain(&hello)?;
+        if self.refuse_foreign_chain(&hello)? && hello.lifecycle == keystamp_wire::Lifecycle::Locked
+        {
+            // Provisioned under an earlier signer of this project: its slots are locked with
+            // that chain, which stays valid. Verified as `keystamp verify` would; nothing issued.
+            self.check_chain(serial, report)?;
+            return Ok(DeviceResult::AlreadyProvisioned);
+        }
         if let Some(max) = m.baud_max {
             // A faster line for the rest of the run; any doubt ends at a rate that works.
             self.link
@@ -1237,38 +1270,43 @@ impl<'a, P: Port> Station<'a, P> {
     /// rebuild a chain that verifies (device certificate signed by its signer certificate) with a
     /// signer other than this project's belongs to another project: refused before anything is
     /// written, unless the run re-provisions. A device without such a chain goes on as before.
-    fn refuse_foreign_chain(&mut self, hello: &HelloInfo) -> Result<(), Failure> {
+    ///
+    /// Returns true when the device holds a chain of one of this project's earlier signers.
+    fn refuse_foreign_chain(&mut self, hello: &HelloInfo) -> Result<bool, Failure> {
         use der::{Decode, Encode};
         let m = self.material;
         let locked = hello.lifecycle == keystamp_wire::Lifecycle::Locked;
         // --reprovision cannot help a Locked device: nothing on it can be rewritten.
         if (m.reprovision && !locked) || !hello.chip.data_locked || hello.def_blob.is_none() {
-            return Ok(());
+            return Ok(false);
         }
         let chain = match self.link.call(&Request::RebuildChain) {
             Ok(Response::Chain(r)) => r,
             // No chain to rebuild (slots not written yet, definitions incomplete or not
             // fitting): nothing to protect; the steps below write this project's.
-            Ok(_) | Err(LinkError::Device { .. }) => return Ok(()),
+            Ok(_) | Err(LinkError::Device { .. }) => return Ok(false),
             Err(error) => return Err(self.link_failure(Step::Probe, error)),
         };
         let device = self.read_cert(keystamp_wire::CertKind::Device, chain.device.len)?;
         let signer = self.read_cert(keystamp_wire::CertKind::Signer, chain.signer.len)?;
         if signer == m.signer.der {
-            return Ok(());
+            return Ok(false);
+        }
+        if m.project_signer_key(&signer).is_some() {
+            return Ok(true);
         }
         let (Ok(device_cert), Ok(signer_cert)) = (
             x509_cert::Certificate::from_der(&device),
             x509_cert::Certificate::from_der(&signer),
         ) else {
-            return Ok(());
+            return Ok(false);
         };
         let spki = signer_cert.tbs_certificate().subject_public_key_info();
         let Ok(signer_key) = crate::pki::ca::public_key_xy(spki) else {
-            return Ok(());
+            return Ok(false);
         };
         if crate::pki::ca::verify_signed_by(&device_cert, &signer_key).is_err() {
-            return Ok(());
+            return Ok(false);
         }
         let signer_cn = crate::pki::ca::common_name(signer_cert.tbs_certificate().subject())
             .unwrap_or_default();
@@ -1322,7 +1360,6 @@ impl<'a, P: Port> Station<'a, P> {
     }
 
     fn check(&mut self, report: &mut DeviceReport) -> Result<(), Failure> {
-        use der::Decode;
         let m = self.material;
         if m.part_profile == crate::project::PartProfile::TrustAndGo {
             return self.check_trust_and_go(report);
@@ -1338,6 +1375,15 @@ impl<'a, P: Port> Station<'a, P> {
         if !hello.chip.config_locked || !hello.chip.data_locked || hello.def_blob.is_none() {
             return Err(Failure::new(Step::Probe, FailureKind::NotProvisioned));
         }
+        self.check_chain(serial, report)
+    }
+
+    /// The verification of a provisioned device after its Hello: the chain it rebuilds (signed
+    /// by the project's root through its current or an earlier signer) is the registry's live
+    /// certificate, and the device proves the key.
+    fn check_chain(&mut self, serial: [u8; 9], report: &mut DeviceReport) -> Result<(), Failure> {
+        use der::Decode;
+        let m = self.material;
         self.step(Step::Verify);
         let chain = match self.call(Step::Verify, &Request::RebuildChain)? {
             Response::Chain(r) => r,
@@ -1352,15 +1398,15 @@ impl<'a, P: Port> Station<'a, P> {
         }
         let device_cert = x509_cert::Certificate::from_der(&device).at(Step::Verify)?;
         let signer_cert = x509_cert::Certificate::from_der(&signer).at(Step::Verify)?;
-        if signer != m.signer.der {
-            return Err(Failure::new(Step::Verify, FailureKind::ForeignSigner));
-        }
+        let signer_public_key = m
+            .project_signer_key(&signer)
+            .ok_or(Failure::new(Step::Verify, FailureKind::ForeignSigner))?;
         let chain_signature = |which| {
             move |error| Failure::new(Step::Verify, FailureKind::ChainSignature { which, error })
         };
         crate::pki::ca::verify_signed_by(&signer_cert, &m.root_public_key)
             .map_err(chain_signature("signer"))?;
-        crate::pki::ca::verify_signed_by(&device_cert, &m.signer_public_key)
+        crate::pki::ca::verify_signed_by(&device_cert, &signer_public_key)
             .map_err(chain_signature("device"))?;
         report.cn = common_name(&device).map(|cn| crate::sanitize::device_text(&cn));
         let def = self.device_def(Step::Verify)?;

@@ -350,7 +350,33 @@ pub fn material(project: &Project, signer: &Signer) -> Result<Material, SetupErr
     if profile.profile == PartProfile::TrustAndGo {
         material.microchip_root = Some(microchip_root(project)?);
     }
+    add_earlier_signers(
+        &mut material,
+        crate::pki::ca::signer_history(&project.ca_dir())?,
+    )?;
     Ok(material)
+}
+
+/// Adds to `material`'s earlier signers those of `candidates` (ca/signers/, kept there by
+/// signer changes, or the registry's signer records) that the project's root signed, other than
+/// the current signer and those already known. One the root did not sign is left out: it could
+/// only make a foreign chain pass for this project's.
+pub fn add_earlier_signers(
+    material: &mut Material,
+    candidates: impl IntoIterator<Item = crate::pki::ca::CaCert>,
+) -> Result<(), SetupError> {
+    for cert in candidates {
+        if material.project_signer_key(&cert.der).is_some()
+            || crate::pki::ca::verify_signed_by(&cert.cert, &material.root_public_key).is_err()
+        {
+            continue;
+        }
+        material.earlier_signers.push(crate::engine::EarlierSigner {
+            public_key: cert.public_key()?,
+            der: cert.der,
+        });
+    }
+    Ok(())
 }
 
 /// The ATECC608B-TFLXTLS configuration zone (bytes 0–15 are per chip and never compared).
@@ -454,6 +480,7 @@ pub fn material_from_parts(
         output_dir,
         part_profile: profile.profile,
         microchip_root: None,
+        earlier_signers: Vec::new(),
     })
 }
 

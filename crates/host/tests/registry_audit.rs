@@ -102,7 +102,8 @@ fn a_demo_run_audits_clean_and_an_edited_row_is_named() {
 
 /// A new software signer put in place by hand (a signer request signed by the root, key and
 /// certificate replaced in `ca/`): the old signer's records still verify with the old signer
-/// certificate the registry recorded at `init`, the new one's with `ca/signer.pem`.
+/// certificate the registry recorded at `init`, the new one's with `ca/signer.pem`; the old
+/// signer's device still verifies on a rerun.
 #[test]
 fn records_of_the_old_and_a_new_software_signer_both_audit_clean() {
     use keystamp::pki::ca::KeyProtection;
@@ -164,6 +165,20 @@ fn records_of_the_old_and_a_new_software_signer_both_audit_clean() {
         2
     );
     assert!(!ca_dir.join("signers").exists(), "only the registry has it");
+    let out = ok(audit(&dir));
+    assert!(out.contains("chain intact"), "{out}");
+
+    // The device provisioned under the old signer (its locked slots hold the old chain) is
+    // verified by a rerun, not refused as another project's, and gets nothing new.
+    let devices = "SELECT COUNT(*) FROM certificates WHERE kind = 'device'";
+    let before = query(&db, devices);
+    let rerun = provision("sim-a");
+    assert!(
+        rerun.status.success(),
+        "old signer's device: {}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    assert_eq!(query(&db, devices), before, "nothing issued on the rerun");
     let out = ok(audit(&dir));
     assert!(out.contains("chain intact"), "{out}");
 }

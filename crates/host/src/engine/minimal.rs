@@ -71,8 +71,9 @@ pub const MINIMAL_FLOW: &[ChipWork] = &[
     w(
         "certificates",
         op::WRITE,
-        12,
-        "slots 10, 11, 12: 72 bytes = 2 blocks + 2 words each",
+        9,
+        "slots 10, 11, 12: 72 bytes = 3 32-byte blocks each (the chip ignores the last block's \
+         24 bytes past the slot's end)",
     ),
     w("definitions", op::NONCE, 1, "blob signature: digest"),
     w(

@@ -41,8 +41,16 @@ impl Run {
 
     /// Prepares the run with an already unlocked signer.
     pub fn with_signer(project: Project, signer: Signer) -> Result<Self, OpsError> {
-        let material = setup::material(&project, &signer)?;
+        let mut material = setup::material(&project, &signer)?;
         let mut registry = super::open_registry_for_update(&project)?;
+        // Signers the registry recorded (a signer replaced by hand leaves no ca/signers/ copy):
+        // their devices still verify.
+        let recorded = registry
+            .certificates()?
+            .into_iter()
+            .filter(|rec| rec.kind == crate::registry::CertKind::Signer)
+            .filter_map(|rec| crate::pki::ca::CaCert::from_der(rec.der).ok());
+        setup::add_earlier_signers(&mut material, recorded)?;
         registry.set_issuance_policy(super::issuance_policy(&project));
         // The stations' records (issuance, status changes, audit entries) are signed by the
         // signer they issue with (docs/decisions/0007-registry-chain.md).
