@@ -21,6 +21,7 @@ use crate::project::CHIP_SERIAL_LEN;
 
 pub mod chain;
 pub mod lots;
+pub mod pg_cluster;
 pub mod proof;
 pub mod revocation;
 
