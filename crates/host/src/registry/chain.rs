@@ -32,11 +32,10 @@
 use std::fmt;
 use std::path::Path;
 
+use super::backend::{Connection, DbError, OptionalExt, Value, params};
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::{Signature, SigningKey};
 use p256::elliptic_curve::Generate;
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::RegistryError;
@@ -273,7 +272,7 @@ pub fn record_hash(record: &[u8], prev: &[u8; 32]) -> [u8; 32] {
 }
 
 /// The field values of one row of `kind` (id first where the kind has one), read as stored.
-fn row_fields(conn: &Connection, kind: Kind, id: i64) -> rusqlite::Result<Vec<Value>> {
+fn row_fields(conn: &Connection, kind: Kind, id: i64) -> Result<Vec<Value>, DbError> {
     let cols = kind.columns();
     let n = cols.split(',').count();
     conn.query_row(
@@ -377,7 +376,7 @@ fn start(
             |r| r.get(0),
         )
         .optional()?;
-    conn.execute(
+    let id = conn.insert_id(
         "INSERT INTO chain_start (time, registry_id, earlier_certificates, earlier_audit,
          earlier_digest) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -388,7 +387,6 @@ fn start(
             earlier.digest.as_slice()
         ],
     )?;
-    let id = conn.last_insert_rowid();
     seal(conn, signer, Kind::ChainStart, id, 1, &[0u8; 32])?;
     Ok(head(conn)?.unwrap_or((1, [0u8; 32])))
 }
@@ -422,7 +420,7 @@ fn earlier_rows(
                 "SELECT id FROM {} WHERE seq IS NULL ORDER BY id",
                 kind.table()
             ))?;
-            st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            st.query_map((), |r| r.get(0))?.collect::<Result<_, _>>()?
         };
         for id in ids.into_iter().filter(|&id| except != Some((kind, id))) {
             let mut fields = row_fields(conn, kind, id)?;
@@ -467,12 +465,11 @@ pub(crate) fn change_status(
         "UPDATE certificates SET status = ?2, updated_at = ?3 WHERE id = ?1",
         params![certificate_id, to, time],
     )?;
-    conn.execute(
+    let id = conn.insert_id(
         "INSERT INTO certificate_status (certificate_id, from_status, to_status, time)
          VALUES (?1, ?2, ?3, ?4)",
         params![certificate_id, from, to, time],
     )?;
-    let id = conn.last_insert_rowid();
     append(conn, signer, Kind::Status, id)
 }
 
@@ -559,7 +556,7 @@ pub fn verify(conn: &Connection, signer_xy: &[u8; 64]) -> Result<AuditReport, Re
             "SELECT id, seq, prev_hash, signature FROM {} WHERE seq IS NOT NULL",
             kind.table()
         ))?;
-        let rows = st.query_map([], |r| {
+        let rows = st.query_map((), |r| {
             Ok(Link {
                 kind,
                 id: r.get(0)?,
@@ -575,8 +572,8 @@ pub fn verify(conn: &Connection, signer_xy: &[u8; 64]) -> Result<AuditReport, Re
             links.push(l?);
         }
     }
-    let count = |table: &str| -> rusqlite::Result<i64> {
-        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+    let count = |table: &str| -> Result<i64, DbError> {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), (), |r| r.get(0))
     };
     if links.is_empty() {
         let (certificates, audit) = (count("certificates")?, count("audit")?);
@@ -693,7 +690,7 @@ pub fn verify(conn: &Connection, signer_xy: &[u8; 64]) -> Result<AuditReport, Re
     // Certificates: the status column against the chain's.
     {
         let mut st = conn.prepare("SELECT id, seq, status FROM certificates ORDER BY id")?;
-        let rows = st.query_map([], |r| {
+        let rows = st.query_map((), |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, Option<i64>>(1)?,
@@ -809,7 +806,7 @@ pub fn verify(conn: &Connection, signer_xy: &[u8; 64]) -> Result<AuditReport, Re
 }
 
 /// The first row (certificates, then audit) without a sequence number.
-fn first_unchained(conn: &Connection) -> rusqlite::Result<Option<(&'static str, i64)>> {
+fn first_unchained(conn: &Connection) -> Result<Option<(&'static str, i64)>, DbError> {
     for kind in [Kind::Certificate, Kind::Audit] {
         let id: Option<i64> = conn
             .query_row(
@@ -817,7 +814,7 @@ fn first_unchained(conn: &Connection) -> rusqlite::Result<Option<(&'static str, 
                     "SELECT id FROM {} WHERE seq IS NULL ORDER BY id LIMIT 1",
                     kind.table()
                 ),
-                [],
+                (),
                 |r| r.get(0),
             )
             .optional()?;
@@ -880,7 +877,7 @@ mod tests {
             .arg(sql)
             .status();
         if !matches!(cli, Ok(s) if s.success()) {
-            Connection::open(path)
+            rusqlite::Connection::open(path)
                 .expect("open")
                 .execute_batch(sql)
                 .expect("tamper");
@@ -895,11 +892,11 @@ mod tests {
     }
 
     fn seq_of(path: &Path, table: &str, where_: &str) -> i64 {
-        Connection::open(path)
+        rusqlite::Connection::open(path)
             .expect("open")
             .query_row(
                 &format!("SELECT seq FROM {table} WHERE {where_}"),
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("seq")
@@ -914,9 +911,9 @@ mod tests {
         match verify_file(&path, &xy).expect("verify") {
             AuditReport::Clean { records, head, .. } => {
                 assert_eq!(records, 12);
-                let meta: String = Connection::open(&path)
+                let meta: String = rusqlite::Connection::open(&path)
                     .expect("open")
-                    .query_row("SELECT value FROM meta WHERE key = 'chain_head'", [], |r| {
+                    .query_row("SELECT value FROM meta WHERE key = 'chain_head'", (), |r| {
                         r.get(0)
                     })
                     .expect("head");

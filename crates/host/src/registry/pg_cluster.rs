@@ -48,7 +48,11 @@ pub struct PgCluster {
 
 /// The directory holding `initdb`, `pg_ctl` and `postgres`.
 fn find_binaries() -> Result<PathBuf, ClusterError> {
-    let has_all = |d: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| d.join(b).is_file());
+    let has_all = |d: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| d.join(b).is_file())
+    };
     if let Some(path) = std::env::var_os("PATH") {
         for d in std::env::split_paths(&path) {
             if has_all(&d) {
