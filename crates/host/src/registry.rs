@@ -25,7 +25,6 @@ pub mod chain;
 pub mod copy;
 pub mod lots;
 pub mod pg_cluster;
-mod pg_schema;
 pub mod proof;
 pub mod revocation;
 pub mod url;
@@ -775,7 +774,7 @@ impl Registry {
     /// `keystamp registry migrate` does ([`Registry::migrate_postgres`]).
     pub fn open_postgres(url: &str) -> Result<Self, RegistryError> {
         let conn = Connection::connect_postgres(url)?;
-        let version = pg_schema::version(&conn)?;
+        let version = conn.schema_version()?;
         if version > SCHEMA_VERSION {
             return Err(RegistryError::NewerSchema(version));
         }
@@ -792,13 +791,12 @@ impl Registry {
     /// Brings the PostgreSQL registry at `url` to [`SCHEMA_VERSION`] and gives it an id if it
     /// has none (`keystamp registry migrate`). Returns the versions before and after.
     pub fn migrate_postgres(url: &str) -> Result<(i64, i64), RegistryError> {
-        let conn = Connection::connect_postgres(url)?;
-        let versions = pg_schema::migrate(&conn, SCHEMA_VERSION)?;
-        let reg = Self {
-            conn,
+        let mut reg = Self {
+            conn: Connection::connect_postgres(url)?,
             policy: lots::IssuancePolicy::default(),
             record_signer: None,
         };
+        let versions = reg.migrate()?;
         if reg.id()?.is_none() {
             reg.set_id(&Self::new_id()?)?;
         }
@@ -836,33 +834,36 @@ impl Registry {
         Ok(reg)
     }
 
-    fn migrate(&mut self) -> Result<(), RegistryError> {
+    /// Applies the missing schema steps, the same on both engines (PostgreSQL's DDL is
+    /// SQLite's with PostgreSQL's type names: [`backend::to_postgres_ddl`]), in one write
+    /// transaction. Returns the versions before and after.
+    fn migrate(&mut self) -> Result<(i64, i64), RegistryError> {
         let tx = self.conn.write_transaction()?;
-        let version: i64 = tx.query_row("PRAGMA user_version", (), |r| r.get(0))?;
+        let version = tx.schema_version()?;
         if version > SCHEMA_VERSION {
             return Err(RegistryError::NewerSchema(version));
         }
         if version < 1 {
-            tx.execute_batch(SCHEMA_V1)?;
+            tx.execute_schema(SCHEMA_V1)?;
         }
         if version < 2 {
-            tx.execute_batch(lots::SCHEMA_V2)?;
+            tx.execute_schema(lots::SCHEMA_V2)?;
         }
         if version < 3 {
-            tx.execute_batch(SCHEMA_V3)?;
+            tx.execute_schema(SCHEMA_V3)?;
         }
         if version < 4 {
-            tx.execute_batch(revocation::SCHEMA_V4)?;
+            tx.execute_schema(revocation::SCHEMA_V4)?;
         }
         if version < 5 {
             proof::migrate(&tx)?;
         }
         if version < CHAIN_SCHEMA_VERSION {
-            tx.execute_batch(chain::SCHEMA_CHAIN)?;
+            tx.execute_schema(chain::SCHEMA_CHAIN)?;
         }
-        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        tx.set_schema_version(SCHEMA_VERSION)?;
         tx.commit()?;
-        Ok(())
+        Ok((version, SCHEMA_VERSION))
     }
 
     /// Creates the registry of a new project at `path` with a fresh random id, which the
@@ -953,12 +954,7 @@ impl Registry {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, RegistryError> {
-        Ok(match self.conn.engine() {
-            backend::Engine::Sqlite => self
-                .conn
-                .query_row("PRAGMA user_version", (), |r| r.get(0))?,
-            backend::Engine::Postgres => pg_schema::version(&self.conn)?,
-        })
+        Ok(self.conn.schema_version()?)
     }
 
     /// Records a device as seen (state `new` if it was unknown); returns its record.
@@ -1545,6 +1541,63 @@ mod tests {
         drop(reg);
         let e = Registry::open(&path).expect_err("newer");
         assert!(matches!(e, RegistryError::NewerSchema(_)), "{e}");
+    }
+
+    /// Stations never change the schema: an unmigrated PostgreSQL registry is refused with
+    /// the command that fixes it, and a role with only SELECT, INSERT and UPDATE (the grants
+    /// docs/factory-guide.md gives stations) issues but cannot migrate.
+    #[test]
+    fn postgres_stations_need_a_migrated_schema_and_no_ddl_rights() {
+        let Some(cluster) = pg_cluster::skip_or_fail("postgres_stations_need_no_ddl_rights") else {
+            return;
+        };
+        let url = cluster.new_database().expect("db");
+        let e = Registry::open_postgres(&url).expect_err("unmigrated");
+        assert!(
+            matches!(e, RegistryError::MigrationNeeded { version: 0 }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("keystamp registry migrate"), "{e}");
+        assert_eq!(
+            Registry::migrate_postgres(&url).expect("migrate"),
+            (0, SCHEMA_VERSION)
+        );
+        // Idempotent: a second host migrating finds nothing to do.
+        assert_eq!(
+            Registry::migrate_postgres(&url).expect("again"),
+            (SCHEMA_VERSION, SCHEMA_VERSION)
+        );
+        let db = url.rsplit('/').next().expect("db name");
+        cluster
+            .execute(
+                db,
+                "CREATE ROLE station LOGIN;
+                 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO station;
+                 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO station;",
+            )
+            .expect("role");
+        let station_url = url.replace("postgres@", "station@");
+        let mut reg = Registry::open_postgres(&station_url).expect("station opens");
+        reg.set_record_signer(Box::new(chain::EphemeralKey::generate().expect("key")));
+        reg.begin_issue(&req(&[0x40, 1], &[1u8; 64], CHIP))
+            .expect("station issues");
+        reg.mark_written("4001").expect("station records");
+        let e = Registry::migrate_postgres(&station_url).expect_err("no DDL rights");
+        assert!(matches!(e, RegistryError::Database(_)), "{e}");
+        // A schema from a newer keystamp is refused too.
+        cluster
+            .execute(
+                db,
+                &format!(
+                    "UPDATE keystamp_schema SET version = {}",
+                    SCHEMA_VERSION + 1
+                ),
+            )
+            .expect("bump");
+        assert!(matches!(
+            Registry::open_postgres(&station_url),
+            Err(RegistryError::NewerSchema(_))
+        ));
     }
 
     #[test]

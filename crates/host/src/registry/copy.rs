@@ -9,7 +9,7 @@
 use std::fmt;
 
 use super::backend::{Connection, Value};
-use super::{Registry, RegistryError, chain, pg_schema};
+use super::{Registry, RegistryError, chain};
 
 /// The registry's tables, parents before children (foreign keys).
 pub const TABLES: &[&str] = &[
@@ -25,6 +25,17 @@ pub const TABLES: &[&str] = &[
     "crls",
     "identity_proofs",
     "stations",
+];
+
+/// The tables whose `id` is an identity on PostgreSQL (their sequences go on after the
+/// copied ids).
+const IDENTITY_TABLES: [&str; 6] = [
+    "identity_proofs",
+    "lots",
+    "certificates",
+    "certificate_status",
+    "chain_start",
+    "audit",
 ];
 
 /// Why a copy was refused or did not verify.
@@ -167,7 +178,7 @@ impl Registry {
                 tx.execute(&insert, values)?;
             }
         }
-        pg_schema::reset_identities(&tx)?;
+        tx.reset_identities(&IDENTITY_TABLES)?;
         tx.commit()?;
 
         let mut rows = Vec::with_capacity(TABLES.len());

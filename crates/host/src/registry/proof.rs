@@ -37,7 +37,7 @@ CREATE INDEX identity_proofs_chip_key ON identity_proofs (chip_serial, public_ke
 
 /// Applies the identity-proof schema step inside a migration transaction.
 pub(super) fn migrate(tx: &Transaction<'_>) -> Result<(), RegistryError> {
-    tx.execute_batch(SCHEMA_IDENTITY_PROOFS)?;
+    tx.execute_schema(SCHEMA_IDENTITY_PROOFS)?;
     Ok(())
 }
 
