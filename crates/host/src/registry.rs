@@ -788,6 +788,23 @@ impl Registry {
         })
     }
 
+    /// [`Registry::open_postgres`] for a project whose `keystamp.toml` records `expected` as
+    /// the registry id: a database with another id is refused.
+    pub fn open_project_postgres(url: &str, expected: Option<&str>) -> Result<Self, RegistryError> {
+        let reg = Self::open_postgres(url)?;
+        if let Some(expected) = expected {
+            let found = reg.id()?;
+            if found.as_deref() != Some(expected) {
+                return Err(RegistryError::Foreign {
+                    path: url.into(),
+                    expected: expected.to_string(),
+                    found,
+                });
+            }
+        }
+        Ok(reg)
+    }
+
     /// Brings the PostgreSQL registry at `url` to [`SCHEMA_VERSION`] and gives it an id if it
     /// has none (`keystamp registry migrate`). Returns the versions before and after.
     pub fn migrate_postgres(url: &str) -> Result<(i64, i64), RegistryError> {
@@ -1267,6 +1284,21 @@ impl Registry {
         chain::append(&tx, self.record_signer.as_deref(), chain::Kind::Audit, id)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The station (`host:port`) whose `issue` step last succeeded for this chip: which host
+    /// issued its certificate, when several share the registry.
+    pub fn issuing_station(&self, chip: ChipSerial) -> Result<Option<String>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT station FROM audit WHERE chip_serial = ?1 AND step = 'issue'
+                 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+                [chip.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// The audit log of one chip (or, with `None`, everything), in order.

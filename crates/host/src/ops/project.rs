@@ -6,6 +6,7 @@ use super::{ModeError, OpsError};
 use crate::pki::ca::{self, CaCerts, CaKey, CaProtection, KeyProtection, Signer};
 use crate::pki::passphrase::read_passphrase;
 use crate::project::{DEVELOPMENT_MARKER, Mode, Profile, Project};
+use crate::registry::url::Location;
 use crate::registry::{CertKind, IssueRequest, Registry, RegistryError};
 use crate::setup;
 
@@ -132,6 +133,9 @@ pub fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), Ops
 /// `registry.id` of `keystamp.toml`, and — in a project made before registry ids — asks for
 /// `keystamp registry adopt` once.
 pub fn open_registry(project: &Project) -> Result<Registry, OpsError> {
+    if let Location::Postgres(url) = project.registry_location() {
+        return open_shared(project, &url);
+    }
     let path = project.registry_path();
     if !path.exists() {
         return Err(OpsError::NoRegistry(path));
@@ -142,11 +146,23 @@ pub fn open_registry(project: &Project) -> Result<Registry, OpsError> {
 /// [`open_registry`] for changes (`lot import|create|close`): the same refusals, opened for
 /// writing.
 pub fn open_registry_for_update(project: &Project) -> Result<Registry, OpsError> {
+    if let Location::Postgres(url) = project.registry_location() {
+        return open_shared(project, &url);
+    }
     let path = project.registry_path();
     if !path.exists() {
         return Err(OpsError::NoRegistry(path));
     }
     open_checked(project, path, Registry::open_project)
+}
+
+/// A PostgreSQL registry (`registry.url`): migrated by `keystamp registry migrate`, never on
+/// open, and its id must be the project's.
+fn open_shared(project: &Project, url: &str) -> Result<Registry, OpsError> {
+    let Some(id) = project.profile.registry.id.as_deref() else {
+        return Err(OpsError::RegistryWithoutId(url.into()));
+    };
+    Ok(Registry::open_project_postgres(url, Some(id))?)
 }
 
 fn open_checked(
