@@ -39,7 +39,12 @@ pub struct Cli {
     /// The registry for this command instead of keystamp.toml's `[registry]`: a PostgreSQL
     /// URL `postgres://user@host:port/db` (password from PGPASSWORD or ~/.pgpass, never
     /// here) or an SQLite file.
-    #[arg(long, global = true, env = "KEYSTAMP_REGISTRY", value_name = "URL|PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "KEYSTAMP_REGISTRY",
+        value_name = "URL|PATH"
+    )]
     pub registry: Option<String>,
     /// The command.
     #[command(subcommand)]
@@ -99,8 +104,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let project = cli.project.clone();
     let registry = cli.registry.clone();
-    let result =
-        crate::project::with_registry(registry.as_deref(), || run_command(cli, out));
+    let result = crate::project::with_registry(registry.as_deref(), || run_command(cli, out));
     // SQLite's own messages name no file; the project's profile says which one it was.
     result.map_err(|e| match crate::project::Project::open(&project) {
         Ok(p) => e.naming_registry(&p.registry_path()),

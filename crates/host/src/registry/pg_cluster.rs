@@ -43,6 +43,8 @@ pub struct PgCluster {
     port: u16,
     /// `Some(user)`: the server runs as this user (we are root).
     run_as: Option<&'static str>,
+    /// `fsync` on (benchmarks) or off (tests).
+    durable: bool,
     databases: AtomicU32,
 }
 
@@ -110,8 +112,19 @@ fn output_text(o: &Output) -> String {
 static SHARED: Mutex<Weak<PgCluster>> = Mutex::new(Weak::new());
 
 impl PgCluster {
-    /// Initializes and starts a new cluster.
+    /// Initializes and starts a new cluster; `fsync` off (tests: nothing must survive a
+    /// power cut).
     pub fn start() -> Result<Self, ClusterError> {
+        Self::start_with(false)
+    }
+
+    /// [`PgCluster::start`] with commits flushed to disk as on a production server
+    /// (benchmarks).
+    pub fn start_durable() -> Result<Self, ClusterError> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<Self, ClusterError> {
         if !cfg!(unix) {
             return Err(ClusterError::Absent(
                 "the throwaway cluster runs on Unix only".into(),
@@ -132,6 +145,7 @@ impl PgCluster {
             dir,
             port: 0,
             run_as,
+            durable,
             databases: AtomicU32::new(0),
         };
         cluster.chown_to_server_user(&cluster.dir)?;
@@ -227,9 +241,10 @@ impl PgCluster {
     /// Starts the server (again, after [`PgCluster::stop_server`]) on the cluster's port.
     pub fn start_server(&self) -> Result<(), ClusterError> {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=200",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            if self.durable { "on" } else { "off" }
         );
         let data = self.data_dir();
         let log = self.dir.join("server.log");
