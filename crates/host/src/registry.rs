@@ -1,4 +1,5 @@
-//! The registry: every device, certificate, station and provisioning step, in SQLite.
+//! The registry: every device, certificate, station and provisioning step, in SQLite (one
+//! host) or PostgreSQL (several hosts share one registry): [`backend`], decision 0008.
 //!
 //! Issuance is write-ahead: [`Registry::begin_issue`] records a certificate as `pending` in the
 //! same transaction that checks for one to reuse, *before* the certificate is sent to a device.
