@@ -541,10 +541,44 @@ pub fn to_postgres_ddl(sql: &str) -> String {
     out.concat()
 }
 
+/// A PostgreSQL client and the statements it prepared: each distinct statement is prepared
+/// once per connection, so running it again is one round trip, not two.
+struct PgClient {
+    client: postgres::Client,
+    statements: std::collections::HashMap<String, postgres::Statement>,
+}
+
+impl PgClient {
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, DbError> {
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.client.prepare(&to_postgres_placeholders(sql))?;
+        self.statements.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+
+    fn execute(&mut self, sql: &str, values: &[Value]) -> Result<u64, DbError> {
+        let st = self.statement(sql)?;
+        with_pg_params(values, |p| self.client.execute(&st, p)).map_err(DbError::from)
+    }
+
+    fn query(&mut self, sql: &str, values: &[Value]) -> Result<Vec<postgres::Row>, DbError> {
+        let st = self.statement(sql)?;
+        with_pg_params(values, |p| self.client.query(&st, p)).map_err(DbError::from)
+    }
+}
+
+fn with_pg_params<R>(values: &[Value], f: impl FnOnce(&[&(dyn ToSql + Sync)]) -> R) -> R {
+    let args: Vec<PgParam<'_>> = values.iter().map(PgParam).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+    f(&refs)
+}
+
 enum Inner {
     Sqlite(rusqlite::Connection),
     // `RefCell`: the registry's queries take `&self` (as rusqlite's do); one thread only.
-    Postgres(RefCell<postgres::Client>),
+    Postgres(RefCell<PgClient>),
 }
 
 /// A connection to the registry's database.
@@ -580,7 +614,10 @@ impl Connection {
         config.connect_timeout(std::time::Duration::from_secs(10));
         let client = config.connect(postgres::NoTls)?;
         Ok(Self {
-            inner: Inner::Postgres(RefCell::new(client)),
+            inner: Inner::Postgres(RefCell::new(PgClient {
+                client,
+                statements: std::collections::HashMap::new(),
+            })),
         })
     }
 
@@ -604,14 +641,11 @@ impl Connection {
     pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize, DbError> {
         let values = params.into_values();
         match &self.inner {
-            Inner::Sqlite(c) => Ok(c.execute(sql, rusqlite::params_from_iter(values.iter()))?),
+            Inner::Sqlite(c) => Ok(c
+                .prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(values.iter()))?),
             Inner::Postgres(c) => {
-                let args: Vec<PgParam<'_>> = values.iter().map(PgParam).collect();
-                let refs: Vec<&(dyn ToSql + Sync)> =
-                    args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-                let n = c
-                    .borrow_mut()
-                    .execute(&to_postgres_placeholders(sql), &refs)?;
+                let n = c.borrow_mut().execute(sql, &values)?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
             }
         }
@@ -621,7 +655,7 @@ impl Connection {
     pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
         match &self.inner {
             Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Inner::Postgres(c) => Ok(c.borrow_mut().batch_execute(sql)?),
+            Inner::Postgres(c) => Ok(c.borrow_mut().client.batch_execute(sql)?),
         }
     }
 
@@ -630,22 +664,19 @@ impl Connection {
         let values = params.into_values();
         match &self.inner {
             Inner::Sqlite(c) => {
-                let mut st = c.prepare(sql)?;
+                let mut st = c.prepare_cached(sql)?;
                 let n = st.column_count();
                 let rows = st.query_map(rusqlite::params_from_iter(values.iter()), |r| {
                     sqlite_row(r, n)
                 })?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }
-            Inner::Postgres(c) => {
-                let args: Vec<PgParam<'_>> = values.iter().map(PgParam).collect();
-                let refs: Vec<&(dyn ToSql + Sync)> =
-                    args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-                let rows = c
-                    .borrow_mut()
-                    .query(&to_postgres_placeholders(sql), &refs)?;
-                rows.iter().map(pg_row).collect()
-            }
+            Inner::Postgres(c) => c
+                .borrow_mut()
+                .query(sql, &values)?
+                .iter()
+                .map(pg_row)
+                .collect(),
         }
     }
 
@@ -753,7 +784,7 @@ impl Connection {
     pub fn write_transaction(&self) -> Result<Transaction<'_>, DbError> {
         match &self.inner {
             Inner::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
-            Inner::Postgres(c) => c.borrow_mut().batch_execute(&format!(
+            Inner::Postgres(c) => c.borrow_mut().client.batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"
             ))?,
         }
@@ -769,6 +800,7 @@ impl Connection {
             Inner::Sqlite(c) => c.execute_batch("BEGIN DEFERRED")?,
             Inner::Postgres(c) => c
                 .borrow_mut()
+                .client
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?,
         }
         Ok(Transaction {
