@@ -578,7 +578,8 @@ fn with_pg_params<R>(values: &[Value], f: impl FnOnce(&[&(dyn ToSql + Sync)]) ->
 enum Inner {
     Sqlite(rusqlite::Connection),
     // `RefCell`: the registry's queries take `&self` (as rusqlite's do); one thread only.
-    Postgres(RefCell<PgClient>),
+    // Boxed: a client with its statement cache is several times an SQLite connection.
+    Postgres(Box<RefCell<PgClient>>),
 }
 
 /// A connection to the registry's database.
@@ -614,10 +615,10 @@ impl Connection {
         config.connect_timeout(std::time::Duration::from_secs(10));
         let client = config.connect(postgres::NoTls)?;
         Ok(Self {
-            inner: Inner::Postgres(RefCell::new(PgClient {
+            inner: Inner::Postgres(Box::new(RefCell::new(PgClient {
                 client,
                 statements: std::collections::HashMap::new(),
-            })),
+            }))),
         })
     }
 
