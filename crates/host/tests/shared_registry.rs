@@ -147,6 +147,17 @@ fn provisioning_runs_on_a_postgres_registry_end_to_end() {
     }
     assert_eq!(assert_one_identity_per_chip(&url), 3);
     assert_audit_clean(&dir);
+    // Reading commands work on it as on SQLite.
+    let chip = list[0]["chip_serial"].as_str().expect("chip");
+    let show = ok(run_cli(keystamp(&dir).args(["registry", "show", chip])));
+    assert!(show.contains("verified"), "{show}");
+    let csv = ok(run_cli(
+        keystamp(&dir).args(["registry", "export", "--format", "csv"]),
+    ));
+    for d in &list {
+        let chip = d["chip_serial"].as_str().expect("chip");
+        assert!(csv.contains(chip), "{chip} missing from {csv}");
+    }
 
     // Stations never migrate: a database nobody migrated is refused with what to run.
     let fresh = cluster.new_database().expect("db");
