@@ -259,7 +259,6 @@ fn three_hosts_share_one_registry_and_one_lot_quota() {
 /// kill -9 of a host mid-run: the chips it was provisioning move to another host, which
 /// resumes them from the write-ahead records (found by chip serial and public key) without a
 /// second identity.
-#[cfg(unix)]
 #[test]
 fn a_killed_hosts_devices_are_resumed_by_another_host() {
     let Some(cluster) = skip_or_fail("a_killed_hosts_devices_are_resumed_by_another_host") else {
@@ -326,7 +325,6 @@ fn a_killed_hosts_devices_are_resumed_by_another_host() {
 
 /// The database stopped mid-run: stations fail with the registry's message and record
 /// nothing half; after the restart a rerun completes every device with one identity each.
-#[cfg(unix)]
 #[test]
 fn a_database_stopped_mid_run_fails_cleanly_and_a_rerun_completes() {
     let Some(cluster) = own_or_skip("a_database_stopped_mid_run_fails_cleanly") else {

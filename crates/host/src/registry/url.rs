@@ -153,7 +153,7 @@ mod tests {
         );
         assert_eq!(
             Location::parse("registry.sqlite", base).expect("path"),
-            Location::Sqlite(PathBuf::from("/p/registry.sqlite"))
+            Location::Sqlite(base.join("registry.sqlite"))
         );
     }
 
