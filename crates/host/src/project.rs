@@ -560,7 +560,7 @@ impl Profile {
             ));
         }
         if let Some(url) = &self.registry.url {
-            crate::registry::url::Location::parse(url, dir)
+            crate::registry_url::Location::parse(url, dir)
                 .map_err(|e| invalid("registry.url", e.to_string()))?;
         }
         for (key, path) in [
@@ -870,7 +870,7 @@ impl Project {
     pub fn open(dir: &Path) -> Result<Self, ProjectError> {
         let mut profile = Self::read_profile(dir)?;
         if let Some(registry) = REGISTRY_OVERRIDE.with_borrow(Clone::clone) {
-            if crate::registry::url::is_postgres_url(&registry) {
+            if crate::registry_url::is_postgres_url(&registry) {
                 profile.registry.url = Some(registry);
             } else {
                 profile.registry.url = None;
@@ -916,10 +916,10 @@ impl Project {
 
     /// Where the registry is: the PostgreSQL URL of `registry.url` (or `--registry`), else
     /// the SQLite file of `registry.path`.
-    pub fn registry_location(&self) -> crate::registry::url::Location {
+    pub fn registry_location(&self) -> crate::registry_url::Location {
         match &self.profile.registry.url {
-            Some(url) => crate::registry::url::Location::Postgres(url.clone()),
-            None => crate::registry::url::Location::Sqlite(self.registry_path()),
+            Some(url) => crate::registry_url::Location::Postgres(url.clone()),
+            None => crate::registry_url::Location::Sqlite(self.registry_path()),
         }
     }
 

@@ -28,7 +28,6 @@ pub mod lots;
 pub mod pg_cluster;
 pub mod proof;
 pub mod revocation;
-pub mod url;
 
 pub use revocation::{Revocation, RevocationReason, RevokedCert};
 
@@ -213,7 +212,7 @@ pub enum RegistryError {
         version: i64,
     },
     /// The registry location was refused (a URL with a password).
-    Location(url::LocationError),
+    Location(crate::registry_url::LocationError),
     /// `registry copy` was refused or the copy did not verify.
     Copy(copy::CopyError),
     /// The registry file could not be opened or read as a registry.
@@ -486,8 +485,8 @@ impl From<copy::CopyError> for RegistryError {
     }
 }
 
-impl From<url::LocationError> for RegistryError {
-    fn from(e: url::LocationError) -> Self {
+impl From<crate::registry_url::LocationError> for RegistryError {
+    fn from(e: crate::registry_url::LocationError) -> Self {
         Self::Location(e)
     }
 }
@@ -770,7 +769,7 @@ impl Registry {
         Ok(reg)
     }
 
-    /// Opens the PostgreSQL registry at `url` (no password in it: [`url::Location`]). Refuses
+    /// Opens the PostgreSQL registry at `url` (no password in it: [`crate::registry_url::Location`]). Refuses
     /// a database whose schema is not this keystamp's: stations never change the schema,
     /// `keystamp registry migrate` does ([`Registry::migrate_postgres`]).
     pub fn open_postgres(url: &str) -> Result<Self, RegistryError> {

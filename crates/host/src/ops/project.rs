@@ -6,8 +6,8 @@ use super::{ModeError, OpsError};
 use crate::pki::ca::{self, CaCerts, CaKey, CaProtection, KeyProtection, Signer};
 use crate::pki::passphrase::read_passphrase;
 use crate::project::{DEVELOPMENT_MARKER, Mode, Profile, Project};
-use crate::registry::url::Location;
 use crate::registry::{CertKind, IssueRequest, Registry, RegistryError};
+use crate::registry_url::Location;
 use crate::setup;
 
 /// Whether `create_project` writes a new `keystamp.toml` or completes the operator's.

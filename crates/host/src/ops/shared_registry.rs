@@ -5,8 +5,8 @@ use super::OpsError;
 use crate::pki::ca::{self, CaCerts};
 use crate::project::Project;
 use crate::registry::copy::CopyReport;
-use crate::registry::url::Location;
 use crate::registry::{Registry, RegistryError};
+use crate::registry_url::Location;
 
 /// What `registry migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]

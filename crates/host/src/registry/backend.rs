@@ -604,11 +604,11 @@ impl Connection {
     }
 
     /// Connects to PostgreSQL at `url`. The password comes from `PGPASSWORD` or the pgpass
-    /// file (`PGPASSFILE`, else `~/.pgpass`), never from the URL ([`super::url`] refuses one).
+    /// file (`PGPASSFILE`, else `~/.pgpass`), never from the URL ([`crate::registry_url`] refuses one).
     pub fn connect_postgres(url: &str) -> Result<Self, DbError> {
         let mut config: postgres::Config = url.parse()?;
         if config.get_password().is_none()
-            && let Some(pw) = super::url::password_for(&config)
+            && let Some(pw) = crate::registry_url::password_for(&config)
         {
             config.password(pw);
         }

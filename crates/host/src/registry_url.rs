@@ -74,7 +74,7 @@ pub fn is_postgres_url(text: &str) -> bool {
 }
 
 /// The password for `config`: `PGPASSWORD`, else the first matching pgpass line.
-pub(super) fn password_for(config: &postgres::Config) -> Option<String> {
+pub(crate) fn password_for(config: &postgres::Config) -> Option<String> {
     if let Some(pw) = std::env::var_os("PGPASSWORD") {
         return Some(pw.to_string_lossy().into_owned());
     }
