@@ -464,6 +464,19 @@ pub enum FailureKind {
     InvalidPublicKey,
     /// The certificate built does not carry the proven key (nothing was recorded).
     KeyNotProven,
+    /// Two chips claim one serial: the registry holds a verified, unrevoked certificate for
+    /// this serial with another key than the one this chip just proved. One of them is a clone;
+    /// nothing is issued to this one.
+    CloneConflict {
+        /// The serial both claim.
+        chip: ChipSerial,
+        /// The registered (verified) certificate's serial.
+        cert_serial: String,
+        /// SHA-256 of the registered key's SubjectPublicKeyInfo DER.
+        registered_key_sha256: [u8; 32],
+        /// SHA-256 of this chip's proven key's SubjectPublicKeyInfo DER.
+        presented_key_sha256: [u8; 32],
+    },
     /// A count or offset the device reported is out of bounds (nothing was indexed with it).
     DeviceCount {
         /// What the number is.
@@ -611,6 +624,22 @@ impl std::fmt::Display for FailureKind {
                 f,
                 "the device reported {what} {got}, out of bounds (at most {max}); the device is \
                  faulty or hostile"
+            ),
+            Self::CloneConflict {
+                chip,
+                cert_serial,
+                registered_key_sha256,
+                presented_key_sha256,
+            } => write!(
+                f,
+                "clone conflict: chip serial {chip} is already provisioned (certificate \
+                 {cert_serial}, verified) with key SHA-256 {}, and this chip proves key SHA-256 \
+                 {}: two chips claim one serial, so one of them is a clone; nothing was issued \
+                 to this one. Set both devices aside and find out which is genuine (its reel \
+                 list, its supplier); if the registered one is the clone, run `keystamp registry \
+                 revoke {cert_serial} --reason keyCompromise` and provision this chip again",
+                crate::pki::ca::colon_hex(registered_key_sha256),
+                crate::pki::ca::colon_hex(presented_key_sha256)
             ),
         }
     }
@@ -801,7 +830,54 @@ impl<'a, P: Port> Station<'a, P> {
             .at(step)
     }
 
+    /// An audit entry of this station for `step` (outcome ok) that a registry state change
+    /// writes in its own transaction.
+    fn entry<'s>(&'s self, step: Step, detail: &'s str) -> crate::registry::StepRecord<'s> {
+        crate::registry::StepRecord {
+            station: Some(&self.name),
+            step: step.name(),
+            outcome: Outcome::Ok,
+            detail,
+        }
+    }
+
+    /// Refuses a chip whose serial the registry already gave a verified, unrevoked certificate
+    /// for another key than the one this chip proved: a clone conflict, recorded in the audit
+    /// log as its own `clone_conflict` entry before the step fails (and is audited as failed).
+    fn refuse_clone(&self, proven: &[u8; 64]) -> Result<(), Failure> {
+        let chip = self
+            .chip
+            .ok_or(Failure::new(Step::Key, FailureKind::NoChipSerial))?;
+        let live = self
+            .registry(Step::Key)?
+            .live_certificate(chip)
+            .at(Step::Key)?;
+        let Some(rec) = live.filter(|r| r.status == CertStatus::Verified) else {
+            return Ok(());
+        };
+        if rec.public_key == *proven {
+            return Ok(());
+        }
+        let kind = FailureKind::CloneConflict {
+            chip,
+            cert_serial: rec.serial,
+            registered_key_sha256: key_sha256(&rec.public_key),
+            presented_key_sha256: key_sha256(proven),
+        };
+        self.registry(Step::Key)?
+            .audit(
+                Some(&self.name),
+                Some(chip),
+                "clone_conflict",
+                Outcome::Failed,
+                &kind.to_string(),
+            )
+            .at(Step::Key)?;
+        Err(Failure::new(Step::Key, kind))
+    }
+
     fn step(&self, step: Step) {
+        test_hook::kill_at(step.name());
         // A stop is only noticed here, between steps, so a step never stops half done.
         if self.stopped_at.get().is_none() && self.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             self.stopped_at.set(Some(step));
@@ -901,6 +977,7 @@ impl<'a, P: Port> Station<'a, P> {
             "identity proof verified and recorded",
         )?;
         let public_key = proof.public_key;
+        self.refuse_clone(&public_key)?;
 
         // 4. issue (write-ahead)
         self.step(Step::Issue);
@@ -933,19 +1010,16 @@ impl<'a, P: Port> Station<'a, P> {
             .cloned()
             .collect();
         wrote += self.write_slots(&writes, check_first)?;
+        let detail = format!("{wrote} slot writes");
         if matches!(prior, None | Some(CertStatus::Pending)) {
-            let mut reg = self
-                .registry
-                .lock()
-                .map_err(|_| Failure::new(Step::Certificates, FailureKind::RegistryPoisoned))?;
-            reg.mark_written(&hex::encode_upper(&issued.serial))
+            // The status change and its audit entry in one transaction.
+            let entry = self.entry(Step::Certificates, &detail);
+            self.registry(Step::Certificates)?
+                .mark_written_recorded(&hex::encode_upper(&issued.serial), &entry)
                 .at(Step::Certificates)?;
+        } else {
+            self.audit(Step::Certificates, Outcome::Ok, &detail)?;
         }
-        self.audit(
-            Step::Certificates,
-            Outcome::Ok,
-            &format!("{wrote} slot writes"),
-        )?;
 
         // 6. definitions (signed)
         self.step(Step::Definitions);
@@ -1009,14 +1083,14 @@ impl<'a, P: Port> Station<'a, P> {
                 "trust anchor locked"
             },
         )?;
-        {
-            let mut reg = self
-                .registry
-                .lock()
-                .map_err(|_| Failure::new(Step::Done, FailureKind::RegistryPoisoned))?;
-            let serial_hex = hex::encode_upper(&issued.serial);
-            reg.mark_verified(&serial_hex).at(Step::Done)?;
-        }
+        // The verified status and its audit entry in one transaction.
+        let serial_hex = hex::encode_upper(&issued.serial);
+        let detail = format!("certificate {serial_hex} verified");
+        let entry = self.entry(Step::Done, &detail);
+        self.registry(Step::Done)?
+            .mark_verified_recorded(&serial_hex, &entry)
+            .at(Step::Done)?;
+        test_hook::kill_at("done");
         crate::outputs::write_device_outputs(
             &m.output_dir,
             ChipSerial(serial),
@@ -1477,32 +1551,28 @@ impl<'a, P: Port> Station<'a, P> {
         let cn = common_name(&issued.der).unwrap_or_default();
         let not_before = rfc3339(&issued.not_before);
         let not_after = rfc3339(&issued.not_after);
+        // The write-ahead record and its audit entry in one transaction.
+        let detail = format!("issued {} (write-ahead)", hex::encode_upper(&issued.serial));
         let outcome = {
-            let mut reg = self
-                .registry
-                .lock()
-                .map_err(|_| Failure::new(Step::Issue, FailureKind::RegistryPoisoned))?;
-            reg.begin_issue(&IssueRequest {
-                kind: CertKind::Device,
-                chip_serial: Some(chip),
-                serial: &issued.serial,
-                public_key,
-                subject_cn: &cn,
-                der: &issued.der,
-                not_before: &not_before,
-                not_after: &not_after,
-            })
+            let entry = self.entry(Step::Issue, &detail);
+            let mut reg = self.registry(Step::Issue)?;
+            reg.begin_issue_recorded(
+                &IssueRequest {
+                    kind: CertKind::Device,
+                    chip_serial: Some(chip),
+                    serial: &issued.serial,
+                    public_key,
+                    subject_cn: &cn,
+                    der: &issued.der,
+                    not_before: &not_before,
+                    not_after: &not_after,
+                },
+                &entry,
+            )
             .at(Step::Issue)?
         };
         match outcome {
-            IssueOutcome::New(rec) => {
-                self.audit(
-                    Step::Issue,
-                    Outcome::Ok,
-                    &format!("issued {} (write-ahead)", rec.serial),
-                )?;
-                Ok((issued, None))
-            }
+            IssueOutcome::New(_) => Ok((issued, None)),
             IssueOutcome::Reused(rec) => {
                 let status = rec.status;
                 let device_sn = keystamp_certdef::device_sn_from_config(config);
@@ -1681,6 +1751,37 @@ impl MaintenanceOp {
         match self {
             MaintenanceOp::Status => "maintain status: authenticated",
             MaintenanceOp::StoreBlob => "maintain store-blob: blob stored, chain verified",
+        }
+    }
+}
+
+/// SHA-256 of a P-256 public key's SubjectPublicKeyInfo DER (X‖Y given): the fingerprint
+/// `openssl pkey -pubin -outform DER | sha256sum` shows.
+pub fn key_sha256(xy: &[u8; 64]) -> [u8; 32] {
+    // SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING 04 ‖ X ‖ Y }.
+    const SPKI_PREFIX: [u8; 27] = [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01, 0x06, 0x08,
+        0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+    ];
+    let mut der = Vec::with_capacity(SPKI_PREFIX.len() + 64);
+    der.extend_from_slice(&SPKI_PREFIX);
+    der.extend_from_slice(xy);
+    crate::pki::ca::sha256(&der)
+}
+
+/// Test hooks of the engine (docs/architecture.md, "Test hooks"): not options, not in `--help`.
+pub mod test_hook {
+    /// The environment variable naming the step at whose start the process kills itself with
+    /// SIGKILL (crash tests: no destructor, no flush, no transaction end runs).
+    pub const KILL_AT: &str = "KEYSTAMP_TEST_KILL_AT";
+
+    /// Kills this process with SIGKILL when [`KILL_AT`] names `point` (Unix; elsewhere a no-op).
+    pub fn kill_at(point: &str) {
+        if std::env::var_os(KILL_AT).is_some_and(|v| v == point) {
+            #[cfg(unix)]
+            {
+                let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
+            }
         }
     }
 }

@@ -32,8 +32,9 @@ pub mod revocation;
 pub use revocation::{Revocation, RevocationReason, RevokedCert};
 
 /// Current schema version (SQLite `user_version`): 2 added lots, 3 the registry id, 4
-/// revocations and CRL numbers, 5 identity proofs ([`proof`]), 6 the record chain ([`chain`]).
-pub const SCHEMA_VERSION: i64 = 6;
+/// revocations and CRL numbers, 5 identity proofs ([`proof`]), 6 the record chain ([`chain`]),
+/// 7 revocations as records and the signer key of each record ([`chain::SCHEMA_SIGNERS`]).
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The schema version that adds the record chain ([`chain::SCHEMA_CHAIN`]).
 const CHAIN_SCHEMA_VERSION: i64 = 6;
@@ -625,6 +626,43 @@ impl IssueOutcome {
     }
 }
 
+/// An audit entry that a state change writes in its own transaction
+/// ([`Registry::begin_issue_recorded`], [`Registry::mark_written_recorded`],
+/// [`Registry::mark_verified_recorded`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StepRecord<'a> {
+    /// Station name.
+    pub station: Option<&'a str>,
+    /// Step name (the engine's words).
+    pub step: &'a str,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Detail (already sanitized by the caller when it carries device text).
+    pub detail: &'a str,
+}
+
+/// Writes one audit entry in the caller's transaction as the next record of the chain.
+fn insert_audit(
+    conn: &Connection,
+    signer: Option<&dyn chain::RecordSigner>,
+    chip: Option<ChipSerial>,
+    entry: &StepRecord<'_>,
+) -> Result<(), RegistryError> {
+    let id = conn.insert_id(
+        "INSERT INTO audit (time, station, chip_serial, step, outcome, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            now_rfc3339(),
+            entry.station,
+            chip.map(|c| c.to_string()),
+            entry.step,
+            entry.outcome.as_str(),
+            entry.detail
+        ],
+    )?;
+    chain::append(conn, signer, chain::Kind::Audit, id)
+}
+
 /// Current time as RFC 3339 UTC with seconds (`2026-11-26T01:34:12Z`).
 pub fn now_rfc3339() -> String {
     der::DateTime::from_system_time(SystemTime::now())
@@ -831,9 +869,13 @@ impl Registry {
         self.record_signer = Some(signer);
     }
 
-    /// Verifies the record chain against the signer's public key (X‖Y): `registry audit`.
-    pub fn verify_chain(&self, signer_xy: &[u8; 64]) -> Result<chain::AuditReport, RegistryError> {
-        chain::verify(&self.conn, signer_xy)
+    /// Verifies the record chain against the project's signer keys (those whose certificates
+    /// chain to the root): `registry audit`.
+    pub fn verify_chain(
+        &self,
+        signers: &chain::SignerSet,
+    ) -> Result<chain::AuditReport, RegistryError> {
+        chain::verify(&self.conn, signers)
     }
 
     fn from_connection(conn: rusqlite::Connection) -> Result<Self, RegistryError> {
@@ -877,6 +919,9 @@ impl Registry {
         }
         if version < CHAIN_SCHEMA_VERSION {
             tx.execute_schema(chain::SCHEMA_CHAIN)?;
+        }
+        if version < 7 {
+            tx.execute_schema(chain::SCHEMA_SIGNERS)?;
         }
         tx.set_schema_version(SCHEMA_VERSION)?;
         tx.commit()?;
@@ -1017,6 +1062,25 @@ impl Registry {
     /// ([`RegistryError::KeyRevoked`]). A new certificate for a chip also takes the chip's place in a lot per the issuance
     /// policy ([`lots`]). All in one transaction.
     pub fn begin_issue(&mut self, req: &IssueRequest<'_>) -> Result<IssueOutcome, RegistryError> {
+        self.issue_in_tx(req, None)
+    }
+
+    /// [`Registry::begin_issue`] that also writes `entry` to the audit log, for the chip of the
+    /// request, in the same transaction when a new certificate is recorded: a crash can never
+    /// leave the issuance without its entry or the entry without the issuance.
+    pub fn begin_issue_recorded(
+        &mut self,
+        req: &IssueRequest<'_>,
+        entry: &StepRecord<'_>,
+    ) -> Result<IssueOutcome, RegistryError> {
+        self.issue_in_tx(req, Some(entry))
+    }
+
+    fn issue_in_tx(
+        &mut self,
+        req: &IssueRequest<'_>,
+        entry: Option<&StepRecord<'_>>,
+    ) -> Result<IssueOutcome, RegistryError> {
         let now = now_rfc3339();
         let serial = hex::encode_upper(req.serial);
         let pk_hex = hex::encode_upper(req.public_key);
@@ -1056,7 +1120,7 @@ impl Registry {
             }
             // Superseded certificates may have reached the device: revoke them in this
             // transaction, before they are marked.
-            revocation::revoke_superseded(&tx, chip, &now)?;
+            revocation::revoke_superseded(&tx, self.record_signer.as_deref(), chip, &now)?;
             // Each superseded certificate is a status change in the record chain.
             for old in live
                 .iter()
@@ -1106,11 +1170,19 @@ impl Registry {
             chain::Kind::Certificate,
             record.id,
         )?;
+        if let Some(entry) = entry {
+            insert_audit(&tx, self.record_signer.as_deref(), req.chip_serial, entry)?;
+        }
         tx.commit()?;
         Ok(IssueOutcome::New(record))
     }
 
-    fn advance(&mut self, serial: &str, to: CertStatus) -> Result<CertRecord, RegistryError> {
+    fn advance(
+        &mut self,
+        serial: &str,
+        to: CertStatus,
+        entry: Option<&StepRecord<'_>>,
+    ) -> Result<CertRecord, RegistryError> {
         let now = now_rfc3339();
         let tx = self.conn.write_transaction()?;
         let current = tx
@@ -1170,18 +1242,46 @@ impl Registry {
             [current.id],
             cert_from_row,
         )?;
+        if let Some(entry) = entry {
+            insert_audit(
+                &tx,
+                self.record_signer.as_deref(),
+                record.chip_serial,
+                entry,
+            )?;
+        }
         tx.commit()?;
         Ok(record)
     }
 
     /// The certificate reached the device (pending → issued). Idempotent.
     pub fn mark_written(&mut self, serial: &str) -> Result<CertRecord, RegistryError> {
-        self.advance(serial, CertStatus::Issued)
+        self.advance(serial, CertStatus::Issued, None)
     }
 
     /// The device rebuilt, matched and proved the certificate (→ verified). Idempotent.
     pub fn mark_verified(&mut self, serial: &str) -> Result<CertRecord, RegistryError> {
-        self.advance(serial, CertStatus::Verified)
+        self.advance(serial, CertStatus::Verified, None)
+    }
+
+    /// [`Registry::mark_written`] with `entry` written to the audit log (for the
+    /// certificate's chip) in the same transaction.
+    pub fn mark_written_recorded(
+        &mut self,
+        serial: &str,
+        entry: &StepRecord<'_>,
+    ) -> Result<CertRecord, RegistryError> {
+        self.advance(serial, CertStatus::Issued, Some(entry))
+    }
+
+    /// [`Registry::mark_verified`] with `entry` written to the audit log (for the
+    /// certificate's chip) in the same transaction.
+    pub fn mark_verified_recorded(
+        &mut self,
+        serial: &str,
+        entry: &StepRecord<'_>,
+    ) -> Result<CertRecord, RegistryError> {
+        self.advance(serial, CertStatus::Verified, Some(entry))
     }
 
     /// The live (neither superseded nor revoked) device certificate of a chip, for resuming.
@@ -1269,19 +1369,13 @@ impl Registry {
         detail: &str,
     ) -> Result<(), RegistryError> {
         let tx = self.conn.write_transaction()?;
-        let id = tx.insert_id(
-            "INSERT INTO audit (time, station, chip_serial, step, outcome, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                now_rfc3339(),
-                station,
-                chip.map(|c| c.to_string()),
-                step,
-                outcome.as_str(),
-                detail
-            ],
-        )?;
-        chain::append(&tx, self.record_signer.as_deref(), chain::Kind::Audit, id)?;
+        let entry = StepRecord {
+            station,
+            step,
+            outcome,
+            detail,
+        };
+        insert_audit(&tx, self.record_signer.as_deref(), chip, &entry)?;
         tx.commit()?;
         Ok(())
     }

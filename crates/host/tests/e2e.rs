@@ -618,7 +618,7 @@ fn an_audit_entry_that_cannot_be_written_stops_the_station_before_any_chip_write
         .registry
         .lock()
         .unwrap()
-        .verify_chain(&signer_xy)
+        .verify_chain(&keystamp::registry::chain::SignerSet::single(&signer_xy).unwrap())
         .unwrap();
     assert!(
         matches!(audit, keystamp::registry::chain::AuditReport::Clean { .. }),

@@ -359,3 +359,122 @@ fn token_key_refuses_export_in_child() {
     );
     println!("export refused");
 }
+
+/// Signs registry records with a key of the test's own (a rogue signer).
+struct RogueSigner(p256::ecdsa::SigningKey);
+
+impl keystamp::registry::chain::RecordSigner for RogueSigner {
+    fn sign_record(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<[u8; 64], keystamp::registry::chain::ChainError> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        let sig: p256::ecdsa::Signature = self
+            .0
+            .sign_prehash(digest)
+            .map_err(|e| keystamp::registry::chain::ChainError::Sign(e.to_string()))?;
+        let mut out = [0u8; 64];
+        out.copy_from_slice(&sig.normalize_s().to_bytes());
+        Ok(out)
+    }
+
+    fn record_key(&self) -> Result<[u8; 64], keystamp::registry::chain::ChainError> {
+        Ok(keystamp::pki::ca::public_key_of(self.0.verifying_key()))
+    }
+}
+
+/// Signer rotation: devices provisioned with the software signer, the signer moved into the
+/// token, more devices provisioned: `registry audit` verifies the old key's records with the
+/// old signer certificate and the token's with the new one. A record signed by a key whose
+/// certificate does not chain to the project root is then named.
+#[test]
+fn a_rotated_signer_keeps_the_registry_auditable() {
+    let Some(hsm) = SoftHsm::new("signer rotation audit") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    ok(keystamp(dir)
+        .args(["init", "--insecure-no-passphrase"])
+        .output()
+        .expect("init"));
+    let old_signer = std::fs::read_to_string(dir.join("ca/signer.pem")).expect("signer");
+    let dev = sim_device(dir, "before", 311);
+    ok(keystamp(dir)
+        .args(["provision", "--port", dev.port_path()])
+        .output()
+        .expect("provision"));
+    ok(ks(dir, &hsm, PIN)
+        .args(["ca", "signer-to-token", "--module", hsm.module_arg()])
+        .args(["--token", LABEL, "--key-label", "signer"])
+        .output()
+        .expect("signer-to-token"));
+    assert_ne!(
+        std::fs::read_to_string(dir.join("ca/signer.pem")).expect("signer"),
+        old_signer
+    );
+    let dev = sim_device(dir, "after", 312);
+    ok(ks(dir, &hsm, PIN)
+        .args(["provision", "--port", dev.port_path()])
+        .output()
+        .expect("provision"));
+    assert_eq!(device_pems(dir).len(), 2);
+
+    let db = dir.join("registry.sqlite");
+    let keys: i64 = rusqlite::Connection::open(&db)
+        .expect("open")
+        .query_row(
+            "SELECT COUNT(DISTINCT signer_key) FROM (SELECT signer_key FROM audit \
+             UNION ALL SELECT signer_key FROM certificates)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("keys");
+    assert_eq!(keys, 2, "records of both signers");
+    let out = ok(ks(dir, &hsm, PIN)
+        .args(["registry", "audit"])
+        .output()
+        .expect("audit"));
+    assert!(out.contains("chain intact"), "{out}");
+    // The old signer's certificate is kept for it (the registry also recorded it).
+    assert_eq!(
+        std::fs::read_dir(dir.join("ca/signers"))
+            .expect("history")
+            .count(),
+        1
+    );
+
+    // A rogue signer: a self-signed CA certificate (not the project root's), recorded as a
+    // signer and signing the next records.
+    let (rogue_key, rogue_cert) = keystamp::pki::ca::make_root(
+        &keystamp::project::CaSection::default(),
+        std::time::SystemTime::now(),
+    )
+    .expect("rogue CA");
+    {
+        let mut reg = keystamp::registry::Registry::open(&db).expect("open");
+        reg.set_record_signer(Box::new(RogueSigner(rogue_key)));
+        let xy = rogue_cert.public_key().expect("key");
+        reg.begin_issue(&keystamp::registry::IssueRequest {
+            kind: keystamp::registry::CertKind::Signer,
+            chip_serial: None,
+            serial: &rogue_cert.serial(),
+            public_key: &xy,
+            subject_cn: "rogue signer",
+            der: &rogue_cert.der,
+            not_before: "2026-01-01T00:00:00Z",
+            not_after: "2036-01-01T00:00:00Z",
+        })
+        .expect("rogue record");
+    }
+    let o = ks(dir, &hsm, PIN)
+        .args(["registry", "audit"])
+        .output()
+        .expect("audit");
+    let err = err_line(&o);
+    assert!(
+        err.contains("first bad row: certificates row id")
+            && err.contains("does not chain to the project root"),
+        "{err}"
+    );
+}

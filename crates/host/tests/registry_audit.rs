@@ -35,12 +35,11 @@ fn audit(dir: &Path) -> Output {
         .expect("run")
 }
 
-#[test]
-fn a_demo_run_audits_clean_and_an_edited_row_is_named() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("demo");
-    let demo = keystamp(tmp.path())
-        .args(["demo", "--devices", "8", "--dir"])
+/// `keystamp demo` with `devices` simulated devices in `tmp/demo`; returns the project.
+fn demo(tmp: &Path, devices: u32) -> std::path::PathBuf {
+    let dir = tmp.join("demo");
+    let demo = keystamp(tmp)
+        .args(["demo", "--devices", &devices.to_string(), "--dir"])
         .arg(&dir)
         .output()
         .expect("demo");
@@ -49,6 +48,13 @@ fn a_demo_run_audits_clean_and_an_edited_row_is_named() {
         "{}",
         String::from_utf8_lossy(&demo.stderr)
     );
+    dir
+}
+
+#[test]
+fn a_demo_run_audits_clean_and_an_edited_row_is_named() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = demo(tmp.path(), 8);
 
     let clean = audit(&dir);
     let stdout = String::from_utf8_lossy(&clean.stdout);
@@ -90,6 +96,101 @@ fn a_demo_run_audits_clean_and_an_edited_row_is_named() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
         stderr.contains(&format!("first bad row: audit row id {id} (seq {seq})")),
+        "{stderr}"
+    );
+}
+
+/// A new software signer put in place by hand (a signer request signed by the root, key and
+/// certificate replaced in `ca/`): the old signer's records still verify with the old signer
+/// certificate the registry recorded at `init`, the new one's with `ca/signer.pem`.
+#[test]
+fn records_of_the_old_and_a_new_software_signer_both_audit_clean() {
+    use keystamp::pki::ca::KeyProtection;
+    use keystamp::pki::ceremony;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("p");
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let provision = |state: &str| {
+        keystamp(&dir)
+            .args(["provision", "--simulate", "1", "--timing", "instant"])
+            .arg("--state-dir")
+            .arg(tmp.path().join(state))
+            .output()
+            .expect("provision")
+    };
+    std::fs::create_dir(&dir).expect("dir");
+    ok(keystamp(&dir)
+        .args(["init", "--insecure-no-passphrase"])
+        .output()
+        .expect("init"));
+    ok(provision("sim-a"));
+
+    // The new signer: a request made elsewhere, signed with the project's root key.
+    let station = tmp.path().join("station");
+    let profile = keystamp::project::Project::open(&dir)
+        .expect("project")
+        .profile;
+    let request =
+        ceremony::signer_request(&station, &profile.ca, &KeyProtection::Unencrypted).expect("req");
+    let ca_dir = dir.join("ca");
+    let signer = ceremony::sign_signer(&ca_dir, None, &request, 5, std::time::SystemTime::now())
+        .expect("sign");
+    std::fs::copy(station.join("signer.key"), ca_dir.join("signer.key")).expect("key");
+    std::fs::write(ca_dir.join("signer.pem"), signer.to_pem()).expect("cert");
+    keystamp::ops::project::regenerate_definitions(
+        &keystamp::project::Project::open(&dir).expect("project"),
+    )
+    .expect("definitions");
+    ok(provision("sim-b"));
+
+    let db = dir.join("registry.sqlite");
+    assert_eq!(
+        query(
+            &db,
+            "SELECT COUNT(DISTINCT signer_key) FROM audit WHERE signer_key IS NOT NULL"
+        ),
+        2
+    );
+    assert!(!ca_dir.join("signers").exists(), "only the registry has it");
+    let out = ok(audit(&dir));
+    assert!(out.contains("chain intact"), "{out}");
+}
+
+/// `registry revoke` writes a revocation record: deleting its row with sqlite3 (the revoked
+/// certificate would look valid again, e.g. to the next CRL) is reported by `registry audit`.
+#[test]
+fn a_revocation_row_deleted_with_sqlite3_is_reported() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = demo(tmp.path(), 2);
+    let db = dir.join("registry.sqlite");
+    let serial: String = rusqlite::Connection::open(&db)
+        .expect("open")
+        .query_row(
+            "SELECT serial FROM certificates WHERE kind = 'device' ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("serial");
+    let revoke = keystamp(&dir)
+        .args(["registry", "revoke", &serial, "--reason", "keyCompromise"])
+        .output()
+        .expect("revoke");
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    assert!(audit(&dir).status.success());
+    let seq = query(&db, "SELECT seq FROM revocations");
+    tamper(&db, "DELETE FROM revocations;");
+    let bad = audit(&dir);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains(&format!("record seq {seq} is missing")),
         "{stderr}"
     );
 }

@@ -103,13 +103,21 @@ pub fn create_project_with(
     Ok(project)
 }
 
-/// Records the signer certificate in the registry (it was issued by the root at `init`).
+/// Records the signer certificate in the registry (it was issued by the root at `init`), unless
+/// it is recorded already: every signer that ever signed records stays in the registry, so
+/// `registry audit` can verify its records after the signer changed.
 pub fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), OpsError> {
     let s = &certs.signer;
+    let serial = s.serial();
+    if registry
+        .certificate(&hex::encode_upper(&serial))?
+        .is_some_and(|c| c.der == s.der)
+    {
+        return Ok(());
+    }
     let tbs = s.cert.tbs_certificate();
     let validity = tbs.validity();
     let cn = ca::common_name(tbs.subject()).unwrap_or_default();
-    let serial = s.serial();
     let public_key = s.public_key()?;
     let not_before = validity.not_before.to_string();
     let not_after = validity.not_after.to_string();
@@ -264,11 +272,50 @@ pub fn key_passphrase(
     ))
 }
 
-/// `registry audit`: verifies the registry's record chain against the signer certificate in
-/// the CA directory (itself checked against the root). Reads only; needs no passphrase.
+/// `registry audit`: verifies the registry's record chain against the project's signer keys:
+/// the signer certificate in the CA directory (which must chain to the root), earlier signers'
+/// certificates kept in `ca/signers/` and the signer certificates the registry recorded. Each
+/// is trusted only if the root signed it. Reads only; needs no passphrase.
 pub fn audit_registry(project: &Project) -> Result<crate::registry::chain::AuditReport, OpsError> {
     let registry = open_registry(project)?;
-    let certs = CaCerts::load(&project.ca_dir())?;
-    ca::verify_signed_by(&certs.signer.cert, &certs.root_public_key()?)?;
-    Ok(registry.verify_chain(&certs.signer_public_key()?)?)
+    Ok(registry.verify_chain(&project_signers(project, &registry)?)?)
+}
+
+/// The keys whose records `registry audit` accepts: the project's signer and every earlier
+/// signer (the CA directory's history, the signer certificates the registry recorded) whose
+/// certificate chains to the root; the others are named as untrusted.
+pub fn project_signers(
+    project: &Project,
+    registry: &Registry,
+) -> Result<crate::registry::chain::SignerSet, OpsError> {
+    let dir = project.ca_dir();
+    let certs = CaCerts::load(&dir)?;
+    let root = certs.root_public_key()?;
+    ca::verify_signed_by(&certs.signer.cert, &root)?;
+    let mut signers = crate::registry::chain::SignerSet::default();
+    signers.trust(&certs.signer_public_key()?)?;
+    let mut earlier = ca::signer_history(&dir)?;
+    for rec in registry.certificates()? {
+        if rec.kind == CertKind::Signer
+            && let Ok(cert) = ca::CaCert::from_der(rec.der)
+        {
+            earlier.push(cert);
+        }
+    }
+    for cert in earlier {
+        let Ok(xy) = cert.public_key() else {
+            continue;
+        };
+        match ca::verify_signed_by(&cert.cert, &root) {
+            Ok(()) => signers.trust(&xy)?,
+            Err(_) => signers.distrust(
+                &xy,
+                &format!(
+                    "belongs to signer certificate {} that does not chain to the project root",
+                    hex::encode_upper(cert.serial())
+                ),
+            ),
+        }
+    }
+    Ok(signers)
 }

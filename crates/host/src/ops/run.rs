@@ -47,6 +47,8 @@ impl Run {
         // The stations' records (issuance, status changes, audit entries) are signed by the
         // signer they issue with (docs/decisions/0007-registry-chain.md).
         registry.set_record_signer(Box::new(signer.clone()));
+        // A signer put in place by hand (a new signer certificate) is recorded before it signs.
+        super::project::record_signer(&mut registry, signer.certs())?;
         let registry = Mutex::new(registry);
         Ok(Run {
             project,

@@ -2,7 +2,6 @@
 //! PostgreSQL registry several hosts share (docs/factory-guide.md "One line or many").
 
 use super::OpsError;
-use crate::pki::ca::{self, CaCerts};
 use crate::project::Project;
 use crate::registry::copy::CopyReport;
 use crate::registry::{Registry, RegistryError};
@@ -41,7 +40,8 @@ pub fn migrate_registry(project: &Project) -> Result<Migrated, OpsError> {
 }
 
 /// Copies the project's SQLite registry into the migrated, empty PostgreSQL registry at `to`
-/// and verifies the copy (row counts, and the record chain against the signer certificate).
+/// and verifies the copy (row counts, and the record chain against the project's signers, as
+/// `registry audit` does).
 /// The project keeps using the SQLite file until `registry.url` names the copy.
 pub fn copy_registry(project: &Project, to: &str) -> Result<CopyReport, OpsError> {
     let Location::Postgres(url) = Location::parse(to, &project.dir).map_err(RegistryError::from)?
@@ -53,7 +53,6 @@ pub fn copy_registry(project: &Project, to: &str) -> Result<CopyReport, OpsError
         project.profile.registry.id.as_deref(),
     )?;
     let target = Registry::open_postgres(&url)?;
-    let certs = CaCerts::load(&project.ca_dir())?;
-    ca::verify_signed_by(&certs.signer.cert, &certs.root_public_key()?)?;
-    Ok(source.copy_to(&target, &certs.signer_public_key()?)?)
+    let signers = super::project::project_signers(project, &source)?;
+    Ok(source.copy_to(&target, &signers)?)
 }

@@ -1005,6 +1005,7 @@ pub const RETIRED_SIGNER_KEY: &str = "signer.key.retired";
 pub fn install_token_signer(dir: &Path, signer: &CaCert) -> Result<(), CaError> {
     let paths = CaPaths::new(dir);
     let retired = dir.join(RETIRED_SIGNER_KEY);
+    archive_signer_cert(dir)?;
     if paths.signer_key.exists() {
         if retired.exists() {
             return Err(CaError::Exists(retired));
@@ -1016,6 +1017,42 @@ pub fn install_token_signer(dir: &Path, signer: &CaCert) -> Result<(), CaError> 
     let tmp = dir.join("signer.pem.new");
     std::fs::write(&tmp, signer.to_pem()).map_err(|e| CaError::Io(tmp.clone(), e))?;
     std::fs::rename(&tmp, &paths.signer_cert).map_err(|e| CaError::Io(paths.signer_cert, e))
+}
+
+/// Where a CA directory keeps the certificates of its earlier signers: the registry's records
+/// they signed are verified with them (`keystamp registry audit`).
+pub const SIGNER_HISTORY_DIR: &str = "signers";
+
+/// Copies the current `signer.pem` (if any) into [`SIGNER_HISTORY_DIR`] as
+/// `<SHA-256 fingerprint>.pem`, before it is replaced by another signer.
+pub fn archive_signer_cert(dir: &Path) -> Result<(), CaError> {
+    let paths = CaPaths::new(dir);
+    if !paths.signer_cert.exists() {
+        return Ok(());
+    }
+    let current = CaCert::read(&paths.signer_cert)?;
+    let history = dir.join(SIGNER_HISTORY_DIR);
+    std::fs::create_dir_all(&history).map_err(|e| CaError::Io(history.clone(), e))?;
+    let path = history.join(format!("{}.pem", hex::encode(current.fingerprint())));
+    std::fs::write(&path, current.to_pem()).map_err(|e| CaError::Io(path, e))
+}
+
+/// The certificates of earlier signers kept in [`SIGNER_HISTORY_DIR`] (none when it does not
+/// exist). A file that is not a certificate is an error: the history is the CA's own.
+pub fn signer_history(dir: &Path) -> Result<Vec<CaCert>, CaError> {
+    let history = dir.join(SIGNER_HISTORY_DIR);
+    let entries = match std::fs::read_dir(&history) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CaError::Io(history, e)),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| CaCert::read(p)).collect()
 }
 
 /// Verifies that `cert` is signed (ECDSA P-256 with SHA-256) by the key `issuer_public_key` (X‖Y).

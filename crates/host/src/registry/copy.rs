@@ -133,11 +133,11 @@ fn count(conn: &Connection, table: &str) -> Result<i64, RegistryError> {
 
 impl Registry {
     /// Copies this (SQLite) registry into `target` (PostgreSQL, migrated, empty) and verifies
-    /// the copy against the signer's public key (X‖Y) — see the module docs.
+    /// the copy against the signers `registry audit` trusts — see the module docs.
     pub fn copy_to(
         &self,
         target: &Registry,
-        signer_xy: &[u8; 64],
+        signers: &chain::SignerSet,
     ) -> Result<CopyReport, RegistryError> {
         use super::backend::Engine;
         if self.conn.engine() != Engine::Sqlite || target.conn.engine() != Engine::Postgres {
@@ -194,7 +194,7 @@ impl Registry {
             }
             rows.push((table, copied));
         }
-        let audit = target.verify_chain(signer_xy)?;
+        let audit = target.verify_chain(signers)?;
         if let chain::AuditReport::Bad(findings) = &audit {
             let first = findings.first().map(|f| f.to_string()).unwrap_or_default();
             return Err(
@@ -223,6 +223,10 @@ mod tests {
         fn sign_record(&self, digest: &[u8; 32]) -> Result<[u8; 64], chain::ChainError> {
             self.0.sign_record(digest)
         }
+
+        fn record_key(&self) -> Result<[u8; 64], chain::ChainError> {
+            self.0.record_key()
+        }
     }
 
     fn issue(reg: &mut Registry, serial: u8, chip: u8, key: u8) -> IssueOutcome {
@@ -246,7 +250,7 @@ mod tests {
             return;
         };
         let key = Arc::new(EphemeralKey::generate().expect("key"));
-        let xy = key.public_key();
+        let xy = chain::SignerSet::single(&key.public_key()).expect("signers");
         let dir = tempfile::tempdir().expect("tmp");
         let (mut source, id) = Registry::create(&dir.path().join("r.sqlite")).expect("create");
         source.set_record_signer(Box::new(SharedKey(Arc::clone(&key))));

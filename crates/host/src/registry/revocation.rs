@@ -13,6 +13,7 @@ use std::str::FromStr;
 use super::backend::{Connection, DbError, OptionalExt, Transaction, params};
 use serde::Serialize;
 
+use super::chain::RecordSigner;
 use super::{CERT_COLUMNS, CertKind, CertRecord, Outcome, Registry, RegistryError, cert_from_row};
 use super::{ChipSerial, now_rfc3339};
 
@@ -158,20 +159,42 @@ fn reason_from_sql(s: &str) -> Result<RevocationReason, DbError> {
 }
 
 /// Revokes (reason superseded, at `now`) the live pending or issued device certificates of
-/// `chip` that the caller is about to mark superseded. Runs in the caller's transaction.
+/// `chip` that the caller is about to mark superseded, each revocation a record of the chain.
+/// Runs in the caller's transaction.
 pub(super) fn revoke_superseded(
     tx: &Transaction<'_>,
+    signer: Option<&dyn RecordSigner>,
     chip: &str,
     now: &str,
 ) -> Result<(), RegistryError> {
-    tx.execute(
-        "INSERT INTO revocations (cert_id, reason, revoked_at)
-         SELECT id, 'superseded', ?2 FROM certificates
-         WHERE chip_serial = ?1 AND kind = 'device' AND status IN ('pending', 'issued')
-         ON CONFLICT (cert_id) DO NOTHING",
-        params![chip, now],
-    )?;
+    let ids: Vec<i64> = {
+        let mut st = tx.prepare(
+            "SELECT id FROM certificates WHERE chip_serial = ?1 AND kind = 'device'
+             AND status IN ('pending', 'issued') AND id NOT IN (SELECT cert_id FROM revocations)
+             ORDER BY id",
+        )?;
+        st.query_map([chip], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for id in ids {
+        insert(tx, signer, id, RevocationReason::Superseded, now)?;
+    }
     Ok(())
+}
+
+/// Writes the revocation of certificate row `cert_id` and makes it the next record.
+fn insert(
+    tx: &Transaction<'_>,
+    signer: Option<&dyn RecordSigner>,
+    cert_id: i64,
+    reason: RevocationReason,
+    now: &str,
+) -> Result<(), RegistryError> {
+    tx.execute(
+        "INSERT INTO revocations (cert_id, reason, revoked_at) VALUES (?1, ?2, ?3)",
+        params![cert_id, reason.as_str(), now],
+    )?;
+    super::chain::append(tx, signer, super::chain::Kind::Revocation, cert_id)
 }
 
 /// SQL condition: the certificate row `certificates.id` is not revoked.
@@ -229,28 +252,17 @@ impl Registry {
                 revoked_at: existing.revoked_at,
             });
         }
-        tx.execute(
-            "INSERT INTO revocations (cert_id, reason, revoked_at) VALUES (?1, ?2, ?3)",
-            params![certificate.id, reason.as_str(), now],
-        )?;
-        let audit_id = tx.insert_id(
-            "INSERT INTO audit (time, station, chip_serial, step, outcome, detail)
-             VALUES (?1, NULL, ?2, 'revoke', ?3, ?4)",
-            params![
-                now,
-                certificate.chip_serial.map(|c| c.to_string()),
-                Outcome::Ok.as_str(),
-                format!("certificate {} revoked: {reason}", certificate.serial)
-            ],
-        )?;
-        // The audit entry is a record of the chain (the revocation row itself is not yet:
-        // decision 0007).
-        super::chain::append(
-            &tx,
-            self.record_signer.as_deref(),
-            super::chain::Kind::Audit,
-            audit_id,
-        )?;
+        let signer = self.record_signer.as_deref();
+        insert(&tx, signer, certificate.id, reason, &now)?;
+        // Both the revocation and its audit entry are records (decision 0007).
+        let detail = format!("certificate {} revoked: {reason}", certificate.serial);
+        let entry = super::StepRecord {
+            station: None,
+            step: "revoke",
+            outcome: Outcome::Ok,
+            detail: &detail,
+        };
+        super::insert_audit(&tx, signer, certificate.chip_serial, &entry)?;
         tx.commit()?;
         Ok(RevokedCert {
             certificate,
