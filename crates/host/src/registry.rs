@@ -315,6 +315,12 @@ impl fmt::Display for RegistryError {
                 "registry database unreachable ({e}): nothing was recorded for this step and \
                  no further chip operation runs; run again when the database is back"
             ),
+            Self::Database(e) if e.is_authentication() => write!(
+                f,
+                "registry database refused the login ({e}): give the role's password in \
+                 PGPASSWORD or a pgpass file (~/.pgpass, or the file PGPASSFILE names), never \
+                 in the URL"
+            ),
             Self::Database(e) => write!(f, "registry database: {e}"),
             Self::MigrationNeeded { version } => write!(
                 f,

@@ -179,6 +179,53 @@ fn provisioning_runs_on_a_postgres_registry_end_to_end() {
     assert!(line.contains("PGPASSWORD"), "{line}");
 }
 
+/// The password of a role that needs one comes from PGPASSWORD or a pgpass file, never from
+/// the URL; without either the server refuses the connection.
+#[test]
+fn the_password_comes_from_pgpassword_or_a_pgpass_file() {
+    let Some(cluster) = skip_or_fail("the_password_comes_from_pgpassword_or_a_pgpass_file") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("proj");
+    let url = project_on_postgres(&cluster, &dir);
+    let db = url.rsplit('/').next().expect("db name").to_string();
+    cluster
+        .execute(
+            &db,
+            "CREATE ROLE line2 LOGIN PASSWORD 'line-2-secret';
+             GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO line2;
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO line2;",
+        )
+        .expect("role");
+    cluster.require_password_for("line2").expect("hba");
+    let line2 = url.replace("postgres@", "line2@");
+    let list = |env: &[(&str, &str)]| {
+        let mut c = keystamp(&dir);
+        c.args(["registry", "list", "--registry", &line2])
+            .env_remove("PGPASSWORD")
+            .env("PGPASSFILE", tmp.path().join("absent"));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        run_cli(&mut c)
+    };
+    let line = error_line(&list(&[]));
+    assert!(line.contains("PGPASSWORD"), "{line}");
+    ok(list(&[("PGPASSWORD", "line-2-secret")]));
+    let pgpass = tmp.path().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("127.0.0.1:{}:{db}:line2:line-2-secret\n", cluster.port()),
+    )
+    .expect("pgpass");
+    ok(list(&[("PGPASSFILE", pgpass.to_str().expect("utf-8"))]));
+    let wrong = tmp.path().join("wrong");
+    std::fs::write(&wrong, "*:*:*:line2:nope\n").expect("pgpass");
+    let line = error_line(&list(&[("PGPASSFILE", wrong.to_str().expect("utf-8"))]));
+    assert!(line.contains("refused the login"), "{line}");
+}
+
 /// Three host processes × 16 stations share one registry with a 40-device lot: 48 devices
 /// offered, exactly 40 certificates. Then chips move between hosts (a chip provisioned on
 /// host A is met again on host B, one refused on A is offered on B): still one identity per

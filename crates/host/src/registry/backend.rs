@@ -60,7 +60,11 @@ impl fmt::Display for DbError {
             Self::Postgres(e) => match e.as_db_error() {
                 // The server's own message says more than "db error".
                 Some(db) => write!(f, "{}: {}", db.severity(), db.message()),
-                None => e.fmt(f),
+                // "invalid configuration" says little without its cause ("password missing").
+                None => match std::error::Error::source(e) {
+                    Some(cause) => write!(f, "{e}: {cause}"),
+                    None => e.fmt(f),
+                },
             },
             Self::NoRows => f.write_str("query returned no rows"),
             Self::Conversion {
@@ -116,6 +120,20 @@ impl DbError {
                         .detail()
                         .is_some_and(|d| d.starts_with(&format!("Key ({column})=")))
             }),
+            _ => false,
+        }
+    }
+
+    /// Whether the server refused the login: no password given where it asks for one (28000,
+    /// or the client had none to send), or a wrong one (28P01).
+    pub fn is_authentication(&self) -> bool {
+        match self {
+            Self::Postgres(e) => {
+                e.as_db_error()
+                    .is_some_and(|db| db.code().code().starts_with("28"))
+                    || std::error::Error::source(e)
+                        .is_some_and(|c| c.to_string().contains("password missing"))
+            }
             _ => false,
         }
     }

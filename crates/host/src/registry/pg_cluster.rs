@@ -319,6 +319,19 @@ impl PgCluster {
         Ok(self.url(&name))
     }
 
+    /// Makes the server ask `user` for its password (SCRAM) on 127.0.0.1; everyone else keeps
+    /// trust authentication.
+    pub fn require_password_for(&self, user: &str) -> Result<(), ClusterError> {
+        let hba = self.data_dir().join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba)
+            .map_err(|e| ClusterError::Failed(format!("{}: {e}", hba.display())))?;
+        // The first matching line wins: this one goes first.
+        let new = format!("host all {user} 127.0.0.1/32 scram-sha-256\n{old}");
+        std::fs::write(&hba, new)
+            .map_err(|e| ClusterError::Failed(format!("{}: {e}", hba.display())))?;
+        self.execute("postgres", "SELECT pg_reload_conf()")
+    }
+
     /// Runs SQL statements in database `db` as the superuser (roles, grants in tests).
     pub fn execute(&self, db: &str, sql: &str) -> Result<(), ClusterError> {
         let mut client = postgres::Client::connect(&self.url(db), postgres::NoTls)
