@@ -3,8 +3,8 @@
 //! The registry writes ONE set of SQL statements in the dialect both engines share (SQLite
 //! 3.35+ has `RETURNING` and `ON CONFLICT … DO UPDATE`): `?N` placeholders, which this module
 //! rewrites to PostgreSQL's `$N`; values as SQLite's five storage classes ([`Value`]); no
-//! engine-specific functions. Only the schema (DDL) differs per engine: SQLite's migrations in
-//! the registry modules, PostgreSQL's in [`super::pg_schema`].
+//! engine-specific functions. The versioned schema steps are shared too: written in SQLite's
+//! DDL, run on PostgreSQL through [`to_postgres_ddl`] ([`Connection::execute_schema`]).
 //!
 //! A write transaction ([`Connection::write_transaction`]) is the registry's unit of every invariant
 //! (docs/decisions/0008-registry-backends.md): on SQLite `BEGIN IMMEDIATE` (one writer per
