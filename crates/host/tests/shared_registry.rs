@@ -168,6 +168,13 @@ fn provisioning_runs_on_a_postgres_registry_end_to_end() {
         &fresh,
     ])));
     assert!(line.contains("keystamp registry migrate"), "{line}");
+    // `init` makes an SQLite registry and says how to move it, instead of ignoring the URL.
+    let line = error_line(&run_cli(keystamp(&tmp.path().join("other")).args([
+        "init",
+        "--registry",
+        &fresh,
+    ])));
+    assert!(line.contains("registry copy"), "{line}");
     // A password never goes in the URL.
     let with_password = url.replace("postgres@", "postgres:secret@");
     let line = error_line(&run_cli(keystamp(&dir).args([

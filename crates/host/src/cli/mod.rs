@@ -114,6 +114,19 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 
 fn run_command(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
+        Command::Init(_)
+            if cli
+                .registry
+                .as_deref()
+                .is_some_and(crate::registry_url::is_postgres_url) =>
+        {
+            Err(CliError::Invalid(
+                "init creates the project's SQLite registry; move it to PostgreSQL afterwards \
+                 with `keystamp registry migrate --registry URL` and `keystamp registry copy \
+                 --to URL` (docs/factory-guide.md, \"One line or many\")"
+                    .into(),
+            ))
+        }
         Command::Init(args) => init::init(&cli.project, args, out),
         Command::Ca(c) => ca::run(&cli.project, c, out),
         Command::Registry(c) => registry::run(&cli.project, c, out),
