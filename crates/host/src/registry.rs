@@ -881,7 +881,10 @@ impl Registry {
         &self,
         signers: &chain::SignerSet,
     ) -> Result<chain::AuditReport, RegistryError> {
-        chain::verify(&self.conn, signers)
+        // One snapshot for all its queries: stations (of any host) may be writing meanwhile,
+        // and a head read after the rows it covers would look like a deleted tail.
+        let snapshot = self.conn.read_transaction()?;
+        chain::verify(&snapshot, signers)
     }
 
     fn from_connection(conn: rusqlite::Connection) -> Result<Self, RegistryError> {
