@@ -959,6 +959,63 @@ mod tests {
         assert!(exists);
     }
 
+    /// Two hosts' write transactions never overlap: the second waits (on the advisory lock)
+    /// until the first commits, and then sees what it wrote. Without the lock both would read
+    /// the same chain head and lot count.
+    #[test]
+    fn postgres_writers_on_two_connections_run_one_after_the_other() {
+        let Some(cluster) = super::super::pg_cluster::skip_or_fail(
+            "postgres_writers_on_two_connections_run_one_after_the_other",
+        ) else {
+            return;
+        };
+        let url = cluster.new_database().expect("db");
+        let a = Connection::connect_postgres(&url).expect("a");
+        a.execute_batch("CREATE TABLE head (n BIGINT NOT NULL); INSERT INTO head VALUES (0)")
+            .expect("ddl");
+        let tx = a.write_transaction().expect("a begins");
+        let n: i64 = tx
+            .query_row("SELECT n FROM head", (), |r| r.get(0))
+            .expect("a reads");
+        let other = std::thread::spawn({
+            let url = url.clone();
+            move || {
+                let b = Connection::connect_postgres(&url).expect("b");
+                let tx = b.write_transaction().expect("b begins");
+                let n: i64 = tx
+                    .query_row("SELECT n FROM head", (), |r| r.get(0))
+                    .expect("b reads");
+                tx.execute("UPDATE head SET n = ?1", [n + 1])
+                    .expect("b writes");
+                tx.commit().expect("b commits");
+                n
+            }
+        });
+        // Wait until B is blocked on the lock (polled in the server, not timed), or done (it
+        // did not wait: the assertions below then fail).
+        let watcher = Connection::connect_postgres(&url).expect("watcher");
+        while !other.is_finished()
+            && watcher
+                .query_row(
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    (),
+                    |r| r.get::<_, i64>(0),
+                )
+                .expect("locks")
+                == 0
+        {
+            std::thread::yield_now();
+        }
+        tx.execute("UPDATE head SET n = ?1", [n + 1])
+            .expect("a writes");
+        tx.commit().expect("a commits");
+        assert_eq!(other.join().expect("b"), 1, "b read after a's commit");
+        let n: i64 = a
+            .query_row("SELECT n FROM head", (), |r| r.get(0))
+            .expect("final");
+        assert_eq!(n, 2, "no update lost");
+    }
+
     #[test]
     fn sqlite_and_postgres_round_trip_the_same_values() {
         let sqlite = Connection::sqlite(rusqlite::Connection::open_in_memory().expect("open"));
