@@ -712,7 +712,24 @@ mod tests {
     fn two_stations_racing_for_the_last_place_one_wins() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("r.sqlite");
-        let mut reg = Registry::open(&path).expect("open");
+        race_for_the_last_place(&|| Registry::open(&path).expect("open"));
+        // The same on PostgreSQL, the two stations on two connections (two hosts).
+        if let Some(cluster) = crate::registry::pg_cluster::skip_or_fail(
+            "two_stations_racing_for_the_last_place_one_wins on PostgreSQL",
+        ) {
+            let url = cluster.new_database().expect("db");
+            Registry::migrate_postgres(&url).expect("migrate");
+            race_for_the_last_place(&|| Registry::open_postgres(&url).expect("open"));
+        }
+    }
+
+    /// Two stations, each with its own connection from `open`, issue at once into a lot with
+    /// one place left: one wins, the other is told the lot is full.
+    fn race_for_the_last_place(open: &(dyn Fn() -> Registry + Sync)) {
+        let mut reg = open();
+        reg.set_record_signer(Box::new(
+            super::super::chain::EphemeralKey::generate().expect("key"),
+        ));
         reg.create_lot("last", 1).expect("create");
         drop(reg);
         let barrier = std::sync::Barrier::new(2);
@@ -720,9 +737,9 @@ mod tests {
             let handles: Vec<_> = [(A, 1u8), (B, 2u8)]
                 .into_iter()
                 .map(|(chip, n)| {
-                    let (path, barrier) = (&path, &barrier);
+                    let barrier = &barrier;
                     s.spawn(move || {
-                        let mut reg = Registry::open(path).expect("open");
+                        let mut reg = open();
                         reg.set_record_signer(Box::new(
                             super::super::chain::EphemeralKey::generate().expect("key"),
                         ));
@@ -747,7 +764,7 @@ mod tests {
                 ..
             }
         ));
-        let reg = Registry::open(&path).expect("reopen");
+        let reg = open();
         assert_eq!(reg.lot("last").expect("lot").used, 1);
         // The count matches the registry: one device holds the lot's one place.
         assert_eq!(reg.lot_devices("last").expect("devices").len(), 1);
