@@ -12,7 +12,8 @@
 //! | [`engine`] | one station's provisioning and verification of one device. |
 //! | [`link`] | the framed serial link to a device; serial ports by OS name, in-process ports ([`link::inproc`]). |
 //! | [`sim`] | simulated devices: the real agent on emulated chips behind pseudo-terminals or in-process ports. |
-//! | [`registry`] | the SQLite registry of devices, certificates and the audit log; [`registry::lots`]: lots and the issuance policy; [`registry::proof`]: identity proofs recorded before issuance. |
+//! | [`registry`] | the registry of devices, certificates and the audit log, on SQLite (one host) or PostgreSQL (several hosts; [`registry::backend`]); [`registry::lots`]: lots and the issuance policy; [`registry::proof`]: identity proofs recorded before issuance. |
+//! | [`registry_url`] | where the registry is: an SQLite file or a `postgres://` URL (never with a password: `PGPASSWORD` or a pgpass file). |
 //! | [`sanitize`] | device text made safe for terminals, logs and audit rows. |
 //! | [`project`] | the project directory and its `keystamp.toml` profile. |
 //! | [`outputs`] | the per-device PEM files written after provisioning. |
@@ -34,6 +35,7 @@ pub mod outputs;
 pub mod pki;
 pub mod project;
 pub mod registry;
+pub mod registry_url;
 pub mod sanitize;
 pub mod setup;
 pub mod sim;

@@ -319,6 +319,11 @@ pub struct RegistrySection {
     /// (`keystamp registry adopt` sets it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// A PostgreSQL registry several hosts share, `postgres://user@host:port/database`
+    /// (docs/factory-guide.md "One line or many"); `path` is then not used. Never with a
+    /// password: that comes from `PGPASSWORD` or a pgpass file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// `[output]`: per-device outputs.
@@ -372,11 +377,27 @@ impl Default for CaSection {
     }
 }
 
+thread_local! {
+    /// `--registry`: replaces the profile's registry for the command running on this thread.
+    static REGISTRY_OVERRIDE: std::cell::RefCell<Option<String>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with every [`Project::open`] on this thread using `registry` (a PostgreSQL URL or
+/// an SQLite path) instead of the profile's `[registry]` (`--registry`).
+pub fn with_registry<R>(registry: Option<&str>, f: impl FnOnce() -> R) -> R {
+    let old = REGISTRY_OVERRIDE.replace(registry.map(str::to_string));
+    let r = f();
+    REGISTRY_OVERRIDE.set(old);
+    r
+}
+
 impl Default for RegistrySection {
     fn default() -> Self {
         Self {
             path: "registry.sqlite".into(),
             id: None,
+            url: None,
         }
     }
 }
@@ -587,6 +608,10 @@ impl Profile {
                 format!("too long: at most {} characters", MAX_CN_LEN - 5),
             ));
         }
+        if let Some(url) = &self.registry.url {
+            crate::registry_url::Location::parse(url, dir)
+                .map_err(|e| invalid("registry.url", e.to_string()))?;
+        }
         for (key, path) in [
             ("ca.dir", &self.ca.dir),
             ("registry.path", &self.registry.path),
@@ -720,6 +745,7 @@ impl Profile {
              # SQLite database: devices, certificates, stations, audit log.\n\
              path = {registry}\n\
              {registry_id}\
+             {registry_url}\
              \n\
              [output]\n\
              # Per device: <dir>/<chip serial>/{{device,signer,chain}}.pem\n\
@@ -775,6 +801,16 @@ impl Profile {
                     q(id)
                 ),
                 None => String::new(),
+            },
+            registry_url = match &self.registry.url {
+                Some(url) => format!(
+                    "# Shared PostgreSQL registry (several hosts); the password comes from \
+                     PGPASSWORD or ~/.pgpass.\nurl = {}\n",
+                    q(url)
+                ),
+                None => "# Several hosts share one PostgreSQL registry with\n\
+                         # url = \"postgres://keystamp@db.example/keystamp\"\n"
+                    .to_string(),
             },
             output = p(&self.output.dir),
         )
@@ -891,7 +927,15 @@ impl Project {
 
     /// Opens the project in `dir`: reads and validates `keystamp.toml`.
     pub fn open(dir: &Path) -> Result<Self, ProjectError> {
-        let profile = Self::read_profile(dir)?;
+        let mut profile = Self::read_profile(dir)?;
+        if let Some(registry) = REGISTRY_OVERRIDE.with_borrow(Clone::clone) {
+            if crate::registry_url::is_postgres_url(&registry) {
+                profile.registry.url = Some(registry);
+            } else {
+                profile.registry.url = None;
+                profile.registry.path = registry.into();
+            }
+        }
         let config_zone = profile.validate(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -927,6 +971,15 @@ impl Project {
     /// The CA directory.
     pub fn ca_dir(&self) -> PathBuf {
         self.profile.resolve(&self.dir, &self.profile.ca.dir)
+    }
+
+    /// Where the registry is: the PostgreSQL URL of `registry.url` (or `--registry`), else
+    /// the SQLite file of `registry.path`.
+    pub fn registry_location(&self) -> crate::registry_url::Location {
+        match &self.profile.registry.url {
+            Some(url) => crate::registry_url::Location::Postgres(url.clone()),
+            None => crate::registry_url::Location::Sqlite(self.registry_path()),
+        }
     }
 
     /// The registry database path.

@@ -1,4 +1,5 @@
-//! The registry: every device, certificate, station and provisioning step, in SQLite.
+//! The registry: every device, certificate, station and provisioning step, in SQLite (one
+//! host) or PostgreSQL (several hosts share one registry): [`backend`], decision 0008.
 //!
 //! Issuance is write-ahead: [`Registry::begin_issue`] records a certificate as `pending` in the
 //! same transaction that checks for one to reuse, *before* the certificate is sent to a device.
@@ -14,13 +15,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use backend::{Connection, DbError, OptionalExt, Row, params};
+use rusqlite::OpenFlags;
 use serde::Serialize;
 
 use crate::project::CHIP_SERIAL_LEN;
 
+pub mod backend;
 pub mod chain;
+pub mod copy;
 pub mod lots;
+pub mod pg_cluster;
 pub mod proof;
 pub mod revocation;
 
@@ -125,14 +130,14 @@ macro_rules! text_enum {
                 match self { $(Self::$v => $s),* }
             }
 
-            fn parse(s: &str) -> rusqlite::Result<Self> {
+            fn parse(s: &str) -> Result<Self, DbError> {
                 match s {
                     $($s => Ok(Self::$v),)*
-                    other => Err(rusqlite::Error::FromSqlConversionFailure(
-                        0,
-                        rusqlite::types::Type::Text,
-                        format!("unknown {} {other:?}", stringify!($name)).into(),
-                    )),
+                    other => Err(DbError::Conversion {
+                        column: 0,
+                        expected: stringify!($name),
+                        found: format!("{other:?}"),
+                    }),
                 }
             }
         }
@@ -200,6 +205,17 @@ text_enum! {
 pub enum RegistryError {
     /// SQLite failed.
     Sqlite(rusqlite::Error),
+    /// The database failed (PostgreSQL, or a value of the wrong type).
+    Database(backend::DbError),
+    /// A PostgreSQL registry whose schema is older than this keystamp's: `registry migrate`.
+    MigrationNeeded {
+        /// Its schema version (0: not migrated at all).
+        version: i64,
+    },
+    /// The registry location was refused (a URL with a password).
+    Location(crate::registry_url::LocationError),
+    /// `registry copy` was refused or the copy did not verify.
+    Copy(copy::CopyError),
     /// The registry file could not be opened or read as a registry.
     File {
         /// The database file.
@@ -294,6 +310,26 @@ impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sqlite(e) => write!(f, "registry database: {e}"),
+            Self::Database(e) if e.is_unreachable() => write!(
+                f,
+                "registry database unreachable ({e}): nothing was recorded for this step and \
+                 no further chip operation runs; run again when the database is back"
+            ),
+            Self::Database(e) if e.is_authentication() => write!(
+                f,
+                "registry database refused the login ({e}): give the role's password in \
+                 PGPASSWORD or a pgpass file (~/.pgpass, or the file PGPASSFILE names), never \
+                 in the URL"
+            ),
+            Self::Database(e) => write!(f, "registry database: {e}"),
+            Self::MigrationNeeded { version } => write!(
+                f,
+                "the registry database has schema version {version}, this keystamp needs \
+                 {SCHEMA_VERSION}: run `keystamp registry migrate` (with a role that may \
+                 change the schema) first"
+            ),
+            Self::Location(e) => e.fmt(f),
+            Self::Copy(e) => e.fmt(f),
             Self::File { path, source } => {
                 write!(f, "registry {}: {source}", path.display())?;
                 if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
@@ -427,6 +463,9 @@ impl std::error::Error for RegistryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Sqlite(e) | Self::File { source: e, .. } => Some(e),
+            Self::Database(e) => Some(e),
+            Self::Location(e) => Some(e),
+            Self::Copy(e) => Some(e),
             Self::Lot(e) => Some(e),
             Self::Chain(e) => Some(e),
             Self::Io(_, e) => Some(e),
@@ -444,6 +483,30 @@ impl From<rusqlite::Error> for RegistryError {
             return Self::DuplicateSerial(msg.clone());
         }
         Self::Sqlite(e)
+    }
+}
+
+impl From<copy::CopyError> for RegistryError {
+    fn from(e: copy::CopyError) -> Self {
+        Self::Copy(e)
+    }
+}
+
+impl From<crate::registry_url::LocationError> for RegistryError {
+    fn from(e: crate::registry_url::LocationError) -> Self {
+        Self::Location(e)
+    }
+}
+
+impl From<backend::DbError> for RegistryError {
+    fn from(e: backend::DbError) -> Self {
+        if e.is_unique_violation("certificates", "serial") {
+            return Self::DuplicateSerial(e.to_string());
+        }
+        match e {
+            backend::DbError::Sqlite(e) => Self::Sqlite(e),
+            e => Self::Database(e),
+        }
     }
 }
 
@@ -591,7 +654,7 @@ fn insert_audit(
     chip: Option<ChipSerial>,
     entry: &StepRecord<'_>,
 ) -> Result<(), RegistryError> {
-    conn.execute(
+    let id = conn.insert_id(
         "INSERT INTO audit (time, station, chip_serial, step, outcome, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -603,7 +666,6 @@ fn insert_audit(
             entry.detail
         ],
     )?;
-    let id = conn.last_insert_rowid();
     chain::append(conn, signer, chain::Kind::Audit, id)
 }
 
@@ -626,7 +688,8 @@ impl Registry {
     /// The database file, for messages (`None` for an in-memory registry).
     pub fn path(&self) -> Option<PathBuf> {
         self.conn
-            .path()
+            .as_sqlite()
+            .and_then(|c| c.path())
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
     }
@@ -641,20 +704,24 @@ impl fmt::Debug for Registry {
 const CERT_COLUMNS: &str = "id, serial, chip_serial, kind, public_key, subject_cn, der, \
                             not_before, not_after, status, created_at, updated_at";
 
-fn chip_from_sql(s: Option<String>) -> rusqlite::Result<Option<ChipSerial>> {
+fn chip_from_sql(s: Option<String>) -> Result<Option<ChipSerial>, DbError> {
     s.map(|s| {
-        s.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        s.parse().map_err(|e: String| DbError::Conversion {
+            column: 0,
+            expected: "a chip serial",
+            found: e,
         })
     })
     .transpose()
 }
 
-fn cert_from_row(row: &Row<'_>) -> rusqlite::Result<CertRecord> {
+fn cert_from_row(row: &Row) -> Result<CertRecord, DbError> {
     let pk: String = row.get(4)?;
     let mut public_key = [0u8; 64];
-    hex::decode_to_slice(&pk, &mut public_key).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
+    hex::decode_to_slice(&pk, &mut public_key).map_err(|e| DbError::Conversion {
+        column: 4,
+        expected: "a 64-byte public key in hex",
+        found: e.to_string(),
     })?;
     Ok(CertRecord {
         id: row.get(0)?,
@@ -672,7 +739,7 @@ fn cert_from_row(row: &Row<'_>) -> rusqlite::Result<CertRecord> {
     })
 }
 
-fn device_from_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
+fn device_from_row(row: &Row) -> Result<DeviceRecord, DbError> {
     let chip: String = row.get(0)?;
     Ok(DeviceRecord {
         chip_serial: chip_from_sql(Some(chip))?.unwrap_or(ChipSerial([0; CHIP_SERIAL_LEN])),
@@ -686,7 +753,7 @@ fn device_from_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
 impl Registry {
     /// Opens (creating if needed) the registry at `path` and migrates it to [`SCHEMA_VERSION`].
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
-        Connection::open(path)
+        rusqlite::Connection::open(path)
             .map_err(RegistryError::from)
             .and_then(Self::from_connection)
             .map_err(|e| e.in_file(path))
@@ -698,15 +765,15 @@ impl Registry {
         let read = |immutable: bool| -> Result<Self, RegistryError> {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let conn = if immutable {
-                Connection::open_with_flags(
+                rusqlite::Connection::open_with_flags(
                     immutable_uri(path),
                     flags | OpenFlags::SQLITE_OPEN_URI,
                 )?
             } else {
-                Connection::open_with_flags(path, flags)?
+                rusqlite::Connection::open_with_flags(path, flags)?
             };
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
-            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let version: i64 = conn.query_row("PRAGMA user_version", (), |r| r.get(0))?;
             if version > SCHEMA_VERSION {
                 return Err(RegistryError::NewerSchema(version));
             }
@@ -717,7 +784,7 @@ impl Registry {
                 });
             }
             Ok(Self {
-                conn,
+                conn: Connection::sqlite(conn),
                 policy: lots::IssuancePolicy::default(),
                 record_signer: None,
             })
@@ -741,9 +808,65 @@ impl Registry {
     /// An in-memory registry (tests, dry runs). It lives as long as the process, so its records
     /// are signed with a throwaway key ([`chain::EphemeralKey`]).
     pub fn open_in_memory() -> Result<Self, RegistryError> {
-        let mut reg = Self::from_connection(Connection::open_in_memory()?)?;
+        let mut reg = Self::from_connection(rusqlite::Connection::open_in_memory()?)?;
         reg.set_record_signer(Box::new(chain::EphemeralKey::generate()?));
         Ok(reg)
+    }
+
+    /// Opens the PostgreSQL registry at `url` (no password in it: [`crate::registry_url::Location`]). Refuses
+    /// a database whose schema is not this keystamp's: stations never change the schema,
+    /// `keystamp registry migrate` does ([`Registry::migrate_postgres`]).
+    pub fn open_postgres(url: &str) -> Result<Self, RegistryError> {
+        let conn = Connection::connect_postgres(url)?;
+        let version = conn.schema_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(RegistryError::NewerSchema(version));
+        }
+        if version < SCHEMA_VERSION {
+            return Err(RegistryError::MigrationNeeded { version });
+        }
+        Ok(Self {
+            conn,
+            policy: lots::IssuancePolicy::default(),
+            record_signer: None,
+        })
+    }
+
+    /// [`Registry::open_postgres`] for a project whose `keystamp.toml` records `expected` as
+    /// the registry id: a database with another id is refused.
+    pub fn open_project_postgres(url: &str, expected: Option<&str>) -> Result<Self, RegistryError> {
+        let reg = Self::open_postgres(url)?;
+        if let Some(expected) = expected {
+            let found = reg.id()?;
+            if found.as_deref() != Some(expected) {
+                return Err(RegistryError::Foreign {
+                    path: url.into(),
+                    expected: expected.to_string(),
+                    found,
+                });
+            }
+        }
+        Ok(reg)
+    }
+
+    /// Brings the PostgreSQL registry at `url` to [`SCHEMA_VERSION`] and gives it an id if it
+    /// has none (`keystamp registry migrate`). Returns the versions before and after.
+    pub fn migrate_postgres(url: &str) -> Result<(i64, i64), RegistryError> {
+        let mut reg = Self {
+            conn: Connection::connect_postgres(url)?,
+            policy: lots::IssuancePolicy::default(),
+            record_signer: None,
+        };
+        let versions = reg.migrate()?;
+        if reg.id()?.is_none() {
+            reg.set_id(&Self::new_id()?)?;
+        }
+        Ok(versions)
+    }
+
+    /// Which engine holds this registry.
+    pub fn engine(&self) -> backend::Engine {
+        self.conn.engine()
     }
 
     /// Sets the key that signs the records this registry writes (the project's signer):
@@ -758,17 +881,20 @@ impl Registry {
         &self,
         signers: &chain::SignerSet,
     ) -> Result<chain::AuditReport, RegistryError> {
-        chain::verify(&self.conn, signers)
+        // One snapshot for all its queries: stations (of any host) may be writing meanwhile,
+        // and a head read after the rows it covers would look like a deleted tail.
+        let snapshot = self.conn.read_transaction()?;
+        chain::verify(&snapshot, signers)
     }
 
-    fn from_connection(conn: Connection) -> Result<Self, RegistryError> {
+    fn from_connection(conn: rusqlite::Connection) -> Result<Self, RegistryError> {
         // Several stations share one file: wait for the lock instead of failing, and use WAL so
         // readers (`registry list`) never block writers.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", (), |r| r.get(0))?;
         let mut reg = Self {
-            conn,
+            conn: Connection::sqlite(conn),
             policy: lots::IssuancePolicy::default(),
             record_signer: None,
         };
@@ -776,38 +902,39 @@ impl Registry {
         Ok(reg)
     }
 
-    fn migrate(&mut self) -> Result<(), RegistryError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    /// Applies the missing schema steps, the same on both engines (PostgreSQL's DDL is
+    /// SQLite's with PostgreSQL's type names: [`backend::to_postgres_ddl`]), in one write
+    /// transaction. Returns the versions before and after.
+    fn migrate(&mut self) -> Result<(i64, i64), RegistryError> {
+        let tx = self.conn.write_transaction()?;
+        let version = tx.schema_version()?;
         if version > SCHEMA_VERSION {
             return Err(RegistryError::NewerSchema(version));
         }
         if version < 1 {
-            tx.execute_batch(SCHEMA_V1)?;
+            tx.execute_schema(SCHEMA_V1)?;
         }
         if version < 2 {
-            tx.execute_batch(lots::SCHEMA_V2)?;
+            tx.execute_schema(lots::SCHEMA_V2)?;
         }
         if version < 3 {
-            tx.execute_batch(SCHEMA_V3)?;
+            tx.execute_schema(SCHEMA_V3)?;
         }
         if version < 4 {
-            tx.execute_batch(revocation::SCHEMA_V4)?;
+            tx.execute_schema(revocation::SCHEMA_V4)?;
         }
         if version < 5 {
             proof::migrate(&tx)?;
         }
         if version < CHAIN_SCHEMA_VERSION {
-            tx.execute_batch(chain::SCHEMA_CHAIN)?;
+            tx.execute_schema(chain::SCHEMA_CHAIN)?;
         }
         if version < 7 {
-            tx.execute_batch(chain::SCHEMA_SIGNERS)?;
+            tx.execute_schema(chain::SCHEMA_SIGNERS)?;
         }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.set_schema_version(SCHEMA_VERSION)?;
         tx.commit()?;
-        Ok(())
+        Ok((version, SCHEMA_VERSION))
     }
 
     /// Creates the registry of a new project at `path` with a fresh random id, which the
@@ -898,9 +1025,7 @@ impl Registry {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, RegistryError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.conn.schema_version()?)
     }
 
     /// Records a device as seen (state `new` if it was unknown); returns its record.
@@ -912,7 +1037,7 @@ impl Registry {
             params![chip.to_string(), now],
         )?;
         self.device(chip)?
-            .ok_or_else(|| RegistryError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+            .ok_or(RegistryError::Database(DbError::NoRows))
     }
 
     /// The device record for a chip.
@@ -934,7 +1059,7 @@ impl Registry {
             "SELECT chip_serial, state, cn, created_at, updated_at FROM devices
              ORDER BY created_at, chip_serial",
         )?;
-        let rows = st.query_map([], device_from_row)?;
+        let rows = st.query_map((), device_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -969,9 +1094,7 @@ impl Registry {
         let serial = hex::encode_upper(req.serial);
         let pk_hex = hex::encode_upper(req.public_key);
         let policy = self.policy;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.write_transaction()?;
         let chip = req.chip_serial.map(|c| c.to_string());
         if let (CertKind::Device, Some(chip)) = (req.kind, &chip) {
             // A revoked certificate is never handed out again, and its key gets no other.
@@ -1070,9 +1193,7 @@ impl Registry {
         entry: Option<&StepRecord<'_>>,
     ) -> Result<CertRecord, RegistryError> {
         let now = now_rfc3339();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.write_transaction()?;
         let current = tx
             .query_row(
                 &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = ?1"),
@@ -1215,7 +1336,7 @@ impl Registry {
         let mut st = self.conn.prepare(&format!(
             "SELECT {CERT_COLUMNS} FROM certificates ORDER BY id"
         ))?;
-        let rows = st.query_map([], cert_from_row)?;
+        let rows = st.query_map((), cert_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1235,7 +1356,7 @@ impl Registry {
         let mut st = self
             .conn
             .prepare("SELECT name, port, first_seen, last_seen FROM stations ORDER BY name")?;
-        let rows = st.query_map([], |r| {
+        let rows = st.query_map((), |r| {
             Ok(StationRecord {
                 name: r.get(0)?,
                 port: r.get(1)?,
@@ -1256,10 +1377,7 @@ impl Registry {
         outcome: Outcome,
         detail: &str,
     ) -> Result<(), RegistryError> {
-        let tx = rusqlite::Transaction::new_unchecked(
-            &self.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )?;
+        let tx = self.conn.write_transaction()?;
         let entry = StepRecord {
             station,
             step,
@@ -1271,9 +1389,24 @@ impl Registry {
         Ok(())
     }
 
+    /// The station (`host:port`) whose `issue` step last succeeded for this chip: which host
+    /// issued its certificate, when several share the registry.
+    pub fn issuing_station(&self, chip: ChipSerial) -> Result<Option<String>, RegistryError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT station FROM audit WHERE chip_serial = ?1 AND step = 'issue'
+                 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+                [chip.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// The audit log of one chip (or, with `None`, everything), in order.
     pub fn audit_log(&self, chip: Option<ChipSerial>) -> Result<Vec<AuditRecord>, RegistryError> {
-        let map = |r: &Row<'_>| {
+        let map = |r: &Row| {
             Ok(AuditRecord {
                 id: r.get(0)?,
                 time: r.get(1)?,
@@ -1295,10 +1428,33 @@ impl Registry {
             }
             None => {
                 let mut st = self.conn.prepare(&format!("{sql} ORDER BY id"))?;
-                st.query_map([], map)?.collect::<Result<_, _>>()?
+                st.query_map((), map)?.collect::<Result<_, _>>()?
             }
         };
         Ok(rows)
+    }
+}
+
+/// For tests: the registries to run a test against.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use super::{Registry, chain, pg_cluster};
+
+    /// An in-memory SQLite registry, and a migrated registry in a fresh PostgreSQL database
+    /// when the server is installed (else the printed reason it is skipped). Each comes with
+    /// what keeps its server alive.
+    pub(crate) fn registries(test: &str) -> Vec<(Registry, Option<Arc<pg_cluster::PgCluster>>)> {
+        let mut all = vec![(Registry::open_in_memory().expect("sqlite"), None)];
+        if let Some(cluster) = pg_cluster::skip_or_fail(&format!("{test} on PostgreSQL")) {
+            let url = cluster.new_database().expect("database");
+            Registry::migrate_postgres(&url).expect("migrate");
+            let mut reg = Registry::open_postgres(&url).expect("open");
+            reg.set_record_signer(Box::new(chain::EphemeralKey::generate().expect("key")));
+            all.push((reg, Some(cluster)));
+        }
+        all
     }
 }
 
@@ -1315,7 +1471,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("r.sqlite");
         {
-            let conn = Connection::open(&path).unwrap();
+            let conn = rusqlite::Connection::open(&path).unwrap();
             conn.execute_batch(SCHEMA_V1).unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
         }
@@ -1364,127 +1520,140 @@ mod tests {
 
     #[test]
     fn write_ahead_then_written_then_verified() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        assert_eq!(reg.schema_version().expect("v"), SCHEMA_VERSION);
-        let pk = [7u8; 64];
-        let out = reg.begin_issue(&req(&[0x40, 1], &pk, CHIP)).expect("issue");
-        let IssueOutcome::New(rec) = out else {
-            panic!("expected a new record")
-        };
-        assert_eq!(rec.status, CertStatus::Pending);
-        assert_eq!(rec.serial, "4001");
-        assert_eq!(
-            reg.device(CHIP).expect("q").expect("device").state,
-            DeviceState::Issuing
-        );
+        for (mut reg, _server) in
+            super::testing::registries("write_ahead_then_written_then_verified")
+        {
+            assert_eq!(reg.schema_version().expect("v"), SCHEMA_VERSION);
+            let pk = [7u8; 64];
+            let out = reg.begin_issue(&req(&[0x40, 1], &pk, CHIP)).expect("issue");
+            let IssueOutcome::New(rec) = out else {
+                panic!("expected a new record")
+            };
+            assert_eq!(rec.status, CertStatus::Pending);
+            assert_eq!(rec.serial, "4001");
+            assert_eq!(
+                reg.device(CHIP).expect("q").expect("device").state,
+                DeviceState::Issuing
+            );
 
-        let rec = reg.mark_written("4001").expect("written");
-        assert_eq!(rec.status, CertStatus::Issued);
-        assert_eq!(
-            reg.device(CHIP).expect("q").expect("d").state,
-            DeviceState::Written
-        );
-        let rec = reg.mark_verified("4001").expect("verified");
-        assert_eq!(rec.status, CertStatus::Verified);
-        assert_eq!(
-            reg.device(CHIP).expect("q").expect("d").state,
-            DeviceState::Provisioned
-        );
-        // Idempotent, never backwards.
-        reg.mark_verified("4001").expect("again");
-        let e = reg.mark_written("4001").expect_err("backwards");
-        assert!(matches!(e, RegistryError::BadTransition { .. }), "{e}");
-        assert!(matches!(
-            reg.mark_written("FFFF").expect_err("unknown"),
-            RegistryError::UnknownCertificate(_)
-        ));
+            let rec = reg.mark_written("4001").expect("written");
+            assert_eq!(rec.status, CertStatus::Issued);
+            assert_eq!(
+                reg.device(CHIP).expect("q").expect("d").state,
+                DeviceState::Written
+            );
+            let rec = reg.mark_verified("4001").expect("verified");
+            assert_eq!(rec.status, CertStatus::Verified);
+            assert_eq!(
+                reg.device(CHIP).expect("q").expect("d").state,
+                DeviceState::Provisioned
+            );
+            // Idempotent, never backwards.
+            reg.mark_verified("4001").expect("again");
+            let e = reg.mark_written("4001").expect_err("backwards");
+            assert!(matches!(e, RegistryError::BadTransition { .. }), "{e}");
+            assert!(matches!(
+                reg.mark_written("FFFF").expect_err("unknown"),
+                RegistryError::UnknownCertificate(_)
+            ));
+        }
     }
 
     #[test]
     fn rerun_with_same_key_reuses_instead_of_issuing_again() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        let pk = [7u8; 64];
-        let first = reg.begin_issue(&req(&[0x40, 1], &pk, CHIP)).expect("issue");
-        // Interrupted after write-ahead; the rerun builds a fresh cert (new serial) for the
-        // same chip and key and must get the first one back.
-        let second = reg.begin_issue(&req(&[0x40, 2], &pk, CHIP)).expect("rerun");
-        assert!(matches!(second, IssueOutcome::Reused(_)));
-        assert_eq!(second.record(), first.record());
-        assert_eq!(reg.certificates().expect("all").len(), 1);
-        assert!(reg.certificate("4002").expect("q").is_none());
-        // Still reused after it was written and verified.
-        reg.mark_written("4001").expect("w");
-        reg.mark_verified("4001").expect("v");
-        let third = reg.begin_issue(&req(&[0x40, 3], &pk, CHIP)).expect("rerun");
-        assert_eq!(third.record().serial, "4001");
-        assert_eq!(third.record().status, CertStatus::Verified);
+        for (mut reg, _server) in
+            super::testing::registries("rerun_with_same_key_reuses_instead_of_issuing_again")
+        {
+            let pk = [7u8; 64];
+            let first = reg.begin_issue(&req(&[0x40, 1], &pk, CHIP)).expect("issue");
+            // Interrupted after write-ahead; the rerun builds a fresh cert (new serial) for the
+            // same chip and key and must get the first one back.
+            let second = reg.begin_issue(&req(&[0x40, 2], &pk, CHIP)).expect("rerun");
+            assert!(matches!(second, IssueOutcome::Reused(_)));
+            assert_eq!(second.record(), first.record());
+            assert_eq!(reg.certificates().expect("all").len(), 1);
+            assert!(reg.certificate("4002").expect("q").is_none());
+            // Still reused after it was written and verified.
+            reg.mark_written("4001").expect("w");
+            reg.mark_verified("4001").expect("v");
+            let third = reg.begin_issue(&req(&[0x40, 3], &pk, CHIP)).expect("rerun");
+            assert_eq!(third.record().serial, "4001");
+            assert_eq!(third.record().status, CertStatus::Verified);
+        }
     }
 
     #[test]
     fn new_key_supersedes_unverified_but_not_verified() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.begin_issue(&req(&[0x40, 1], &[1u8; 64], CHIP))
-            .expect("issue");
-        reg.mark_written("4001").expect("w");
-        let out = reg
-            .begin_issue(&req(&[0x40, 2], &[2u8; 64], CHIP))
-            .expect("new key");
-        assert!(matches!(out, IssueOutcome::New(_)));
-        let all = reg.certificates_for(CHIP).expect("all");
-        let statuses: Vec<_> = all.iter().map(|c| c.status).collect();
-        assert_eq!(statuses, [CertStatus::Superseded, CertStatus::Pending]);
-        assert_eq!(
-            reg.live_certificate(CHIP).expect("q").expect("live").serial,
-            "4002"
-        );
-        // A superseded certificate can never come back.
-        assert!(matches!(
-            reg.mark_written("4001").expect_err("superseded"),
-            RegistryError::BadTransition { .. }
-        ));
-        reg.mark_verified("4002").expect("v");
-        let e = reg
-            .begin_issue(&req(&[0x40, 3], &[3u8; 64], CHIP))
-            .expect_err("verified");
-        assert!(matches!(e, RegistryError::AlreadyProvisioned { .. }), "{e}");
-        assert_eq!(reg.certificates().expect("all").len(), 2);
+        for (mut reg, _server) in
+            super::testing::registries("new_key_supersedes_unverified_but_not_verified")
+        {
+            reg.begin_issue(&req(&[0x40, 1], &[1u8; 64], CHIP))
+                .expect("issue");
+            reg.mark_written("4001").expect("w");
+            let out = reg
+                .begin_issue(&req(&[0x40, 2], &[2u8; 64], CHIP))
+                .expect("new key");
+            assert!(matches!(out, IssueOutcome::New(_)));
+            let all = reg.certificates_for(CHIP).expect("all");
+            let statuses: Vec<_> = all.iter().map(|c| c.status).collect();
+            assert_eq!(statuses, [CertStatus::Superseded, CertStatus::Pending]);
+            assert_eq!(
+                reg.live_certificate(CHIP).expect("q").expect("live").serial,
+                "4002"
+            );
+            // A superseded certificate can never come back.
+            assert!(matches!(
+                reg.mark_written("4001").expect_err("superseded"),
+                RegistryError::BadTransition { .. }
+            ));
+            reg.mark_verified("4002").expect("v");
+            let e = reg
+                .begin_issue(&req(&[0x40, 3], &[3u8; 64], CHIP))
+                .expect_err("verified");
+            assert!(matches!(e, RegistryError::AlreadyProvisioned { .. }), "{e}");
+            assert_eq!(reg.certificates().expect("all").len(), 2);
+        }
     }
 
     #[test]
     fn certificate_serials_are_unique_across_chips() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.begin_issue(&req(&[0x40, 1], &[1u8; 64], CHIP))
-            .expect("issue");
-        let other = ChipSerial([9; 9]);
-        let e = reg
-            .begin_issue(&req(&[0x40, 1], &[2u8; 64], other))
-            .expect_err("dup");
-        assert!(matches!(e, RegistryError::DuplicateSerial(_)), "{e}");
-        // The failed transaction left nothing behind for the other chip.
-        assert!(reg.device(other).expect("q").is_none());
+        for (mut reg, _server) in
+            super::testing::registries("certificate_serials_are_unique_across_chips")
+        {
+            reg.begin_issue(&req(&[0x40, 1], &[1u8; 64], CHIP))
+                .expect("issue");
+            let other = ChipSerial([9; 9]);
+            let e = reg
+                .begin_issue(&req(&[0x40, 1], &[2u8; 64], other))
+                .expect_err("dup");
+            assert!(matches!(e, RegistryError::DuplicateSerial(_)), "{e}");
+            // The failed transaction left nothing behind for the other chip.
+            assert!(reg.device(other).expect("q").is_none());
+        }
     }
 
     #[test]
     fn audit_and_stations() {
-        let reg = Registry::open_in_memory().expect("open");
-        reg.register_station("st1", Some("/dev/ttyUSB0"))
-            .expect("station");
-        reg.register_station("st1", Some("/dev/ttyUSB1"))
-            .expect("station again");
-        let st = reg.stations().expect("stations");
-        assert_eq!(st.len(), 1);
-        assert_eq!(st[0].port.as_deref(), Some("/dev/ttyUSB1"));
-        reg.audit(Some("st1"), Some(CHIP), "probe", Outcome::Ok, "hello")
-            .expect("a");
-        reg.audit(Some("st1"), None, "open_port", Outcome::Failed, "busy")
-            .expect("a");
-        let log = reg.audit_log(Some(CHIP)).expect("log");
-        assert_eq!(log.len(), 1);
-        assert_eq!(
-            (log[0].step.as_str(), log[0].outcome),
-            ("probe", Outcome::Ok)
-        );
-        assert_eq!(reg.audit_log(None).expect("all").len(), 2);
+        for (reg, _server) in super::testing::registries("audit_and_stations") {
+            reg.register_station("st1", Some("/dev/ttyUSB0"))
+                .expect("station");
+            reg.register_station("st1", Some("/dev/ttyUSB1"))
+                .expect("station again");
+            let st = reg.stations().expect("stations");
+            assert_eq!(st.len(), 1);
+            assert_eq!(st[0].port.as_deref(), Some("/dev/ttyUSB1"));
+            reg.audit(Some("st1"), Some(CHIP), "probe", Outcome::Ok, "hello")
+                .expect("a");
+            reg.audit(Some("st1"), None, "open_port", Outcome::Failed, "busy")
+                .expect("a");
+            let log = reg.audit_log(Some(CHIP)).expect("log");
+            assert_eq!(log.len(), 1);
+            assert_eq!(
+                (log[0].step.as_str(), log[0].outcome),
+                ("probe", Outcome::Ok)
+            );
+            assert_eq!(reg.audit_log(None).expect("all").len(), 2);
+        }
     }
 
     #[test]
@@ -1500,11 +1669,70 @@ mod tests {
         let reg = Registry::open(&path).expect("reopen");
         assert_eq!(reg.certificates().expect("all").len(), 1);
         reg.conn
+            .as_sqlite()
+            .expect("sqlite")
             .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .expect("bump");
         drop(reg);
         let e = Registry::open(&path).expect_err("newer");
         assert!(matches!(e, RegistryError::NewerSchema(_)), "{e}");
+    }
+
+    /// Stations never change the schema: an unmigrated PostgreSQL registry is refused with
+    /// the command that fixes it, and a role with only SELECT, INSERT and UPDATE (the grants
+    /// docs/factory-guide.md gives stations) issues but cannot migrate.
+    #[test]
+    fn postgres_stations_need_a_migrated_schema_and_no_ddl_rights() {
+        let Some(cluster) = pg_cluster::skip_or_fail("postgres_stations_need_no_ddl_rights") else {
+            return;
+        };
+        let url = cluster.new_database().expect("db");
+        let e = Registry::open_postgres(&url).expect_err("unmigrated");
+        assert!(
+            matches!(e, RegistryError::MigrationNeeded { version: 0 }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("keystamp registry migrate"), "{e}");
+        assert_eq!(
+            Registry::migrate_postgres(&url).expect("migrate"),
+            (0, SCHEMA_VERSION)
+        );
+        // Idempotent: a second host migrating finds nothing to do.
+        assert_eq!(
+            Registry::migrate_postgres(&url).expect("again"),
+            (SCHEMA_VERSION, SCHEMA_VERSION)
+        );
+        let db = url.rsplit('/').next().expect("db name");
+        cluster
+            .execute(
+                db,
+                "CREATE ROLE station LOGIN;
+                 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO station;
+                 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO station;",
+            )
+            .expect("role");
+        let station_url = url.replace("postgres@", "station@");
+        let mut reg = Registry::open_postgres(&station_url).expect("station opens");
+        reg.set_record_signer(Box::new(chain::EphemeralKey::generate().expect("key")));
+        reg.begin_issue(&req(&[0x40, 1], &[1u8; 64], CHIP))
+            .expect("station issues");
+        reg.mark_written("4001").expect("station records");
+        let e = Registry::migrate_postgres(&station_url).expect_err("no DDL rights");
+        assert!(matches!(e, RegistryError::Database(_)), "{e}");
+        // A schema from a newer keystamp is refused too.
+        cluster
+            .execute(
+                db,
+                &format!(
+                    "UPDATE keystamp_schema SET version = {}",
+                    SCHEMA_VERSION + 1
+                ),
+            )
+            .expect("bump");
+        assert!(matches!(
+            Registry::open_postgres(&station_url),
+            Err(RegistryError::NewerSchema(_))
+        ));
     }
 
     #[test]

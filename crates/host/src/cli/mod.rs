@@ -36,6 +36,16 @@ pub struct Cli {
         default_value = "."
     )]
     pub project: PathBuf,
+    /// The registry for this command instead of keystamp.toml's `[registry]`: a PostgreSQL
+    /// URL `postgres://user@host:port/db` (password from PGPASSWORD or ~/.pgpass, never
+    /// here) or an SQLite file.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYSTAMP_REGISTRY",
+        value_name = "URL|PATH"
+    )]
+    pub registry: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -93,7 +103,8 @@ pub fn main() -> ExitCode {
 /// Runs one parsed command, writing results to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let project = cli.project.clone();
-    let result = run_command(cli, out);
+    let registry = cli.registry.clone();
+    let result = crate::project::with_registry(registry.as_deref(), || run_command(cli, out));
     // SQLite's own messages name no file; the project's profile says which one it was.
     result.map_err(|e| match crate::project::Project::open(&project) {
         Ok(p) => e.naming_registry(&p.registry_path()),
@@ -103,6 +114,19 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 
 fn run_command(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
+        Command::Init(_)
+            if cli
+                .registry
+                .as_deref()
+                .is_some_and(crate::registry_url::is_postgres_url) =>
+        {
+            Err(CliError::Invalid(
+                "init creates the project's SQLite registry; move it to PostgreSQL afterwards \
+                 with `keystamp registry migrate --registry URL` and `keystamp registry copy \
+                 --to URL` (docs/factory-guide.md, \"One line or many\")"
+                    .into(),
+            ))
+        }
         Command::Init(args) => init::init(&cli.project, args, out),
         Command::Ca(c) => ca::run(&cli.project, c, out),
         Command::Registry(c) => registry::run(&cli.project, c, out),

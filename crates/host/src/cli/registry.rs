@@ -1,4 +1,4 @@
-//! `keystamp registry list`, `show`, `adopt`, `revoke` and `export`.
+//! `keystamp registry list`, `show`, `adopt`, `revoke`, `export`, `audit`, `migrate` and `copy`.
 
 use std::io::Write;
 use std::path::Path;
@@ -33,9 +33,24 @@ pub enum RegistryCommand {
     /// Export the live device certificates: CSV, JSON, Azure DPS enrollments, AWS IoT
     /// registration input, or a signed manifest.
     Export(ExportArgs),
+    /// Bring the registry's schema to this keystamp's version. On a PostgreSQL registry
+    /// (registry.url or --registry) this is the only command that changes the schema: run it
+    /// once per release with a role that may; stations need no such rights.
+    Migrate,
+    /// Copy the project's SQLite registry into a migrated, empty PostgreSQL registry and
+    /// verify the copy (row counts, record chain); then set registry.url to use it.
+    Copy(CopyArgs),
     /// Verify the registry's record chain (sequence, hashes, signer signatures, status columns)
     /// and name the first bad row; needs only the signer certificate, no passphrase.
     Audit,
+}
+
+/// `keystamp registry copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The PostgreSQL registry, `postgres://user@host:port/db` (no password in it).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 /// `keystamp registry export`.
@@ -90,6 +105,31 @@ pub fn run(dir: &Path, cmd: RegistryCommand, out: &mut dyn Write) -> Result<(), 
             .map_err(io_err)
         }
         RegistryCommand::Revoke(a) => registry_revoke(dir, &a, out),
+        RegistryCommand::Migrate => {
+            let m = ops::shared_registry::migrate_registry(&Project::open(dir)?)?;
+            writeln!(
+                out,
+                "registry {}: schema version {} (was {})",
+                m.location, m.to, m.from
+            )
+            .map_err(io_err)
+        }
+        RegistryCommand::Copy(a) => {
+            let project = Project::open(dir)?;
+            let report = ops::shared_registry::copy_registry(&project, &a.to)?;
+            (|| {
+                for (table, rows) in &report.rows {
+                    writeln!(out, "{table}: {rows} rows copied")?;
+                }
+                writeln!(
+                    out,
+                    "copy verified (row counts, record chain); set registry.url = \"{}\" in \
+                     keystamp.toml to use it",
+                    a.to
+                )
+            })()
+            .map_err(io_err)
+        }
         RegistryCommand::Export(a) => registry_export(dir, &a, out),
     }
 }
@@ -187,6 +227,8 @@ struct DeviceListing {
     certificate: Option<CertRecord>,
     /// The certificate's revocation, when it is revoked.
     revoked: Option<Revocation>,
+    /// The station (`host:port`) that issued it.
+    station: Option<String>,
 }
 
 /// A device's lot and simulated flag (unknown chips: no lot, not simulated).
@@ -211,11 +253,13 @@ fn registry_list(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliE
             None => None,
         };
         let origin = origin(&registry, device.chip_serial)?;
+        let station = registry.issuing_station(device.chip_serial)?;
         rows.push(DeviceListing {
             device,
             origin,
             certificate,
             revoked,
+            station,
         });
     }
     if json {
@@ -224,8 +268,8 @@ fn registry_list(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliE
     (|| {
         writeln!(
             out,
-            "{:<18}  {:<3}  {:<12}  {:<11}  {:<24}  {:<32}  {:<10}  UPDATED",
-            "CHIP SERIAL", "SIM", "LOT", "STATE", "CN", "CERT SERIAL", "STATUS"
+            "{:<18}  {:<3}  {:<12}  {:<11}  {:<24}  {:<32}  {:<10}  {:<20}  UPDATED",
+            "CHIP SERIAL", "SIM", "LOT", "STATE", "CN", "CERT SERIAL", "STATUS", "STATION"
         )?;
         for r in &rows {
             let (serial, status) = match (&r.certificate, &r.revoked) {
@@ -235,7 +279,7 @@ fn registry_list(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliE
             };
             writeln!(
                 out,
-                "{:<18}  {:<3}  {:<12}  {:<11}  {:<24}  {:<32}  {:<10}  {}",
+                "{:<18}  {:<3}  {:<12}  {:<11}  {:<24}  {:<32}  {:<10}  {:<20}  {}",
                 r.device.chip_serial,
                 if r.origin.simulated { "yes" } else { "no" },
                 r.origin.lot.as_deref().unwrap_or("-"),
@@ -243,6 +287,7 @@ fn registry_list(dir: &Path, json: bool, out: &mut dyn Write) -> Result<(), CliE
                 r.device.cn.as_deref().unwrap_or("-"),
                 serial,
                 status,
+                r.station.as_deref().unwrap_or("-"),
                 r.device.updated_at
             )?;
         }

@@ -23,6 +23,7 @@ pub mod pkcs11;
 pub mod project;
 pub mod revocation;
 pub mod run;
+pub mod shared_registry;
 pub mod sim;
 pub mod stations;
 pub mod tls;

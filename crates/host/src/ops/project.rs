@@ -7,6 +7,7 @@ use crate::pki::ca::{self, CaCerts, CaKey, CaProtection, KeyProtection, Signer};
 use crate::pki::passphrase::read_passphrase;
 use crate::project::{DEVELOPMENT_MARKER, Mode, Profile, Project};
 use crate::registry::{CertKind, IssueRequest, Registry, RegistryError};
+use crate::registry_url::Location;
 use crate::setup;
 
 /// Whether `create_project` writes a new `keystamp.toml` or completes the operator's.
@@ -140,6 +141,9 @@ pub fn record_signer(registry: &mut Registry, certs: &CaCerts) -> Result<(), Ops
 /// `registry.id` of `keystamp.toml`, and — in a project made before registry ids — asks for
 /// `keystamp registry adopt` once.
 pub fn open_registry(project: &Project) -> Result<Registry, OpsError> {
+    if let Location::Postgres(url) = project.registry_location() {
+        return open_shared(project, &url);
+    }
     let path = project.registry_path();
     if !path.exists() {
         return Err(OpsError::NoRegistry(path));
@@ -150,11 +154,23 @@ pub fn open_registry(project: &Project) -> Result<Registry, OpsError> {
 /// [`open_registry`] for changes (`lot import|create|close`): the same refusals, opened for
 /// writing.
 pub fn open_registry_for_update(project: &Project) -> Result<Registry, OpsError> {
+    if let Location::Postgres(url) = project.registry_location() {
+        return open_shared(project, &url);
+    }
     let path = project.registry_path();
     if !path.exists() {
         return Err(OpsError::NoRegistry(path));
     }
     open_checked(project, path, Registry::open_project)
+}
+
+/// A PostgreSQL registry (`registry.url`): migrated by `keystamp registry migrate`, never on
+/// open, and its id must be the project's.
+fn open_shared(project: &Project, url: &str) -> Result<Registry, OpsError> {
+    let Some(id) = project.profile.registry.id.as_deref() else {
+        return Err(OpsError::RegistryWithoutId(url.into()));
+    };
+    Ok(Registry::open_project_postgres(url, Some(id))?)
 }
 
 fn open_checked(
@@ -262,6 +278,16 @@ pub fn key_passphrase(
 /// is trusted only if the root signed it. Reads only; needs no passphrase.
 pub fn audit_registry(project: &Project) -> Result<crate::registry::chain::AuditReport, OpsError> {
     let registry = open_registry(project)?;
+    Ok(registry.verify_chain(&project_signers(project, &registry)?)?)
+}
+
+/// The keys whose records `registry audit` accepts: the project's signer and every earlier
+/// signer (the CA directory's history, the signer certificates the registry recorded) whose
+/// certificate chains to the root; the others are named as untrusted.
+pub fn project_signers(
+    project: &Project,
+    registry: &Registry,
+) -> Result<crate::registry::chain::SignerSet, OpsError> {
     let dir = project.ca_dir();
     let certs = CaCerts::load(&dir)?;
     let root = certs.root_public_key()?;
@@ -291,5 +317,5 @@ pub fn audit_registry(project: &Project) -> Result<crate::registry::chain::Audit
             ),
         }
     }
-    Ok(registry.verify_chain(&signers)?)
+    Ok(signers)
 }

@@ -43,11 +43,10 @@
 use std::fmt;
 use std::path::Path;
 
+use super::backend::{Connection, DbError, OptionalExt, Value, params};
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::{Signature, SigningKey};
 use p256::elliptic_curve::Generate;
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::RegistryError;
@@ -332,7 +331,7 @@ pub fn record_hash(record: &[u8], prev: &[u8; 32]) -> [u8; 32] {
 }
 
 /// The field values of one row of `kind` (id first where the kind has one), read as stored.
-fn row_fields(conn: &Connection, kind: Kind, id: i64) -> rusqlite::Result<Vec<Value>> {
+fn row_fields(conn: &Connection, kind: Kind, id: i64) -> Result<Vec<Value>, DbError> {
     let cols = kind.columns();
     let n = cols.split(',').count();
     conn.query_row(
@@ -443,7 +442,7 @@ fn start(
             |r| r.get(0),
         )
         .optional()?;
-    conn.execute(
+    let id = conn.insert_id(
         "INSERT INTO chain_start (time, registry_id, earlier_certificates, earlier_audit,
          earlier_digest) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -454,7 +453,6 @@ fn start(
             earlier.digest.as_slice()
         ],
     )?;
-    let id = conn.last_insert_rowid();
     seal(conn, signer, Kind::ChainStart, id, 1, &[0u8; 32])?;
     Ok(head(conn)?.unwrap_or((1, [0u8; 32])))
 }
@@ -488,7 +486,7 @@ fn earlier_rows(
                 "SELECT id FROM {} WHERE seq IS NULL ORDER BY id",
                 kind.table()
             ))?;
-            st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            st.query_map((), |r| r.get(0))?.collect::<Result<_, _>>()?
         };
         for id in ids.into_iter().filter(|&id| except != Some((kind, id))) {
             let mut fields = row_fields(conn, kind, id)?;
@@ -533,12 +531,11 @@ pub(crate) fn change_status(
         "UPDATE certificates SET status = ?2, updated_at = ?3 WHERE id = ?1",
         params![certificate_id, to, time],
     )?;
-    conn.execute(
+    let id = conn.insert_id(
         "INSERT INTO certificate_status (certificate_id, from_status, to_status, time)
          VALUES (?1, ?2, ?3, ?4)",
         params![certificate_id, from, to, time],
     )?;
-    let id = conn.last_insert_rowid();
     append(conn, signer, Kind::Status, id)
 }
 
@@ -709,7 +706,7 @@ pub fn verify(conn: &Connection, signers: &SignerSet) -> Result<AuditReport, Reg
             kind.id_column(),
             kind.table()
         ))?;
-        let rows = st.query_map([], |r| {
+        let rows = st.query_map((), |r| {
             Ok(Link {
                 kind,
                 id: r.get(0)?,
@@ -729,8 +726,8 @@ pub fn verify(conn: &Connection, signers: &SignerSet) -> Result<AuditReport, Reg
             links.push(l?);
         }
     }
-    let count = |table: &str| -> rusqlite::Result<i64> {
-        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+    let count = |table: &str| -> Result<i64, DbError> {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), (), |r| r.get(0))
     };
     if links.is_empty() {
         let (certificates, audit) = (count("certificates")?, count("audit")?);
@@ -874,7 +871,7 @@ pub fn verify(conn: &Connection, signers: &SignerSet) -> Result<AuditReport, Reg
     // Certificates: the status column against the chain's.
     {
         let mut st = conn.prepare("SELECT id, seq, status FROM certificates ORDER BY id")?;
-        let rows = st.query_map([], |r| {
+        let rows = st.query_map((), |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, Option<i64>>(1)?,
@@ -1007,7 +1004,7 @@ fn check_revocations(
             "SELECT r.cert_id, r.seq, r.reason, COALESCE(c.serial, ''), COALESCE(c.status, '')
              FROM revocations r LEFT JOIN certificates c ON c.id = r.cert_id ORDER BY r.cert_id",
         )?;
-        st.query_map([], |r| {
+        st.query_map((), |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
         .collect::<Result<_, _>>()?
@@ -1036,7 +1033,7 @@ fn check_revocations(
              AND status = 'superseded' AND id NOT IN (SELECT cert_id FROM revocations)
              ORDER BY id",
         )?;
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        st.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?
     };
     for (id, seq, serial) in superseded {
@@ -1069,7 +1066,7 @@ fn check_revocations(
 }
 
 /// The first row (certificates, then audit) without a sequence number.
-fn first_unchained(conn: &Connection) -> rusqlite::Result<Option<(&'static str, i64)>> {
+fn first_unchained(conn: &Connection) -> Result<Option<(&'static str, i64)>, DbError> {
     for kind in [Kind::Certificate, Kind::Audit] {
         let id: Option<i64> = conn
             .query_row(
@@ -1077,7 +1074,7 @@ fn first_unchained(conn: &Connection) -> rusqlite::Result<Option<(&'static str, 
                     "SELECT id FROM {} WHERE seq IS NULL ORDER BY id LIMIT 1",
                     kind.table()
                 ),
-                [],
+                (),
                 |r| r.get(0),
             )
             .optional()?;
@@ -1140,7 +1137,7 @@ mod tests {
             .arg(sql)
             .status();
         if !matches!(cli, Ok(s) if s.success()) {
-            Connection::open(path)
+            rusqlite::Connection::open(path)
                 .expect("open")
                 .execute_batch(sql)
                 .expect("tamper");
@@ -1155,11 +1152,11 @@ mod tests {
     }
 
     fn seq_of(path: &Path, table: &str, where_: &str) -> i64 {
-        Connection::open(path)
+        rusqlite::Connection::open(path)
             .expect("open")
             .query_row(
                 &format!("SELECT seq FROM {table} WHERE {where_}"),
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("seq")
@@ -1175,9 +1172,9 @@ mod tests {
         match verify_file(&path, &xy).expect("verify") {
             AuditReport::Clean { records, head, .. } => {
                 assert_eq!(records, 13);
-                let meta: String = Connection::open(&path)
+                let meta: String = rusqlite::Connection::open(&path)
                     .expect("open")
-                    .query_row("SELECT value FROM meta WHERE key = 'chain_head'", [], |r| {
+                    .query_row("SELECT value FROM meta WHERE key = 'chain_head'", (), |r| {
                         r.get(0)
                     })
                     .expect("head");
@@ -1581,53 +1578,56 @@ mod tests {
             outcome: Outcome::Ok,
             detail: "issued 4001 (write-ahead)",
         };
-        let mut reg = Registry::open_in_memory().expect("open");
-        // Chain start + certificate signed, then the audit entry's signature fails.
-        reg.set_record_signer(Box::new(FailsAfter(
-            EphemeralKey::generate().expect("key"),
-            2.into(),
-        )));
-        let req = IssueRequest {
-            kind: CertKind::Device,
-            chip_serial: Some(CHIP),
-            serial: &[0x40, 1],
-            public_key: &[1; 64],
-            subject_cn: "dev",
-            der: b"\x30\x00",
-            not_before: "2026-01-01T00:00:00Z",
-            not_after: "2046-01-01T00:00:00Z",
-        };
-        let e = reg
-            .begin_issue_recorded(&req, &entry)
-            .expect_err("audit fails");
-        assert!(
-            matches!(e, RegistryError::Chain(ChainError::Sign(_))),
-            "{e}"
-        );
-        assert!(reg.certificates().expect("q").is_empty());
-        assert!(reg.audit_log(None).expect("q").is_empty());
-        assert!(reg.device(CHIP).expect("q").is_none());
+        for (mut reg, _server) in crate::registry::testing::registries(
+            "a_state_change_and_its_audit_entry_commit_together_or_not_at_all",
+        ) {
+            // Chain start + certificate signed, then the audit entry's signature fails.
+            reg.set_record_signer(Box::new(FailsAfter(
+                EphemeralKey::generate().expect("key"),
+                2.into(),
+            )));
+            let req = IssueRequest {
+                kind: CertKind::Device,
+                chip_serial: Some(CHIP),
+                serial: &[0x40, 1],
+                public_key: &[1; 64],
+                subject_cn: "dev",
+                der: b"\x30\x00",
+                not_before: "2026-01-01T00:00:00Z",
+                not_after: "2046-01-01T00:00:00Z",
+            };
+            let e = reg
+                .begin_issue_recorded(&req, &entry)
+                .expect_err("audit fails");
+            assert!(
+                matches!(e, RegistryError::Chain(ChainError::Sign(_))),
+                "{e}"
+            );
+            assert!(reg.certificates().expect("q").is_empty());
+            assert!(reg.audit_log(None).expect("q").is_empty());
+            assert!(reg.device(CHIP).expect("q").is_none());
 
-        // Issued with its entry; then marking written fails at its audit entry.
-        reg.set_record_signer(Box::new(FailsAfter(
-            EphemeralKey::generate().expect("key"),
-            4.into(),
-        )));
-        reg.begin_issue_recorded(&req, &entry).expect("issue");
-        assert_eq!(reg.audit_log(None).expect("q").len(), 1);
-        let e = reg
-            .mark_written_recorded(
-                "4001",
-                &StepRecord {
-                    step: "certificates",
-                    ..entry
-                },
-            )
-            .expect_err("audit fails");
-        assert!(matches!(e, RegistryError::Chain(_)), "{e}");
-        let cert = reg.certificate("4001").expect("q").expect("cert");
-        assert_eq!(cert.status, CertStatus::Pending);
-        assert_eq!(reg.audit_log(None).expect("q").len(), 1);
+            // Issued with its entry; then marking written fails at its audit entry.
+            reg.set_record_signer(Box::new(FailsAfter(
+                EphemeralKey::generate().expect("key"),
+                4.into(),
+            )));
+            reg.begin_issue_recorded(&req, &entry).expect("issue");
+            assert_eq!(reg.audit_log(None).expect("q").len(), 1);
+            let e = reg
+                .mark_written_recorded(
+                    "4001",
+                    &StepRecord {
+                        step: "certificates",
+                        ..entry
+                    },
+                )
+                .expect_err("audit fails");
+            assert!(matches!(e, RegistryError::Chain(_)), "{e}");
+            let cert = reg.certificate("4001").expect("q").expect("cert");
+            assert_eq!(cert.status, CertStatus::Pending);
+            assert_eq!(reg.audit_log(None).expect("q").len(), 1);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::backend::{Connection, DbError, OptionalExt, Row, params};
 use serde::Serialize;
 
 use super::{ChipSerial, Registry, RegistryError, now_rfc3339};
@@ -221,7 +221,7 @@ pub const MAX_LOT_COUNT: u64 = 10_000_000;
 
 const LOT_COLUMNS: &str = "id, name, kind, count, used, status, source, created_at, closed_at";
 
-fn lot_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LotRecord> {
+fn lot_from_row(r: &Row) -> Result<LotRecord, DbError> {
     let kind = match r.get::<_, String>(2)?.as_str() {
         "listed" => LotKind::Listed,
         _ => LotKind::Counted,
@@ -282,7 +282,7 @@ fn choose_lot(
         let mut st = conn.prepare(&format!(
             "SELECT {LOT_COLUMNS} FROM lots WHERE status = 'open' AND kind = 'counted' ORDER BY id"
         ))?;
-        st.query_map([], lot_from_row)?.collect::<Result<_, _>>()?
+        st.query_map((), lot_from_row)?.collect::<Result<_, _>>()?
     };
     if let Some(free) = counted.iter().find(|l| l.used < l.count) {
         return Ok(Some(free.clone()));
@@ -297,7 +297,7 @@ fn choose_lot(
     }
     let any_open: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM lots WHERE status = 'open')",
-        [],
+        (),
         |r| r.get(0),
     )?;
     if any_open {
@@ -324,7 +324,7 @@ fn device_standing(
         .optional()?
         .flatten();
     let (issued, verified): (i64, bool) = conn.query_row(
-        "SELECT COUNT(*), COALESCE(MAX(status = 'verified'), 0) FROM certificates
+        "SELECT COUNT(*), COALESCE(MAX(CASE WHEN status = 'verified' THEN 1 ELSE 0 END), 0) FROM certificates
          WHERE chip_serial = ?1 AND kind = 'device'",
         [&chip_s],
         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -457,9 +457,7 @@ impl Registry {
         unique.sort_unstable();
         unique.dedup();
         let count = u64::try_from(unique.len()).unwrap_or(u64::MAX);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.write_transaction()?;
         let id = insert_lot(&tx, name, LotKind::Listed, count, source)?;
         {
             let mut st =
@@ -475,9 +473,7 @@ impl Registry {
 
     /// Creates an open counted lot of `count` chips.
     pub fn create_lot(&mut self, name: &str, count: u64) -> Result<LotRecord, RegistryError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.write_transaction()?;
         let id = insert_lot(&tx, name, LotKind::Counted, count, None)?;
         let lot = lot_by_id(&tx, id)?;
         tx.commit()?;
@@ -488,7 +484,7 @@ impl Registry {
     pub fn next_lot_name(&self) -> Result<String, RegistryError> {
         let n: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM lots", [], |r| r.get(0))?;
+            .query_row("SELECT COUNT(*) FROM lots", (), |r| r.get(0))?;
         Ok(format!("lot-{}", n + 1))
     }
 
@@ -497,7 +493,7 @@ impl Registry {
         let mut st = self
             .conn
             .prepare(&format!("SELECT {LOT_COLUMNS} FROM lots ORDER BY id"))?;
-        let rows = st.query_map([], lot_from_row)?;
+        let rows = st.query_map((), lot_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -564,7 +560,7 @@ fn insert_lot(
     if exists {
         return Err(LotError::NameTaken(name.to_string()).into());
     }
-    conn.execute(
+    Ok(conn.insert_id(
         "INSERT INTO lots (name, kind, count, used, status, source, created_at)
          VALUES (?1, ?2, ?3, 0, 'open', ?4, ?5)",
         params![
@@ -574,8 +570,7 @@ fn insert_lot(
             source,
             now_rfc3339()
         ],
-    )?;
-    Ok(conn.last_insert_rowid())
+    )?)
 }
 
 #[cfg(test)]
@@ -615,97 +610,126 @@ mod tests {
 
     #[test]
     fn without_lots_development_issues_freely() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.admit(A, true).expect("admit");
-        issue(&mut reg, A, 1).expect("issue");
-        assert_eq!(
-            reg.device_origin(A).expect("q"),
-            Some(DeviceOrigin {
-                lot: None,
-                simulated: false
-            })
-        );
+        for (mut reg, _server) in
+            crate::registry::testing::registries("without_lots_development_issues_freely")
+        {
+            reg.admit(A, true).expect("admit");
+            issue(&mut reg, A, 1).expect("issue");
+            assert_eq!(
+                reg.device_origin(A).expect("q"),
+                Some(DeviceOrigin {
+                    lot: None,
+                    simulated: false
+                })
+            );
+        }
     }
 
     #[test]
     fn a_serial_outside_every_open_lot_is_refused_at_probe_and_at_issuance() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.upsert_device(C).expect("seen");
-        let lot = reg.import_lot("reel-1", &[A, B, A], None).expect("import");
-        assert_eq!((lot.count, lot.used, lot.kind), (2, 0, LotKind::Listed));
-        assert_eq!(lot_err(reg.admit(C, true)), LotError::NotInOpenLot(C));
-        let e = lot_err(issue(&mut reg, C, 1));
-        assert_eq!(e, LotError::NotInOpenLot(C));
-        assert!(
-            e.to_string()
-                .starts_with(&format!("serial {C} is not in any open lot"))
-        );
-        // Nothing recorded for the refused chip.
-        assert!(reg.certificates_for(C).expect("q").is_empty());
-        reg.admit(A, true).expect("listed");
-        issue(&mut reg, A, 1).expect("listed chip issues");
-        assert_eq!(reg.lot("reel-1").expect("lot").used, 1);
-        assert_eq!(reg.lot_devices("reel-1").expect("devices"), [A]);
-        // A same-key rerun reuses and takes no second place.
-        assert!(matches!(issue(&mut reg, A, 1), Ok(IssueOutcome::Reused(_))));
-        assert_eq!(reg.lot("reel-1").expect("lot").used, 1);
+        for (mut reg, _server) in crate::registry::testing::registries(
+            "a_serial_outside_every_open_lot_is_refused_at_probe_and_at_issuance",
+        ) {
+            reg.upsert_device(C).expect("seen");
+            let lot = reg.import_lot("reel-1", &[A, B, A], None).expect("import");
+            assert_eq!((lot.count, lot.used, lot.kind), (2, 0, LotKind::Listed));
+            assert_eq!(lot_err(reg.admit(C, true)), LotError::NotInOpenLot(C));
+            let e = lot_err(issue(&mut reg, C, 1));
+            assert_eq!(e, LotError::NotInOpenLot(C));
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("serial {C} is not in any open lot"))
+            );
+            // Nothing recorded for the refused chip.
+            assert!(reg.certificates_for(C).expect("q").is_empty());
+            reg.admit(A, true).expect("listed");
+            issue(&mut reg, A, 1).expect("listed chip issues");
+            assert_eq!(reg.lot("reel-1").expect("lot").used, 1);
+            assert_eq!(reg.lot_devices("reel-1").expect("devices"), [A]);
+            // A same-key rerun reuses and takes no second place.
+            assert!(matches!(issue(&mut reg, A, 1), Ok(IssueOutcome::Reused(_))));
+            assert_eq!(reg.lot("reel-1").expect("lot").used, 1);
+        }
     }
 
     #[test]
     fn the_lots_n_plus_first_device_is_refused() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.create_lot("batch", 2).expect("create");
-        issue(&mut reg, A, 1).expect("1st");
-        issue(&mut reg, B, 2).expect("2nd");
-        let full = LotError::Full {
-            lot: "batch".into(),
-            used: 2,
-            count: 2,
-        };
-        assert_eq!(
-            full.to_string(),
-            "lot batch is full: 2/2 (open another lot to issue more)"
-        );
-        assert_eq!(lot_err(reg.admit(C, true)), full);
-        assert_eq!(lot_err(issue(&mut reg, C, 3)), full);
-        assert_eq!(reg.lot("batch").expect("lot").used, 2);
-        // A chip that took its place may still be re-issued (new key) within the cap.
-        issue(&mut reg, A, 4).expect("re-issue in place");
-        assert_eq!(reg.lot("batch").expect("lot").used, 2);
-        // Another lot opens more places.
-        reg.create_lot("batch-2", 1).expect("create");
-        issue(&mut reg, C, 3).expect("next lot");
-        assert_eq!(
-            reg.device_origin(C)
-                .expect("q")
-                .and_then(|o| o.lot)
-                .as_deref(),
-            Some("batch-2")
-        );
+        for (mut reg, _server) in
+            crate::registry::testing::registries("the_lots_n_plus_first_device_is_refused")
+        {
+            reg.create_lot("batch", 2).expect("create");
+            issue(&mut reg, A, 1).expect("1st");
+            issue(&mut reg, B, 2).expect("2nd");
+            let full = LotError::Full {
+                lot: "batch".into(),
+                used: 2,
+                count: 2,
+            };
+            assert_eq!(
+                full.to_string(),
+                "lot batch is full: 2/2 (open another lot to issue more)"
+            );
+            assert_eq!(lot_err(reg.admit(C, true)), full);
+            assert_eq!(lot_err(issue(&mut reg, C, 3)), full);
+            assert_eq!(reg.lot("batch").expect("lot").used, 2);
+            // A chip that took its place may still be re-issued (new key) within the cap.
+            issue(&mut reg, A, 4).expect("re-issue in place");
+            assert_eq!(reg.lot("batch").expect("lot").used, 2);
+            // Another lot opens more places.
+            reg.create_lot("batch-2", 1).expect("create");
+            issue(&mut reg, C, 3).expect("next lot");
+            assert_eq!(
+                reg.device_origin(C)
+                    .expect("q")
+                    .and_then(|o| o.lot)
+                    .as_deref(),
+                Some("batch-2")
+            );
+        }
     }
 
     #[test]
     fn the_sql_constraint_alone_refuses_an_overdrawn_lot() {
-        let reg = Registry::open_in_memory().expect("open");
-        reg.conn
-            .execute(
-                "INSERT INTO lots (name, kind, count, used, status, created_at)
+        for (reg, _server) in crate::registry::testing::registries(
+            "the_sql_constraint_alone_refuses_an_overdrawn_lot",
+        ) {
+            reg.conn
+                .execute(
+                    "INSERT INTO lots (name, kind, count, used, status, created_at)
                  VALUES ('x', 'counted', 1, 1, 'open', 'now')",
-                [],
-            )
-            .expect("insert");
-        let e = reg
-            .conn
-            .execute("UPDATE lots SET used = used + 1 WHERE name = 'x'", [])
-            .expect_err("beyond count");
-        assert!(e.to_string().contains("CHECK"), "{e}");
+                    (),
+                )
+                .expect("insert");
+            let e = reg
+                .conn
+                .execute("UPDATE lots SET used = used + 1 WHERE name = 'x'", ())
+                .expect_err("beyond count");
+            assert!(e.is_check_violation(), "{e}");
+        }
     }
 
     #[test]
     fn two_stations_racing_for_the_last_place_one_wins() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("r.sqlite");
-        let mut reg = Registry::open(&path).expect("open");
+        race_for_the_last_place(&|| Registry::open(&path).expect("open"));
+        // The same on PostgreSQL, the two stations on two connections (two hosts).
+        if let Some(cluster) = crate::registry::pg_cluster::skip_or_fail(
+            "two_stations_racing_for_the_last_place_one_wins on PostgreSQL",
+        ) {
+            let url = cluster.new_database().expect("db");
+            Registry::migrate_postgres(&url).expect("migrate");
+            race_for_the_last_place(&|| Registry::open_postgres(&url).expect("open"));
+        }
+    }
+
+    /// Two stations, each with its own connection from `open`, issue at once into a lot with
+    /// one place left: one wins, the other is told the lot is full.
+    fn race_for_the_last_place(open: &(dyn Fn() -> Registry + Sync)) {
+        let mut reg = open();
+        reg.set_record_signer(Box::new(
+            super::super::chain::EphemeralKey::generate().expect("key"),
+        ));
         reg.create_lot("last", 1).expect("create");
         drop(reg);
         let barrier = std::sync::Barrier::new(2);
@@ -713,9 +737,9 @@ mod tests {
             let handles: Vec<_> = [(A, 1u8), (B, 2u8)]
                 .into_iter()
                 .map(|(chip, n)| {
-                    let (path, barrier) = (&path, &barrier);
+                    let barrier = &barrier;
                     s.spawn(move || {
-                        let mut reg = Registry::open(path).expect("open");
+                        let mut reg = open();
                         reg.set_record_signer(Box::new(
                             super::super::chain::EphemeralKey::generate().expect("key"),
                         ));
@@ -740,7 +764,7 @@ mod tests {
                 ..
             }
         ));
-        let reg = Registry::open(&path).expect("reopen");
+        let reg = open();
         assert_eq!(reg.lot("last").expect("lot").used, 1);
         // The count matches the registry: one device holds the lot's one place.
         assert_eq!(reg.lot_devices("last").expect("devices").len(), 1);
@@ -749,113 +773,126 @@ mod tests {
 
     #[test]
     fn a_failed_issuance_takes_no_place() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.create_lot("l", 2).expect("create");
-        issue(&mut reg, A, 1).expect("A");
-        // B's certificate reuses A's serial number: the insert fails after B's place was
-        // counted, and the whole transaction (place included) rolls back.
-        let mut serial = [0x40u8; 10];
-        serial[1..].copy_from_slice(&A.0);
-        serial[9] ^= 1;
-        let e = reg
-            .begin_issue(&IssueRequest {
-                kind: CertKind::Device,
-                chip_serial: Some(B),
-                serial: &serial,
-                public_key: &[2; 64],
-                subject_cn: "dev",
-                der: b"\x30\x00",
-                not_before: "2026-01-01T00:00:00Z",
-                not_after: "2046-01-01T00:00:00Z",
-            })
-            .expect_err("duplicate serial");
-        assert!(matches!(e, RegistryError::DuplicateSerial(_)), "{e}");
-        assert_eq!(reg.lot("l").expect("lot").used, 1);
-        assert_eq!(reg.lot_devices("l").expect("devices"), [A]);
+        for (mut reg, _server) in
+            crate::registry::testing::registries("a_failed_issuance_takes_no_place")
+        {
+            reg.create_lot("l", 2).expect("create");
+            issue(&mut reg, A, 1).expect("A");
+            // B's certificate reuses A's serial number: the insert fails after B's place was
+            // counted, and the whole transaction (place included) rolls back.
+            let mut serial = [0x40u8; 10];
+            serial[1..].copy_from_slice(&A.0);
+            serial[9] ^= 1;
+            let e = reg
+                .begin_issue(&IssueRequest {
+                    kind: CertKind::Device,
+                    chip_serial: Some(B),
+                    serial: &serial,
+                    public_key: &[2; 64],
+                    subject_cn: "dev",
+                    der: b"\x30\x00",
+                    not_before: "2026-01-01T00:00:00Z",
+                    not_after: "2046-01-01T00:00:00Z",
+                })
+                .expect_err("duplicate serial");
+            assert!(matches!(e, RegistryError::DuplicateSerial(_)), "{e}");
+            assert_eq!(reg.lot("l").expect("lot").used, 1);
+            assert_eq!(reg.lot_devices("l").expect("devices"), [A]);
+        }
     }
 
     #[test]
     fn reissues_are_capped() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.set_issuance_policy(IssuancePolicy {
-            max_reissues: Some(1),
-            ..IssuancePolicy::default()
-        });
-        issue(&mut reg, A, 1).expect("first");
-        issue(&mut reg, A, 2).expect("one re-issue");
-        let e = lot_err(issue(&mut reg, A, 3));
-        assert!(
-            matches!(
-                e,
-                LotError::ReissueLimit {
-                    issued: 2,
-                    max_reissues: 1,
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        // At probe: a new key would be refused, a resume (same key) is not.
-        assert!(matches!(
-            lot_err(reg.admit(A, true)),
-            LotError::ReissueLimit { .. }
-        ));
-        reg.admit(A, false).expect("resume");
-        assert!(matches!(issue(&mut reg, A, 2), Ok(IssueOutcome::Reused(_))));
+        for (mut reg, _server) in crate::registry::testing::registries("reissues_are_capped") {
+            reg.set_issuance_policy(IssuancePolicy {
+                max_reissues: Some(1),
+                ..IssuancePolicy::default()
+            });
+            issue(&mut reg, A, 1).expect("first");
+            issue(&mut reg, A, 2).expect("one re-issue");
+            let e = lot_err(issue(&mut reg, A, 3));
+            assert!(
+                matches!(
+                    e,
+                    LotError::ReissueLimit {
+                        issued: 2,
+                        max_reissues: 1,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            // At probe: a new key would be refused, a resume (same key) is not.
+            assert!(matches!(
+                lot_err(reg.admit(A, true)),
+                LotError::ReissueLimit { .. }
+            ));
+            reg.admit(A, false).expect("resume");
+            assert!(matches!(issue(&mut reg, A, 2), Ok(IssueOutcome::Reused(_))));
+        }
     }
 
     #[test]
     fn production_requires_a_lot_and_refuses_simulated_serials() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.set_issuance_policy(IssuancePolicy {
-            lot_required: true,
-            max_reissues: Some(2),
-            refuse_simulated: true,
-        });
-        assert_eq!(lot_err(reg.admit(A, true)), LotError::NoOpenLot(A));
-        assert_eq!(lot_err(issue(&mut reg, A, 1)), LotError::NoOpenLot(A));
-        reg.create_lot("p", 10).expect("create");
-        assert_eq!(lot_err(reg.admit(SIM, true)), LotError::Simulated(SIM));
-        assert_eq!(lot_err(issue(&mut reg, SIM, 1)), LotError::Simulated(SIM));
-        issue(&mut reg, A, 1).expect("real chip in a lot");
+        for (mut reg, _server) in crate::registry::testing::registries(
+            "production_requires_a_lot_and_refuses_simulated_serials",
+        ) {
+            reg.set_issuance_policy(IssuancePolicy {
+                lot_required: true,
+                max_reissues: Some(2),
+                refuse_simulated: true,
+            });
+            assert_eq!(lot_err(reg.admit(A, true)), LotError::NoOpenLot(A));
+            assert_eq!(lot_err(issue(&mut reg, A, 1)), LotError::NoOpenLot(A));
+            reg.create_lot("p", 10).expect("create");
+            assert_eq!(lot_err(reg.admit(SIM, true)), LotError::Simulated(SIM));
+            assert_eq!(lot_err(issue(&mut reg, SIM, 1)), LotError::Simulated(SIM));
+            issue(&mut reg, A, 1).expect("real chip in a lot");
+        }
     }
 
     #[test]
     fn simulated_devices_are_flagged() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.upsert_device(SIM).expect("seen");
-        reg.admit(SIM, true).expect("development admits");
-        assert!(reg.device_origin(SIM).expect("q").expect("known").simulated);
-        issue(&mut reg, SIM, 1).expect("issue");
-        assert!(reg.device_origin(SIM).expect("q").expect("known").simulated);
-        issue(&mut reg, A, 2).expect("issue");
-        assert!(!reg.device_origin(A).expect("q").expect("known").simulated);
+        for (mut reg, _server) in
+            crate::registry::testing::registries("simulated_devices_are_flagged")
+        {
+            reg.upsert_device(SIM).expect("seen");
+            reg.admit(SIM, true).expect("development admits");
+            assert!(reg.device_origin(SIM).expect("q").expect("known").simulated);
+            issue(&mut reg, SIM, 1).expect("issue");
+            assert!(reg.device_origin(SIM).expect("q").expect("known").simulated);
+            issue(&mut reg, A, 2).expect("issue");
+            assert!(!reg.device_origin(A).expect("q").expect("known").simulated);
+        }
     }
 
     #[test]
     fn a_closed_lot_issues_nothing_more() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.create_lot("c", 5).expect("create");
-        issue(&mut reg, A, 1).expect("issue");
-        let lot = reg.close_lot("c").expect("close");
-        assert!(!lot.open && lot.closed_at.is_some());
-        reg.close_lot("c").expect("idempotent");
-        // No open lot and development: B is unbound; A's lot is closed.
-        issue(&mut reg, B, 2).expect("unbound");
-        assert!(matches!(
-            lot_err(issue(&mut reg, A, 3)),
-            LotError::Closed { .. }
-        ));
-        assert!(matches!(lot_err(reg.lot("nope")), LotError::Unknown(_)));
-        assert!(matches!(
-            lot_err(reg.create_lot("c", 1)),
-            LotError::NameTaken(_)
-        ));
-        assert!(matches!(lot_err(reg.create_lot("z", 0)), LotError::Empty));
-        assert!(matches!(
-            lot_err(reg.create_lot("z", MAX_LOT_COUNT + 1)),
-            LotError::TooLarge(_)
-        ));
+        for (mut reg, _server) in
+            crate::registry::testing::registries("a_closed_lot_issues_nothing_more")
+        {
+            reg.create_lot("c", 5).expect("create");
+            issue(&mut reg, A, 1).expect("issue");
+            let lot = reg.close_lot("c").expect("close");
+            assert!(!lot.open && lot.closed_at.is_some());
+            reg.close_lot("c").expect("idempotent");
+            // No open lot and development: B is unbound; A's lot is closed.
+            issue(&mut reg, B, 2).expect("unbound");
+            assert!(matches!(
+                lot_err(issue(&mut reg, A, 3)),
+                LotError::Closed { .. }
+            ));
+            assert!(matches!(lot_err(reg.lot("nope")), LotError::Unknown(_)));
+            assert!(matches!(
+                lot_err(reg.create_lot("c", 1)),
+                LotError::NameTaken(_)
+            ));
+            assert!(matches!(lot_err(reg.create_lot("z", 0)), LotError::Empty));
+            assert!(matches!(
+                lot_err(reg.create_lot("z", MAX_LOT_COUNT + 1)),
+                LotError::TooLarge(_)
+            ));
+        }
     }
 
     #[test]
@@ -863,7 +900,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("r.sqlite");
         {
-            let conn = Connection::open(&path).expect("open");
+            let conn = rusqlite::Connection::open(&path).expect("open");
             conn.execute_batch(super::super::SCHEMA_V1).expect("v1");
             conn.pragma_update(None, "user_version", 1).expect("v");
             conn.execute(

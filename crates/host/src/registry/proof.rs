@@ -15,7 +15,7 @@
 //! claim an unused serial and prove its own key; lots (only serials in an open lot are issued
 //! to) and a genuine-chip check cover that, the proof does not.
 
-use rusqlite::{Transaction, params};
+use super::backend::{DbError, Transaction, params};
 use serde::Serialize;
 
 use super::{ChipSerial, Registry, RegistryError, now_rfc3339};
@@ -37,7 +37,7 @@ CREATE INDEX identity_proofs_chip_key ON identity_proofs (chip_serial, public_ke
 
 /// Applies the identity-proof schema step inside a migration transaction.
 pub(super) fn migrate(tx: &Transaction<'_>) -> Result<(), RegistryError> {
-    tx.execute_batch(SCHEMA_IDENTITY_PROOFS)?;
+    tx.execute_schema(SCHEMA_IDENTITY_PROOFS)?;
     Ok(())
 }
 
@@ -79,7 +79,7 @@ mod hex_bytes {
     }
 }
 
-fn fixed<const N: usize>(hex_text: &str, column: usize) -> rusqlite::Result<[u8; N]> {
+fn fixed<const N: usize>(hex_text: &str, column: usize) -> Result<[u8; N], DbError> {
     let mut out = [0u8; N];
     hex::decode_to_slice(hex_text, &mut out).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
@@ -150,20 +150,23 @@ mod tests {
 
     #[test]
     fn a_proof_is_recorded_and_found_by_chip_and_key_only() {
-        let reg = Registry::open_in_memory().expect("registry");
-        let chip = ChipSerial([0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE]);
-        let proof = IdentityProof {
-            chip_serial: chip,
-            public_key: [7; 64],
-            host_nonce: [1; 32],
-            device_nonce: [2; 32],
-            signature: [3; 64],
-        };
-        reg.record_proof(&proof).expect("recorded");
-        let found = reg.proofs_for(chip, &[7; 64]).expect("query");
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].proof, proof);
-        assert!(reg.proofs_for(chip, &[8; 64]).expect("query").is_empty());
-        assert_eq!(reg.proof_count(chip).expect("count"), 1);
+        for (reg, _server) in crate::registry::testing::registries(
+            "a_proof_is_recorded_and_found_by_chip_and_key_only",
+        ) {
+            let chip = ChipSerial([0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE]);
+            let proof = IdentityProof {
+                chip_serial: chip,
+                public_key: [7; 64],
+                host_nonce: [1; 32],
+                device_nonce: [2; 32],
+                signature: [3; 64],
+            };
+            reg.record_proof(&proof).expect("recorded");
+            let found = reg.proofs_for(chip, &[7; 64]).expect("query");
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].proof, proof);
+            assert!(reg.proofs_for(chip, &[8; 64]).expect("query").is_empty());
+            assert_eq!(reg.proof_count(chip).expect("count"), 1);
+        }
     }
 }

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use super::backend::{Connection, DbError, OptionalExt, Transaction, params};
 use serde::Serialize;
 
 use super::chain::RecordSigner;
@@ -150,9 +150,11 @@ pub struct RevokedCert {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrlNumber(pub u64);
 
-fn reason_from_sql(s: &str) -> rusqlite::Result<RevocationReason> {
-    s.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+fn reason_from_sql(s: &str) -> Result<RevocationReason, DbError> {
+    s.parse().map_err(|e: String| DbError::Conversion {
+        column: 1,
+        expected: "a revocation reason",
+        found: e,
     })
 }
 
@@ -228,9 +230,7 @@ impl Registry {
         reason: RevocationReason,
     ) -> Result<RevokedCert, RegistryError> {
         let now = now_rfc3339();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.write_transaction()?;
         let wanted = serial.trim().to_ascii_uppercase();
         let certificate = tx
             .query_row(
@@ -294,7 +294,7 @@ impl Registry {
              JOIN certificates c ON c.id = r.cert_id ORDER BY r.revoked_at, c.id",
             columns.join(", ")
         ))?;
-        let rows = st.query_map([], |row| {
+        let rows = st.query_map((), |row| {
             let certificate = cert_from_row(row)?;
             let reason: String = row.get(12)?;
             Ok(RevokedCert {
@@ -316,10 +316,8 @@ impl Registry {
         next_update: &str,
         entries: usize,
     ) -> Result<CrlNumber, RegistryError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let last: i64 = tx.query_row("SELECT COALESCE(MAX(number), 0) FROM crls", [], |r| {
+        let tx = self.conn.write_transaction()?;
+        let last: i64 = tx.query_row("SELECT COALESCE(MAX(number), 0) FROM crls", (), |r| {
             r.get(0)
         })?;
         let number = last
@@ -388,10 +386,7 @@ pub(super) fn revocation_of(
     revocation_by_id(tx, cert_id)
 }
 
-fn revocation_by_id(
-    conn: &rusqlite::Connection,
-    cert_id: i64,
-) -> Result<Option<Revocation>, RegistryError> {
+fn revocation_by_id(conn: &Connection, cert_id: i64) -> Result<Option<Revocation>, RegistryError> {
     query_revocation(
         conn,
         "SELECT reason, revoked_at FROM revocations WHERE cert_id = ?1",
@@ -401,9 +396,9 @@ fn revocation_by_id(
 
 /// Runs a query for one `(reason, revoked_at)` row.
 fn query_revocation(
-    conn: &rusqlite::Connection,
+    conn: &Connection,
     sql: &str,
-    key: impl rusqlite::ToSql,
+    key: impl super::backend::ToValue,
 ) -> Result<Option<Revocation>, RegistryError> {
     let row: Option<(String, String)> = conn
         .query_row(sql, [key], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -466,132 +461,150 @@ mod tests {
 
     #[test]
     fn superseding_revokes_in_the_same_transaction() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        issue(&mut reg, 1, 1).expect("first");
-        reg.mark_written("4001").expect("written");
-        assert!(revoked_serials(&reg).is_empty());
-        // The chip's key changed before verification: the first certificate may be on the
-        // device, so it is revoked as well as superseded.
-        issue(&mut reg, 2, 2).expect("new key");
-        assert_eq!(
-            revoked_serials(&reg),
-            [("4001".to_string(), RevocationReason::Superseded)]
-        );
-        let first = reg.certificate("4001").expect("q").expect("first");
-        assert_eq!(first.status, CertStatus::Superseded);
-        // A failed begin_issue (duplicate serial) revokes nothing: same transaction.
-        let before = revoked_serials(&reg);
-        let e = issue(&mut reg, 2, 3).expect_err("duplicate serial");
-        assert!(matches!(e, RegistryError::DuplicateSerial(_)), "{e}");
-        assert_eq!(revoked_serials(&reg), before);
+        for (mut reg, _server) in
+            crate::registry::testing::registries("superseding_revokes_in_the_same_transaction")
+        {
+            issue(&mut reg, 1, 1).expect("first");
+            reg.mark_written("4001").expect("written");
+            assert!(revoked_serials(&reg).is_empty());
+            // The chip's key changed before verification: the first certificate may be on the
+            // device, so it is revoked as well as superseded.
+            issue(&mut reg, 2, 2).expect("new key");
+            assert_eq!(
+                revoked_serials(&reg),
+                [("4001".to_string(), RevocationReason::Superseded)]
+            );
+            let first = reg.certificate("4001").expect("q").expect("first");
+            assert_eq!(first.status, CertStatus::Superseded);
+            // A failed begin_issue (duplicate serial) revokes nothing: same transaction.
+            let before = revoked_serials(&reg);
+            let e = issue(&mut reg, 2, 3).expect_err("duplicate serial");
+            assert!(matches!(e, RegistryError::DuplicateSerial(_)), "{e}");
+            assert_eq!(revoked_serials(&reg), before);
+        }
     }
 
     #[test]
     fn revoke_records_reason_time_and_audit_and_refuses_twice() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        issue(&mut reg, 1, 1).expect("issue");
-        reg.mark_written("4001").expect("w");
-        reg.mark_verified("4001").expect("v");
-        let r = reg
-            .revoke("4001", RevocationReason::CessationOfOperation)
-            .expect("revoke");
-        assert_eq!(r.certificate.serial, "4001");
-        assert_eq!(
-            reg.revocation("4001").expect("q"),
-            Some(r.revocation.clone())
-        );
-        let log = reg.audit_log(Some(CHIP)).expect("log");
-        assert!(
-            log.iter()
-                .any(|a| a.step == "revoke" && a.detail.contains("cessationOfOperation")),
-            "{log:?}"
-        );
-        let e = reg
-            .revoke("4001", RevocationReason::KeyCompromise)
-            .expect_err("twice");
-        assert!(matches!(e, RegistryError::AlreadyRevoked { .. }), "{e}");
-        assert_eq!(
-            reg.revocation("4001").expect("q").map(|r| r.reason),
-            Some(RevocationReason::CessationOfOperation)
-        );
-        let e = reg
-            .revoke("\u{1b}]0;x\u{7}", RevocationReason::KeyCompromise)
-            .expect_err("unknown");
-        assert!(matches!(e, RegistryError::UnknownCertificate(_)), "{e}");
-        assert!(!e.to_string().contains('\u{1b}'), "{e}");
+        for (mut reg, _server) in crate::registry::testing::registries(
+            "revoke_records_reason_time_and_audit_and_refuses_twice",
+        ) {
+            issue(&mut reg, 1, 1).expect("issue");
+            reg.mark_written("4001").expect("w");
+            reg.mark_verified("4001").expect("v");
+            let r = reg
+                .revoke("4001", RevocationReason::CessationOfOperation)
+                .expect("revoke");
+            assert_eq!(r.certificate.serial, "4001");
+            assert_eq!(
+                reg.revocation("4001").expect("q"),
+                Some(r.revocation.clone())
+            );
+            let log = reg.audit_log(Some(CHIP)).expect("log");
+            assert!(
+                log.iter()
+                    .any(|a| a.step == "revoke" && a.detail.contains("cessationOfOperation")),
+                "{log:?}"
+            );
+            let e = reg
+                .revoke("4001", RevocationReason::KeyCompromise)
+                .expect_err("twice");
+            assert!(matches!(e, RegistryError::AlreadyRevoked { .. }), "{e}");
+            assert_eq!(
+                reg.revocation("4001").expect("q").map(|r| r.reason),
+                Some(RevocationReason::CessationOfOperation)
+            );
+            let e = reg
+                .revoke("\u{1b}]0;x\u{7}", RevocationReason::KeyCompromise)
+                .expect_err("unknown");
+            assert!(matches!(e, RegistryError::UnknownCertificate(_)), "{e}");
+            assert!(!e.to_string().contains('\u{1b}'), "{e}");
+        }
     }
 
     #[test]
     fn a_revoked_certificate_is_never_handed_out_again() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        issue(&mut reg, 1, 1).expect("issue");
-        reg.mark_written("4001").expect("w");
-        reg.mark_verified("4001").expect("v");
-        reg.revoke("4001", RevocationReason::KeyCompromise)
-            .expect("revoke");
-        assert_eq!(reg.live_certificate(CHIP).expect("q"), None);
-        // Same key again: refused, not reused.
-        let e = issue(&mut reg, 2, 1).expect_err("revoked key");
-        assert!(matches!(e, RegistryError::KeyRevoked { .. }), "{e}");
-        // A new key gets a new certificate: the revoked verified one no longer blocks it.
-        let out = issue(&mut reg, 3, 3).expect("new key");
-        assert!(matches!(out, IssueOutcome::New(_)));
-        assert_eq!(
-            reg.latest_certificate(CHIP).expect("q").map(|c| c.serial),
-            Some("4003".into())
-        );
+        for (mut reg, _server) in
+            crate::registry::testing::registries("a_revoked_certificate_is_never_handed_out_again")
+        {
+            issue(&mut reg, 1, 1).expect("issue");
+            reg.mark_written("4001").expect("w");
+            reg.mark_verified("4001").expect("v");
+            reg.revoke("4001", RevocationReason::KeyCompromise)
+                .expect("revoke");
+            assert_eq!(reg.live_certificate(CHIP).expect("q"), None);
+            // Same key again: refused, not reused.
+            let e = issue(&mut reg, 2, 1).expect_err("revoked key");
+            assert!(matches!(e, RegistryError::KeyRevoked { .. }), "{e}");
+            // A new key gets a new certificate: the revoked verified one no longer blocks it.
+            let out = issue(&mut reg, 3, 3).expect("new key");
+            assert!(matches!(out, IssueOutcome::New(_)));
+            assert_eq!(
+                reg.latest_certificate(CHIP).expect("q").map(|c| c.serial),
+                Some("4003".into())
+            );
+        }
     }
 
     #[test]
     fn a_certificate_revoked_mid_provisioning_goes_no_further() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        issue(&mut reg, 1, 1).expect("issue");
-        reg.revoke("4001", RevocationReason::KeyCompromise)
-            .expect("revoke while pending");
-        let e = reg.mark_written("4001").expect_err("revoked");
-        assert!(matches!(e, RegistryError::Revoked { .. }), "{e}");
-        let e = reg.mark_verified("4001").expect_err("revoked");
-        assert!(matches!(e, RegistryError::Revoked { .. }), "{e}");
-        assert_eq!(
-            reg.certificate("4001").expect("q").map(|c| c.status),
-            Some(CertStatus::Pending)
-        );
+        for (mut reg, _server) in crate::registry::testing::registries(
+            "a_certificate_revoked_mid_provisioning_goes_no_further",
+        ) {
+            issue(&mut reg, 1, 1).expect("issue");
+            reg.revoke("4001", RevocationReason::KeyCompromise)
+                .expect("revoke while pending");
+            let e = reg.mark_written("4001").expect_err("revoked");
+            assert!(matches!(e, RegistryError::Revoked { .. }), "{e}");
+            let e = reg.mark_verified("4001").expect_err("revoked");
+            assert!(matches!(e, RegistryError::Revoked { .. }), "{e}");
+            assert_eq!(
+                reg.certificate("4001").expect("q").map(|c| c.status),
+                Some(CertStatus::Pending)
+            );
+        }
     }
 
     #[test]
     fn signer_certificates_are_not_revoked_here() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        reg.begin_issue(&IssueRequest {
-            kind: CertKind::Signer,
-            chip_serial: None,
-            serial: &[0x40, 0xAB, 0xCD],
-            public_key: &[9; 64],
-            subject_cn: "signer ABCD",
-            der: b"\x30\x00",
-            not_before: "2026-01-01T00:00:00Z",
-            not_after: "2056-01-01T00:00:00Z",
-        })
-        .expect("signer");
-        let e = reg
-            .revoke("40abcd", RevocationReason::KeyCompromise)
-            .expect_err("signer");
-        assert!(matches!(e, RegistryError::NotRevocable(_)), "{e}");
-        assert!(revoked_serials(&reg).is_empty());
+        for (mut reg, _server) in
+            crate::registry::testing::registries("signer_certificates_are_not_revoked_here")
+        {
+            reg.begin_issue(&IssueRequest {
+                kind: CertKind::Signer,
+                chip_serial: None,
+                serial: &[0x40, 0xAB, 0xCD],
+                public_key: &[9; 64],
+                subject_cn: "signer ABCD",
+                der: b"\x30\x00",
+                not_before: "2026-01-01T00:00:00Z",
+                not_after: "2056-01-01T00:00:00Z",
+            })
+            .expect("signer");
+            let e = reg
+                .revoke("40abcd", RevocationReason::KeyCompromise)
+                .expect_err("signer");
+            assert!(matches!(e, RegistryError::NotRevocable(_)), "{e}");
+            assert!(revoked_serials(&reg).is_empty());
+        }
     }
 
     #[test]
     fn crl_numbers_increase_and_are_never_reused() {
-        let mut reg = Registry::open_in_memory().expect("open");
-        let t = "2026-01-01T00:00:00Z";
-        let a = reg.allocate_crl_number(t, t, 0).expect("1");
-        let b = reg.allocate_crl_number(t, t, 0).expect("2");
-        assert_eq!((a, b), (CrlNumber(1), CrlNumber(2)));
-        reg.record_crl_digest(b, &[0xAA; 32]).expect("digest");
-        let digest: Option<String> = reg
-            .conn
-            .query_row("SELECT sha256 FROM crls WHERE number = 2", [], |r| r.get(0))
-            .expect("row");
-        assert_eq!(digest, Some("AA".repeat(32)));
+        for (mut reg, _server) in
+            crate::registry::testing::registries("crl_numbers_increase_and_are_never_reused")
+        {
+            let t = "2026-01-01T00:00:00Z";
+            let a = reg.allocate_crl_number(t, t, 0).expect("1");
+            let b = reg.allocate_crl_number(t, t, 0).expect("2");
+            assert_eq!((a, b), (CrlNumber(1), CrlNumber(2)));
+            reg.record_crl_digest(b, &[0xAA; 32]).expect("digest");
+            let digest: Option<String> = reg
+                .conn
+                .query_row("SELECT sha256 FROM crls WHERE number = 2", (), |r| r.get(0))
+                .expect("row");
+            assert_eq!(digest, Some("AA".repeat(32)));
+        }
     }
 
     /// A registry written by schema version 1 (no revocations table) with a superseded
