@@ -44,6 +44,8 @@ fn hosts(dir: &Path, registry: Option<&str>, name: &str, hosts: usize, n: usize)
         trace_i2c: None,
         platform: keystamp_wire::PlatformSecurity::UNKNOWN,
         link: keystamp::sim::SimLink::default(),
+        part: keystamp_atecc_sim::Part::Blank,
+        faults: Default::default(),
     };
     let sims: Vec<_> = (0..hosts)
         .map(|h| start_sims(n, &dir.join(format!("{name}-h{h}")), &options, BAUD).expect("sims"))
