@@ -1438,7 +1438,19 @@ impl<'a, P: Port> Station<'a, P> {
 
     fn hello(&mut self) -> Result<HelloInfo, Failure> {
         // A device that was just reset prints its boot banner first; Hello is retried by the link.
-        match self.call(Step::Probe, &Request::Hello)? {
+        let first = self.call(Step::Probe, &Request::Hello);
+        let answer = match (first, self.material.baud_max) {
+            // Silent at this rate: maybe still at a rate negotiated by an earlier session.
+            (Err(f), Some(max)) if matches!(&f.kind, FailureKind::Link { error, .. } if matches!(**error, LinkError::NoAnswer { .. })) => {
+                match self.link.find_rate(max) {
+                    Ok(Some(_)) => self.call(Step::Probe, &Request::Hello)?,
+                    Ok(None) => return Err(f),
+                    Err(e) => return Err(self.link_failure(Step::Probe, e)),
+                }
+            }
+            (first, _) => first?,
+        };
+        match answer {
             Response::Hello(h) => Ok(h),
             other => Err(Failure::unexpected(Step::Probe, "Hello", &other)),
         }

@@ -262,6 +262,22 @@ impl<P: Port> Link<P> {
         Ok(start)
     }
 
+    /// For a device that does not answer `Hello` at this rate: it may still be at a rate an
+    /// earlier session negotiated (it returns to 115200 only after 4 s of silence). Tries the
+    /// [`BAUD_STEPS`] up to `max`; returns the rate it answered at, or `None` (the line back at
+    /// the rate it was).
+    pub fn find_rate(&mut self, max: u32) -> Result<Option<u32>, LinkError> {
+        let start = self.baud;
+        for &rate in BAUD_STEPS.iter().filter(|&&r| r <= max && r != start) {
+            self.set_baud(rate)?;
+            if self.answers_hello()? {
+                return Ok(Some(rate));
+            }
+        }
+        self.set_baud(start)?;
+        Ok(None)
+    }
+
     /// Back to `old` until the device answers there; `new` once more if it never does.
     fn fall_back(&mut self, old: u32, new: u32) -> Result<u32, LinkError> {
         self.set_baud(old)?;

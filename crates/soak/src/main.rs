@@ -211,9 +211,18 @@ fn run(p: &Project, name: &str, faults: &FaultSpec, tally: &mut Tally) -> Result
     let dev = start(p, name, faults)?;
     let mut attempts = 0;
     let mut provisioned = false;
+    let mut last = String::new();
     while attempts <= RERUNS && !provisioned {
         attempts += 1;
-        provisioned = station(p, &dev).is_some_and(|s| ok(&s.run().result));
+        match station(p, &dev).map(|s| s.run().result) {
+            Some(result) if ok(&result) => provisioned = true,
+            Some(result) => last = format!("{result:?}"),
+            None => last = "the port did not open".into(),
+        }
+    }
+    if !provisioned {
+        // Failed cleanly (the checks below say whether it was clean): the last reason.
+        eprintln!("soak: {name} failed {attempts} times, last: {last}");
     }
     match (provisioned, attempts) {
         (true, 1) => tally.first_time += 1,
@@ -301,8 +310,9 @@ fn global_checks(p: &Project, tally: &mut Tally) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_args() -> Result<(usize, u64), String> {
+fn parse_args() -> Result<(usize, u64, u64), String> {
     let mut runs = 50usize;
+    let mut from = 0u64;
     let mut seed = 19u64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -318,10 +328,19 @@ fn parse_args() -> Result<(usize, u64), String> {
                     .parse()
                     .map_err(|_| "--seed takes a number".to_string())?;
             }
-            other => return Err(format!("unknown argument `{other}` (--runs N, --seed S)")),
+            "--from" => {
+                from = value("--from")?
+                    .parse()
+                    .map_err(|_| "--from takes a number".to_string())?;
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}` (--runs N, --seed S, --from FIRST_RUN)"
+                ));
+            }
         }
     }
-    Ok((runs, seed))
+    Ok((runs, seed, from))
 }
 
 fn main() -> ExitCode {
@@ -336,11 +355,11 @@ fn main() -> ExitCode {
 }
 
 fn soak() -> Result<bool, String> {
-    let (runs, seed) = parse_args()?;
+    let (runs, seed, from) = parse_args()?;
     let started = Instant::now();
     let mut p = project(runs)?;
     let mut tally = Tally::default();
-    for i in 0..runs as u64 {
+    for i in from..from + runs as u64 {
         let (faults, negotiate) = plan(seed, i);
         p.material.baud_max = negotiate.then_some(921_600);
         run(&p, &format!("soak{i:05}"), &faults, &mut tally)?;
