@@ -68,6 +68,22 @@ impl Backend {
         URLS.with(|u| u.borrow_mut().insert(project.to_path_buf(), url));
     }
 
+    /// One integer a query of the project's registry returns, read around keystamp's code
+    /// (rusqlite, or the `postgres` client).
+    pub fn query_i64(&self, project: &Path, sql: &str) -> i64 {
+        match registry_url(project) {
+            Some(url) => postgres::Client::connect(&url, postgres::NoTls)
+                .expect("connect")
+                .query_one(sql, &[])
+                .expect("query")
+                .get(0),
+            None => rusqlite::Connection::open(project.join("registry.sqlite"))
+                .expect("open")
+                .query_row(sql, (), |r| r.get(0))
+                .expect("query"),
+        }
+    }
+
     /// The project's registry, opened directly (for records a test writes itself).
     pub fn open(&self, project: &Path) -> Registry {
         match registry_url(project) {
