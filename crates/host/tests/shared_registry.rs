@@ -410,10 +410,21 @@ fn a_database_stopped_mid_run_fails_cleanly_and_a_rerun_completes() {
         out.contains("registry database unreachable"),
         "stations say why: {out}"
     );
-    let stopped = stopped_by_the_registry(&o, &trace);
-    assert!(!stopped.is_empty(), "{out}");
+    let (stopped, late) = stopped_by_the_registry(&o, &trace);
+    assert!(!stopped.is_empty() || !late.is_empty(), "{out}");
     let locks_before: Vec<u16> = stopped.iter().map(|d| slot_locked(&state, d)).collect();
     cluster.start_server().expect("restart database");
+    // A chip past its slot locks has its written certificate on record: the chip was never
+    // ahead of the registry.
+    let recorded = certificates(&url);
+    for chip in &late {
+        assert!(
+            recorded
+                .iter()
+                .any(|c| &c.0 == chip && (c.2 == "written" || c.2 == "verified")),
+            "{chip}: slots locked without a committed record: {recorded:?}"
+        );
+    }
     let o = run_cli(&mut host(&dir, "host-a", &state, 8, "instant"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_all_done(&o, 8);
@@ -457,14 +468,16 @@ fn chip_commands(trace: &str, device: &str) -> Vec<(u8, u8)> {
 const WRITE: u8 = 0x12;
 const LOCK: u8 = 0x17;
 
-/// The devices whose station stopped because the registry was unreachable, after checking
+/// The devices whose station stopped because the registry was unreachable before the slot
+/// locks (steps probe to definitions), after checking
 /// from the I2C trace that their chip received no command after the failed registry call:
 /// a station stopped before `certificates` wrote no data slot; one stopped at `certificates`
 /// (its record of the written slots failed) sent nothing after its slot writes — no lock.
-fn stopped_by_the_registry(o: &Output, trace: &Path) -> Vec<String> {
+/// Returns those devices, and the chip serials of the devices stopped past the slot locks.
+fn stopped_by_the_registry(o: &Output, trace: &Path) -> (Vec<String>, Vec<String>) {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json report");
     let trace = std::fs::read_to_string(trace).expect("trace");
-    let mut stopped = Vec::new();
+    let (mut stopped, mut late) = (Vec::new(), Vec::new());
     for d in report["devices"].as_array().expect("devices") {
         let error = d["error"].as_str().unwrap_or_default();
         let Some((step, _)) = error.split_once(": registry database unreachable") else {
@@ -491,8 +504,15 @@ fn stopped_by_the_registry(o: &Output, trace: &Path) -> Vec<String> {
                     "{device}: a command after its slot writes: {commands:02X?}"
                 );
             }
-            other => eprintln!("{device} stopped at {other}: no chip check for this step"),
+            "definitions" => {}
+            // Past the slot locks (verify, lock_slots, done): its chip may only be that far
+            // if the record of its written slots was committed (checked by the caller).
+            _ => {
+                late.push(d["chip_serial"].as_str().expect("chip serial").to_string());
+                continue;
+            }
         }
+        // Every step above comes before the slot locks.
         assert!(
             !commands
                 .iter()
@@ -501,5 +521,5 @@ fn stopped_by_the_registry(o: &Output, trace: &Path) -> Vec<String> {
         );
         stopped.push(device);
     }
-    stopped
+    (stopped, late)
 }
