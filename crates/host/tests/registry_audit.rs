@@ -5,6 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
+use common::backends::each_backend;
 use common::keystamp;
 
 fn tamper(db: &Path, sql: &str) {
@@ -108,79 +109,89 @@ fn a_demo_run_audits_clean_and_an_edited_row_is_named() {
 fn records_of_the_old_and_a_new_software_signer_both_audit_clean() {
     use keystamp::pki::ca::KeyProtection;
     use keystamp::pki::ceremony;
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("p");
-    let ok = |o: Output| {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let provision = |state: &str| {
-        keystamp(&dir)
-            .args(["provision", "--simulate", "1", "--timing", "instant"])
-            .arg("--state-dir")
-            .arg(tmp.path().join(state))
-            .output()
-            .expect("provision")
-    };
-    std::fs::create_dir(&dir).expect("dir");
-    ok(keystamp(&dir)
-        .args(["init", "--insecure-no-passphrase"])
-        .output()
-        .expect("init"));
-    ok(provision("sim-a"));
+    each_backend(
+        "records_of_the_old_and_a_new_software_signer_both_audit_clean",
+        |b| {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let dir = tmp.path().join("p");
+            let ok = |o: Output| {
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+                String::from_utf8_lossy(&o.stdout).into_owned()
+            };
+            let provision = |state: &str| {
+                keystamp(&dir)
+                    .args(["provision", "--simulate", "1", "--timing", "instant"])
+                    .arg("--state-dir")
+                    .arg(tmp.path().join(state))
+                    .output()
+                    .expect("provision")
+            };
+            std::fs::create_dir(&dir).expect("dir");
+            ok(keystamp(&dir)
+                .args(["init", "--insecure-no-passphrase"])
+                .output()
+                .expect("init"));
+            b.adopt(&dir);
+            ok(provision("sim-a"));
 
-    // The new signer: a request made elsewhere, signed with the project's root key.
-    let station = tmp.path().join("station");
-    let profile = keystamp::project::Project::open(&dir)
-        .expect("project")
-        .profile;
-    let request =
-        ceremony::signer_request(&station, &profile.ca, &KeyProtection::Unencrypted).expect("req");
-    let ca_dir = dir.join("ca");
-    let root_key = keystamp::pki::signer_key::SignerKey::Software(
-        keystamp::pki::ca::unlock_root(&ca_dir, None).expect("root key"),
-    );
-    let signer = ceremony::sign_signer(
-        &ca_dir,
-        &root_key,
-        &request,
-        5,
-        std::time::SystemTime::now(),
-    )
-    .expect("sign");
-    std::fs::copy(station.join("signer.key"), ca_dir.join("signer.key")).expect("key");
-    std::fs::write(ca_dir.join("signer.pem"), signer.to_pem()).expect("cert");
-    keystamp::ops::project::regenerate_definitions(
-        &keystamp::project::Project::open(&dir).expect("project"),
-    )
-    .expect("definitions");
-    ok(provision("sim-b"));
+            // The new signer: a request made elsewhere, signed with the project's root key.
+            let station = tmp.path().join("station");
+            let profile = keystamp::project::Project::open(&dir)
+                .expect("project")
+                .profile;
+            let request =
+                ceremony::signer_request(&station, &profile.ca, &KeyProtection::Unencrypted)
+                    .expect("req");
+            let ca_dir = dir.join("ca");
+            let root_key = keystamp::pki::signer_key::SignerKey::Software(
+                keystamp::pki::ca::unlock_root(&ca_dir, None).expect("root key"),
+            );
+            let signer = ceremony::sign_signer(
+                &ca_dir,
+                &root_key,
+                &request,
+                5,
+                std::time::SystemTime::now(),
+            )
+            .expect("sign");
+            std::fs::copy(station.join("signer.key"), ca_dir.join("signer.key")).expect("key");
+            std::fs::write(ca_dir.join("signer.pem"), signer.to_pem()).expect("cert");
+            keystamp::ops::project::regenerate_definitions(
+                &keystamp::project::Project::open(&dir).expect("project"),
+            )
+            .expect("definitions");
+            ok(provision("sim-b"));
 
-    let db = dir.join("registry.sqlite");
-    assert_eq!(
-        query(
-            &db,
-            "SELECT COUNT(DISTINCT signer_key) FROM audit WHERE signer_key IS NOT NULL"
-        ),
-        2
-    );
-    assert!(!ca_dir.join("signers").exists(), "only the registry has it");
-    let out = ok(audit(&dir));
-    assert!(out.contains("chain intact"), "{out}");
+            assert_eq!(
+                b.query_i64(
+                    &dir,
+                    "SELECT COUNT(DISTINCT signer_key) FROM audit WHERE signer_key IS NOT NULL"
+                ),
+                2
+            );
+            assert!(!ca_dir.join("signers").exists(), "only the registry has it");
+            let out = ok(audit(&dir));
+            assert!(out.contains("chain intact"), "{out}");
 
-    // The device provisioned under the old signer (its locked slots hold the old chain) is
-    // verified by a rerun, not refused as another project's, and gets nothing new.
-    let devices = "SELECT COUNT(*) FROM certificates WHERE kind = 'device'";
-    let before = query(&db, devices);
-    let rerun = provision("sim-a");
-    assert!(
-        rerun.status.success(),
-        "old signer's device: {}",
-        String::from_utf8_lossy(&rerun.stderr)
+            // The device provisioned under the old signer (its locked slots hold the old chain) is
+            // verified by a rerun, not refused as another project's, and gets nothing new.
+            let devices = "SELECT COUNT(*) FROM certificates WHERE kind = 'device'";
+            let before = b.query_i64(&dir, devices);
+            let rerun = provision("sim-a");
+            assert!(
+                rerun.status.success(),
+                "old signer's device: {}",
+                String::from_utf8_lossy(&rerun.stderr)
+            );
+            assert_eq!(
+                b.query_i64(&dir, devices),
+                before,
+                "nothing issued on the rerun"
+            );
+            let out = ok(audit(&dir));
+            assert!(out.contains("chain intact"), "{out}");
+        },
     );
-    assert_eq!(query(&db, devices), before, "nothing issued on the rerun");
-    let out = ok(audit(&dir));
-    assert!(out.contains("chain intact"), "{out}");
 }
 
 /// `registry revoke` writes a revocation record: deleting its row with sqlite3 (the revoked

@@ -377,8 +377,10 @@ fn a_killed_hosts_devices_are_resumed_by_another_host() {
     assert_audit_clean(&dir);
 }
 
-/// The database stopped mid-run: stations fail with the registry's message and record
-/// nothing half; after the restart a rerun completes every device with one identity each.
+/// The database stopped mid-run: stations fail with the registry's message, record nothing
+/// half and send their chip no command after the failed registry call (I2C trace; the slot
+/// locks are set only by the rerun); after the restart a rerun completes every device with
+/// one identity each.
 #[test]
 fn a_database_stopped_mid_run_fails_cleanly_and_a_rerun_completes() {
     let Some(cluster) = own_or_skip("a_database_stopped_mid_run_fails_cleanly") else {
@@ -388,7 +390,10 @@ fn a_database_stopped_mid_run_fails_cleanly_and_a_rerun_completes() {
     let dir = tmp.path().join("proj");
     let url = project_on_postgres(&cluster, &dir);
     let state = tmp.path().join("sim");
+    let trace = tmp.path().join("trace.jsonl");
     let a = host(&dir, "host-a", &state, 8, "realistic")
+        .arg("--trace-i2c")
+        .arg(&trace)
         .spawn()
         .expect("spawn");
     for _ in 0..600 {
@@ -405,10 +410,116 @@ fn a_database_stopped_mid_run_fails_cleanly_and_a_rerun_completes() {
         out.contains("registry database unreachable"),
         "stations say why: {out}"
     );
+    let (stopped, late) = stopped_by_the_registry(&o, &trace);
+    assert!(!stopped.is_empty() || !late.is_empty(), "{out}");
+    let locks_before: Vec<u16> = stopped.iter().map(|d| slot_locked(&state, d)).collect();
     cluster.start_server().expect("restart database");
+    // A chip past its slot locks has its written certificate on record: the chip was never
+    // ahead of the registry.
+    let recorded = certificates(&url);
+    for chip in &late {
+        assert!(
+            recorded
+                .iter()
+                .any(|c| &c.0 == chip && (c.2 == "written" || c.2 == "verified")),
+            "{chip}: slots locked without a committed record: {recorded:?}"
+        );
+    }
     let o = run_cli(&mut host(&dir, "host-a", &state, 8, "instant"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_all_done(&o, 8);
+    // The slot locks the stopped stations never got to are set by the rerun: the failed run
+    // left each chip's lock state as it was when its registry call failed.
+    for (d, before) in stopped.iter().zip(locks_before) {
+        assert_ne!(
+            slot_locked(&state, d),
+            before,
+            "{d}: locked only by the rerun"
+        );
+    }
     assert_eq!(assert_one_identity_per_chip(&url), 8);
     assert_audit_clean(&dir);
+}
+
+/// A simulated chip's `SlotLocked` config bytes 88–89 (u16 LE, bit n = 1: slot n still
+/// unlocked; /work/shared/reference/atecc608.md, config zone map), read from its state file.
+fn slot_locked(state: &Path, device: &str) -> u16 {
+    let path = state.join(format!("{device}.chip.json"));
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("chip state")).expect("json");
+    let config = hex::decode(file["config"].as_str().expect("config")).expect("hex");
+    u16::from_le_bytes([config[88], config[89]])
+}
+
+/// The ATECC command packets a device's chip received, from the I2C trace: (opcode, param1).
+/// A command is a write of word address 0x03, then count, opcode, param1, … (atecc608.md §1.3);
+/// Write and Lock name the zone in param1 bits 1:0 (2: a data slot / a single slot).
+fn chip_commands(trace: &str, device: &str) -> Vec<(u8, u8)> {
+    trace
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["station"] == device && l["dir"] == "write" && l["addr"] == "0x60")
+        .filter_map(|l| hex::decode(l["bytes"].as_str()?).ok())
+        .filter(|b| b.len() >= 4 && b[0] == 0x03)
+        .map(|b| (b[2], b[3]))
+        .collect()
+}
+
+const WRITE: u8 = 0x12;
+const LOCK: u8 = 0x17;
+
+/// The devices whose station stopped because the registry was unreachable before the slot
+/// locks (steps probe to definitions), after checking
+/// from the I2C trace that their chip received no command after the failed registry call:
+/// a station stopped before `certificates` wrote no data slot; one stopped at `certificates`
+/// (its record of the written slots failed) sent nothing after its slot writes — no lock.
+/// Returns those devices, and the chip serials of the devices stopped past the slot locks.
+fn stopped_by_the_registry(o: &Output, trace: &Path) -> (Vec<String>, Vec<String>) {
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json report");
+    let trace = std::fs::read_to_string(trace).expect("trace");
+    let (mut stopped, mut late) = (Vec::new(), Vec::new());
+    for d in report["devices"].as_array().expect("devices") {
+        let error = d["error"].as_str().unwrap_or_default();
+        let Some((step, _)) = error.split_once(": registry database unreachable") else {
+            continue;
+        };
+        let port = d["port"].as_str().expect("port");
+        let device = port
+            .strip_prefix("inproc:")
+            .and_then(|p| p.split('#').next())
+            .expect("in-process port")
+            .to_string();
+        let commands = chip_commands(&trace, &device);
+        let data_write = |&(op, p1): &(u8, u8)| op == WRITE && p1 & 0x03 == 0x02;
+        match step {
+            "probe" | "config" | "key" | "issue" => {
+                assert!(
+                    !commands.iter().any(data_write),
+                    "{device}: {commands:02X?}"
+                );
+            }
+            "certificates" => {
+                assert!(
+                    commands.last().is_some_and(data_write),
+                    "{device}: a command after its slot writes: {commands:02X?}"
+                );
+            }
+            "definitions" => {}
+            // Past the slot locks (verify, lock_slots, done): its chip may only be that far
+            // if the record of its written slots was committed (checked by the caller).
+            _ => {
+                late.push(d["chip_serial"].as_str().expect("chip serial").to_string());
+                continue;
+            }
+        }
+        // Every step above comes before the slot locks.
+        assert!(
+            !commands
+                .iter()
+                .any(|&(op, p1)| op == LOCK && p1 & 0x03 == 0x02),
+            "{device}: a slot was locked: {commands:02X?}"
+        );
+        stopped.push(device);
+    }
+    (stopped, late)
 }

@@ -1095,15 +1095,15 @@ pub fn verify_file(path: &Path, signer_xy: &[u8; 64]) -> Result<AuditReport, Reg
 mod tests {
     use super::*;
     use crate::registry::{CertKind, ChipSerial, IssueRequest, Outcome, Registry};
+    use std::path::PathBuf;
 
     const CHIP: ChipSerial = ChipSerial([0x01, 0x23, 1, 2, 3, 4, 5, 6, 0xEE]);
 
-    /// A file registry with a chain: chain start, two certificates (the first superseded),
+    /// A registry with a chain: chain start, two certificates (the first superseded),
     /// status changes and audit entries. Returns the key's public half.
-    fn populated(path: &Path) -> [u8; 64] {
+    fn populate(mut reg: Registry) -> [u8; 64] {
         let key = EphemeralKey::generate().expect("key");
         let xy = key.public_key();
-        let mut reg = Registry::open(path).expect("open");
         reg.set_record_signer(Box::new(key));
         for (n, pk) in [(1u8, [1u8; 64]), (2, [2u8; 64])] {
             reg.begin_issue(&IssueRequest {
@@ -1129,6 +1129,11 @@ mod tests {
         xy
     }
 
+    /// [`populate`] in a new file registry at `path`.
+    fn populated(path: &Path) -> [u8; 64] {
+        populate(Registry::open(path).expect("open"))
+    }
+
     /// Changes the database with the sqlite3 CLI when there is one, else through rusqlite:
     /// either way not through keystamp's code.
     fn tamper(path: &Path, sql: &str) {
@@ -1151,110 +1156,200 @@ mod tests {
         }
     }
 
-    fn seq_of(path: &Path, table: &str, where_: &str) -> i64 {
-        rusqlite::Connection::open(path)
-            .expect("open")
-            .query_row(
-                &format!("SELECT seq FROM {table} WHERE {where_}"),
-                (),
-                |r| r.get(0),
-            )
-            .expect("seq")
+    /// Where a tamper test's registry lives. The tampering and the reads that find the rows
+    /// to tamper with go around keystamp's code: the sqlite3 CLI or rusqlite for a file,
+    /// plain SQL through the `postgres` client for a PostgreSQL database.
+    enum Store {
+        File(PathBuf),
+        Postgres(String),
     }
 
-    #[test]
-    fn an_untampered_chain_audits_clean_to_its_head() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("r.sqlite");
-        let xy = populated(&path);
-        // 1 start + 2 certificates + 5 audit + (issued, superseded, issued, verified) + the
-        // revocation of the superseded certificate.
-        match verify_file(&path, &xy).expect("verify") {
-            AuditReport::Clean { records, head, .. } => {
-                assert_eq!(records, 13);
-                let meta: String = rusqlite::Connection::open(&path)
-                    .expect("open")
-                    .query_row("SELECT value FROM meta WHERE key = 'chain_head'", (), |r| {
-                        r.get(0)
-                    })
-                    .expect("head");
-                assert_eq!(meta, format!("13:{}", hex::encode(head)));
+    /// A fresh, empty registry on each backend: a file in `dir`, and a migrated database in
+    /// the shared throwaway cluster when the server is installed (else the printed reason
+    /// it is skipped). The cluster handle keeps the server alive for the test.
+    fn stores(
+        test: &str,
+        dir: &Path,
+    ) -> (
+        Vec<Store>,
+        Option<std::sync::Arc<super::super::pg_cluster::PgCluster>>,
+    ) {
+        let mut all = vec![Store::File(dir.join("r.sqlite"))];
+        let cluster = super::super::pg_cluster::skip_or_fail(&format!("{test} on PostgreSQL"));
+        if let Some(c) = &cluster {
+            let url = c.new_database().expect("database");
+            Registry::migrate_postgres(&url).expect("migrate");
+            all.push(Store::Postgres(url));
+        }
+        (all, cluster)
+    }
+
+    impl Store {
+        fn open(&self) -> Registry {
+            match self {
+                Self::File(path) => Registry::open(path).expect("open"),
+                Self::Postgres(url) => Registry::open_postgres(url).expect("open"),
             }
-            other => panic!("{other:?}"),
+        }
+
+        fn name(&self) -> &'static str {
+            match self {
+                Self::File(_) => "SQLite",
+                Self::Postgres(_) => "PostgreSQL",
+            }
+        }
+
+        fn client(url: &str) -> postgres::Client {
+            postgres::Client::connect(url, postgres::NoTls).expect("connect")
+        }
+
+        fn tamper(&self, sql: &str) {
+            match self {
+                Self::File(path) => tamper(path, sql),
+                Self::Postgres(url) => Self::client(url).batch_execute(sql).expect("tamper"),
+            }
+        }
+
+        /// One text value (`CAST(… AS TEXT)` reads the same on both engines).
+        fn text(&self, sql: &str) -> String {
+            match self {
+                Self::File(path) => rusqlite::Connection::open(path)
+                    .expect("open")
+                    .query_row(sql, (), |r| r.get(0))
+                    .expect("query"),
+                Self::Postgres(url) => Self::client(url).query_one(sql, &[]).expect("query").get(0),
+            }
+        }
+
+        fn seq_of(&self, table: &str, where_: &str) -> i64 {
+            self.text(&format!(
+                "SELECT CAST(seq AS TEXT) FROM {table} WHERE {where_}"
+            ))
+            .parse()
+            .expect("seq")
+        }
+
+        fn verify(&self, xy: &[u8; 64]) -> AuditReport {
+            let reg = match self {
+                Self::File(path) => Registry::open_read_only(path).expect("open"),
+                Self::Postgres(_) => self.open(),
+            };
+            verify(&reg.conn, &SignerSet::single(xy).expect("signer")).expect("verify")
+        }
+    }
+
+    /// Runs `check` on a fresh registry of each backend.
+    fn on_each_backend(test: &str, check: impl Fn(&Store)) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (stores, _cluster) = stores(test, dir.path());
+        for store in &stores {
+            eprintln!("{test}: {}", store.name());
+            check(store);
+        }
+    }
+
+    /// [`on_each_backend`] with two fresh registries of the same backend (one tampered one
+    /// way, the other another way).
+    fn on_each_backend_twice(test: &str, check: impl Fn(&Store, &Store)) {
+        let (a, b) = (
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+        );
+        let (one, _c1) = stores(test, a.path());
+        let (two, _c2) = stores(test, b.path());
+        for (x, y) in one.iter().zip(&two) {
+            eprintln!("{test}: {}", x.name());
+            check(x, y);
         }
     }
 
     #[test]
+    fn an_untampered_chain_audits_clean_to_its_head() {
+        on_each_backend("an_untampered_chain_audits_clean_to_its_head", |s| {
+            let xy = populate(s.open());
+            // 1 start + 2 certificates + 5 audit + (issued, superseded, issued, verified) +
+            // the revocation of the superseded certificate.
+            match s.verify(&xy) {
+                AuditReport::Clean { records, head, .. } => {
+                    assert_eq!(records, 13);
+                    let meta = s.text("SELECT value FROM meta WHERE key = 'chain_head'");
+                    assert_eq!(meta, format!("13:{}", hex::encode(head)));
+                }
+                other => panic!("{other:?}"),
+            }
+        });
+    }
+
+    #[test]
     fn an_edited_audit_row_is_the_first_bad_row() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("r.sqlite");
-        let xy = populated(&path);
-        let seq = seq_of(&path, "audit", "detail = 'two' ORDER BY id LIMIT 1");
-        tamper(
-            &path,
-            &format!("UPDATE audit SET outcome = 'failed' WHERE seq = {seq};"),
-        );
-        let f = first(verify_file(&path, &xy).expect("verify"));
-        assert_eq!((f.table, f.seq), ("audit", Some(seq)), "{f}");
-        assert!(f.problem.contains("signature"), "{f}");
+        on_each_backend("an_edited_audit_row_is_the_first_bad_row", |s| {
+            let xy = populate(s.open());
+            let seq = s.seq_of("audit", "detail = 'two' ORDER BY id LIMIT 1");
+            s.tamper(&format!(
+                "UPDATE audit SET outcome = 'failed' WHERE seq = {seq};"
+            ));
+            let f = first(s.verify(&xy));
+            assert_eq!((f.table, f.seq), ("audit", Some(seq)), "{f}");
+            assert!(f.problem.contains("signature"), "{f}");
+        });
     }
 
     #[test]
     fn an_edited_status_column_is_reported_on_its_certificate() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("r.sqlite");
-        let xy = populated(&path);
-        // The superseded certificate made live again.
-        tamper(
-            &path,
-            "UPDATE certificates SET status = 'verified' WHERE serial = '4001';",
+        on_each_backend(
+            "an_edited_status_column_is_reported_on_its_certificate",
+            |s| {
+                let xy = populate(s.open());
+                // The superseded certificate made live again.
+                s.tamper("UPDATE certificates SET status = 'verified' WHERE serial = '4001';");
+                let seq = s.seq_of("certificates", "serial = '4001'");
+                let f = first(s.verify(&xy));
+                assert_eq!((f.table, f.seq), ("certificates", Some(seq)), "{f}");
+                assert!(f.problem.contains("superseded"), "{f}");
+            },
         );
-        let seq = seq_of(&path, "certificates", "serial = '4001'");
-        let f = first(verify_file(&path, &xy).expect("verify"));
-        assert_eq!((f.table, f.seq), ("certificates", Some(seq)), "{f}");
-        assert!(f.problem.contains("superseded"), "{f}");
     }
 
     #[test]
     fn a_deleted_row_is_a_gap_named_at_the_next_record() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("r.sqlite");
-        let xy = populated(&path);
-        let seq = seq_of(&path, "audit", "detail = 'one' ORDER BY id LIMIT 1");
-        tamper(&path, &format!("DELETE FROM audit WHERE seq = {seq};"));
-        let f = first(verify_file(&path, &xy).expect("verify"));
-        assert_eq!(f.seq, Some(seq + 1), "{f}");
-        assert!(f.problem.contains(&format!("seq {seq} is missing")), "{f}");
+        on_each_backend("a_deleted_row_is_a_gap_named_at_the_next_record", |s| {
+            let xy = populate(s.open());
+            let seq = s.seq_of("audit", "detail = 'one' ORDER BY id LIMIT 1");
+            s.tamper(&format!("DELETE FROM audit WHERE seq = {seq};"));
+            let f = first(s.verify(&xy));
+            assert_eq!(f.seq, Some(seq + 1), "{f}");
+            assert!(f.problem.contains(&format!("seq {seq} is missing")), "{f}");
+        });
     }
 
     #[test]
     fn a_deleted_last_row_is_reported_against_the_recorded_head() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("r.sqlite");
-        let xy = populated(&path);
-        tamper(&path, "DELETE FROM audit WHERE seq = 13;");
-        let f = first(verify_file(&path, &xy).expect("verify"));
-        assert_eq!((f.table, f.seq), ("meta", Some(13)), "{f}");
+        on_each_backend(
+            "a_deleted_last_row_is_reported_against_the_recorded_head",
+            |s| {
+                let xy = populate(s.open());
+                s.tamper("DELETE FROM audit WHERE seq = 13;");
+                let f = first(s.verify(&xy));
+                assert_eq!((f.table, f.seq), ("meta", Some(13)), "{f}");
+            },
+        );
     }
 
     #[test]
     fn two_rows_reordered_are_reported_at_the_first() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("r.sqlite");
-        let xy = populated(&path);
-        let a = seq_of(&path, "audit", "detail = 'one' ORDER BY id LIMIT 1");
-        let b = seq_of(&path, "audit", "detail = 'two' ORDER BY id LIMIT 1");
-        // Swap their places in the sequence, keeping each row's hash and signature.
-        tamper(
-            &path,
-            &format!(
+        on_each_backend("two_rows_reordered_are_reported_at_the_first", |s| {
+            let xy = populate(s.open());
+            let a = s.seq_of("audit", "detail = 'one' ORDER BY id LIMIT 1");
+            let b = s.seq_of("audit", "detail = 'two' ORDER BY id LIMIT 1");
+            // Swap their places in the sequence, keeping each row's hash and signature.
+            s.tamper(&format!(
                 "UPDATE audit SET seq = -1 WHERE seq = {a}; \
                  UPDATE audit SET seq = {a} WHERE seq = {b}; \
                  UPDATE audit SET seq = {b} WHERE seq = -1;"
-            ),
-        );
-        let f = first(verify_file(&path, &xy).expect("verify"));
-        assert_eq!((f.table, f.seq), ("audit", Some(a.min(b))), "{f}");
+            ));
+            let f = first(s.verify(&xy));
+            assert_eq!((f.table, f.seq), ("audit", Some(a.min(b))), "{f}");
+        });
     }
 
     #[test]
@@ -1273,16 +1368,15 @@ mod tests {
 
     #[test]
     fn a_row_added_outside_the_chain_is_reported() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("r.sqlite");
-        let xy = populated(&path);
-        tamper(
-            &path,
-            "INSERT INTO audit (time, station, chip_serial, step, outcome, detail) \
-             VALUES ('2026-01-01T00:00:00Z', 'st1', NULL, 'issue', 'ok', 'forged');",
-        );
-        let f = first(verify_file(&path, &xy).expect("verify"));
-        assert_eq!((f.table, f.seq), ("audit", None), "{f}");
+        on_each_backend("a_row_added_outside_the_chain_is_reported", |s| {
+            let xy = populate(s.open());
+            s.tamper(
+                "INSERT INTO audit (time, station, chip_serial, step, outcome, detail) \
+                 VALUES ('2026-01-01T00:00:00Z', 'st1', NULL, 'issue', 'ok', 'forged');",
+            );
+            let f = first(s.verify(&xy));
+            assert_eq!((f.table, f.seq), ("audit", None), "{f}");
+        });
     }
 
     /// A registry written before the chain: audit says so; the next record starts the chain
@@ -1357,77 +1451,77 @@ mod tests {
     /// gap in the chain, editing its reason breaks its signature.
     #[test]
     fn a_deleted_or_edited_revocation_row_is_reported() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("r.sqlite");
-        let xy = populated(&path);
-        let seq = seq_of(&path, "revocations", "reason = 'superseded'");
-        let copy = dir.path().join("copy.sqlite");
-        std::fs::copy(&path, &copy).expect("copy");
-        tamper(&path, "DELETE FROM revocations;");
-        let f = first(verify_file(&path, &xy).expect("verify"));
-        assert_eq!(f.seq, Some(seq + 1), "{f}");
-        assert!(f.problem.contains(&format!("seq {seq} is missing")), "{f}");
+        on_each_backend_twice("a_deleted_or_edited_revocation_row_is_reported", |s, t| {
+            let xy = populate(s.open());
+            let seq = s.seq_of("revocations", "reason = 'superseded'");
+            s.tamper("DELETE FROM revocations;");
+            let f = first(s.verify(&xy));
+            assert_eq!(f.seq, Some(seq + 1), "{f}");
+            assert!(f.problem.contains(&format!("seq {seq} is missing")), "{f}");
 
-        tamper(
-            &copy,
-            "UPDATE revocations SET reason = 'unspecified', revoked_at = '2030-01-01T00:00:00Z';",
-        );
-        let f = first(verify_file(&copy, &xy).expect("verify"));
-        assert_eq!((f.table, f.seq), ("revocations", Some(seq)), "{f}");
-        assert!(f.problem.contains("signature"), "{f}");
+            let xy = populate(t.open());
+            assert_eq!(t.seq_of("revocations", "reason = 'superseded'"), seq);
+            t.tamper(
+                "UPDATE revocations SET reason = 'unspecified', \
+                 revoked_at = '2030-01-01T00:00:00Z';",
+            );
+            let f = first(t.verify(&xy));
+            assert_eq!((f.table, f.seq), ("revocations", Some(seq)), "{f}");
+            assert!(f.problem.contains("signature"), "{f}");
+        });
+    }
+
+    /// Two certificates issued, then `registry revoke` of the first as the last change.
+    fn revoked_last(reg: Registry) -> [u8; 64] {
+        let mut reg = reg;
+        let key = EphemeralKey::generate().expect("key");
+        let xy = key.public_key();
+        reg.set_record_signer(Box::new(key));
+        for n in 1u8..=2 {
+            reg.begin_issue(&IssueRequest {
+                kind: CertKind::Device,
+                chip_serial: Some(ChipSerial([n; 9])),
+                serial: &[0x40, n],
+                public_key: &[n; 64],
+                subject_cn: "dev",
+                der: b"\x30\x00",
+                not_before: "2026-01-01T00:00:00Z",
+                not_after: "2046-01-01T00:00:00Z",
+            })
+            .expect("issue");
+        }
+        reg.revoke("4001", crate::registry::RevocationReason::KeyCompromise)
+            .expect("revoke");
+        xy
     }
 
     /// `registry revoke` as the last change: its revocation row deleted together with the
     /// audit entry is a deleted tail; a row added by hand outside the chain is named.
     #[test]
     fn a_revocation_added_by_hand_or_a_revoked_tail_deleted_is_reported() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("r.sqlite");
-        let key = EphemeralKey::generate().expect("key");
-        let xy = key.public_key();
-        {
-            let mut reg = Registry::open(&path).expect("open");
-            reg.set_record_signer(Box::new(key));
-            for n in 1u8..=2 {
-                reg.begin_issue(&IssueRequest {
-                    kind: CertKind::Device,
-                    chip_serial: Some(ChipSerial([n; 9])),
-                    serial: &[0x40, n],
-                    public_key: &[n; 64],
-                    subject_cn: "dev",
-                    der: b"\x30\x00",
-                    not_before: "2026-01-01T00:00:00Z",
-                    not_after: "2046-01-01T00:00:00Z",
-                })
-                .expect("issue");
-            }
-            reg.revoke("4001", crate::registry::RevocationReason::KeyCompromise)
-                .expect("revoke");
-        }
-        assert!(matches!(
-            verify_file(&path, &xy).expect("verify"),
-            AuditReport::Clean { .. }
-        ));
-        let copy = dir.path().join("copy.sqlite");
-        std::fs::copy(&path, &copy).expect("copy");
-        // A revocation nobody recorded (certificate 4002 made to look revoked).
-        tamper(
-            &path,
-            "INSERT INTO revocations (cert_id, reason, revoked_at) \
-             SELECT id, 'keyCompromise', '2026-01-01T00:00:00Z' FROM certificates \
-             WHERE serial = '4002';",
+        on_each_backend_twice(
+            "a_revocation_added_by_hand_or_a_revoked_tail_deleted_is_reported",
+            |s, t| {
+                let xy = revoked_last(s.open());
+                assert!(matches!(s.verify(&xy), AuditReport::Clean { .. }));
+                // A revocation nobody recorded (certificate 4002 made to look revoked).
+                s.tamper(
+                    "INSERT INTO revocations (cert_id, reason, revoked_at) \
+                     SELECT id, 'keyCompromise', '2026-01-01T00:00:00Z' FROM certificates \
+                     WHERE serial = '4002';",
+                );
+                let f = first(s.verify(&xy));
+                assert_eq!((f.table, f.seq), ("revocations", None), "{f}");
+                assert!(f.problem.contains("4002"), "{f}");
+                // The revocation of 4001 deleted (it then looks valid again), audit entry and
+                // all.
+                let xy = revoked_last(t.open());
+                t.tamper("DELETE FROM revocations; DELETE FROM audit WHERE step = 'revoke';");
+                let f = first(t.verify(&xy));
+                assert_eq!(f.table, "meta", "{f}");
+                assert!(f.problem.contains("deleted"), "{f}");
+            },
         );
-        let f = first(verify_file(&path, &xy).expect("verify"));
-        assert_eq!((f.table, f.seq), ("revocations", None), "{f}");
-        assert!(f.problem.contains("4002"), "{f}");
-        // The revocation of 4001 deleted (it then looks valid again), audit entry and all.
-        tamper(
-            &copy,
-            "DELETE FROM revocations; DELETE FROM audit WHERE step = 'revoke';",
-        );
-        let f = first(verify_file(&copy, &xy).expect("verify"));
-        assert_eq!(f.table, "meta", "{f}");
-        assert!(f.problem.contains("deleted"), "{f}");
     }
 
     /// A revocation written before revocations were records (no sequence number): accounted

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // Each test file uses its own subset.
 
+pub mod backends;
 pub mod mosquitto;
 
 use std::path::Path;
@@ -298,7 +299,11 @@ pub fn keystamp(project: &Path) -> Command {
         .env_remove("KEYSTAMP_ROOT_PASSPHRASE")
         .env_remove("KEYSTAMP_SIGNER_PASSPHRASE")
         .env_remove("KEYSTAMP_PROJECT")
+        .env_remove("KEYSTAMP_REGISTRY")
         .stdin(Stdio::null());
+    if let Some(url) = backends::registry_url(project) {
+        c.env("KEYSTAMP_REGISTRY", url);
+    }
     c
 }
 
