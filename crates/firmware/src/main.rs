@@ -122,7 +122,10 @@ fn main() -> ! {
         panic!("config.rs: I2C_FREQUENCY")
     };
     let mut chip = Atecc::new(i2c.with_sda(i2c_sda).with_scl(i2c_scl), Delay::new());
-    chip.set_address(ATECC_ADDRESS);
+    // Pre-configured parts answer elsewhere (Trust&Go 0x35, TrustFLEX 0x36): use whichever
+    // known address answers. When none does, the driver stays at ATECC_ADDRESS and `decide`
+    // reports the chip as not answering.
+    let located = chip.locate(ATECC_ADDRESS);
 
     let (mut store, partition) = BlobStore::open(FLASH.init(FlashStorage::new(p.FLASH)));
     if let Err(e) = partition {
@@ -150,6 +153,19 @@ fn main() -> ! {
                     .why(&e),
             ),
         }
+    }
+
+    if let Ok((address, _)) = located
+        && address != ATECC_ADDRESS
+    {
+        say(
+            &mut uart,
+            Line::new()
+                .text("secure element found at 0x")
+                .hex(address)
+                .text(", not at the configured 0x")
+                .hex(ATECC_ADDRESS),
+        );
     }
 
     let partition_kib = store.size() / 1024;
@@ -343,7 +359,8 @@ fn decide(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
         }
         Err(e) => {
             let mut line = Line::new();
-            line.text("secure element at 0x").hex(ATECC_ADDRESS);
+            let address = agent.chip().address();
+            line.text("secure element at 0x").hex(address);
             say(uart, line.text(" not answering ").why(&e));
             // Not known to be unlocked: serve read-only as a locked device would.
             Mode::Product
