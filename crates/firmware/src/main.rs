@@ -126,6 +126,7 @@ fn main() -> ! {
     // known address answers. When none does, the driver stays at ATECC_ADDRESS and `decide`
     // reports the chip as not answering.
     let located = chip.locate(ATECC_ADDRESS);
+    let chip_address = chip.address();
 
     let (mut store, partition) = BlobStore::open(FLASH.init(FlashStorage::new(p.FLASH)));
     if let Err(e) = partition {
@@ -155,19 +156,6 @@ fn main() -> ! {
         }
     }
 
-    if let Ok((address, _)) = located
-        && address != ATECC_ADDRESS
-    {
-        say(
-            &mut uart,
-            Line::new()
-                .text("secure element found at 0x")
-                .hex(address)
-                .text(", not at the configured 0x")
-                .hex(ATECC_ADDRESS),
-        );
-    }
-
     let partition_kib = store.size() / 1024;
     let agent = AGENT.init_with(|| Agent::new(chip, store, FIRMWARE));
     agent.set_platform(platform::read());
@@ -179,7 +167,10 @@ fn main() -> ! {
             .text(env!("CARGO_PKG_VERSION"))
             .text(" ")
             .text(CHIP_NAME)
-            .text(": agent ready, blob partition ")
+            .text(": agent ready, secure element ")
+            .text(if located.is_ok() { "at 0x" } else { "not found, 0x" })
+            .hex(chip_address)
+            .text(", blob partition ")
             .dec(u32::try_from(partition_kib).unwrap_or(u32::MAX))
             .text(" KiB, host window ")
             .dec(BOOT_WINDOW_MS)
