@@ -168,7 +168,11 @@ fn main() -> ! {
             .text(" ")
             .text(CHIP_NAME)
             .text(": agent ready, secure element ")
-            .text(if located.is_ok() { "at 0x" } else { "not found, 0x" })
+            .text(if located.is_ok() {
+                "at 0x"
+            } else {
+                "not found, 0x"
+            })
             .hex(chip_address)
             .text(", blob partition ")
             .dec(u32::try_from(partition_kib).unwrap_or(u32::MAX))
