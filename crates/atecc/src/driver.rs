@@ -21,6 +21,18 @@ use crate::zone::{AddressError, CONFIG_SIZE, Size, Slot, Zone, ZoneAddr};
 /// Default 7-bit I2C address (config byte 16 = 0xC0).
 pub const DEFAULT_ADDRESS: u8 = 0x60;
 
+/// 7-bit address of Microchip's pre-configured ATECC608x-TNGTLS (Trust&Go) parts (config
+/// byte 16 = 0x6A, reference §7.2).
+pub const TRUST_AND_GO_ADDRESS: u8 = 0x35;
+
+/// 7-bit address of Microchip's pre-configured ATECC608B-TFLXTLS (TrustFLEX) parts (config
+/// byte 16 = 0x6C, reference §7.3).
+pub const TRUSTFLEX_ADDRESS: u8 = 0x36;
+
+/// The addresses parts leave Microchip's factory at, in the order [`Atecc::locate`] tries them
+/// after the configured one: blank ATECC608A/B, Trust&Go, TrustFLEX.
+pub const FACTORY_ADDRESSES: [u8; 3] = [DEFAULT_ADDRESS, TRUST_AND_GO_ADDRESS, TRUSTFLEX_ADDRESS];
+
 /// The 32 bytes Random returns before the config zone is locked (`FF FF 00 00` × 8).
 pub const RANDOM_TEST_PATTERN: [u8; 32] = [
     0xFF, 0xFF, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00,
@@ -278,6 +290,36 @@ impl<I2C: I2c, D: DelayNs> Atecc<I2C, D> {
     /// The 7-bit address in use.
     pub fn address(&self) -> u8 {
         self.address
+    }
+
+    /// Finds the chip on the bus: tries `configured` first, then each of
+    /// [`FACTORY_ADDRESSES`] not tried yet, with a wake and an Info(Revision) (a CRC-checked
+    /// answer, so another device at that address is not taken for the chip). The first address
+    /// that answers stays in use and is returned with the revision; the chip is left idle.
+    ///
+    /// When none answers, the driver stays at `configured` and the error of that first attempt
+    /// is returned (the most useful one to report for the address the board says it uses).
+    /// Every wake pulse wakes the chip whatever its address, so a chip found after failed
+    /// attempts has been awake since the first one; the idle at the end restarts its
+    /// watchdog before any real work.
+    pub fn locate(&mut self, configured: u8) -> Result<(u8, [u8; 4]), Error<I2C::Error>> {
+        let mut first_error = None;
+        let candidates = core::iter::once(configured)
+            .chain(FACTORY_ADDRESSES.into_iter().filter(|&a| a != configured));
+        for address in candidates {
+            self.address = address;
+            match self.info() {
+                Ok(revision) => {
+                    self.idle()?;
+                    return Ok((address, revision));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        self.address = configured;
+        Err(first_error.unwrap_or(Error::Wake(WakeError::NoResponse)))
     }
 
     /// Replace the timing policy.

@@ -32,7 +32,10 @@ pub use config::{
 };
 pub use crc::{Crc16, crc16};
 pub use default_config::DEFAULT_CONFIG;
-pub use driver::{Atecc, Error, Reply, Timing, WakeError};
+pub use driver::{
+    Atecc, DEFAULT_ADDRESS, Error, FACTORY_ADDRESSES, Reply, TRUST_AND_GO_ADDRESS,
+    TRUSTFLEX_ADDRESS, Timing, WakeError,
+};
 pub use lint::{Finding, LintProfile, LintReport, Rule, Severity, lint, lint_in};
 pub use packet::{Response, ResponseError, parse_response};
 pub use status::Status;

@@ -12,8 +12,10 @@ pub const HOST_BAUD: u32 = 115_200;
 /// USB bridges — CP2102, CH340, the C3's USB-serial-JTAG — run 921600 reliably).
 pub const MAX_BAUD: u32 = 921_600;
 
-/// 7-bit I2C address of the ATECC608 (0x60 is the factory default of the ATECC608A/B; the
-/// Trust&Go and TrustFLEX parts use 0x35 and 0x36).
+/// 7-bit I2C address of the ATECC608 tried first (0x60 is the factory default of the
+/// ATECC608A/B). When nothing answers there, the firmware tries the other factory addresses
+/// (Trust&Go 0x35, TrustFLEX 0x36; `keystamp_atecc::FACTORY_ADDRESSES`) and uses the one
+/// that answers.
 pub const ATECC_ADDRESS: u8 = 0x60;
 
 /// I2C clock. 100 kHz: the driver wakes the chip by addressing 0x00, which holds SDA low for

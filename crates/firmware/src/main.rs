@@ -122,7 +122,11 @@ fn main() -> ! {
         panic!("config.rs: I2C_FREQUENCY")
     };
     let mut chip = Atecc::new(i2c.with_sda(i2c_sda).with_scl(i2c_scl), Delay::new());
-    chip.set_address(ATECC_ADDRESS);
+    // Pre-configured parts answer elsewhere (Trust&Go 0x35, TrustFLEX 0x36): use whichever
+    // known address answers. When none does, the driver stays at ATECC_ADDRESS and `decide`
+    // reports the chip as not answering.
+    let located = chip.locate(ATECC_ADDRESS);
+    let chip_address = chip.address();
 
     let (mut store, partition) = BlobStore::open(FLASH.init(FlashStorage::new(p.FLASH)));
     if let Err(e) = partition {
@@ -163,7 +167,14 @@ fn main() -> ! {
             .text(env!("CARGO_PKG_VERSION"))
             .text(" ")
             .text(CHIP_NAME)
-            .text(": agent ready, blob partition ")
+            .text(": agent ready, secure element ")
+            .text(if located.is_ok() {
+                "at 0x"
+            } else {
+                "not found, 0x"
+            })
+            .hex(chip_address)
+            .text(", blob partition ")
             .dec(u32::try_from(partition_kib).unwrap_or(u32::MAX))
             .text(" KiB, host window ")
             .dec(BOOT_WINDOW_MS)
@@ -343,7 +354,8 @@ fn decide(agent: &mut DeviceAgent, uart: &mut HostUart) -> Mode {
         }
         Err(e) => {
             let mut line = Line::new();
-            line.text("secure element at 0x").hex(ATECC_ADDRESS);
+            let address = agent.chip().address();
+            line.text("secure element at 0x").hex(address);
             say(uart, line.text(" not answering ").why(&e));
             // Not known to be unlocked: serve read-only as a locked device would.
             Mode::Product

@@ -331,7 +331,56 @@ fn the_cli_provisions_and_exports_preconfigured_parts() {
         if profile == "trustandgo" {
             assert_eq!(csv.matches(" ATECC").count(), 2, "Microchip's CNs: {csv}");
         }
+        let root = match profile {
+            "trustandgo" => dir.join("sim/microchip-test-root.pem"),
+            _ => dir.join("ca/root.pem"),
+        };
+        exported_chains_verify(&dir, &root, profile);
         // The registry's signed record chain holds the registered Microchip certificates too.
         ok(run_cli(keystamp(&dir).args(["registry", "audit"])));
+    }
+}
+
+/// `azure-dps` and `manifest` exports of the project at `dir` carry each device's real chain:
+/// the DPS group's root is `root` (for Trust&Go the test Microchip root, not the project's CA)
+/// and every manifest `x5c` (device, issuer) verifies to it with `openssl verify`.
+fn exported_chains_verify(dir: &Path, root: &Path, profile: &str) {
+    use base64ct::{Base64, Base64UrlUnpadded, Encoding};
+    use common::{keystamp, ok, run_cli};
+    use serde_json::Value;
+    let export = |format: &str| -> Value {
+        let text = ok(run_cli(
+            keystamp(dir).args(["registry", "export", "--format", format]),
+        ));
+        serde_json::from_str(&text).unwrap()
+    };
+    let dps = export("azure-dps");
+    let group_root = &dps["enrollmentGroup"]["attestation"]["x509"]["signingCertificates"]["primary"]
+        ["certificate"];
+    let root_pem = std::fs::read_to_string(root).unwrap();
+    assert!(
+        pem_der(group_root.as_str().unwrap()) == pem_der(&root_pem),
+        "{profile}: the DPS group's root is not {}",
+        root.display()
+    );
+    let manifest = export("manifest");
+    let entries = manifest.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{profile}");
+    for (i, entry) in entries.iter().enumerate() {
+        let payload = Base64UrlUnpadded::decode_vec(entry["payload"].as_str().unwrap()).unwrap();
+        let payload: Value = serde_json::from_slice(&payload).unwrap();
+        let x5c = payload["publicKeySet"]["keys"][0]["x5c"]
+            .as_array()
+            .unwrap();
+        assert_eq!(x5c.len(), 2, "{profile}: device and issuer");
+        let pem = |n: usize, name: &str| {
+            let der = Base64::decode_vec(x5c[n].as_str().unwrap()).unwrap();
+            let path = dir.join(format!("x5c-{i}-{name}.pem"));
+            std::fs::write(&path, keystamp::pki::ca::der_to_pem(&der)).unwrap();
+            path
+        };
+        let device = pem(0, "device");
+        let issuer = pem(1, "issuer");
+        openssl_verify(root, &issuer, &device);
     }
 }

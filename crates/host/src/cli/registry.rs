@@ -12,7 +12,7 @@ use super::output::{io_err, print_json};
 use crate::ops;
 use crate::ops::export::{self, ExportFormat};
 use crate::pki::ca;
-use crate::project::Project;
+use crate::project::{PartProfile, Project};
 use crate::registry::lots::DeviceOrigin;
 use crate::registry::{
     AuditRecord, CertRecord, ChipSerial, DeviceRecord, Registry, Revocation, RevocationReason,
@@ -419,6 +419,14 @@ fn registry_show(
     .map_err(io_err)
 }
 
+/// The project's `[microchip] root` certificate, the anchor of its Trust&Go devices' chains.
+fn microchip_root_cert(project: &Project) -> Result<ca::CaCert, CliError> {
+    let root = crate::setup::microchip_root(project)?;
+    // Already parsed once by `microchip_root`: a failure here is not expected.
+    ca::CaCert::from_der(root.der)
+        .map_err(|e| CliError::Invalid(format!("the Microchip root certificate: {e}")))
+}
+
 fn registry_export(dir: &Path, args: &ExportArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let project = Project::open(dir)?;
     let registry = ops::open_registry(&project)?;
@@ -429,8 +437,17 @@ fn registry_export(dir: &Path, args: &ExportArgs, out: &mut dyn Write) -> Result
         None
     };
     let certs = ca::CaCerts::load(&project.ca_dir())?;
-    let devices = export::devices(&registry)?;
-    let text = export::export(&devices, &certs, signer.as_ref(), format)?;
+    // Trust&Go devices carry Microchip's chain, not the project's.
+    let microchip_root = match project.profile.profile {
+        PartProfile::TrustAndGo => Some(microchip_root_cert(&project)?),
+        _ => None,
+    };
+    let issuers = match &microchip_root {
+        Some(root) => export::Issuers::Microchip { root },
+        None => export::Issuers::Project,
+    };
+    let devices = export::devices(&registry, issuers)?;
+    let text = export::export(&devices, &certs, issuers, signer.as_ref(), format)?;
     match &args.out {
         None => out.write_all(text.as_bytes()).map_err(io_err),
         Some(path) => {

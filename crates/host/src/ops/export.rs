@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::OpsError;
-use crate::pki::ca::{self, CaCerts, Signer};
-use crate::registry::{CertRecord, Registry};
+use crate::pki::ca::{self, CaCert, CaCerts, Signer};
+use crate::registry::{CertKind, CertRecord, Registry};
 
 /// An export format (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,33 +50,98 @@ pub struct ExportedDevice {
     pub chip_serial: String,
     /// The live certificate.
     pub certificate: CertRecord,
+    /// The certificate that issued it when that is not the project's signer: the Microchip
+    /// signer certificate registered with a Trust&Go device ([`Issuers::Microchip`]).
+    pub issuer_der: Option<Vec<u8>>,
 }
 
-/// Every device of the registry with a live certificate, in registry order.
-pub fn devices(registry: &Registry) -> Result<Vec<ExportedDevice>, OpsError> {
+/// Which chain the devices' certificates hang from, by the project's part profile.
+#[derive(Debug, Clone, Copy)]
+pub enum Issuers<'a> {
+    /// The project's own CA (profiles `custom` and `trustflex`): its signer and root.
+    Project,
+    /// Microchip's (profile `trustandgo`): each device's Microchip signer certificate as
+    /// registered with it, and the project's `[microchip] root`.
+    Microchip {
+        /// The Microchip root the project verifies parts against.
+        root: &'a CaCert,
+    },
+}
+
+/// Every device of the registry with a live certificate, in registry order. With
+/// [`Issuers::Microchip`], each device gets the registered signer certificate whose key signed
+/// its certificate; a device without one is an error (its chain could not be exported).
+pub fn devices(registry: &Registry, issuers: Issuers<'_>) -> Result<Vec<ExportedDevice>, OpsError> {
+    let signers = match issuers {
+        Issuers::Project => Vec::new(),
+        Issuers::Microchip { .. } => registered_signers(registry)?,
+    };
     let mut out = Vec::new();
     for device in registry.devices()? {
         if let Some(certificate) = registry.live_certificate(device.chip_serial)? {
+            let issuer_der = match issuers {
+                Issuers::Project => None,
+                Issuers::Microchip { .. } => Some(issuer_of(&certificate, &signers)?),
+            };
             out.push(ExportedDevice {
                 chip_serial: device.chip_serial.to_string(),
                 certificate,
+                issuer_der,
             });
         }
     }
     Ok(out)
 }
 
-/// The export text in `format`; `signer` is needed for the manifest only.
+/// Every signer certificate in the registry, parsed, with its public key.
+fn registered_signers(registry: &Registry) -> Result<Vec<(CaCert, [u8; 64])>, OpsError> {
+    let mut out = Vec::new();
+    for rec in registry.certificates()? {
+        if rec.kind != CertKind::Signer {
+            continue;
+        }
+        let cert = CaCert::from_der(rec.der).map_err(|e| OpsError::BadRecord {
+            serial: rec.serial.clone(),
+            why: format!("its DER does not parse: {e}"),
+        })?;
+        out.push((cert, rec.public_key));
+    }
+    Ok(out)
+}
+
+/// The DER of the registered signer certificate whose subject is `device`'s issuer and whose
+/// key verifies its signature (a name alone could be claimed by anyone).
+fn issuer_of(device: &CertRecord, signers: &[(CaCert, [u8; 64])]) -> Result<Vec<u8>, OpsError> {
+    let bad = |why: &str| OpsError::BadRecord {
+        serial: device.serial.clone(),
+        why: why.into(),
+    };
+    let cert = CaCert::from_der(device.der.clone())
+        .map_err(|e| bad(&format!("its DER does not parse: {e}")))?;
+    let issuer = &cert.cert.tbs_certificate().issuer();
+    signers
+        .iter()
+        .find(|(signer, key)| {
+            signer.cert.tbs_certificate().subject() == *issuer
+                && ca::verify_signed_by(&cert.cert, key).is_ok()
+        })
+        .map(|(signer, _)| signer.der.clone())
+        .ok_or_else(|| bad("no registered signer certificate issued it"))
+}
+
+/// The export text in `format`; `signer` is needed for the manifest only. The chain of each
+/// device (`azure-dps`' group root, `manifest`'s `x5c`) follows `issuers`.
 pub fn export(
     devices: &[ExportedDevice],
     certs: &CaCerts,
+    issuers: Issuers<'_>,
     signer: Option<&Signer>,
     format: ExportFormat,
 ) -> Result<String, OpsError> {
     Ok(match format {
         ExportFormat::Csv => csv(devices),
         ExportFormat::Json => to_json(&rows(devices))?,
-        ExportFormat::AzureDps => to_json(&azure_dps(devices, certs))?,
+        ExportFormat::AzureDps => to_json(&azure_dps(devices, certs, issuers))?,
         ExportFormat::AwsIot => {
             let mut text = String::new();
             for d in devices {
@@ -185,8 +250,9 @@ fn csv(devices: &[ExportedDevice]) -> String {
 /// DPS: a bulk enrollment operation (`BulkEnrollmentOperation`: `mode`, `enrollments`) of
 /// individual enrollments with X.509 client certificates — the registration id is the device
 /// certificate's CN, as DPS requires — and an enrollment group whose primary signing
-/// certificate is the root (the group alternative: every device chaining to it).
-fn azure_dps(devices: &[ExportedDevice], certs: &CaCerts) -> Value {
+/// certificate is the root (the group alternative: every device chaining to it): Microchip's
+/// root for Trust&Go devices, whose certificates Microchip issued.
+fn azure_dps(devices: &[ExportedDevice], certs: &CaCerts, issuers: Issuers<'_>) -> Value {
     let enrollments: Vec<Value> = devices
         .iter()
         .map(|d| {
@@ -205,10 +271,23 @@ fn azure_dps(devices: &[ExportedDevice], certs: &CaCerts) -> Value {
             })
         })
         .collect();
-    let group_id = format!(
-        "keystamp-{}",
-        hex::encode(certs.signer_id().unwrap_or_default())
-    );
+    let (group_id, root_pem) = match issuers {
+        Issuers::Project => (
+            format!(
+                "keystamp-{}",
+                hex::encode(certs.signer_id().unwrap_or_default())
+            ),
+            certs.root.to_pem(),
+        ),
+        // Named by the root's fingerprint: no project signer id applies to Microchip's chain.
+        Issuers::Microchip { root } => (
+            format!(
+                "keystamp-microchip-{}",
+                hex::encode(&root.fingerprint()[..4])
+            ),
+            root.to_pem(),
+        ),
+    };
     json!({
         "bulkEnrollmentOperation": { "mode": "create", "enrollments": enrollments },
         "enrollmentGroup": {
@@ -217,7 +296,7 @@ fn azure_dps(devices: &[ExportedDevice], certs: &CaCerts) -> Value {
                 "type": "x509",
                 "x509": {
                     "signingCertificates": {
-                        "primary": { "certificate": certs.root.to_pem() }
+                        "primary": { "certificate": root_pem }
                     }
                 }
             },
@@ -229,7 +308,8 @@ fn azure_dps(devices: &[ExportedDevice], certs: &CaCerts) -> Value {
 /// One JWS per device (RFC 7515 flattened JSON serialization), ES256 by the signer. The
 /// protected header names the signer by the SHA-256 thumbprint of its certificate
 /// (`x5t#S256`); the payload carries the chip serial (`uniqueId`) and a JWK (RFC 7517) of the
-/// device key with its chain in `x5c` (standard base64 DER, device first).
+/// device key with its chain in `x5c` (standard base64 DER, device first, then its issuer: the
+/// project's signer, or the Microchip signer registered with a Trust&Go device).
 fn manifest(devices: &[ExportedDevice], signer: &Signer) -> Result<Vec<Value>, OpsError> {
     let certs = signer.certs();
     let thumbprint = Base64UrlUnpadded::encode_string(&certs.signer.fingerprint());
@@ -239,6 +319,7 @@ fn manifest(devices: &[ExportedDevice], signer: &Signer) -> Result<Vec<Value>, O
     let mut out = Vec::with_capacity(devices.len());
     for d in devices {
         let c = &d.certificate;
+        let issuer_der = d.issuer_der.as_deref().unwrap_or(&certs.signer.der);
         let payload = json!({
             "version": 1,
             "model": "ATECC608",
@@ -250,7 +331,7 @@ fn manifest(devices: &[ExportedDevice], signer: &Signer) -> Result<Vec<Value>, O
                     "crv": "P-256",
                     "x": Base64UrlUnpadded::encode_string(&c.public_key[..32]),
                     "y": Base64UrlUnpadded::encode_string(&c.public_key[32..]),
-                    "x5c": [Base64::encode_string(&c.der), Base64::encode_string(&certs.signer.der)],
+                    "x5c": [Base64::encode_string(&c.der), Base64::encode_string(issuer_der)],
                 }]
             },
         });
